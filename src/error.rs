@@ -1,0 +1,242 @@
+//! The error taxonomy shared by every layer: a stable code, the phase the
+//! session was in, a sentence for the person reading the log, a hint with the
+//! most likely fix, and what is known about delivery.
+
+use crate::reply::Reply;
+use core::fmt;
+
+/// Stable machine-readable error codes (the `code` field of `SmtpError` in JS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The TCP connection could not be opened.
+    Connect,
+    /// A phase did not finish within its configured time-out.
+    TimedOut,
+    /// The TLS handshake or the TLS layer failed for a reason other than the certificate.
+    Tls,
+    /// The server's certificate was rejected.
+    Cert,
+    /// The port speaks a different security than the one configured (465 vs 587).
+    TlsPortMismatch,
+    /// `security: "starttls"` but the server does not offer, or refused, STARTTLS.
+    StartTlsUnavailable,
+    /// The server rejected the credentials.
+    Auth,
+    /// Credentials are configured but no mechanism both sides support is offered.
+    AuthUnsupported,
+    /// Credentials would cross an unencrypted link and `allow_insecure_auth` is off.
+    AuthInsecure,
+    /// The server rejected the envelope (MAIL FROM) or an envelope option is unusable.
+    Envelope,
+    /// The server rejected every recipient.
+    Recipients,
+    /// The server rejected the message content, or the content is malformed.
+    Message,
+    /// The message is larger than the server accepts.
+    Size,
+    /// An address needs SMTPUTF8 and the server does not offer it.
+    Utf8,
+    /// The server broke the protocol (unparsable, unsolicited or injected replies).
+    Protocol,
+    /// The connection closed before the operation finished.
+    Closed,
+    /// The caller passed invalid input (control characters, bad address syntax...).
+    Input,
+}
+
+impl ErrorCode {
+    /// The code as it appears in `SmtpError.code`, e.g. `"EAUTH_INSECURE"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Connect => "ECONNECT",
+            ErrorCode::TimedOut => "ETIMEDOUT",
+            ErrorCode::Tls => "ETLS",
+            ErrorCode::Cert => "ECERT",
+            ErrorCode::TlsPortMismatch => "ETLS_PORT_MISMATCH",
+            ErrorCode::StartTlsUnavailable => "ESTARTTLS_UNAVAILABLE",
+            ErrorCode::Auth => "EAUTH",
+            ErrorCode::AuthUnsupported => "EAUTH_UNSUPPORTED",
+            ErrorCode::AuthInsecure => "EAUTH_INSECURE",
+            ErrorCode::Envelope => "EENVELOPE",
+            ErrorCode::Recipients => "ERECIPIENTS",
+            ErrorCode::Message => "EMESSAGE",
+            ErrorCode::Size => "ESIZE",
+            ErrorCode::Utf8 => "EUTF8",
+            ErrorCode::Protocol => "EPROTOCOL",
+            ErrorCode::Closed => "ECLOSED",
+            ErrorCode::Input => "EINPUT",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The part of the dialog an error happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Connect,
+    Tls,
+    Greeting,
+    Ehlo,
+    StartTls,
+    Auth,
+    Mail,
+    Rcpt,
+    Data,
+    Quit,
+}
+
+impl Phase {
+    /// The phase as it appears in `SmtpError.phase`, e.g. `"starttls"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Greeting => "greeting",
+            Phase::Ehlo => "ehlo",
+            Phase::StartTls => "starttls",
+            Phase::Auth => "auth",
+            Phase::Mail => "mail",
+            Phase::Rcpt => "rcpt",
+            Phase::Data => "data",
+            Phase::Quit => "quit",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the client can know about a message when an error ends its attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DeliveryState {
+    /// The server cannot have accepted the message: resending is safe.
+    #[default]
+    NotSent,
+    /// The link died after the end of data and before the final reply: the
+    /// server may or may not have queued the message. Resending may duplicate it.
+    Unknown,
+}
+
+impl DeliveryState {
+    /// `"not-sent"` or `"unknown"`, as in `SmtpError.deliveryState`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::NotSent => "not-sent",
+            DeliveryState::Unknown => "unknown",
+        }
+    }
+}
+
+/// Every failure the engine reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpError {
+    /// Stable code, see [`ErrorCode`].
+    pub code: ErrorCode,
+    /// Where in the dialog it happened.
+    pub phase: Phase,
+    /// What was tried and what happened, as a sentence.
+    pub message: String,
+    /// The most likely fix, as a sentence, when one is known.
+    pub hint: Option<String>,
+    /// The server reply that caused the error, if any.
+    pub reply: Option<Reply>,
+    /// True when trying again later may succeed (4xx replies, time-outs, drops).
+    pub retryable: bool,
+    /// Whether the server may have accepted the message.
+    pub delivery_state: DeliveryState,
+}
+
+impl SmtpError {
+    /// A new error; not retryable, nothing sent, no hint and no reply.
+    pub fn new(code: ErrorCode, phase: Phase, message: impl Into<String>) -> Self {
+        SmtpError {
+            code,
+            phase,
+            message: message.into(),
+            hint: None,
+            reply: None,
+            retryable: false,
+            delivery_state: DeliveryState::NotSent,
+        }
+    }
+
+    /// An error caused by a server reply. A 4xx reply makes it retryable.
+    pub fn from_reply(code: ErrorCode, phase: Phase, message: impl Into<String>, reply: &Reply) -> Self {
+        let mut err = SmtpError::new(code, phase, message);
+        err.retryable = reply.is_transient();
+        err.reply = Some(reply.clone());
+        err
+    }
+
+    /// Sets the hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Sets whether a retry may succeed.
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Sets the delivery state.
+    pub fn with_delivery_state(mut self, state: DeliveryState) -> Self {
+        self.delivery_state = state;
+        self
+    }
+
+    /// Shorthand for an `EINPUT` error (caller mistakes are never retryable).
+    pub fn input(phase: Phase, message: impl Into<String>) -> Self {
+        SmtpError::new(ErrorCode::Input, phase, message)
+    }
+
+    /// Shorthand for an `EPROTOCOL` error.
+    pub fn protocol(phase: Phase, message: impl Into<String>) -> Self {
+        SmtpError::new(ErrorCode::Protocol, phase, message)
+    }
+}
+
+impl fmt::Display for SmtpError {
+    /// `EAUTH (auth): message. Hint: ...` — one line a person can act on.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.phase, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " Hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SmtpError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_code_phase_message_and_hint() {
+        let err = SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, "refusing to send credentials in clear text.")
+            .with_hint("set allowInsecureAuth: true only for a trusted local server.");
+        assert_eq!(
+            err.to_string(),
+            "EAUTH_INSECURE (auth): refusing to send credentials in clear text. Hint: set allowInsecureAuth: true only for a trusted local server."
+        );
+    }
+
+    #[test]
+    fn codes_and_phases_use_the_documented_spelling() {
+        assert_eq!(ErrorCode::TlsPortMismatch.as_str(), "ETLS_PORT_MISMATCH");
+        assert_eq!(ErrorCode::StartTlsUnavailable.as_str(), "ESTARTTLS_UNAVAILABLE");
+        assert_eq!(Phase::StartTls.as_str(), "starttls");
+        assert_eq!(DeliveryState::Unknown.as_str(), "unknown");
+    }
+}
