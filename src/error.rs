@@ -224,8 +224,12 @@ mod tests {
 
     #[test]
     fn display_names_code_phase_message_and_hint() {
-        let err = SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, "refusing to send credentials in clear text.")
-            .with_hint("set allowInsecureAuth: true only for a trusted local server.");
+        let err = SmtpError::new(
+            ErrorCode::AuthInsecure,
+            Phase::Auth,
+            "refusing to send credentials in clear text.",
+        )
+        .with_hint("set allowInsecureAuth: true only for a trusted local server.");
         assert_eq!(
             err.to_string(),
             "EAUTH_INSECURE (auth): refusing to send credentials in clear text. Hint: set allowInsecureAuth: true only for a trusted local server."

@@ -53,6 +53,9 @@ mod tests {
         let t = Instant::from_millis(u64::MAX - 1);
         assert_eq!((t + Duration::from_secs(10)).as_millis(), u64::MAX);
         assert_eq!(Instant::from_millis(5) - Instant::from_millis(9), Duration::ZERO);
-        assert_eq!(Instant::from_millis(9) - Instant::from_millis(5), Duration::from_millis(4));
+        assert_eq!(
+            Instant::from_millis(9) - Instant::from_millis(5),
+            Duration::from_millis(4)
+        );
     }
 }

@@ -1,0 +1,202 @@
+//! Sends one message with the native driver, the way `swaks` would.
+//!
+//! ```text
+//! cargo run --example send -- --host 127.0.0.1 --port 587 --security starttls \
+//!     --ca ca.pem --user demo --pass-env DEMO_PASS \
+//!     --from 'Demo <demo@example.com>' --to friend@example.org \
+//!     --subject 'Hello' --text 'It arrived.' -v
+//! ```
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wasmtp::address::parse_mailbox;
+use wasmtp::connection::connect_error;
+use wasmtp::driver::{Client, RustlsUpgrader};
+use wasmtp::{Config, Credentials, Envelope, Phase, Security, SmtpError};
+
+struct Args {
+    host: String,
+    port: Option<u16>,
+    security: Option<Security>,
+    ca: Option<String>,
+    user: Option<String>,
+    pass_env: Option<String>,
+    from: String,
+    to: Vec<String>,
+    subject: String,
+    text: String,
+    verbose: bool,
+    allow_insecure_auth: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        host: String::new(),
+        port: None,
+        security: None,
+        ca: None,
+        user: None,
+        pass_env: None,
+        from: String::new(),
+        to: Vec::new(),
+        subject: String::new(),
+        text: String::new(),
+        verbose: false,
+        allow_insecure_auth: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--host" => args.host = value()?,
+            "--port" => args.port = Some(value()?.parse().map_err(|_| "--port takes a number")?),
+            "--security" => {
+                args.security = Some(match value()?.as_str() {
+                    "tls" => Security::Tls,
+                    "starttls" => Security::StartTls,
+                    "opportunistic" => Security::Opportunistic,
+                    "none" => Security::None,
+                    other => return Err(format!("unknown security mode {other}")),
+                })
+            }
+            "--ca" => args.ca = Some(value()?),
+            "--user" => args.user = Some(value()?),
+            "--pass-env" => args.pass_env = Some(value()?),
+            "--from" => args.from = value()?,
+            "--to" => args.to.push(value()?),
+            "--subject" => args.subject = value()?,
+            "--text" => args.text = value()?,
+            "--allow-insecure-auth" => args.allow_insecure_auth = true,
+            "-v" | "--verbose" => args.verbose = true,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if args.host.is_empty() || args.from.is_empty() || args.to.is_empty() {
+        return Err("--host, --from and --to are required".into());
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("usage error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match smol::block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error {}: {}", err.code, err.message);
+            if let Some(hint) = &err.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), SmtpError> {
+    let security = args
+        .security
+        .unwrap_or_else(|| Security::default_for_port(args.port.unwrap_or(587)));
+    let port = args.port.unwrap_or(security.default_port());
+    let mut config = Config::new(args.host.clone(), port)
+        .security(security)
+        .allow_insecure_auth(args.allow_insecure_auth);
+    if let Some(user) = args.user.clone() {
+        let var = args.pass_env.as_deref().unwrap_or("SMTP_PASS");
+        let pass = std::env::var(var).map_err(|_| {
+            SmtpError::input(
+                Phase::Auth,
+                format!("--user was given but the environment variable {var} holds no password."),
+            )
+        })?;
+        config = config.credentials(Credentials::Password { user, pass });
+    }
+    let upgrader = match &args.ca {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| SmtpError::input(Phase::Tls, format!("cannot read {path}: {e}")))?;
+            RustlsUpgrader::with_ca_pem(&pem)?
+        }
+        None => RustlsUpgrader::new(),
+    };
+
+    let from = parse_mailbox(&args.from, Phase::Mail)?;
+    let message = build_message(&args.from, &from.address, &args.to, &args.subject, &args.text);
+    let mut envelope = Envelope::new(from.address.clone(), args.to.iter().map(|t| t.as_str()));
+    envelope.size = Some(message.len() as u64);
+
+    let stream = smol::net::TcpStream::connect((args.host.as_str(), port))
+        .await
+        .map_err(|e| connect_error(&args.host, port, &e.to_string()))?;
+    stream.set_nodelay(true).ok();
+    let transcript: Option<Box<dyn FnMut(&wasmtp::TranscriptLine) + Send>> = if args.verbose {
+        Some(Box::new(|line: &wasmtp::TranscriptLine| {
+            eprintln!("{:>3}: {}", line.dir.as_str(), line.text)
+        }))
+    } else {
+        None
+    };
+    let mut client = Client::connect_with_transcript(stream, config, upgrader, transcript).await?;
+    let delivery = client.send(envelope, smol::io::Cursor::new(message)).await?;
+    println!("accepted: {}", delivery.accepted.join(", "));
+    for rejected in &delivery.rejected {
+        println!("rejected: {} ({})", rejected.address, rejected.reply);
+    }
+    println!("server said: {}", delivery.reply);
+    if let Some(id) = &delivery.queue_id {
+        println!("queue id: {id}");
+    }
+    client.quit().await
+}
+
+/// A minimal text/plain message (the full MIME builder is the npm package's).
+fn build_message(from_header: &str, from_addr: &str, to: &[String], subject: &str, text: &str) -> Vec<u8> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let domain = from_addr.rsplit('@').next().unwrap_or("localhost");
+    let ascii = subject.is_ascii() && text.is_ascii();
+    let mut m = String::new();
+    m.push_str(&format!("From: {from_header}\r\nTo: {}\r\n", to.join(", ")));
+    m.push_str(&format!("Subject: {subject}\r\nDate: {}\r\n", rfc5322_date(now)));
+    m.push_str(&format!("Message-ID: <{now}.{}@{domain}>\r\n", std::process::id()));
+    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n");
+    m.push_str(&format!(
+        "Content-Transfer-Encoding: {}\r\n\r\n",
+        if ascii { "7bit" } else { "8bit" }
+    ));
+    m.push_str(text);
+    m.push_str("\r\n");
+    m.into_bytes()
+}
+
+fn rfc5322_date(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil-from-days (proleptic Gregorian), valid for any date after 1970.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let month_name = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(month - 1) as usize];
+    format!(
+        "{weekday}, {day} {month_name} {year} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}

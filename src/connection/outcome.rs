@@ -1,0 +1,228 @@
+//! Server replies and host failures turned into errors a person can act on.
+
+use crate::envelope::Envelope;
+use crate::error::{ErrorCode, Phase, SmtpError};
+use crate::reply::{EnhancedCode, Reply};
+
+fn enhanced_is(reply: &Reply, class_any: bool, subject: u16, detail: u16) -> bool {
+    matches!(reply.enhanced, Some(EnhancedCode { class, subject: s, detail: d }) if (class_any || class == 5) && s == subject && d == detail)
+}
+
+fn is_size_reply(reply: &Reply) -> bool {
+    reply.code == 552 || enhanced_is(reply, true, 3, 4)
+}
+
+/// MAIL FROM was refused.
+pub(super) fn mail_error(envelope: &Envelope, reply: &Reply) -> SmtpError {
+    let from = if envelope.from.is_empty() {
+        "<>"
+    } else {
+        envelope.from.as_str()
+    };
+    if is_size_reply(reply) {
+        return SmtpError::from_reply(
+            ErrorCode::Size,
+            Phase::Mail,
+            format!("the server refused the message size: {reply}."),
+            reply,
+        )
+        .with_hint("make the message smaller; the server's EHLO SIZE tells its limit.");
+    }
+    if enhanced_is(reply, true, 6, 7) || enhanced_is(reply, true, 6, 8) {
+        return SmtpError::from_reply(
+            ErrorCode::Utf8,
+            Phase::Mail,
+            format!("the server refused an internationalised address: {reply}."),
+            reply,
+        )
+        .with_hint("use ASCII addresses, or a server that offers SMTPUTF8.");
+    }
+    let hint = if reply.code == 530
+        || enhanced_is(reply, true, 7, 0) && reply.message().to_ascii_lowercase().contains("auth")
+    {
+        "the server requires authentication before sending: configure auth (user and password or access token)."
+    } else if reply.is_transient() {
+        "a temporary refusal (rate limit, greylisting or server load); try again later."
+    } else {
+        "the server refuses this sender: send from an address the authenticated account may use (usually its own)."
+    };
+    SmtpError::from_reply(
+        ErrorCode::Envelope,
+        Phase::Mail,
+        format!("the server refused the sender {from}: {reply}."),
+        reply,
+    )
+    .with_hint(hint)
+}
+
+/// Every recipient was refused.
+pub(super) fn recipients_error(envelope: &Envelope, replies: &[(usize, Reply)]) -> SmtpError {
+    let listed: Vec<String> = replies
+        .iter()
+        .map(|(i, r)| format!("{} ({r})", envelope.recipients[*i].address))
+        .collect();
+    let first = &replies[0].1;
+    let all_transient = replies.iter().all(|(_, r)| r.is_transient());
+    let relay_denied = replies
+        .iter()
+        .any(|(_, r)| enhanced_is(r, false, 7, 1) || r.message().to_ascii_lowercase().contains("relay"));
+    let hint = if relay_denied {
+        "the server will not relay to these recipients for this client: authenticate (auth), or send through your provider's submission server."
+    } else if all_transient {
+        "temporary refusals (greylisting, full mailbox, rate limit); try again later."
+    } else {
+        "check the addresses for typos; the server says they do not exist or do not accept mail."
+    };
+    SmtpError::from_reply(
+        ErrorCode::Recipients,
+        Phase::Rcpt,
+        format!("the server refused every recipient: {}.", listed.join("; ")),
+        first,
+    )
+    .retryable(all_transient)
+    .with_hint(hint)
+}
+
+/// DATA, a BDAT chunk or the end of data was refused.
+pub(super) fn data_error(reply: &Reply, what: &str) -> SmtpError {
+    if is_size_reply(reply) {
+        return SmtpError::from_reply(ErrorCode::Size, Phase::Data, format!("{what}: {reply}."), reply)
+            .with_hint("the message is larger than the server accepts; make it smaller.");
+    }
+    let hint = if reply.is_transient() {
+        "a temporary refusal; try again later."
+    } else if matches!(reply.enhanced, Some(EnhancedCode { subject: 7, .. })) || reply.code == 554 {
+        "the server judged the message unacceptable by policy (spam, authentication or content rules); the reply text says which."
+    } else if matches!(reply.enhanced, Some(EnhancedCode { subject: 6, .. })) {
+        "the server found the message malformed; check its headers and encoding."
+    } else {
+        "the server refused the message; the reply text says why."
+    };
+    SmtpError::from_reply(ErrorCode::Message, Phase::Data, format!("{what}: {reply}."), reply).with_hint(hint)
+}
+
+/// The error for a TCP connection that could not be opened, with a hint
+/// chosen from the host's error text (refused, DNS, time-out, blocked port).
+pub fn connect_error(host: &str, port: u16, detail: &str) -> SmtpError {
+    let text = detail.to_ascii_lowercase();
+    let (hint, retryable) = if text.contains("refused") {
+        (
+            format!(
+                "nothing accepts connections on {host}:{port}: check the port (465 for TLS, 587 for STARTTLS, 25 for relay)."
+            ),
+            true,
+        )
+    } else if text.contains("enotfound")
+        || text.contains("getaddrinfo")
+        || text.contains("name resolution")
+        || text.contains("dns")
+    {
+        (
+            format!("the host name \"{host}\" could not be resolved: check its spelling."),
+            false,
+        )
+    } else if text.contains("timed out") || text.contains("timeout") {
+        ("the network or hosting provider may block outbound SMTP: try port 587 or 465, or 2525 if the provider offers it.".to_string(), true)
+    } else if text.contains("unreachable") {
+        (
+            "the network cannot reach the host; check connectivity and firewall rules.".to_string(),
+            true,
+        )
+    } else if text.contains("port 25") || text.contains("blocked") {
+        (
+            "this platform blocks that port; use the submission ports 587 or 465.".to_string(),
+            false,
+        )
+    } else {
+        (
+            "check the host and port, and that outbound connections are allowed.".to_string(),
+            true,
+        )
+    };
+    SmtpError::new(
+        ErrorCode::Connect,
+        Phase::Connect,
+        format!("could not connect to {host}:{port} ({detail})."),
+    )
+    .with_hint(hint)
+    .retryable(retryable)
+}
+
+/// The queue id in a final reply: Postfix's "queued as X", Exim's "id=X".
+pub(super) fn queue_id(reply: &Reply) -> Option<String> {
+    let text = reply.message();
+    let token = |rest: &str| {
+        let id: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            .collect();
+        (!id.is_empty()).then_some(id)
+    };
+    if let Some(pos) = text.find("queued as ") {
+        return token(&text[pos + "queued as ".len()..]);
+    }
+    text.find("id=").and_then(|pos| token(&text[pos + 3..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: u16, text: &str) -> Reply {
+        let enhanced = crate::reply::parse_enhanced_prefix(text, code).map(|(e, _)| e);
+        Reply {
+            code,
+            enhanced,
+            lines: vec![text.to_string()],
+        }
+    }
+
+    #[test]
+    fn queue_ids_are_found() {
+        assert_eq!(
+            queue_id(&reply(250, "2.0.0 Ok: queued as 4dXyz12AbC")).as_deref(),
+            Some("4dXyz12AbC")
+        );
+        assert_eq!(
+            queue_id(&reply(250, "OK id=1abcD-0007xy-Qz")).as_deref(),
+            Some("1abcD-0007xy-Qz")
+        );
+        assert_eq!(queue_id(&reply(250, "2.0.0 OK")), None);
+    }
+
+    #[test]
+    fn size_refusals_are_esize() {
+        assert_eq!(
+            data_error(&reply(552, "5.3.4 Message too big"), "x").code,
+            ErrorCode::Size
+        );
+        let env = Envelope::new("a@example.com", ["b@example.org"]);
+        assert_eq!(mail_error(&env, &reply(552, "5.3.4 too big")).code, ErrorCode::Size);
+        assert_eq!(mail_error(&env, &reply(451, "4.7.1 later")).retryable, true);
+    }
+
+    #[test]
+    fn relay_denial_gets_its_own_hint() {
+        let env = Envelope::new("a@example.com", ["b@example.org"]);
+        let err = recipients_error(&env, &[(0, reply(554, "5.7.1 <b@example.org>: Relay access denied"))]);
+        assert_eq!(err.code, ErrorCode::Recipients);
+        assert!(err.hint.unwrap().contains("relay"));
+        assert!(err.message.contains("b@example.org"));
+    }
+
+    #[test]
+    fn connect_failures_are_classified() {
+        assert!(
+            connect_error("h", 25, "connect ECONNREFUSED 127.0.0.1:25")
+                .hint
+                .unwrap()
+                .contains("nothing accepts")
+        );
+        assert!(
+            connect_error("nope", 25, "getaddrinfo ENOTFOUND nope")
+                .hint
+                .unwrap()
+                .contains("resolved")
+        );
+    }
+}

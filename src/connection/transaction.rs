@@ -1,0 +1,175 @@
+//! One message's journey through a connection: envelope, recipients, body,
+//! final reply, and what is known about it when something fails.
+
+use crate::body::{BodyEncoder, Framing};
+use crate::envelope::{Envelope, EnvelopeCommands};
+use crate::error::{ErrorCode, Phase, SmtpError};
+use crate::event::{Delivery, MessageId, RejectedRecipient};
+use crate::reply::Reply;
+
+use super::outcome::{data_error, queue_id};
+
+/// The next thing this transaction puts on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Mail,
+    Rcpt(usize),
+    /// Every RCPT sent: DATA next (or BDAT chunks).
+    AfterRcpts,
+    /// DATA sent, waiting for 354.
+    AwaitGo,
+    /// Streaming the body.
+    Body,
+}
+
+pub(super) struct Transaction {
+    pub id: MessageId,
+    pub envelope: Envelope,
+    pub commands: Option<EnvelopeCommands>,
+    pub step: Step,
+    /// Replies still expected for this transaction.
+    pub outstanding: usize,
+    pub mail_ok: bool,
+    /// RCPT replies by recipient index, in the order received (which is the order sent).
+    pub rcpt_replies: Vec<(usize, Reply)>,
+    pub final_replies: Vec<Reply>,
+    pub encoder: BodyEncoder,
+    /// Body bytes from the caller not yet framed (waiting for 354 or the wire).
+    pub raw: Vec<u8>,
+    /// Framed BDAT bytes not yet sent.
+    pub chunk: Vec<u8>,
+    pub caller_done: bool,
+    /// The server answered DATA with 354.
+    pub data_go: bool,
+    /// The end of data (or BDAT LAST) went out: from here a lost link means "unknown".
+    pub end_sent: bool,
+    /// Nothing more of this transaction will be sent.
+    pub wire_ended: bool,
+    pub failure: Option<SmtpError>,
+    /// Delivered or Failed was emitted.
+    pub reported: bool,
+}
+
+impl Transaction {
+    pub fn new(id: MessageId, envelope: Envelope, max_line_len: Option<usize>) -> Self {
+        Transaction {
+            id,
+            envelope,
+            commands: None,
+            step: Step::Mail,
+            outstanding: 0,
+            mail_ok: false,
+            rcpt_replies: Vec::new(),
+            final_replies: Vec::new(),
+            encoder: BodyEncoder::with_line_limit(Framing::Data, max_line_len),
+            raw: Vec::new(),
+            chunk: Vec::new(),
+            caller_done: false,
+            data_go: false,
+            end_sent: false,
+            wire_ended: false,
+            failure: None,
+            reported: false,
+        }
+    }
+
+    /// Indexes of the recipients the server accepted, in RCPT order.
+    pub fn accepted_indexes(&self) -> Vec<usize> {
+        self.rcpt_replies
+            .iter()
+            .filter(|(_, r)| r.is_positive())
+            .map(|(i, _)| *i)
+            .collect()
+    }
+
+    fn rejected_at_rcpt(&self) -> Vec<RejectedRecipient> {
+        self.rcpt_replies
+            .iter()
+            .filter(|(_, r)| !r.is_positive())
+            .map(|(i, r)| RejectedRecipient {
+                address: self.envelope.recipients[*i].address.clone(),
+                reply: r.clone(),
+            })
+            .collect()
+    }
+
+    /// The phase this transaction was in, for errors that end it.
+    pub fn phase(&self) -> Phase {
+        // Judged by the replies received, not by what was sent: with
+        // pipelining MAIL, RCPT and DATA may all be out while MAIL's reply
+        // is still awaited, and the error belongs to the first one unanswered.
+        if self.step == Step::Mail || !self.mail_ok {
+            Phase::Mail
+        } else if self.rcpt_replies.len() < self.envelope.recipients.len() {
+            Phase::Rcpt
+        } else {
+            Phase::Data
+        }
+    }
+
+    /// The body was declared 7-bit and carried 8-bit bytes.
+    pub fn seven_bit_violation(&self) -> Option<SmtpError> {
+        let seven_bit = self.commands.as_ref().is_some_and(|c| c.seven_bit_only);
+        (seven_bit && self.encoder.saw_8bit()).then(|| {
+            SmtpError::new(
+                ErrorCode::Message,
+                Phase::Data,
+                "the body was declared 7-bit but contains 8-bit bytes.",
+            )
+            .with_hint("declare the body as 8-bit (bodyType EightBitMime) or encode it with quoted-printable/base64.")
+        })
+    }
+
+    /// The result once every final reply is in: SMTP has one, LMTP one per
+    /// accepted recipient (paired in RCPT order, RFC 2033 §4.2).
+    pub fn final_outcome(&self, lmtp: bool) -> Result<Delivery, SmtpError> {
+        let accepted = self.accepted_indexes();
+        let mut rejected = self.rejected_at_rcpt();
+        let Some(first) = self.final_replies.first() else {
+            return Err(SmtpError::protocol(Phase::Data, "no final reply was received."));
+        };
+        if !lmtp || accepted.is_empty() {
+            if !first.is_positive() || accepted.is_empty() {
+                return Err(data_error(first, "the server refused the message after its data"));
+            }
+            return Ok(Delivery {
+                accepted: accepted
+                    .iter()
+                    .map(|i| self.envelope.recipients[*i].address.clone())
+                    .collect(),
+                rejected,
+                reply: first.clone(),
+                queue_id: queue_id(first),
+            });
+        }
+        let mut delivered = Vec::new();
+        let mut success_reply = None;
+        for (index, reply) in accepted.iter().zip(&self.final_replies) {
+            let address = self.envelope.recipients[*index].address.clone();
+            if reply.is_positive() {
+                delivered.push(address);
+                success_reply.get_or_insert(reply);
+            } else {
+                rejected.push(RejectedRecipient {
+                    address,
+                    reply: reply.clone(),
+                });
+            }
+        }
+        match success_reply {
+            Some(reply) => Ok(Delivery {
+                accepted: delivered,
+                rejected,
+                reply: reply.clone(),
+                queue_id: queue_id(reply),
+            }),
+            None => {
+                let failed = self.final_replies.iter().find(|r| !r.is_positive()).unwrap_or(first);
+                Err(data_error(
+                    failed,
+                    "the LMTP server refused the message for every recipient after its data",
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,1024 @@
+//! The engine against scripted servers: every conversation is played byte by
+//! byte (and again whole) with a fake clock and no sockets.
+
+use wasmtp::testkit::Harness;
+use wasmtp::*;
+
+const HOST: &str = "mx.example.com";
+const PASS: &str = "s3cret";
+const PLAIN_B64: &str = "AGFubgBzM2NyZXQ="; // "\0ann\0s3cret"
+
+fn config(security: Security, port: u16) -> Config {
+    Config::new(HOST, port)
+        .security(security)
+        .client_name("client.example.com")
+}
+
+fn with_auth(config: Config) -> Config {
+    config.credentials(Credentials::Password {
+        user: "ann".into(),
+        pass: PASS.into(),
+    })
+}
+
+fn envelope(to: &[&str]) -> Envelope {
+    Envelope::new("ann@example.com", to.iter().copied())
+}
+
+const BODY: &[u8] = b"Subject: hi\r\n\r\n.leading dot\r\nlast line";
+const BODY_ON_WIRE: &str = "Subject: hi\r\n\r\n..leading dot\r\nlast line\r\n.\r\n";
+
+/// Greeting and a plain EHLO without extensions.
+const GREET_BARE: &str = "
+    S: 220 mx.example.com ESMTP
+    C: EHLO client.example.com
+    S: 250 mx.example.com
+";
+
+/// Greeting, EHLO with STARTTLS, the upgrade and the post-TLS EHLO.
+const STARTTLS_SETUP: &str = "
+    S: 220 mx.example.com ESMTP
+    C: EHLO client.example.com
+    S: 250-mx.example.com
+    S: 250-PIPELINING
+    S: 250 STARTTLS
+    C: STARTTLS
+    S: 220 2.0.0 Ready to start TLS
+    TLS
+    C: EHLO client.example.com
+    S: 250-mx.example.com
+    S: 250-PIPELINING
+    S: 250-SIZE 10000000
+    S: 250-AUTH PLAIN LOGIN
+    S: 250-ENHANCEDSTATUSCODES
+    S: 250 8BITMIME
+";
+
+fn nothing_sensitive_sent(h: &Harness) {
+    let sent = String::from_utf8_lossy(&h.sent);
+    for forbidden in ["AUTH", "MAIL FROM", "RCPT TO", "DATA", PLAIN_B64, PASS] {
+        assert!(!sent.contains(forbidden), "{forbidden} was sent:\n{sent}");
+    }
+}
+
+/// Runs `f` twice: server bytes fed one at a time, then whole lines, and
+/// checks both give the same transcript and outcomes.
+fn both_splits(f: impl Fn(&mut Harness), make: impl Fn() -> Harness) -> Harness {
+    let mut bytewise = make();
+    bytewise.bytewise = true;
+    f(&mut bytewise);
+    let mut whole = make();
+    whole.bytewise = false;
+    f(&mut whole);
+    assert_eq!(bytewise.transcript(), whole.transcript());
+    assert_eq!(bytewise.sent, whole.sent);
+    bytewise
+}
+
+// ----- Happy paths ---------------------------------------------------------
+
+#[test]
+fn plain_send_without_pipelining_then_quit() {
+    let h = both_splits(
+        |h| {
+            h.run(GREET_BARE);
+            let id = h.submit(envelope(&["bob@example.org"]), BODY);
+            h.run(
+                "
+                C: MAIL FROM:<ann@example.com>
+                S: 250 2.1.0 Ok
+                C: RCPT TO:<bob@example.org>
+                S: 250 2.1.5 Ok
+                C: DATA
+                S: 354 End data with <CR><LF>.<CR><LF>
+            ",
+            );
+            h.expect_client_bytes(BODY_ON_WIRE.as_bytes());
+            h.server("250 2.0.0 Ok: queued as 4AbC123");
+            let delivery = h.delivered(id).expect("delivered");
+            assert_eq!(delivery.accepted, vec!["bob@example.org"]);
+            assert_eq!(delivery.queue_id.as_deref(), Some("4AbC123"));
+            h.conn.close(h.now);
+            h.run(
+                "
+                C: QUIT
+                S: 221 2.0.0 Bye
+            ",
+            );
+            assert_eq!(h.closed(), Some(None));
+        },
+        || Harness::new(config(Security::None, 25)),
+    );
+    assert!(h.ready().unwrap().tls.is_none());
+}
+
+#[test]
+fn starttls_auth_and_one_pipelined_flight_with_partial_recipients() {
+    let mut h = Harness::new(with_auth(config(Security::StartTls, 587)));
+    h.run(STARTTLS_SETUP);
+    h.run(&format!(
+        "
+        C: AUTH PLAIN {PLAIN_B64}
+        S: 235 2.7.0 Authentication successful
+    "
+    ));
+    assert_eq!(h.ready().unwrap().auth_method, Some(Mechanism::Plain));
+    let id = h.submit(
+        envelope(&["bob@example.org", "nobody@example.org", "carol@example.org"]),
+        BODY,
+    );
+    // RFC 2920: MAIL, RCPTs and DATA in one write.
+    let flight = "MAIL FROM:<ann@example.com> BODY=8BITMIME\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<nobody@example.org>\r\nRCPT TO:<carol@example.org>\r\nDATA\r\n";
+    h.expect_client_bytes(flight.as_bytes());
+    h.expect_silence();
+    h.run(
+        "
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown
+        S: 250 2.1.5 Ok
+        S: 354 go ahead
+    ",
+    );
+    h.expect_client_bytes(BODY_ON_WIRE.as_bytes());
+    h.server("250 2.0.0 Ok: queued as XYZ");
+    let d = h.delivered(id).expect("partial delivery is a success");
+    assert_eq!(d.accepted, vec!["bob@example.org", "carol@example.org"]);
+    assert_eq!(d.rejected.len(), 1);
+    assert_eq!(d.rejected[0].address, "nobody@example.org");
+    assert_eq!(d.rejected[0].code(), 550);
+    assert_eq!(d.rejected[0].enhanced_code().unwrap().to_string(), "5.1.1");
+    let transcript = h.transcript();
+    assert!(transcript.contains("C: AUTH PLAIN <"), "{transcript}");
+    assert!(
+        !transcript.contains(PLAIN_B64) && !transcript.contains(PASS),
+        "{transcript}"
+    );
+}
+
+#[test]
+fn end_of_one_message_and_next_envelope_share_a_flight() {
+    let mut h = Harness::new(config(Security::None, 25));
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 PIPELINING
+    ",
+    );
+    let first = h.submit(envelope(&["b@example.org"]), b"one");
+    let second = h.submit(envelope(&["c@example.org"]), b"two");
+    h.expect_client_bytes(b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
+    h.run(
+        "
+        S: 250 ok
+        S: 250 ok
+        S: 354 go
+    ",
+    );
+    h.expect_client_bytes(b"one\r\n.\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n");
+    h.expect_silence();
+    h.run(
+        "
+        S: 250 queued 1
+        S: 250 ok
+        S: 250 ok
+        S: 354 go
+    ",
+    );
+    h.expect_client_bytes(b"two\r\n.\r\n");
+    h.server("250 queued 2");
+    assert!(h.delivered(first).is_some() && h.delivered(second).is_some());
+}
+
+#[test]
+fn bdat_window_sends_several_transactions_in_one_flight() {
+    let mut h = Harness::new(config(Security::None, 25));
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250-PIPELINING
+        S: 250 CHUNKING
+    ",
+    );
+    let a = h.submit(envelope(&["a@example.org"]), b"body a");
+    let b = h.submit(envelope(&["reject@example.org"]), b"body b");
+    let c = h.submit(envelope(&["c@example.org"]), b".dot\nbody c");
+    // No stuffing under BDAT, bare LF normalised; an RSET before each MAIL
+    // whose predecessor is still unsettled keeps the replies in step.
+    h.expect_client_bytes(
+        b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<a@example.org>\r\nBDAT 8 LAST\r\nbody a\r\n\
+RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<reject@example.org>\r\nBDAT 8 LAST\r\nbody b\r\n\
+RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\nBDAT 14 LAST\r\n.dot\r\nbody c\r\n",
+    );
+    h.run(
+        "
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.0.0 Ok: queued as A1
+        S: 250 2.0.0 Ok
+        S: 250 2.1.0 Ok
+        S: 550 5.1.1 <reject@example.org>: User unknown
+        S: 554 5.5.1 Error: no valid recipients
+        S: 250 2.0.0 Ok
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.0.0 Ok: queued as C3
+    ",
+    );
+    assert_eq!(h.delivered(a).unwrap().queue_id.as_deref(), Some("A1"));
+    assert_eq!(h.failure(b).unwrap().code, ErrorCode::Recipients);
+    assert_eq!(h.delivered(c).unwrap().queue_id.as_deref(), Some("C3"));
+    for id in [a, b, c] {
+        assert_eq!(h.outcomes(id), 1);
+    }
+    assert!(h.conn.is_idle());
+}
+
+#[test]
+fn large_bodies_go_in_bdat_chunks_with_back_pressure() {
+    let mut cfg = config(Security::None, 25);
+    cfg.limits.bdat_chunk_size = 1000;
+    cfg.limits.max_buffered_body = 4000;
+    let mut h = Harness::new(cfg);
+    h.bytewise = false;
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250-PIPELINING
+        S: 250 CHUNKING
+    ",
+    );
+    let line = "x".repeat(98) + "\r\n";
+    let body = line.repeat(25); // 2500 bytes
+    let id = h.submit(envelope(&["a@example.org"]), body.as_bytes());
+    h.expect_client_bytes(b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<a@example.org>\r\nBDAT 1000\r\n");
+    h.expect_client_bytes(&body.as_bytes()[..1000]);
+    h.expect_client_bytes(b"BDAT 1000\r\n");
+    h.expect_client_bytes(&body.as_bytes()[1000..2000]);
+    h.expect_client_bytes(b"BDAT 500 LAST\r\n");
+    h.expect_client_bytes(&body.as_bytes()[2000..]);
+    h.run(
+        "
+        S: 250 ok
+        S: 250 ok
+        S: 250 1000 octets
+        S: 250 1000 octets
+        S: 250 queued
+    ",
+    );
+    assert!(h.delivered(id).is_some());
+}
+
+#[test]
+fn lmtp_gives_one_final_reply_per_recipient() {
+    let mut h = Harness::new(config(Security::None, 24).protocol(Protocol::Lmtp));
+    h.run(
+        "
+        S: 220 lmtp ready
+        C: LHLO client.example.com
+        S: 250-lmtp
+        S: 250-PIPELINING
+        S: 250 ENHANCEDSTATUSCODES
+    ",
+    );
+    let id = h.submit(
+        envelope(&["a@example.org", "gone@example.org", "b@example.org"]),
+        b"hello",
+    );
+    h.run(
+        "
+        C: MAIL FROM:<ann@example.com>
+        C: RCPT TO:<a@example.org>
+        C: RCPT TO:<gone@example.org>
+        C: RCPT TO:<b@example.org>
+        C: DATA
+        S: 250 2.1.0 ok
+        S: 250 2.1.5 ok
+        S: 550 5.1.1 no such user
+        S: 250 2.1.5 ok
+        S: 354 go
+        C: hello
+        C: .
+        S: 250 2.0.0 <a@example.org> delivered
+    ",
+    );
+    assert!(h.delivered(id).is_none(), "waits for every recipient's reply");
+    h.server("452 4.2.2 <b@example.org> mailbox full");
+    let d = h.delivered(id).expect("one recipient got it");
+    assert_eq!(d.accepted, vec!["a@example.org"]);
+    let rejected: Vec<_> = d.rejected.iter().map(|r| (r.address.as_str(), r.code())).collect();
+    assert_eq!(rejected, vec![("gone@example.org", 550), ("b@example.org", 452)]);
+}
+
+#[test]
+fn ehlo_refused_falls_back_to_helo_when_security_allows() {
+    let mut h = Harness::new(config(Security::Opportunistic, 25));
+    h.run(
+        "
+        S: 220 old.example.com SMTP
+        C: EHLO client.example.com
+        S: 502 5.5.2 Command not recognized
+        C: HELO client.example.com
+        S: 250 old.example.com
+    ",
+    );
+    let id = h.submit(envelope(&["b@example.org"]), b"x");
+    h.run(
+        "
+        C: MAIL FROM:<ann@example.com>
+        S: 250 ok
+        C: RCPT TO:<b@example.org>
+        S: 250 ok
+        C: DATA
+        S: 354 go
+        C: x
+        C: .
+        S: 250 ok
+    ",
+    );
+    assert!(h.delivered(id).is_some());
+}
+
+#[test]
+fn capabilities_and_mechanisms_come_only_from_the_post_tls_ehlo() {
+    let mechs: Vec<String> = (0..40).map(|i| format!("X-MECH-{i}")).collect();
+    let mut h = Harness::new(with_auth(config(Security::StartTls, 587)));
+    h.run(&format!(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250-CHUNKING
+        S: 250-AUTH CRAM-MD5 LOGIN {}
+        S: 250 STARTTLS
+        C: STARTTLS
+        S: 220 go
+        TLS
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 AUTH PLAIN
+        C: AUTH PLAIN {PLAIN_B64}
+        S: 235 ok
+    ",
+        mechs.join(" ")
+    ));
+    let info = h.ready().unwrap();
+    assert!(!info.capabilities.chunking);
+    assert_eq!(info.capabilities.auth, vec!["PLAIN"]);
+}
+
+#[test]
+fn opportunistic_without_starttls_continues_but_never_sends_credentials() {
+    let mut h = Harness::new(with_auth(config(Security::Opportunistic, 25)));
+    h.run(GREET_BARE);
+    let err = h.close_error();
+    assert_eq!(err.code, ErrorCode::AuthInsecure);
+    assert!(err.hint.as_deref().unwrap().contains("allowInsecureAuth"));
+    nothing_sensitive_sent(&h);
+}
+
+#[test]
+fn insecure_auth_only_when_opted_in_and_then_prefers_cram_md5() {
+    let mut h = Harness::new(with_auth(config(Security::None, 2525)).allow_insecure_auth(true));
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250-STARTTLS
+        S: 250 AUTH PLAIN LOGIN CRAM-MD5
+        C: AUTH CRAM-MD5
+    ",
+    );
+    assert!(
+        !String::from_utf8_lossy(&h.sent).contains("STARTTLS"),
+        "'none' never upgrades"
+    );
+}
+
+#[test]
+fn none_never_sends_starttls_even_when_offered() {
+    let mut h = Harness::new(config(Security::None, 25));
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 STARTTLS
+    ",
+    );
+    assert!(h.ready().is_some());
+    h.expect_silence();
+}
+
+#[test]
+fn implicit_tls_asks_for_the_handshake_before_anything_else() {
+    let mut h = Harness::new(config(Security::Tls, 465));
+    assert!(matches!(h.events.first(), Some(Event::StartTls { server_name }) if server_name == HOST));
+    h.run(
+        "
+        TLS
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250 mx
+    ",
+    );
+    assert_eq!(h.ready().unwrap().tls.as_ref().unwrap().version, "TLSv1.3");
+}
+
+// ----- STARTTLS attacks ----------------------------------------------------
+
+#[test]
+fn starttls_stripping_fails_closed_before_anything_sensitive() {
+    let prefix = "
+        S: 220 mx
+        C: EHLO client.example.com
+    ";
+    let cases = [
+        (
+            "not advertised",
+            "S: 250-mx\nS: 250 AUTH PLAIN".to_string(),
+            ErrorCode::StartTlsUnavailable,
+        ),
+        (
+            "ehlo refused",
+            "S: 500 5.5.1 unrecognized".to_string(),
+            ErrorCode::StartTlsUnavailable,
+        ),
+        (
+            "502",
+            "S: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 502 5.5.1 not implemented".to_string(),
+            ErrorCode::StartTlsUnavailable,
+        ),
+        (
+            "454",
+            "S: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 454 4.7.0 TLS not available".to_string(),
+            ErrorCode::StartTlsUnavailable,
+        ),
+        (
+            "354",
+            "S: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 354 go ahead".to_string(),
+            ErrorCode::StartTlsUnavailable,
+        ),
+        (
+            "550",
+            "S: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 550 no".to_string(),
+            ErrorCode::StartTlsUnavailable,
+        ),
+    ];
+    for (name, rest, code) in cases {
+        let mut h = Harness::new(with_auth(config(Security::StartTls, 587)));
+        let _ = h.submit(envelope(&["b@example.org"]), b"secret body");
+        h.run(prefix);
+        h.run(&rest);
+        assert_eq!(h.close_error().code, code, "{name}");
+        nothing_sensitive_sent(&h);
+        assert!(
+            !String::from_utf8_lossy(&h.sent).contains("HELO"),
+            "{name}: no HELO fallback"
+        );
+    }
+}
+
+#[test]
+fn replies_injected_after_the_starttls_220_are_refused() {
+    for bytewise in [false, true] {
+        let mut h = Harness::new(with_auth(config(Security::StartTls, 587)));
+        h.bytewise = bytewise;
+        h.run(
+            "
+            S: 220 mx
+            C: EHLO client.example.com
+            S: 250-mx
+            S: 250 STARTTLS
+            C: STARTTLS
+        ",
+        );
+        h.server_bytes(b"220 Ready to start TLS\r\n250-mx\r\n250 AUTH PLAIN\r\n");
+        let err = h.close_error();
+        assert_eq!((err.code, err.phase), (ErrorCode::Protocol, Phase::StartTls));
+        assert!(err.message.contains("before the TLS handshake"));
+        nothing_sensitive_sent(&h);
+    }
+}
+
+// ----- Port and TLS mix-ups --------------------------------------------------
+
+#[test]
+fn silence_on_465_without_tls_is_a_port_mismatch_within_seconds() {
+    for security in [Security::StartTls, Security::None] {
+        let mut h = Harness::new(config(security, 465));
+        h.run("WAIT 2999");
+        assert!(h.closed().is_none());
+        h.run("WAIT 1");
+        let err = h.close_error();
+        assert_eq!(err.code, ErrorCode::TlsPortMismatch);
+        assert!(err.hint.as_deref().unwrap().contains("security: 'tls'"));
+    }
+}
+
+#[test]
+fn plaintext_greeting_where_tls_was_expected_is_a_port_mismatch() {
+    let mut h = Harness::new(config(Security::Tls, 587));
+    h.server("220 mx ESMTP");
+    assert_eq!(h.close_error().code, ErrorCode::TlsPortMismatch);
+
+    let mut h = Harness::new(config(Security::Tls, 587));
+    h.conn
+        .tls_failed(TlsFailure::from_message("ssl3_get_record:wrong version number"), h.now);
+    h.pump();
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::TlsPortMismatch, Phase::Tls));
+    assert!(err.hint.as_deref().unwrap().contains("starttls"));
+}
+
+#[test]
+fn certificate_and_handshake_failures() {
+    let mut h = Harness::new(config(Security::StartTls, 587));
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 STARTTLS
+        C: STARTTLS
+        S: 220 go
+    ",
+    );
+    h.conn
+        .tls_failed(TlsFailure::from_message("self-signed certificate"), h.now);
+    h.pump();
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::Cert, Phase::StartTls));
+    assert!(err.hint.as_deref().unwrap().contains("tls.ca"));
+
+    let mut h = Harness::new(config(Security::Tls, 465));
+    h.conn.tls_failed(TlsFailure::from_message("socket hang up"), h.now);
+    h.pump();
+    assert_eq!(h.close_error().code, ErrorCode::Tls);
+}
+
+#[test]
+fn tls_handshake_has_a_deadline() {
+    let mut h = Harness::new(config(Security::Tls, 465));
+    h.run("WAIT 30000");
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::TimedOut, Phase::Tls));
+}
+
+// ----- Each error code -------------------------------------------------------
+
+#[test]
+fn connect_failures_and_refusals() {
+    let mut h = Harness::unconnected(config(Security::StartTls, 587));
+    h.conn.connect_failed("connect ECONNREFUSED 127.0.0.1:587", h.now);
+    h.pump();
+    assert_eq!(h.close_error().code, ErrorCode::Connect);
+
+    let mut h = Harness::unconnected(config(Security::StartTls, 587));
+    h.run("WAIT 30000");
+    assert_eq!(h.close_error().code, ErrorCode::TimedOut);
+    assert_eq!(h.close_error().phase, Phase::Connect);
+
+    let mut h = Harness::new(config(Security::StartTls, 587));
+    h.server("554 5.7.1 no SMTP service for you");
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::Connect, Phase::Greeting));
+}
+
+#[test]
+fn auth_failures_name_the_cause() {
+    let mut h = Harness::new(with_auth(config(Security::StartTls, 587)));
+    h.run(STARTTLS_SETUP);
+    h.run(&format!(
+        "
+        C: AUTH PLAIN {PLAIN_B64}
+        S: 535 5.7.139 Authentication unsuccessful, basic authentication is disabled.
+    "
+    ));
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::Auth, Phase::Auth));
+    assert!(err.hint.as_deref().unwrap().contains("OAuth2"), "{err}");
+    assert!(!err.to_string().contains(PASS));
+}
+
+#[test]
+fn unusable_mechanisms_are_named_and_auth_is_never_skipped() {
+    let mut h = Harness::new(with_auth(config(Security::Tls, 587)));
+    let id = h.submit(envelope(&["b@example.org"]), b"x");
+    h.run(
+        "
+        TLS
+        S: 220 outlook
+        C: EHLO client.example.com
+        S: 250-outlook
+        S: 250 AUTH GSSAPI NTLM
+        C: QUIT
+    ",
+    );
+    let err = h.close_error();
+    assert_eq!(err.code, ErrorCode::AuthUnsupported);
+    assert!(err.message.contains("GSSAPI NTLM"), "{}", err.message);
+    assert_eq!(h.failure(id).unwrap().code, ErrorCode::AuthUnsupported);
+    nothing_sensitive_sent(&h);
+}
+
+fn ready_plain(h: &mut Harness) {
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250-PIPELINING
+        S: 250-SIZE 1000
+        S: 250 ENHANCEDSTATUSCODES
+    ",
+    );
+}
+
+#[test]
+fn envelope_recipient_message_and_size_refusals() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    let id = h.submit(envelope(&["b@example.org"]), b"x");
+    h.run(
+        "
+        C: MAIL FROM:<ann@example.com>
+        C: RCPT TO:<b@example.org>
+        C: DATA
+        S: 550 5.7.1 sender rejected
+        S: 503 5.5.1 need MAIL
+        S: 503 5.5.1 need RCPT
+    ",
+    );
+    let err = h.failure(id).unwrap();
+    assert_eq!(
+        (err.code, err.phase, err.delivery_state),
+        (ErrorCode::Envelope, Phase::Mail, DeliveryState::NotSent)
+    );
+    assert!(h.conn.is_idle(), "stray 503s are paired and consumed");
+
+    let id = h.submit(envelope(&["x@example.org", "y@example.org"]), b"x");
+    h.run(
+        "
+        C: MAIL FROM:<ann@example.com>
+        C: RCPT TO:<x@example.org>
+        C: RCPT TO:<y@example.org>
+        C: DATA
+        S: 250 ok
+        S: 550 5.1.1 unknown
+        S: 450 4.2.0 greylisted
+        S: 554 5.5.1 no valid recipients
+    ",
+    );
+    let err = h.failure(id).unwrap();
+    assert_eq!(err.code, ErrorCode::Recipients);
+    assert!(err.message.contains("x@example.org") && err.message.contains("y@example.org"));
+
+    // The failed transaction may still be open on the server: RSET first.
+    let id = h.submit(envelope(&["z@example.org"]), b"x");
+    h.run(
+        "
+        C: RSET
+        C: MAIL FROM:<ann@example.com>
+        C: RCPT TO:<z@example.org>
+        C: DATA
+        S: 250 flushed
+        S: 250 ok
+        S: 250 ok
+        S: 354 go
+        C: x
+        C: .
+        S: 554 5.7.1 spam
+    ",
+    );
+    let err = h.failure(id).unwrap();
+    assert_eq!(
+        (err.code, err.delivery_state),
+        (ErrorCode::Message, DeliveryState::NotSent)
+    );
+
+    let mut big = envelope(&["z@example.org"]);
+    big.size = Some(5000);
+    let id = h.submit(big, b"x");
+    assert_eq!(h.failure(id).unwrap().code, ErrorCode::Size);
+    h.expect_silence();
+
+    let id = h.submit(envelope(&["z@example.org"]), b"x");
+    h.run(
+        "
+        C: MAIL FROM:<ann@example.com>
+        C: RCPT TO:<z@example.org>
+        C: DATA
+        S: 250 ok
+        S: 250 ok
+        S: 354 go
+        C: x
+        C: .
+        S: 552 5.3.4 message too big
+    ",
+    );
+    assert_eq!(h.failure(id).unwrap().code, ErrorCode::Size);
+}
+
+#[test]
+fn utf8_addresses_need_smtputf8_and_bad_input_sends_nothing() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    let id = h.submit(Envelope::new("josé@example.com", ["b@example.org"]), b"x");
+    assert_eq!(h.failure(id).unwrap().code, ErrorCode::Utf8);
+    h.expect_silence();
+
+    let err = h
+        .conn
+        .submit(
+            Envelope::new("a@example.com>\r\nRCPT TO:<evil@x.org", ["b@example.org"]),
+            h.now,
+        )
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Input);
+    let err = h
+        .conn
+        .submit(Envelope::new("a@example.com", ["b@example.org\0"]), h.now)
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Input);
+    h.expect_silence();
+
+    let bad_name = Config::new(HOST, 25).client_name("evil\r\nMAIL FROM:<x>");
+    assert_eq!(
+        Connection::new(bad_name, Instant::from_millis(0)).err().unwrap().code,
+        ErrorCode::Input
+    );
+}
+
+#[test]
+fn garbage_and_unsolicited_replies_are_protocol_errors() {
+    let mut h = Harness::new(config(Security::None, 25));
+    h.server_bytes(b"HTTP/1.1 400 Bad Request\r\n");
+    assert_eq!(h.close_error().code, ErrorCode::Protocol);
+
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    h.server("250 surprise");
+    assert_eq!(h.close_error().code, ErrorCode::Protocol);
+
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    h.server("421 4.4.2 idle timeout");
+    let err = h.close_error();
+    assert_eq!(err.code, ErrorCode::Closed);
+    assert!(err.retryable);
+
+    let mut h = Harness::new(config(Security::None, 25));
+    h.server_bytes(format!("220 {}\r\n", "x".repeat(5000)).as_bytes());
+    assert_eq!(h.close_error().code, ErrorCode::Protocol);
+}
+
+#[test]
+fn over_long_body_lines_abort_without_a_truncated_delivery() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    let body = format!("Subject: x\r\n\r\n{}\r\n", "a".repeat(1200));
+    let id = h.submit(envelope(&["b@example.org"]), body.as_bytes());
+    h.run(
+        "
+        C: MAIL FROM:<ann@example.com>
+        C: RCPT TO:<b@example.org>
+        C: DATA
+        S: 250 ok
+        S: 250 ok
+        S: 354 go
+    ",
+    );
+    let err = h.failure(id).unwrap();
+    assert_eq!(
+        (err.code, err.delivery_state),
+        (ErrorCode::Message, DeliveryState::NotSent)
+    );
+    assert!(h.closed().is_some());
+    assert!(
+        !String::from_utf8_lossy(&h.sent).contains("\r\n.\r\n"),
+        "DATA was never terminated"
+    );
+}
+
+// ----- Time-outs and dropped links -------------------------------------------
+
+#[test]
+fn stalls_end_with_the_configured_time_outs() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    let id = h.submit(envelope(&["b@example.org"]), b"x");
+    h.run(
+        "
+        C: MAIL FROM:<ann@example.com>
+        C: RCPT TO:<b@example.org>
+        C: DATA
+        WAIT 59000
+    ",
+    );
+    assert!(h.closed().is_none());
+    h.run("WAIT 1000");
+    let err = h.failure(id).unwrap();
+    assert_eq!(
+        (err.code, err.phase, err.delivery_state),
+        (ErrorCode::TimedOut, Phase::Mail, DeliveryState::NotSent)
+    );
+
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    let id = h.submit(envelope(&["b@example.org"]), b"x");
+    h.run(
+        "
+        C: MAIL FROM:<ann@example.com>
+        C: RCPT TO:<b@example.org>
+        C: DATA
+        S: 250 ok
+        S: 250 ok
+        S: 354 go
+        C: x
+        C: .
+        WAIT 599000
+    ",
+    );
+    assert!(h.failure(id).is_none(), "the end of data gets the RFC's 10 minutes");
+    h.run("WAIT 1000");
+    let err = h.failure(id).unwrap();
+    assert_eq!(
+        (err.code, err.delivery_state),
+        (ErrorCode::TimedOut, DeliveryState::Unknown)
+    );
+}
+
+#[test]
+fn a_dropped_link_at_every_phase_reports_the_right_delivery_state() {
+    let steps = [
+        ("", Phase::Greeting),
+        ("S: 220 mx\nC: EHLO client.example.com", Phase::Ehlo),
+        (
+            "S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250 STARTTLS\nC: STARTTLS",
+            Phase::StartTls,
+        ),
+        (
+            "S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 220 go",
+            Phase::StartTls,
+        ),
+        (
+            "S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 220 go\nTLS\nC: EHLO client.example.com\nS: 250-mx\nS: 250 AUTH PLAIN",
+            Phase::Auth,
+        ),
+    ];
+    for (script, phase) in steps {
+        let mut h = Harness::new(with_auth(config(Security::StartTls, 587)));
+        let id = h.submit(envelope(&["b@example.org"]), b"x");
+        h.run(script);
+        h.eof();
+        let err = h.close_error();
+        assert_eq!((err.code, err.phase), (ErrorCode::Closed, phase), "{script}");
+        let msg = h.failure(id).unwrap();
+        assert_eq!(msg.delivery_state, DeliveryState::NotSent, "{script}");
+    }
+
+    let tx_steps = [
+        ("C: MAIL FROM:<ann@example.com>", Phase::Mail, DeliveryState::NotSent),
+        (
+            "C: MAIL FROM:<ann@example.com>\nS: 250 ok\nC: RCPT TO:<b@example.org>",
+            Phase::Rcpt,
+            DeliveryState::NotSent,
+        ),
+        (
+            "C: MAIL FROM:<ann@example.com>\nS: 250 ok\nC: RCPT TO:<b@example.org>\nS: 250 ok\nC: DATA",
+            Phase::Data,
+            DeliveryState::NotSent,
+        ),
+        (
+            "C: MAIL FROM:<ann@example.com>\nS: 250 ok\nC: RCPT TO:<b@example.org>\nS: 250 ok\nC: DATA\nS: 354 go\nC: line 1",
+            Phase::Data,
+            DeliveryState::Unknown,
+        ),
+    ];
+    for (script, phase, state) in tx_steps {
+        let mut h = Harness::new(config(Security::None, 25));
+        h.run("S: 220 mx\nC: EHLO client.example.com\nS: 250 mx");
+        let id = h.submit(envelope(&["b@example.org"]), b"line 1");
+        h.run(script);
+        h.eof();
+        let err = h.failure(id).unwrap();
+        assert_eq!(
+            (err.code, err.phase, err.delivery_state),
+            (ErrorCode::Closed, phase, state),
+            "{script}"
+        );
+        assert!(h.delivered(id).is_none());
+    }
+
+    // Mid-body: the body is still streaming when the link drops.
+    let mut cfg = config(Security::None, 25);
+    cfg.limits.max_buffered_body = 16;
+    let mut h = Harness::new(cfg);
+    h.run("S: 220 mx\nC: EHLO client.example.com\nS: 250 mx");
+    let id = h.conn.submit(envelope(&["b@example.org"]), h.now).unwrap();
+    h.run("C: MAIL FROM:<ann@example.com>\nS: 250 ok\nC: RCPT TO:<b@example.org>\nS: 250 ok\nC: DATA\nS: 354 go");
+    h.conn.write_body(id, b"partial body", h.now).unwrap();
+    h.eof();
+    let err = h.failure(id).unwrap();
+    assert_eq!((err.phase, err.delivery_state), (Phase::Data, DeliveryState::NotSent));
+
+    // QUIT: the server hangs up without 221; the session still ends cleanly.
+    let mut h = Harness::new(config(Security::None, 25));
+    h.run("S: 220 mx\nC: EHLO client.example.com\nS: 250 mx");
+    h.conn.close(h.now);
+    h.run("C: QUIT\nEOF");
+    assert_eq!(h.closed(), Some(None));
+}
+
+#[test]
+fn odd_codes_at_each_setup_step_end_in_a_defined_state() {
+    let codes = [220, 221, 354, 421, 500, 501, 502, 504, 530, 550, 554];
+    let stages: [(&str, &str); 5] = [
+        ("greeting", ""),
+        ("ehlo", "S: 220 mx\nC: EHLO client.example.com"),
+        (
+            "starttls",
+            "S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250-PIPELINING\nS: 250 STARTTLS\nC: STARTTLS",
+        ),
+        (
+            "rset",
+            "S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250-PIPELINING\nS: 250 STARTTLS\nC: STARTTLS\nS: 220 go\nTLS\nC: EHLO client.example.com\nS: 250-mx\nS: 250 PIPELINING\nSUBMIT",
+        ),
+        (
+            "quit",
+            "S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 220 go\nTLS\nC: EHLO client.example.com\nS: 250 mx\nQUIT",
+        ),
+    ];
+    for (stage, script) in stages {
+        for code in codes {
+            let mut h = Harness::new(config(Security::StartTls, 587));
+            for line in script.lines() {
+                match line {
+                    // A failed DATA leaves the transaction open: the next MAIL is preceded by RSET.
+                    "SUBMIT" => {
+                        h.submit(envelope(&["b@example.org"]), b"x");
+                        h.run("C: MAIL FROM:<ann@example.com>\nC: RCPT TO:<b@example.org>\nC: DATA\nS: 250 ok\nS: 250 ok\nS: 451 later");
+                        h.submit(envelope(&["c@example.org"]), b"x");
+                        h.run("C: RSET");
+                    }
+                    "QUIT" => {
+                        h.conn.close(h.now);
+                        h.run("C: QUIT");
+                    }
+                    _ => h.run(line),
+                }
+            }
+            h.server(&format!("{code} odd reply"));
+            // Whatever the code, the session either moved on by the rules or
+            // ended with a defined error — and a dead server never hangs it.
+            h.advance(Duration::from_secs(700));
+            let closed = h
+                .closed()
+                .unwrap_or_else(|| panic!("{stage}/{code} left the session open\n{}", h.transcript()));
+            if stage == "quit" {
+                assert!(closed.is_none(), "quit/{code}");
+                continue;
+            }
+            if let Some(err) = closed {
+                assert!(!err.message.is_empty());
+                if stage == "starttls" && code != 220 {
+                    assert_eq!(
+                        err.code,
+                        if code == 421 || code == 221 {
+                            ErrorCode::Closed
+                        } else {
+                            ErrorCode::StartTlsUnavailable
+                        },
+                        "starttls/{code}"
+                    );
+                }
+            }
+            assert!(!String::from_utf8_lossy(&h.sent).contains("AUTH"));
+        }
+    }
+}
+
+#[test]
+fn noop_waits_for_its_reply_before_anything_else() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    h.conn.noop(h.now);
+    h.run("C: NOOP");
+    let id = h.submit(envelope(&["b@example.org"]), b"x");
+    h.expect_silence();
+    h.run(
+        "
+        S: 250 ok
+        C: MAIL FROM:<ann@example.com>
+    ",
+    );
+    assert!(h.delivered(id).is_none());
+}
