@@ -197,7 +197,11 @@ impl Client {
     async fn drive(&mut self, mut done: impl FnMut(&Client) -> bool) {
         loop {
             self.flush().await;
-            self.dispatch_events().await;
+            // Handling an event can make output (the EHLO after a TLS
+            // upgrade): go round again so it is written before waiting.
+            if self.dispatch_events().await {
+                continue;
+            }
             if done(self) || self.closed.is_some() {
                 return;
             }
@@ -228,8 +232,11 @@ impl Client {
         }
     }
 
-    async fn dispatch_events(&mut self) {
+    /// Hands every pending event to its handler; true when there was any.
+    async fn dispatch_events(&mut self) -> bool {
+        let mut any = false;
         while let Some(event) = self.conn.poll_event() {
+            any = true;
             match event {
                 Event::Transcript(line) => {
                     if let Some(callback) = self.on_transcript.as_mut() {
@@ -256,6 +263,7 @@ impl Client {
                 }
             }
         }
+        any
     }
 
     async fn upgrade(&mut self, server_name: &str) {

@@ -16,10 +16,13 @@ pub mod driver;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod mime;
 pub mod reply;
 pub mod testkit;
 pub mod time;
 pub mod tls;
+#[cfg(feature = "tls-engine")]
+pub mod tls_engine;
 #[cfg(feature = "wasm")] pub mod wasm;
 
 pub use auth::{Credentials, Mechanism};
