@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Sets up the machine (scripts/setup.sh) and runs every test:
+#   1. cargo test --all-features   (unit, scripted and real-server tests:
+#      aiosmtpd and a private Postfix on 127.0.0.1, see tests/real_servers.rs)
+#   2. cargo build --target wasm32-unknown-unknown --no-default-features --lib
+#      (the engine must build for wasm, also with TLS inside: --features tls-engine)
+#   3. scripts/test-js.sh, when present (npm package / wasm bindings)
+# Every step runs even if an earlier one failed; the exit status is non-zero
+# if any step failed. Works unattended (CI=true, no stdin).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+bash scripts/setup.sh </dev/null || { echo "scripts/setup.sh failed" >&2; exit 1; }
+
+failed=()
+step() {
+    local name="$1"; shift
+    echo
+    echo "==> $name: $*"
+    if "$@" </dev/null; then
+        echo "==> $name: ok"
+    else
+        echo "==> $name: FAILED" >&2
+        failed+=("$name")
+    fi
+}
+
+step "rust tests" cargo test --all-features
+step "wasm build" cargo build --target wasm32-unknown-unknown --no-default-features --lib
+step "wasm build (TLS in the engine)" cargo build --target wasm32-unknown-unknown --no-default-features --features tls-engine --lib
+if [ -f scripts/test-js.sh ]; then
+    step "js tests" bash scripts/test-js.sh
+fi
+
+echo
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "all tests passed"
