@@ -317,12 +317,12 @@ impl Connection {
         }
         if let Some(probe) = self.port_probe_deadline {
             if now >= probe && self.pending.front().map(|p| p.expect) == Some(Expect::Greeting) {
-                let secs = self.config.timeouts.port_probe.as_secs_f32();
+                let waited = crate::time::describe(self.config.timeouts.port_probe);
                 let err = SmtpError::new(
                     ErrorCode::TlsPortMismatch,
                     Phase::Greeting,
                     format!(
-                        "no greeting from {}:{} after {secs:.0} s while connecting without TLS (security: '{}').",
+                        "no greeting from {}:{} after {waited} while connecting without TLS (security: '{}').",
                         self.config.host,
                         self.config.port,
                         self.config.security.as_str()
@@ -366,8 +366,8 @@ impl Connection {
                 ErrorCode::TimedOut,
                 phase,
                 format!(
-                    "the server stopped reading for {} s during {phase}.",
-                    self.config.timeouts.command.as_secs()
+                    "the server stopped reading for {} during {phase}.",
+                    crate::time::describe(self.config.timeouts.command)
                 ),
             )
             .with_hint("the server or the network stalled; try again later.")
@@ -1471,7 +1471,7 @@ impl Connection {
         SmtpError::new(
             ErrorCode::TimedOut,
             phase,
-            format!("{what} within {} s.", waited.as_secs()),
+            format!("{what} within {}.", crate::time::describe(waited)),
         )
         .with_hint(hint)
         .retryable(true)

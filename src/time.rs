@@ -44,6 +44,13 @@ impl Sub<Instant> for Instant {
     }
 }
 
+/// A span as a person reads it in an error: `30 s`, `1500 ms`. Integer
+/// arithmetic only: float formatting would add kilobytes to the wasm build.
+pub fn describe(span: Duration) -> String {
+    let millis = span.as_millis();
+    if millis % 1000 == 0 || millis >= 10_000 { format!("{} s", span.as_secs()) } else { format!("{millis} ms") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,109 @@
+// Message bodies as pull sources of byte chunks, so the driver can feed the
+// engine exactly as fast as its back-pressure allows.
+
+import { SmtpError } from './errors.js';
+
+/** Largest chunk handed to the engine in one call (each call copies it into wasm memory). */
+export const CHUNK_SIZE = 64 * 1024;
+
+const encoder = new TextEncoder();
+
+/**
+ * A body the driver pulls from: `next()` resolves to the next chunk, or
+ * `null` at the end. `size` is known for strings and byte arrays (it goes
+ * into MAIL FROM's SIZE=). Sources over memory can be replayed on a retry.
+ */
+export class BodySource {
+  constructor({ size, replayable, open }) {
+    this.size = size;
+    this.replayable = replayable;
+    this.started = false;
+    this.#open = open;
+  }
+
+  #open;
+  #iterator = null;
+
+  async next() {
+    this.started = true;
+    this.#iterator ??= this.#open();
+    const { value, done } = await this.#iterator.next();
+    return done ? null : value;
+  }
+
+  /** Stops reading (the message failed): releases a stream's lock. */
+  cancel() {
+    const iterator = this.#iterator;
+    this.#iterator = null;
+    iterator?.return?.().catch?.(() => {});
+  }
+
+  /** A fresh source over the same bytes, for a retry; `null` if a stream was consumed. */
+  replay() {
+    if (!this.replayable && this.started) return null;
+    return new BodySource({ size: this.size, replayable: this.replayable, open: this.#open });
+  }
+}
+
+/** A body from a string, bytes, a WHATWG ReadableStream or any async iterable of chunks. */
+export function bodySource(raw) {
+  if (typeof raw === 'string') return bytesSource(encoder.encode(raw));
+  if (raw instanceof Uint8Array) return bytesSource(raw);
+  if (raw instanceof ArrayBuffer) return bytesSource(new Uint8Array(raw));
+  if (raw && typeof raw.getReader === 'function') {
+    return new BodySource({ size: undefined, replayable: false, open: () => readableStreamChunks(raw) });
+  }
+  if (raw && typeof raw[Symbol.asyncIterator] === 'function') {
+    return new BodySource({ size: undefined, replayable: false, open: () => iterableChunks(raw) });
+  }
+  throw SmtpError.input(
+    'the message body (raw) must be a string, a Uint8Array, a ReadableStream or an async iterable of chunks.',
+    'pass the RFC 5322 message as a string or bytes, or stream it.',
+    'data',
+  );
+}
+
+function bytesSource(bytes) {
+  return new BodySource({
+    size: bytes.byteLength,
+    replayable: true,
+    open: function* () {
+      for (let at = 0; at < bytes.byteLength; at += CHUNK_SIZE) yield bytes.subarray(at, at + CHUNK_SIZE);
+    },
+  });
+}
+
+async function* readableStreamChunks(stream) {
+  const reader = stream.getReader();
+  let finished = false;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) {
+        finished = true;
+        return;
+      }
+      yield* split(toBytes(value));
+    }
+  } finally {
+    // Stopped early (the message failed): tell the producer nobody will read on.
+    if (!finished) reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
+
+async function* iterableChunks(iterable) {
+  for await (const value of iterable) yield* split(toBytes(value));
+}
+
+function toBytes(value) {
+  if (typeof value === 'string') return encoder.encode(value);
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  throw SmtpError.input('a chunk of the message stream is not text or bytes.', 'stream strings or Uint8Arrays.', 'data');
+}
+
+function* split(bytes) {
+  for (let at = 0; at < bytes.byteLength; at += CHUNK_SIZE) yield bytes.subarray(at, at + CHUNK_SIZE);
+}

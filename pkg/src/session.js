@@ -1,0 +1,598 @@
+// The driver: one pump loop that moves bytes between the Rust engine (a wasm
+// `Connection`) and a transport's socket, for every runtime.
+//
+// It makes no protocol decision. Everything that happens outside the engine
+// (socket opened, bytes read, end of stream, TLS up or failed, a timer, a
+// body chunk read) is posted to an inbox; the loop feeds the inbox to the
+// engine, moves body bytes under the engine's back-pressure, writes what the
+// engine hands out (one awaited write per flight), then acts on its events.
+
+import { SmtpError, toSmtpError } from './errors.js';
+
+/** Transcript lines kept for `SmtpError.transcript`. */
+const TRANSCRIPT_KEPT = 60;
+
+/** Milliseconds on a monotonic clock (the engine's deadlines use the same epoch). */
+const monotonicNow = () => Math.floor(globalThis.performance?.now?.() ?? Date.now());
+
+/**
+ * One SMTP connection: set-up on creation, then messages via `submit`.
+ *
+ * - `ready` resolves with the session facts (capabilities, TLS, AUTH) or
+ *   rejects with the SmtpError that ended the set-up.
+ * - `closed` resolves when the socket is closed and the loop has ended.
+ */
+export class Session {
+  /**
+   * @param {object} args
+   * @param {object} args.engine       the wasm bindings
+   * @param {object} args.engineOptions a wasm `Options`
+   * @param {object} args.target       { host, port, security, tls: { ca, servername, rejectUnauthorized } }
+   * @param {{connect: Function}} args.transport
+   * @param {(line: {dir: string, text: string}) => void} [args.onTranscript]
+   */
+  constructor({ engine, engineOptions, target, transport, onTranscript }) {
+    this.#target = target;
+    this.#transport = transport;
+    this.#onTranscript = onTranscript;
+    this.#writeStallMs = engineOptions.commandTimeout();
+    this.ready = new Promise((resolve, reject) => {
+      this.#readyResolve = resolve;
+      this.#readyReject = reject;
+    });
+    this.ready.catch(() => {}); // observed through the pool or the caller; never unhandled
+    this.closed = new Promise((resolve) => {
+      this.#closedResolve = resolve;
+    });
+    // Throws an EngineError (EINPUT) for unusable options: the caller converts it.
+    this.#conn = new engine.Connection(engineOptions, monotonicNow());
+    this.#implicitTls = target.security === 'tls';
+    this.#run();
+  }
+
+  // ----- Public state, read by the pool
+
+  /** Session facts once ready (see `ready`). */
+  info = null;
+  /** Messages handed to this connection so far. */
+  submitted = 0;
+  /** Set by the pool: take no more messages, QUIT when the last one is done. */
+  retiring = false;
+  /** Some message already completed here: the connection was reused warm. */
+  get warm() {
+    return this.#completed > 0;
+  }
+  /** Messages whose outcome is not known yet. */
+  get inFlight() {
+    return this.#jobs.size;
+  }
+  /** Ready and not closing: may take another message. */
+  get usable() {
+    return this.info !== null && !this.#done && !this.#quitting;
+  }
+  get isClosed() {
+    return this.#done;
+  }
+  /** Called when `ready`, `inFlight` or `isClosed` change (set by the pool). */
+  onChange = null;
+
+  // ----- Public verbs
+
+  /**
+   * Queues a message on this connection. `envelope` is a wasm `Envelope`
+   * (consumed), `body` a BodySource. Resolves with the delivery, rejects
+   * with an SmtpError.
+   */
+  submit(envelope, body) {
+    if (this.#done) {
+      envelope.free();
+      return Promise.reject(this.#closedError());
+    }
+    let id;
+    try {
+      id = this.#conn.submit(envelope, monotonicNow());
+    } catch (thrown) {
+      return Promise.reject(toSmtpError(thrown, this.transcript()));
+    }
+    this.submitted += 1;
+    // pending: bytes read from the source and not yet taken by the engine.
+    const job = { id, body, pending: null, reading: false, sourceDone: false, ended: false, resolve: null, reject: null };
+    const outcome = new Promise((resolve, reject) => {
+      job.resolve = resolve;
+      job.reject = reject;
+    });
+    this.#jobs.set(id, job);
+    this.#post({ kind: 'kick' });
+    return outcome;
+  }
+
+  /** Graceful end: queued messages are still sent, then QUIT. Resolves when closed. */
+  quit() {
+    if (!this.#done) {
+      this.#quitting = true;
+      this.#post({ kind: 'quit' });
+    }
+    return this.closed;
+  }
+
+  /** Immediate end: messages in flight fail with ECLOSED. */
+  abort() {
+    if (!this.#done) this.#post({ kind: 'abort' });
+    return this.closed;
+  }
+
+  /** Keeps (true) or stops (false) an idle socket from holding the process open. */
+  setKeepAlive(keep) {
+    if (keep) this.#socket?.ref?.();
+    else this.#socket?.unref?.();
+  }
+
+  /** The last lines of the dialog (credentials already redacted by the engine). */
+  transcript() {
+    return this.#transcriptLines.slice();
+  }
+
+  // ----- Internals
+
+  #conn;
+  #target;
+  #transport;
+  #onTranscript;
+  #writeStallMs;
+  #socket = null;
+  #implicitTls;
+  #inbox = [];
+  #wake = null;
+  #timerFiredFor = undefined;
+  #jobs = new Map();
+  #transcriptLines = [];
+  #quitting = false;
+  #completed = 0;
+  #done = false;
+  #closeError = null;
+  #readyResolve;
+  #readyReject;
+  #closedResolve;
+
+  #post(item) {
+    this.#inbox.push(item);
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  async #run() {
+    try {
+      this.#openSocket();
+      while (!this.#done) {
+        this.#feedInbox();
+        this.#checkTimer();
+        const moved = this.#moveBodies();
+        // Writing empties the engine's buffer: it may take more body at once.
+        const wrote = await this.#flush();
+        this.#dispatchEvents();
+        if (this.#done) break;
+        if (this.#inbox.length === 0 && !moved && !wrote) await this.#sleep();
+      }
+      await this.#flush(); // a final QUIT, if the engine produced one
+    } catch (bug) {
+      // A defect in the driver or the bindings: fail loudly but still clean up.
+      this.#closeError ??= new SmtpError({
+        code: 'EPROTOCOL',
+        phase: 'quit',
+        message: `internal error in the wasmtp driver: ${bug?.stack ?? bug}`,
+        hint: 'please report this with the transcript.',
+        cause: bug,
+      });
+      try {
+        this.#conn.abort();
+      } catch {}
+    }
+    this.#finish();
+  }
+
+  #openSocket() {
+    const { host, port, tls } = this.#target;
+    const servername = tls.servername ?? host;
+    let connecting;
+    try {
+      connecting = Promise.resolve(
+        this.#transport.connect({ host, port, tls: this.#implicitTls, servername, ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized }),
+      );
+    } catch (error) {
+      connecting = Promise.reject(error);
+    }
+    connecting.then(
+      (socket) => {
+        if (this.#done) {
+          socket.close(); // the engine gave up (connect time-out) while we waited
+          return;
+        }
+        this.#socket = socket;
+        socket.onData = (bytes) => this.#post({ kind: 'data', bytes });
+        socket.onClose = (error) => this.#post(error ? { kind: 'socket-error', error } : { kind: 'eof' });
+        this.#post({ kind: 'connected' });
+      },
+      (error) => {
+        // A transport marks errors after the TCP connection opened as TLS failures.
+        if (error?.tlsHandshake) {
+          this.#post({ kind: 'connected' });
+          this.#post({ kind: 'tls-failed', error });
+        } else {
+          this.#post({ kind: 'connect-failed', error });
+        }
+      },
+    );
+  }
+
+  /** Reports everything that happened outside the engine, in order. */
+  #feedInbox() {
+    const conn = this.#conn;
+    while (this.#inbox.length > 0) {
+      const item = this.#inbox.shift();
+      const now = monotonicNow();
+      switch (item.kind) {
+        case 'connected':
+          conn.connected(now);
+          break;
+        case 'connect-failed':
+          conn.connectFailed(describe(item.error), now);
+          break;
+        case 'data':
+          conn.receive(item.bytes, now);
+          break;
+        case 'eof':
+          conn.receiveEof(now);
+          break;
+        case 'socket-error':
+          conn.socketFailed(describe(item.error), false, now);
+          break;
+        case 'tls-up': {
+          const info = this.#socket?.tlsInfo ?? {};
+          conn.tlsEstablished(info.version ?? 'TLS', info.cipher, info.authorized === true, info.authorizationError, now);
+          break;
+        }
+        case 'tls-failed':
+          conn.tlsFailed(describe(item.error), now);
+          break;
+        case 'quit':
+          conn.close(now);
+          break;
+        case 'abort':
+          conn.abort();
+          break;
+        case 'body':
+        case 'kick':
+          break; // only wakes the loop; the body state is on the job
+      }
+    }
+  }
+
+  #checkTimer() {
+    const firedFor = this.#timerFiredFor;
+    this.#timerFiredFor = undefined;
+    const deadline = this.#conn.pollTimeout();
+    if (deadline === undefined) return;
+    const now = monotonicNow();
+    // Some runtimes (workerd) freeze the clock between I/O events, so a
+    // timer that fired counts as having reached the deadline it was set for.
+    if (now >= deadline || firedFor !== undefined) this.#conn.handleTimeout(Math.max(now, firedFor ?? 0));
+  }
+
+  /** Moves body bytes into the engine while it has room. Returns whether anything moved. */
+  #moveBodies() {
+    const conn = this.#conn;
+    let moved = false;
+    for (;;) {
+      const id = conn.wantsBody();
+      if (id === undefined) return moved;
+      const job = this.#jobs.get(id);
+      if (!job || job.ended) return moved;
+      if (job.pending && job.pending.byteLength > 0) {
+        let taken;
+        try {
+          taken = conn.writeBody(id, job.pending, monotonicNow());
+        } catch (thrown) {
+          // The message failed (its Failed event follows): stop reading its source.
+          discard(thrown);
+          job.ended = true;
+          job.body.cancel();
+          return true;
+        }
+        if (taken === 0) return moved;
+        job.pending = taken < job.pending.byteLength ? job.pending.subarray(taken) : null;
+        moved = true;
+        continue;
+      }
+      if (job.sourceDone) {
+        job.ended = true;
+        try {
+          conn.endBody(id, monotonicNow());
+        } catch (thrown) {
+          discard(thrown); // the message already failed; its Failed event says why
+        }
+        moved = true;
+        continue;
+      }
+      if (!job.reading) this.#readBody(job);
+      return moved;
+    }
+  }
+
+  /** Reads the next chunk of a body off the loop; the result wakes the loop. */
+  #readBody(job) {
+    job.reading = true;
+    job.pending = null;
+    job.body.next().then(
+      (chunk) => {
+        job.reading = false;
+        if (chunk === null) job.sourceDone = true;
+        else job.pending = chunk;
+        this.#post({ kind: 'body' });
+      },
+      (error) => {
+        job.reading = false;
+        job.ended = true;
+        if (this.#jobs.delete(job.id)) {
+          const input =
+            error instanceof SmtpError
+              ? error
+              : SmtpError.input(`reading the message body failed: ${describe(error)}.`, 'check the stream passed as raw.', 'data');
+          input.transcript = this.transcript();
+          job.reject(input);
+        }
+        // The engine holds a half-sent message: only dropping the link is safe.
+        this.#post({ kind: 'abort' });
+      },
+    );
+  }
+
+  /**
+   * Writes what the engine produced: one awaited write per flight
+   * (back-pressure). Returns whether anything was written.
+   */
+  async #flush() {
+    let wrote = false;
+    for (;;) {
+      const bytes = this.#conn.pollTransmit();
+      if (bytes === undefined) return wrote;
+      const socket = this.#socket;
+      if (!socket) continue; // nothing to write to (the connection never opened)
+      wrote = true;
+      try {
+        await withStallLimit(socket.write(bytes), this.#writeStallMs);
+      } catch (error) {
+        this.#conn.socketFailed(describe(error), error === STALLED, monotonicNow());
+      }
+    }
+  }
+
+  #dispatchEvents() {
+    for (;;) {
+      const event = this.#conn.pollEvent();
+      if (event === undefined) return;
+      try {
+        this.#handleEvent(event);
+      } finally {
+        event.free();
+      }
+    }
+  }
+
+  #handleEvent(event) {
+    switch (event.kind) {
+      case 'transcript':
+        this.#addTranscript({ dir: event.dir, text: event.text });
+        break;
+      case 'starttls':
+        this.#startTls(event.serverName);
+        break;
+      case 'ready':
+        this.#onReady(event.session);
+        break;
+      case 'delivered':
+        this.#onDelivered(event.messageId, event.delivery);
+        break;
+      case 'failed':
+        this.#settle(event.messageId, null, event.error);
+        break;
+      case 'closed': {
+        const error = event.error;
+        this.#closeError ??= error ? SmtpError.fromEngine(error, this.transcript()) : null;
+        this.#done = true;
+        break;
+      }
+    }
+  }
+
+  #startTls(serverName) {
+    if (this.#conn.isClosed) return;
+    const socket = this.#socket;
+    if (this.#implicitTls) {
+      // Implicit TLS: the transport's connect already ran the handshake.
+      this.#implicitTls = false;
+      this.#post({ kind: 'tls-up' });
+      return;
+    }
+    // Bytes the server sent after its 220 must reach the engine, which
+    // refuses them (they were not protected by TLS). Feed them before the
+    // upgrade; the transport stops reading plaintext when startTls is called
+    // (synchronously next, so no read can slip in between).
+    this.#feedInbox();
+    if (this.#conn.state !== 'tls-handshake' || !socket) return;
+    const { tls } = this.#target;
+    let upgrading;
+    try {
+      upgrading = Promise.resolve(
+        socket.startTls({ servername: tls.servername ?? serverName, ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized }),
+      );
+    } catch (error) {
+      upgrading = Promise.reject(error);
+    }
+    upgrading.then(
+      () => this.#post({ kind: 'tls-up' }),
+      (error) => this.#post({ kind: 'tls-failed', error }),
+    );
+  }
+
+  #onReady(session) {
+    try {
+      this.info = sessionInfo(session);
+    } finally {
+      session.free();
+    }
+    this.#readyResolve(this.info);
+    this.#changed();
+  }
+
+  #onDelivered(id, delivery) {
+    let result;
+    try {
+      result = {
+        accepted: delivery.accepted,
+        rejected: delivery.rejected.map((r) => {
+          try {
+            return { address: r.address, code: r.code, enhancedCode: r.enhancedCode, message: r.message };
+          } finally {
+            r.free();
+          }
+        }),
+        response: delivery.response,
+        queueId: delivery.queueId,
+      };
+    } finally {
+      delivery.free();
+    }
+    this.#settle(id, result, null);
+  }
+
+  #settle(id, result, engineError) {
+    const job = this.#jobs.get(id);
+    const error = engineError ? SmtpError.fromEngine(engineError, this.transcript()) : null;
+    if (!job) return;
+    this.#jobs.delete(id);
+    this.#completed += 1;
+    if (error) {
+      job.body.cancel();
+      job.reject(error);
+    } else {
+      job.resolve(result);
+    }
+    this.#changed();
+  }
+
+  #addTranscript(line) {
+    this.#transcriptLines.push(line);
+    if (this.#transcriptLines.length > TRANSCRIPT_KEPT) this.#transcriptLines.shift();
+    if (this.#onTranscript) {
+      try {
+        this.#onTranscript(line);
+      } catch {
+        // A logging callback must not break the session.
+      }
+    }
+  }
+
+  /** Sleeps until something is posted or the engine's next deadline passes. */
+  #sleep() {
+    const deadline = this.#conn.pollTimeout();
+    let timer;
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+      if (deadline !== undefined) {
+        timer = setTimeout(() => {
+          this.#timerFiredFor = deadline;
+          this.#wake = null;
+          resolve();
+        }, Math.max(0, deadline - monotonicNow()));
+      }
+    }).finally(() => clearTimeout(timer));
+  }
+
+  #finish() {
+    this.#done = true;
+    try {
+      this.#socket?.close();
+    } catch {}
+    const error = this.#closedError();
+    for (const job of this.#jobs.values()) {
+      job.body.cancel();
+      job.reject(error);
+    }
+    this.#jobs.clear();
+    if (this.info === null) this.#readyReject(error);
+    this.#conn.free();
+    this.#closedResolve();
+    this.#changed();
+  }
+
+  #closedError() {
+    return (
+      this.#closeError ??
+      new SmtpError({
+        code: 'ECLOSED',
+        phase: 'quit',
+        message: 'the connection closed before the operation finished.',
+        retryable: true,
+        transcript: this.transcript(),
+      })
+    );
+  }
+
+  #changed() {
+    try {
+      this.onChange?.(this);
+    } catch {}
+  }
+}
+
+/** The plain object `verify()` and the pool see for a ready session. */
+function sessionInfo(s) {
+  return {
+    greeting: s.greeting,
+    capabilities: {
+      domain: s.domain,
+      esmtp: s.esmtp,
+      extensions: s.extensions,
+      auth: s.authMechanisms,
+      sizeLimit: s.sizeLimit,
+      pipelining: s.pipelining,
+      chunking: s.chunking,
+      eightBitMime: s.eightBitMime,
+      smtpUtf8: s.smtpUtf8,
+      dsn: s.dsn,
+      starttls: s.starttls,
+      requireTls: s.requireTls,
+      enhancedStatusCodes: s.enhancedStatusCodes,
+    },
+    tls: s.tlsVersion === undefined ? null : { version: s.tlsVersion, cipher: s.tlsCipher, authorized: s.tlsAuthorized },
+    authMethod: s.authMethod ?? null,
+  };
+}
+
+/** Frees an error the bindings threw whose content the engine reports again as an event. */
+function discard(thrown) {
+  toSmtpError(thrown);
+}
+
+const STALLED = new Error('the write made no progress');
+
+/** Rejects with STALLED when a write takes longer than the command time-out. */
+function withStallLimit(write, limitMs) {
+  if (!write || typeof write.then !== 'function') return Promise.resolve();
+  let timer;
+  const stall = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(STALLED), limitMs);
+  });
+  return Promise.race([write, stall]).finally(() => clearTimeout(timer));
+}
+
+/** A runtime error as text for the engine (which classifies TLS failures by it). */
+function describe(error) {
+  if (error === undefined || error === null) return 'unknown error';
+  if (typeof error === 'string') return error;
+  // OpenSSL errors carry a one-line `reason` ("wrong version number") next
+  // to a multi-line message with library internals.
+  const message = typeof error.reason === 'string' && error.reason ? error.reason : (error.message ?? String(error));
+  return error.code && !message.includes(error.code) ? `${message} (${error.code})` : message;
+}

@@ -1,0 +1,174 @@
+// The Node.js transport (also used by Deno and Bun through their node:net /
+// node:tls support): TCP with `net`, TLS with `tls`, STARTTLS by wrapping the
+// same socket in place. No SMTP knowledge here: bytes in, bytes out.
+
+import net from 'node:net';
+import tls from 'node:tls';
+
+/** @type {import('../../index.d.ts').Transport} */
+export const nodeTransport = {
+  async connect({ host, port, tls: implicitTls, servername, ca, rejectUnauthorized = true }) {
+    const raw = implicitTls
+      ? await openTls({ host, port, servername, ca, rejectUnauthorized })
+      : await openTcp({ host, port });
+    return new NodeSocket(raw, { host, rejectUnauthorized });
+  },
+};
+
+/** Extra trust: Node's `ca` option replaces the default roots, so keep them. */
+function trust(ca) {
+  if (ca === undefined || ca === null) return undefined;
+  return [...tls.rootCertificates, ...(Array.isArray(ca) ? ca : [ca])];
+}
+
+/** TLS options naming the server: SNI only for host names (RFC 6066 forbids
+ *  IP addresses there), the certificate checked against the name either way. */
+function tlsName(name) {
+  const checkServerIdentity = (_, cert) => tls.checkServerIdentity(name, cert);
+  return net.isIP(name) ? { checkServerIdentity } : { servername: name, checkServerIdentity };
+}
+
+function openTcp({ host, port }) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    socket.setNoDelay(true);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+function openTls({ host, port, servername, ca, rejectUnauthorized }) {
+  return new Promise((resolve, reject) => {
+    let tcpOpen = false;
+    const socket = tls.connect({ host, port, ...tlsName(servername), ca: trust(ca), rejectUnauthorized });
+    socket.once('connect', () => {
+      tcpOpen = true;
+      socket.setNoDelay(true);
+    });
+    socket.once('secureConnect', () => {
+      socket.off('error', fail);
+      resolve(socket);
+    });
+    function fail(error) {
+      // Marks a failure after the TCP connection opened as a TLS failure, so
+      // the engine names the cause (certificate, plaintext port...).
+      if (tcpOpen) error.tlsHandshake = true;
+      socket.destroy();
+      reject(error);
+    }
+    socket.once('error', fail);
+  });
+}
+
+class NodeSocket {
+  /** Set by the driver: bytes arrived / end of stream or error. */
+  onData = null;
+  onClose = null;
+
+  #socket;
+  #host;
+  #rejectUnauthorized;
+  #early = [];
+  #closeReported = false;
+  #listeners = null;
+
+  constructor(socket, { host, rejectUnauthorized }) {
+    this.#host = host;
+    this.#rejectUnauthorized = rejectUnauthorized;
+    this.#attach(socket);
+  }
+
+  /** TLS facts when the socket is encrypted. */
+  get tlsInfo() {
+    const socket = this.#socket;
+    if (!(socket instanceof tls.TLSSocket)) return undefined;
+    const cipher = socket.getCipher();
+    return {
+      version: socket.getProtocol() ?? 'TLS',
+      cipher: cipher?.standardName ?? cipher?.name,
+      authorized: socket.authorized === true,
+      authorizationError: socket.authorizationError ? String(socket.authorizationError) : undefined,
+    };
+  }
+
+  /** Resolves once the bytes are handed to the OS (back-pressure per flight). */
+  write(bytes) {
+    return new Promise((resolve, reject) => {
+      this.#socket.write(bytes, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  /** Upgrades this connection in place (after the server's 220 to STARTTLS). */
+  startTls({ servername, ca, rejectUnauthorized = this.#rejectUnauthorized }) {
+    const plain = this.#socket;
+    // Stop reading plaintext first: from here on every byte belongs to TLS.
+    this.#detach();
+    return new Promise((resolve, reject) => {
+      const secure = tls.connect({ socket: plain, ...tlsName(servername ?? this.#host), ca: trust(ca), rejectUnauthorized });
+      secure.once('secureConnect', () => {
+        secure.off('error', reject);
+        this.#attach(secure);
+        resolve();
+      });
+      secure.once('error', (error) => {
+        secure.destroy();
+        reject(error);
+      });
+    });
+  }
+
+  close() {
+    const socket = this.#socket;
+    this.#detach();
+    socket.end();
+    // end() lets the final bytes (QUIT, TLS close_notify) leave; destroy() after a grace period.
+    setTimeout(() => socket.destroy(), 2000).unref?.(); // Deno's timers are numbers
+  }
+
+  ref() {
+    this.#socket.ref();
+  }
+
+  unref() {
+    this.#socket.unref();
+  }
+
+  #attach(socket) {
+    this.#socket = socket;
+    const listeners = {
+      data: (chunk) => this.#deliver(chunk),
+      end: () => this.#reportClose(undefined),
+      error: (error) => this.#reportClose(error),
+      close: () => this.#reportClose(undefined),
+    };
+    for (const [name, fn] of Object.entries(listeners)) socket.on(name, fn);
+    this.#listeners = listeners;
+  }
+
+  #detach() {
+    if (!this.#listeners) return;
+    for (const [name, fn] of Object.entries(this.#listeners)) this.#socket.off(name, fn);
+    // An error on a socket without listeners would crash the process.
+    this.#socket.on('error', () => {});
+    this.#listeners = null;
+  }
+
+  #deliver(chunk) {
+    if (this.onData) {
+      for (const early of this.#early.splice(0)) this.onData(early);
+      this.onData(chunk);
+    } else {
+      this.#early.push(chunk); // arrived before the driver attached
+    }
+  }
+
+  #reportClose(error) {
+    if (this.#closeReported) return;
+    this.#closeReported = true;
+    if (this.onData) for (const early of this.#early.splice(0)) this.onData(early);
+    this.onClose?.(error);
+  }
+}

@@ -1,0 +1,81 @@
+// Compiled with `tsc --noEmit` (npm run typecheck): the declarations in
+// index.d.ts must accept every documented use and refuse obvious mistakes.
+
+import { createClient, SmtpError, type SendResult, type Transport, type VerifyResult } from 'wasmtp';
+
+const client = createClient({
+  host: 'smtp.example.com',
+  port: 587,
+  security: 'starttls',
+  auth: { user: 'u', pass: 'p' },
+  tls: { ca: '-----BEGIN CERTIFICATE-----', servername: 'smtp.example.com', rejectUnauthorized: true },
+  allowInsecureAuth: false,
+  clientName: 'app.example.com',
+  timeouts: { connect: 30_000, greeting: 30_000, command: 60_000, dataEnd: 600_000 },
+  pool: { maxConnections: 4, maxMessagesPerConnection: 100 },
+  onTranscript: (line) => {
+    const dir: 'C' | 'S' | 'tls' = line.dir;
+    console.log(dir, line.text);
+  },
+});
+
+createClient({ host: 'smtp.gmail.com', security: 'tls', auth: { user: 'u', accessToken: 't', method: 'XOAUTH2' } });
+
+// @ts-expect-error security is one of four modes
+createClient({ host: 'h', security: 'ssl' });
+// @ts-expect-error host is required
+createClient({ port: 25 });
+
+async function main(): Promise<void> {
+  const result: SendResult = await client.send({
+    from: 'Ann <ann@example.com>',
+    to: ['bob@example.org'],
+    cc: [],
+    bcc: [],
+    subject: 'Hi',
+    text: 'plain body',
+    html: '<p>html body</p>',
+    attachments: [
+      { filename: 'a.pdf', content: new Uint8Array(4), contentType: 'application/pdf' },
+      { filename: 'b.txt', content: 'text' },
+      { filename: 'c.csv', content: new ReadableStream<Uint8Array>() },
+    ],
+    headers: { 'X-Tag': 'v' },
+  });
+  const firstRejected: number | undefined = result.rejected[0]?.code;
+  console.log(result.messageId, result.accepted.join(), firstRejected, result.response, result.queueId);
+
+  await client.send({ raw: 'Subject: x\r\n\r\nbody', envelope: { from: 'ann@example.com', to: ['bob@example.org'] } });
+  await client.send({ raw: new Uint8Array(1), envelope: { from: '', to: 'bob@example.org' } });
+  // @ts-expect-error a raw message needs an envelope
+  await client.send({ raw: 'Subject: x\r\n\r\nbody' });
+
+  const info: VerifyResult = await client.verify();
+  console.log(info.capabilities.extensions, info.tls?.authorized, info.authMethod);
+
+  try {
+    await client.send({ from: 'a@example.com', to: 'b@example.org', text: 'x' });
+  } catch (err) {
+    if (err instanceof SmtpError) {
+      const fields: [string, string, boolean, 'not-sent' | 'unknown'] = [err.code, err.phase, err.retryable, err.deliveryState];
+      console.log(fields, err.hint, err.reply?.enhancedCode, err.transcript?.length, err.message);
+    }
+  }
+  await client.close();
+}
+
+// A custom transport (for example over a proxy) type-checks against the interface.
+const transport: Transport = {
+  async connect() {
+    return {
+      write: async (_bytes: Uint8Array) => {},
+      startTls: async () => {},
+      close: () => {},
+      onData: null,
+      onClose: null,
+    };
+  },
+};
+createClient({ host: 'h', transport });
+
+void main();

@@ -1,0 +1,219 @@
+//! The MIME builder for JS: a message spec filled with setters, and a
+//! builder polled for bytes (`pollOutput`) that asks for streamed
+//! attachments (`waitingFor`, `pushAttachment`, `endAttachment`).
+
+use wasm_bindgen::prelude::*;
+
+use super::{EngineError, WasmEnvelope};
+use crate::error::{Phase, SmtpError};
+use crate::mime::{Attachment, AttachmentContent, Disposition, MessageBuilder, MessageSpec, Segment};
+
+/// The fields of a structured message (`client.send({ from, to, ... })`).
+#[wasm_bindgen(js_name = MessageSpec)]
+pub struct WasmMessageSpec {
+    spec: MessageSpec,
+}
+
+#[wasm_bindgen(js_class = MessageSpec)]
+impl WasmMessageSpec {
+    /// `from`: `ann@example.com` or `Ann <ann@example.com>`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(from: String) -> WasmMessageSpec {
+        WasmMessageSpec {
+            spec: MessageSpec {
+                from,
+                ..MessageSpec::default()
+            },
+        }
+    }
+
+    #[wasm_bindgen(js_name = addTo)]
+    pub fn add_to(&mut self, address: String) {
+        self.spec.to.push(address);
+    }
+
+    #[wasm_bindgen(js_name = addCc)]
+    pub fn add_cc(&mut self, address: String) {
+        self.spec.cc.push(address);
+    }
+
+    #[wasm_bindgen(js_name = addBcc)]
+    pub fn add_bcc(&mut self, address: String) {
+        self.spec.bcc.push(address);
+    }
+
+    #[wasm_bindgen(js_name = addReplyTo)]
+    pub fn add_reply_to(&mut self, address: String) {
+        self.spec.reply_to.push(address);
+    }
+
+    #[wasm_bindgen(js_name = setSubject)]
+    pub fn set_subject(&mut self, subject: String) {
+        self.spec.subject = Some(subject);
+    }
+
+    #[wasm_bindgen(js_name = setText)]
+    pub fn set_text(&mut self, text: String) {
+        self.spec.text = Some(text);
+    }
+
+    #[wasm_bindgen(js_name = setHtml)]
+    pub fn set_html(&mut self, html: String) {
+        self.spec.html = Some(html);
+    }
+
+    #[wasm_bindgen(js_name = addHeader)]
+    pub fn add_header(&mut self, name: String, value: String) {
+        self.spec.headers.push((name, value));
+    }
+
+    #[wasm_bindgen(js_name = setMessageId)]
+    pub fn set_message_id(&mut self, id: String) {
+        self.spec.message_id = Some(id);
+    }
+
+    /// An attachment whose bytes are in hand; returns its index.
+    #[wasm_bindgen(js_name = addAttachmentBytes)]
+    pub fn add_attachment_bytes(
+        &mut self,
+        bytes: Vec<u8>,
+        filename: Option<String>,
+        content_type: Option<String>,
+        cid: Option<String>,
+        disposition: Option<String>,
+    ) -> Result<usize, EngineError> {
+        self.add_attachment(
+            AttachmentContent::Bytes(bytes),
+            filename,
+            content_type,
+            cid,
+            disposition,
+        )
+    }
+
+    /// An attachment pushed later through `MessageBuilder.pushAttachment`; returns its index.
+    #[wasm_bindgen(js_name = addAttachmentStream)]
+    pub fn add_attachment_stream(
+        &mut self,
+        filename: Option<String>,
+        content_type: Option<String>,
+        cid: Option<String>,
+        disposition: Option<String>,
+    ) -> Result<usize, EngineError> {
+        self.add_attachment(AttachmentContent::Stream, filename, content_type, cid, disposition)
+    }
+}
+
+impl WasmMessageSpec {
+    fn add_attachment(
+        &mut self,
+        content: AttachmentContent,
+        filename: Option<String>,
+        content_type: Option<String>,
+        cid: Option<String>,
+        disposition: Option<String>,
+    ) -> Result<usize, EngineError> {
+        let disposition = match disposition.as_deref() {
+            None => None,
+            Some("inline") => Some(Disposition::Inline),
+            Some("attachment") => Some(Disposition::Attachment),
+            Some(other) => {
+                return Err(
+                    SmtpError::input(Phase::Data, format!("contentDisposition \"{other}\" is not known."))
+                        .with_hint("use \"inline\" or \"attachment\".")
+                        .into(),
+                );
+            }
+        };
+        self.spec.attachments.push(Attachment {
+            filename,
+            content_type,
+            cid,
+            disposition,
+            content,
+        });
+        Ok(self.spec.attachments.len() - 1)
+    }
+}
+
+/// Produces one message from a spec, polled piece by piece.
+#[wasm_bindgen(js_name = MessageBuilder)]
+pub struct WasmMessageBuilder {
+    builder: MessageBuilder,
+    /// After `pollOutput` returned nothing: the streamed attachment it waits for.
+    waiting_for: Option<usize>,
+}
+
+#[wasm_bindgen(js_class = MessageBuilder)]
+impl WasmMessageBuilder {
+    /// Checks the spec (consumed) and prepares the message. `random` is 32
+    /// fresh random bytes (boundaries, Message-ID); `now_ms` the Date
+    /// header's time (ms since the Unix epoch). Throws an `EngineError`
+    /// (`EINPUT`) for any mistake in the spec.
+    #[wasm_bindgen(constructor)]
+    pub fn new(spec: WasmMessageSpec, random: &[u8], now_ms: f64) -> Result<WasmMessageBuilder, EngineError> {
+        let random: [u8; 32] = random
+            .try_into()
+            .map_err(|_| SmtpError::input(Phase::Data, "the MIME builder needs exactly 32 random bytes."))?;
+        let builder = MessageBuilder::new(spec.spec, random, now_ms as i64)?;
+        Ok(WasmMessageBuilder {
+            builder,
+            waiting_for: None,
+        })
+    }
+
+    /// MAIL FROM / RCPT TO for this message (From, To, Cc and Bcc), with its size when known.
+    pub fn envelope(&self) -> WasmEnvelope {
+        WasmEnvelope {
+            envelope: self.builder.envelope().clone(),
+        }
+    }
+
+    /// The Message-ID, angle brackets included.
+    #[wasm_bindgen(getter, js_name = messageId)]
+    pub fn message_id(&self) -> String {
+        self.builder.message_id().to_string()
+    }
+
+    /// The size in octets when every part is in hand (no streamed attachment).
+    #[wasm_bindgen(getter)]
+    pub fn size(&self) -> Option<f64> {
+        self.builder.envelope().size.map(|n| n as f64)
+    }
+
+    /// The next bytes of the message; `undefined` when it is complete or
+    /// waits for a streamed attachment (see `waitingFor`).
+    #[wasm_bindgen(js_name = pollOutput)]
+    pub fn poll_output(&mut self) -> Option<Vec<u8>> {
+        match self.builder.poll_output() {
+            Segment::Bytes(bytes) => {
+                self.waiting_for = None;
+                Some(bytes)
+            }
+            Segment::NeedAttachment(index) => {
+                self.waiting_for = Some(index);
+                None
+            }
+            Segment::Done => {
+                self.waiting_for = None;
+                None
+            }
+        }
+    }
+
+    /// The streamed attachment `pollOutput` waits for; `undefined` when done.
+    #[wasm_bindgen(getter, js_name = waitingFor)]
+    pub fn waiting_for(&self) -> Option<usize> {
+        self.waiting_for
+    }
+
+    #[wasm_bindgen(js_name = pushAttachment)]
+    pub fn push_attachment(&mut self, index: usize, chunk: &[u8]) -> Result<(), EngineError> {
+        Ok(self.builder.push_attachment(index, chunk)?)
+    }
+
+    #[wasm_bindgen(js_name = endAttachment)]
+    pub fn end_attachment(&mut self, index: usize) -> Result<(), EngineError> {
+        Ok(self.builder.end_attachment(index)?)
+    }
+}
