@@ -114,6 +114,9 @@ pub struct Connection {
     port_probe_deadline: Option<Instant>,
     greeting: Option<Reply>,
     caps: Option<Capabilities>,
+    /// The plaintext EHLO's capabilities, after a STARTTLS upgrade. Never
+    /// used for decisions; reported for diagnostics.
+    caps_before_tls: Option<Capabilities>,
     tls: Option<TlsInfo>,
     /// The TLS handshake in progress was asked for by STARTTLS.
     starttls_handshake: bool,
@@ -161,6 +164,7 @@ impl Connection {
             port_probe_deadline: None,
             greeting: None,
             caps: None,
+            caps_before_tls: None,
             tls: None,
             starttls_handshake: false,
             early_bytes: Vec::new(),
@@ -223,8 +227,9 @@ impl Connection {
         );
         self.tls = Some(info);
         if self.starttls_handshake {
-            // RFC 3207 §4.2: everything learned before TLS is forgotten.
-            self.caps = None;
+            // RFC 3207 §4.2: everything learned before TLS is forgotten
+            // (kept aside only to report what the plaintext EHLO offered).
+            self.caps_before_tls = self.caps.take();
             self.state = State::Setup;
             self.send_hello(now);
         } else {
@@ -537,6 +542,17 @@ impl Connection {
         self.caps.as_ref()
     }
 
+    /// What the plaintext EHLO offered before a STARTTLS upgrade (for
+    /// diagnostics only: no decision is ever made from it).
+    pub fn capabilities_before_tls(&self) -> Option<&Capabilities> {
+        self.caps_before_tls.as_ref()
+    }
+
+    /// The server's greeting, once received.
+    pub fn greeting(&self) -> Option<&Reply> {
+        self.greeting.as_ref()
+    }
+
     pub fn tls_info(&self) -> Option<&TlsInfo> {
         self.tls.as_ref()
     }
@@ -645,25 +661,11 @@ impl Connection {
             return;
         };
         let encrypted = self.tls.is_some();
-        if !encrypted && !self.config.allow_insecure_auth {
-            let offered_tls = self.caps.as_ref().is_some_and(|c| c.starttls);
-            let err = SmtpError::new(
-                ErrorCode::AuthInsecure,
-                Phase::Auth,
-                format!(
-                    "refusing to send credentials to {}:{} over an unencrypted connection (security: '{}').",
-                    self.config.host,
-                    self.config.port,
-                    self.config.security.as_str()
-                ),
-            )
-            .with_hint(if offered_tls && self.config.security == Security::None {
-                "the server offers STARTTLS: use security: 'starttls'. Only for a trusted local test server, set allowInsecureAuth: true."
-            } else {
-                "use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true."
-            });
-            self.fail_connection(err, true);
-            return;
+        if !self.config.allow_insecure_auth {
+            if let Some(err) = self.insecure_auth_error() {
+                self.fail_connection(err, true);
+                return;
+            }
         }
         let offered = self.caps.as_ref().map(|c| c.auth.clone()).unwrap_or_default();
         match choose_mechanism(&offered, &credentials, self.config.auth_mechanism, encrypted) {
@@ -678,11 +680,49 @@ impl Connection {
         }
     }
 
+    /// Why credentials may not be sent on this link, if they may not: it is
+    /// unencrypted, or encrypted with a certificate nobody verified (which
+    /// anyone on the path could have presented).
+    fn insecure_auth_error(&self) -> Option<SmtpError> {
+        let (host, port, security) = (&self.config.host, self.config.port, self.config.security.as_str());
+        match &self.tls {
+            None => {
+                let offered_tls = self.caps.as_ref().is_some_and(|c| c.starttls);
+                let hint = if offered_tls && self.config.security == Security::None {
+                    "the server offers STARTTLS: use security: 'starttls'. Only for a trusted local test server, set allowInsecureAuth: true."
+                } else {
+                    "use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true."
+                };
+                Some(
+                    SmtpError::new(
+                        ErrorCode::AuthInsecure,
+                        Phase::Auth,
+                        format!("refusing to send credentials to {host}:{port} over an unencrypted connection (security: '{security}')."),
+                    )
+                    .with_hint(hint),
+                )
+            }
+            Some(tls) if !tls.authorized => Some(
+                SmtpError::new(
+                    ErrorCode::AuthInsecure,
+                    Phase::Auth,
+                    format!(
+                        "refusing to send credentials to {host}:{port}: the TLS certificate was not verified ({}), so the link may lead to someone else.",
+                        tls.authorization_error.as_deref().unwrap_or("verification was turned off")
+                    ),
+                )
+                .with_hint("pass the server's CA (or its self-signed certificate) as tls.ca and keep verification on. Only for a trusted local test server, set allowInsecureAuth: true."),
+            ),
+            Some(_) => None,
+        }
+    }
+
     fn become_ready(&mut self, now: Instant) {
         self.state = State::Ready;
         let info = SessionInfo {
             greeting: self.greeting.clone().expect("greeted before ready"),
             capabilities: self.caps.clone().unwrap_or_default(),
+            capabilities_before_tls: self.caps_before_tls.clone(),
             tls: self.tls.clone(),
             auth_method: self.auth_method,
         };

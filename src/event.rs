@@ -46,6 +46,8 @@ pub struct SessionInfo {
     pub greeting: Reply,
     /// Capabilities from the last EHLO (after TLS when TLS is used).
     pub capabilities: Capabilities,
+    /// What the plaintext EHLO offered before STARTTLS, for diagnostics only.
+    pub capabilities_before_tls: Option<Capabilities>,
     pub tls: Option<TlsInfo>,
     pub auth_method: Option<Mechanism>,
 }

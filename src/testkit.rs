@@ -155,8 +155,19 @@ impl Harness {
         );
     }
 
-    /// Completes the TLS handshake the client asked for.
+    /// Completes the TLS handshake the client asked for, with a verified certificate.
     pub fn tls_up(&mut self) {
+        self.tls_up_with(TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher: Some("TLS_AES_128_GCM_SHA256".into()),
+            authorized: true,
+            authorization_error: None,
+        });
+    }
+
+    /// Completes the TLS handshake the client asked for, with these facts
+    /// (e.g. a certificate the host did not verify).
+    pub fn tls_up_with(&mut self, info: TlsInfo) {
         self.pump();
         let requests = self
             .events
@@ -169,12 +180,6 @@ impl Harness {
             self.transcript()
         );
         self.tls_requests_handled = requests;
-        let info = TlsInfo {
-            version: "TLSv1.3".into(),
-            cipher: Some("TLS_AES_128_GCM_SHA256".into()),
-            authorized: true,
-            authorization_error: None,
-        };
         self.conn.tls_established(info, self.now);
         self.pump();
     }

@@ -1022,3 +1022,77 @@ fn noop_waits_for_its_reply_before_anything_else() {
     );
     assert!(h.delivered(id).is_none());
 }
+
+#[test]
+fn credentials_never_cross_an_unverified_tls_link() {
+    let unverified = TlsInfo {
+        version: "TLSv1.3".into(),
+        cipher: None,
+        authorized: false,
+        authorization_error: Some("self-signed certificate".into()),
+    };
+    let setup = "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 STARTTLS
+        C: STARTTLS
+        S: 220 go
+    ";
+    let mut h = Harness::new(with_auth(config(Security::StartTls, 587)));
+    h.run(setup);
+    h.tls_up_with(unverified.clone());
+    h.run(
+        "
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 AUTH PLAIN
+        C: QUIT
+    ",
+    );
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::AuthInsecure, Phase::Auth));
+    assert!(err.message.contains("self-signed certificate"), "{err}");
+    assert!(err.hint.as_deref().unwrap().contains("tls.ca"), "{err}");
+    nothing_sensitive_sent(&h);
+
+    // Only the explicit opt-in sends them anyway.
+    let mut h = Harness::new(with_auth(config(Security::StartTls, 587)).allow_insecure_auth(true));
+    h.run(setup);
+    h.tls_up_with(unverified);
+    h.run(&format!(
+        "
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 AUTH PLAIN
+        C: AUTH PLAIN {PLAIN_B64}
+    "
+    ));
+}
+
+#[test]
+fn the_plaintext_capabilities_are_reported_but_never_used() {
+    let mut h = Harness::new(config(Security::StartTls, 587));
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250-AUTH PLAIN LOGIN
+        S: 250 STARTTLS
+        C: STARTTLS
+        S: 220 go
+        TLS
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 AUTH XOAUTH2
+    ",
+    );
+    let info = h.ready().unwrap();
+    assert_eq!(info.capabilities.auth, vec!["XOAUTH2"]);
+    assert_eq!(
+        info.capabilities_before_tls.as_ref().unwrap().auth,
+        vec!["PLAIN", "LOGIN"]
+    );
+    assert_eq!(h.conn.greeting().unwrap().code, 220);
+}
