@@ -11,6 +11,7 @@ pub mod body;
 pub mod capabilities;
 pub mod config;
 pub mod connection;
+pub mod diagnose;
 #[cfg(feature = "driver")]
 pub mod driver;
 pub mod envelope;

@@ -1,0 +1,685 @@
+//! The connection doctor's judgement: from what probes of several ports
+//! found (reachability, greeting, capabilities before and after TLS, the
+//! certificate, AUTH), decide what works, what is wrong, and what to use.
+//!
+//! Hosts run the probes (each one an ordinary [`Connection`](crate::Connection)
+//! without messages) and fill in a [`PortProbe`] per port; every verdict,
+//! message and hint is made here, so each runtime and the web page say the same.
+
+use crate::auth::Mechanism;
+use crate::capabilities::Capabilities;
+use crate::config::Security;
+use crate::error::{ErrorCode, SmtpError};
+use crate::reply::Reply;
+use crate::tls::TlsInfo;
+
+/// What opening the TCP connection gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reachability {
+    /// Connected after this many milliseconds.
+    Open { connect_ms: u64 },
+    /// Actively refused: nothing listens there.
+    Refused,
+    /// No answer at all within the probe's time-out: typically a firewall
+    /// or a provider that blocks outbound SMTP.
+    TimedOut,
+    /// The host name does not resolve.
+    Unresolved,
+    /// Anything else, with the host's text.
+    Failed(String),
+}
+
+/// The server certificate, as the host's TLS layer saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CertificateFacts {
+    pub subject: String,
+    pub alt_names: Vec<String>,
+    pub issuer: String,
+    pub valid_from: String,
+    pub valid_to: String,
+    /// The certificate names itself as issuer.
+    pub self_signed: bool,
+    /// `AB:CD:…`, as `openssl x509 -fingerprint -sha256` prints it.
+    pub fingerprint_sha256: String,
+    /// The certificate covers the host name that was dialled.
+    pub name_matches: bool,
+    /// Outside its validity period now.
+    pub expired: bool,
+}
+
+/// How the optional login attempt went.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AuthOutcome {
+    /// No credentials were given, or the probe never got that far.
+    #[default]
+    NotTried,
+    Succeeded(Mechanism),
+    Failed(SmtpError),
+}
+
+/// Everything one probe of one port found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortProbe {
+    pub port: u16,
+    /// The security mode the probe used on this port.
+    pub security: Security,
+    pub reachability: Reachability,
+    pub greeting: Option<Reply>,
+    /// The plaintext EHLO of a STARTTLS probe.
+    pub capabilities_before_tls: Option<Capabilities>,
+    /// The last EHLO (after TLS when there was TLS).
+    pub capabilities: Option<Capabilities>,
+    pub tls: Option<TlsInfo>,
+    pub certificate: Option<CertificateFacts>,
+    pub auth: AuthOutcome,
+    /// The error that ended the probe early, if any.
+    pub error: Option<SmtpError>,
+}
+
+impl PortProbe {
+    /// A probe that has not learned anything yet.
+    pub fn new(port: u16, security: Security, reachability: Reachability) -> Self {
+        PortProbe {
+            port,
+            security,
+            reachability,
+            greeting: None,
+            capabilities_before_tls: None,
+            capabilities: None,
+            tls: None,
+            certificate: None,
+            auth: AuthOutcome::NotTried,
+            error: None,
+        }
+    }
+
+    /// TLS is up and its certificate was verified.
+    fn tls_verified(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.authorized)
+    }
+
+    /// The port spoke SMTP and ended up in a state messages could use.
+    fn works(&self) -> bool {
+        // A refused login (or a login withheld from an unverified TLS link)
+        // says nothing against the port and security themselves.
+        let withheld = |e: &SmtpError| e.code == ErrorCode::AuthInsecure && self.tls.is_some();
+        let fatal = self
+            .error
+            .as_ref()
+            .is_some_and(|e| !matches!(e.code, ErrorCode::Auth | ErrorCode::AuthUnsupported) && !withheld(e));
+        matches!(self.reachability, Reachability::Open { .. }) && self.greeting.is_some() && !fatal
+    }
+}
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Something that works.
+    Ok,
+    /// Worth knowing.
+    Info,
+    /// Works, but unsafe or fragile.
+    Warning,
+    /// Does not work.
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Ok => "ok",
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// One observation, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The port it is about (`None` for the host as a whole).
+    pub port: Option<u16>,
+    pub severity: Severity,
+    /// A stable identifier, e.g. `"CERT_SELF_SIGNED"`.
+    pub code: &'static str,
+    /// What was found, as a sentence.
+    pub message: String,
+    /// What to do, as a sentence.
+    pub hint: Option<String>,
+}
+
+/// The set-up to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recommendation {
+    pub port: u16,
+    pub security: Security,
+    /// The certificate is private or self-signed: pass it (or its CA) as `tls.ca`.
+    pub needs_ca: bool,
+    /// Why this one, as a sentence.
+    pub reason: String,
+}
+
+/// The doctor's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub findings: Vec<Finding>,
+    pub recommended: Option<Recommendation>,
+}
+
+impl Diagnosis {
+    /// True when at least one port works (the CLI's exit status).
+    pub fn has_working_configuration(&self) -> bool {
+        self.recommended.is_some()
+    }
+}
+
+/// Mechanisms wasmtp can run, by name.
+const USABLE_AUTH: [&str; 5] = ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER"];
+
+/// Judges a set of probes of `host`.
+pub fn diagnose(host: &str, probes: &[PortProbe]) -> Diagnosis {
+    let mut findings = Vec::new();
+    if !probes.is_empty() && probes.iter().all(|p| p.reachability == Reachability::Unresolved) {
+        findings.push(Finding {
+            port: None,
+            severity: Severity::Error,
+            code: "HOST_UNKNOWN",
+            message: format!("the host name \"{host}\" does not resolve."),
+            hint: Some(
+                "check its spelling; your provider's documentation names its SMTP host (often smtp.<domain>).".into(),
+            ),
+        });
+        return Diagnosis {
+            findings,
+            recommended: None,
+        };
+    }
+    for probe in probes {
+        judge_port(host, probe, &mut findings);
+    }
+    let recommended = recommend(probes);
+    if recommended.is_none() && !probes.is_empty() {
+        findings.push(Finding {
+            port: None,
+            severity: Severity::Error,
+            code: "NOTHING_WORKS",
+            message: format!("no port of {host} gave a usable SMTP session."),
+            hint: Some("see the findings above for each port; a blocked network is the most common cause when every port times out.".into()),
+        });
+    }
+    Diagnosis { findings, recommended }
+}
+
+fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
+    let port = probe.port;
+    let mut add = |severity, code, message: String, hint: Option<String>| {
+        findings.push(Finding {
+            port: Some(port),
+            severity,
+            code,
+            message,
+            hint,
+        });
+    };
+    match &probe.reachability {
+        Reachability::Open { .. } => {}
+        Reachability::Refused => {
+            add(
+                Severity::Error,
+                "PORT_CLOSED",
+                format!("nothing accepts connections on {host}:{port}."),
+                Some("the server does not offer this port; use one of the others.".into()),
+            );
+            return;
+        }
+        Reachability::TimedOut => {
+            add(
+                Severity::Error,
+                "PORT_TIMEOUT",
+                format!("{host}:{port} did not answer: the connection timed out."),
+                Some(
+                    "the network or hosting provider may block outbound SMTP (port 25 very often is); try 587 or 465, or 2525 if the provider offers it."
+                        .into(),
+                ),
+            );
+            return;
+        }
+        Reachability::Unresolved => {
+            add(
+                Severity::Error,
+                "HOST_UNKNOWN",
+                format!("the host name \"{host}\" does not resolve."),
+                None,
+            );
+            return;
+        }
+        Reachability::Failed(detail) => {
+            add(
+                Severity::Error,
+                "CONNECT_FAILED",
+                format!("could not connect to {host}:{port} ({detail})."),
+                None,
+            );
+            return;
+        }
+    }
+
+    if let Some(err) = &probe.error {
+        match err.code {
+            ErrorCode::TlsPortMismatch if probe.security == Security::Tls => add(
+                Severity::Error,
+                "PLAINTEXT_WHERE_TLS_EXPECTED",
+                format!("port {port} answered with a plaintext greeting, not TLS: it does not speak TLS from the first byte."),
+                Some(format!("use port {port} with security: 'starttls'.")),
+            ),
+            ErrorCode::TlsPortMismatch => add(
+                Severity::Error,
+                "TLS_WHERE_PLAINTEXT_EXPECTED",
+                format!("port {port} stayed silent without TLS: it expects TLS from the first byte."),
+                Some(format!("use port {port} with security: 'tls'.")),
+            ),
+            ErrorCode::StartTlsUnavailable => add(
+                Severity::Error,
+                "NO_STARTTLS",
+                format!("port {port} does not offer STARTTLS{}.", reply_suffix(err)),
+                Some("without STARTTLS the password and the mail would cross the network in clear; use 465 with security: 'tls' if offered, or ask the administrator to enable STARTTLS.".into()),
+            ),
+            ErrorCode::Cert if probe.certificate.is_none() => {
+                add(Severity::Error, "CERT_REJECTED", err.message.clone(), err.hint.clone())
+            }
+            ErrorCode::Cert | ErrorCode::AuthInsecure | ErrorCode::Auth | ErrorCode::AuthUnsupported => {}
+            _ => add(Severity::Error, code_name(err.code), err.message.clone(), err.hint.clone()),
+        }
+    }
+
+    if let Some(cert) = &probe.certificate {
+        judge_certificate(host, port, probe, cert, findings);
+    }
+
+    // Which AUTH list counts: the one after TLS when TLS is up.
+    let caps = probe.capabilities.as_ref().or(probe.capabilities_before_tls.as_ref());
+    if let Some(caps) = caps {
+        judge_auth_offer(port, probe, caps, findings);
+    }
+
+    let mut add = |severity, code, message: String, hint: Option<String>| {
+        findings.push(Finding {
+            port: Some(port),
+            severity,
+            code,
+            message,
+            hint,
+        });
+    };
+    match &probe.auth {
+        AuthOutcome::NotTried => {}
+        AuthOutcome::Succeeded(mechanism) => add(
+            Severity::Ok,
+            "AUTH_OK",
+            format!("login with AUTH {mechanism} succeeded on port {port}."),
+            None,
+        ),
+        AuthOutcome::Failed(err) => add(Severity::Error, "AUTH_FAILED", err.message.clone(), err.hint.clone()),
+    }
+
+    if probe.works() {
+        let how = match &probe.tls {
+            Some(tls) if tls.authorized => format!("{}, certificate verified", tls.version),
+            Some(tls) => format!("{}, certificate NOT verified", tls.version),
+            None => "no encryption".to_string(),
+        };
+        let severity = if probe.tls_verified() {
+            Severity::Ok
+        } else {
+            Severity::Warning
+        };
+        add(
+            severity,
+            "PORT_WORKS",
+            format!("port {port} with security '{}' works ({how}).", probe.security.as_str()),
+            None,
+        );
+    }
+}
+
+fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &CertificateFacts, findings: &mut Vec<Finding>) {
+    let mut add = |severity, code, message: String, hint: Option<String>| {
+        findings.push(Finding {
+            port: Some(port),
+            severity,
+            code,
+            message,
+            hint,
+        });
+    };
+    let verified = probe.tls_verified();
+    let fingerprint = &cert.fingerprint_sha256;
+    if cert.self_signed && !verified {
+        add(
+            Severity::Error,
+            "CERT_SELF_SIGNED",
+            format!(
+                "port {port} presents a self-signed certificate ({}), which no one can verify by default.",
+                cert.subject
+            ),
+            Some(format!(
+                "pass that certificate as tls.ca (check its SHA-256 fingerprint {fingerprint} with the server's administrator); do not turn verification off, it would expose your password to anyone on the path."
+            )),
+        );
+    } else if !verified && !cert.expired && cert.name_matches {
+        add(
+            Severity::Error,
+            "CERT_PRIVATE_CA",
+            format!(
+                "port {port} presents a certificate issued by \"{}\", a CA this client does not trust.",
+                cert.issuer
+            ),
+            Some(format!(
+                "pass that CA's certificate as tls.ca (the server certificate's SHA-256 fingerprint is {fingerprint}); if it is a public CA, the server is missing its intermediate certificate."
+            )),
+        );
+    }
+    if cert.expired {
+        add(
+            Severity::Error,
+            "CERT_EXPIRED",
+            format!(
+                "the certificate on port {port} is outside its validity ({} to {}).",
+                cert.valid_from, cert.valid_to
+            ),
+            Some("the server's administrator must renew it; also check this machine's clock.".into()),
+        );
+    }
+    if !cert.name_matches {
+        let names = if cert.alt_names.is_empty() {
+            cert.subject.clone()
+        } else {
+            cert.alt_names.join(", ")
+        };
+        add(
+            Severity::Error,
+            "CERT_NAME_MISMATCH",
+            format!("the certificate on port {port} is for {names}, not for \"{host}\"."),
+            Some("connect with one of the names the certificate lists, or set tls.servername to it.".into()),
+        );
+    }
+}
+
+fn judge_auth_offer(port: u16, probe: &PortProbe, caps: &Capabilities, findings: &mut Vec<Finding>) {
+    let mut add = |severity, code, message: String, hint: Option<String>| {
+        findings.push(Finding {
+            port: Some(port),
+            severity,
+            code,
+            message,
+            hint,
+        });
+    };
+    let usable: Vec<&String> = caps.auth.iter().filter(|m| USABLE_AUTH.contains(&m.as_str())).collect();
+    if !caps.auth.is_empty() && usable.is_empty() {
+        let windows_only = caps
+            .auth
+            .iter()
+            .all(|m| matches!(m.as_str(), "GSSAPI" | "NTLM" | "KERBEROS_V4"));
+        add(
+            Severity::Error,
+            "AUTH_UNSUPPORTED_ONLY",
+            format!(
+                "port {port} offers only AUTH {}, which wasmtp cannot use.",
+                caps.auth.join(" ")
+            ),
+            Some(if windows_only {
+                "this is an Exchange/Active Directory login: ask the administrator to enable AUTH PLAIN or LOGIN over TLS for SMTP submission, or use OAuth2 where XOAUTH2 is offered.".into()
+            } else {
+                "ask the administrator for AUTH PLAIN or LOGIN over TLS.".into()
+            }),
+        );
+    } else if !usable.is_empty() {
+        let list: Vec<&str> = usable.iter().map(|s| s.as_str()).collect();
+        add(
+            Severity::Info,
+            "AUTH_OFFERED",
+            format!("port {port} offers AUTH {}.", list.join(" ")),
+            None,
+        );
+    }
+    if probe.tls.is_none() && !caps.auth.is_empty() {
+        add(
+            Severity::Warning,
+            "AUTH_IN_CLEAR",
+            format!("port {port} offers AUTH without encryption: a password sent there crosses the network in clear."),
+            Some("use a port with TLS (465 with security: 'tls', or 587 with 'starttls'); wasmtp refuses to send credentials here unless allowInsecureAuth is set.".into()),
+        );
+    }
+}
+
+/// The best working set-up: verified implicit TLS, then verified
+/// STARTTLS, then TLS that needs a CA, then plaintext (never with a warning missing).
+fn recommend(probes: &[PortProbe]) -> Option<Recommendation> {
+    let rank = |p: &PortProbe| -> Option<u8> {
+        if !p.works() {
+            return None;
+        }
+        Some(match (p.security, p.tls_verified(), p.tls.is_some()) {
+            (Security::Tls, true, _) => 0,
+            (Security::StartTls, true, _) => 1,
+            (_, true, _) => 2,
+            (_, false, true) => 3,
+            _ => 4,
+        })
+    };
+    let best = probes
+        .iter()
+        .filter_map(|p| rank(p).map(|r| (r, p)))
+        .min_by_key(|(r, p)| (*r, p.port))?
+        .1;
+    let needs_ca = best.tls.is_some() && !best.tls_verified();
+    let security = if best.tls.is_some() || best.security != Security::Opportunistic {
+        best.security
+    } else {
+        // Plaintext was all there was: say so rather than leave it to chance.
+        Security::None
+    };
+    let reason = match (best.tls.as_ref(), needs_ca) {
+        (Some(tls), false) => format!("{} with a verified certificate.", tls.version),
+        (Some(_), true) => "TLS works once the server's certificate (or CA) is passed as tls.ca.".to_string(),
+        (None, _) => "the only port that works, without encryption: use it only on a network you trust.".to_string(),
+    };
+    Some(Recommendation {
+        port: best.port,
+        security,
+        needs_ca,
+        reason,
+    })
+}
+
+fn reply_suffix(err: &SmtpError) -> String {
+    err.reply
+        .as_ref()
+        .map(|r| format!(" (the server said: {r})"))
+        .unwrap_or_default()
+}
+
+fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::TimedOut => "TIMED_OUT",
+        ErrorCode::Protocol => "NOT_SMTP",
+        ErrorCode::Closed => "CLOSED",
+        ErrorCode::Connect => "REFUSED_SESSION",
+        ErrorCode::Tls => "TLS_FAILED",
+        _ => "FAILED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Phase;
+
+    fn caps(auth: &[&str], starttls: bool) -> Capabilities {
+        Capabilities {
+            esmtp: true,
+            starttls,
+            auth: auth.iter().map(|s| s.to_string()).collect(),
+            ..Capabilities::default()
+        }
+    }
+
+    fn greeting() -> Option<Reply> {
+        Some(Reply {
+            code: 220,
+            enhanced: None,
+            lines: vec!["mx ESMTP".into()],
+        })
+    }
+
+    fn tls(authorized: bool) -> Option<TlsInfo> {
+        Some(TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher: None,
+            authorized,
+            authorization_error: (!authorized).then(|| "self-signed certificate".into()),
+        })
+    }
+
+    fn open(port: u16, security: Security) -> PortProbe {
+        let mut p = PortProbe::new(port, security, Reachability::Open { connect_ms: 3 });
+        p.greeting = greeting();
+        p
+    }
+
+    fn codes(d: &Diagnosis) -> Vec<&'static str> {
+        d.findings.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn verified_implicit_tls_is_preferred() {
+        let mut p465 = open(465, Security::Tls);
+        p465.tls = tls(true);
+        p465.capabilities = Some(caps(&["PLAIN", "LOGIN"], false));
+        let mut p587 = open(587, Security::StartTls);
+        p587.tls = tls(true);
+        p587.capabilities = Some(caps(&["PLAIN"], false));
+        let p25 = PortProbe::new(25, Security::Opportunistic, Reachability::TimedOut);
+        let d = diagnose("smtp.example.com", &[p465, p587, p25]);
+        let rec = d.recommended.clone().unwrap();
+        assert_eq!((rec.port, rec.security, rec.needs_ca), (465, Security::Tls, false));
+        assert!(codes(&d).contains(&"PORT_TIMEOUT"));
+        let timeout = d.findings.iter().find(|f| f.code == "PORT_TIMEOUT").unwrap();
+        assert!(timeout.hint.as_deref().unwrap().contains("2525"));
+    }
+
+    #[test]
+    fn exchange_without_starttls_and_only_gssapi_ntlm() {
+        let mut p587 = open(587, Security::StartTls);
+        p587.capabilities = Some(caps(&["GSSAPI", "NTLM"], false));
+        p587.error = Some(SmtpError::new(
+            ErrorCode::StartTlsUnavailable,
+            Phase::StartTls,
+            "no STARTTLS",
+        ));
+        let d = diagnose("mail.corp.example", &[p587]);
+        assert_eq!(
+            codes(&d),
+            vec!["NO_STARTTLS", "AUTH_UNSUPPORTED_ONLY", "AUTH_IN_CLEAR", "NOTHING_WORKS"]
+        );
+        let auth = d.findings.iter().find(|f| f.code == "AUTH_UNSUPPORTED_ONLY").unwrap();
+        assert!(auth.message.contains("GSSAPI NTLM"));
+        assert!(auth.hint.as_deref().unwrap().contains("PLAIN or LOGIN"));
+        assert!(!d.has_working_configuration());
+    }
+
+    #[test]
+    fn a_self_signed_starttls_server_gets_the_ca_hint_with_its_fingerprint() {
+        let mut p587 = open(587, Security::StartTls);
+        p587.tls = tls(false);
+        p587.capabilities = Some(caps(&["PLAIN"], false));
+        // Credentials were given, and withheld from the unverified link.
+        p587.error = Some(SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, "not verified"));
+        p587.certificate = Some(CertificateFacts {
+            subject: "CN=mx.local".into(),
+            issuer: "CN=mx.local".into(),
+            self_signed: true,
+            fingerprint_sha256: "AB:CD".into(),
+            name_matches: true,
+            ..CertificateFacts::default()
+        });
+        let d = diagnose("mx.local", &[p587]);
+        let cert = d.findings.iter().find(|f| f.code == "CERT_SELF_SIGNED").unwrap();
+        let hint = cert.hint.as_deref().unwrap();
+        assert!(
+            hint.starts_with("pass that certificate as tls.ca") && hint.contains("AB:CD"),
+            "{hint}"
+        );
+        let rec = d.recommended.unwrap();
+        assert_eq!((rec.port, rec.security, rec.needs_ca), (587, Security::StartTls, true));
+    }
+
+    #[test]
+    fn port_mix_ups_in_both_directions() {
+        let mut plain_on_tls = open(587, Security::Tls);
+        plain_on_tls.greeting = None;
+        plain_on_tls.error = Some(SmtpError::new(ErrorCode::TlsPortMismatch, Phase::Tls, "plaintext"));
+        let mut silent = PortProbe::new(465, Security::StartTls, Reachability::Open { connect_ms: 1 });
+        silent.error = Some(SmtpError::new(ErrorCode::TlsPortMismatch, Phase::Greeting, "silence"));
+        let d = diagnose("h", &[plain_on_tls, silent]);
+        let f: Vec<_> = d
+            .findings
+            .iter()
+            .map(|f| (f.code, f.hint.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(f[0].0, "PLAINTEXT_WHERE_TLS_EXPECTED");
+        assert!(f[0].1.contains("'starttls'"));
+        assert_eq!(f[1].0, "TLS_WHERE_PLAINTEXT_EXPECTED");
+        assert!(f[1].1.contains("'tls'"));
+    }
+
+    #[test]
+    fn plaintext_only_is_recommended_as_none_with_a_warning() {
+        let mut p25 = open(25, Security::Opportunistic);
+        p25.capabilities = Some(caps(&["PLAIN"], false));
+        let d = diagnose("relay.local", &[p25]);
+        assert!(codes(&d).contains(&"AUTH_IN_CLEAR"));
+        let works = d.findings.iter().find(|f| f.code == "PORT_WORKS").unwrap();
+        assert_eq!(works.severity, Severity::Warning);
+        assert_eq!(d.recommended.unwrap().security, Security::None);
+    }
+
+    #[test]
+    fn login_results_and_unknown_hosts() {
+        let mut p465 = open(465, Security::Tls);
+        p465.tls = tls(true);
+        p465.auth = AuthOutcome::Failed(
+            SmtpError::new(ErrorCode::Auth, Phase::Auth, "rejected").with_hint("check the password"),
+        );
+        let d = diagnose("h", &[p465.clone()]);
+        assert!(codes(&d).contains(&"AUTH_FAILED"));
+        assert_eq!(
+            d.recommended.unwrap().port,
+            465,
+            "the port is right even if the password is not"
+        );
+        p465.auth = AuthOutcome::Succeeded(Mechanism::Plain);
+        assert!(codes(&diagnose("h", &[p465])).contains(&"AUTH_OK"));
+
+        let gone = PortProbe::new(587, Security::StartTls, Reachability::Unresolved);
+        assert_eq!(codes(&diagnose("nope.invalid", &[gone])), vec!["HOST_UNKNOWN"]);
+    }
+
+    #[test]
+    fn expired_and_mismatched_certificates() {
+        let mut p = open(465, Security::Tls);
+        p.error = Some(SmtpError::new(ErrorCode::Cert, Phase::Tls, "bad cert"));
+        p.certificate = Some(CertificateFacts {
+            subject: "CN=other".into(),
+            alt_names: vec!["other.example.com".into()],
+            expired: true,
+            name_matches: false,
+            ..CertificateFacts::default()
+        });
+        let d = diagnose("smtp.example.com", &[p]);
+        assert_eq!(codes(&d), vec!["CERT_EXPIRED", "CERT_NAME_MISMATCH", "NOTHING_WORKS"]);
+        assert!(d.findings[1].message.contains("other.example.com"));
+    }
+}
