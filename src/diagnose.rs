@@ -211,21 +211,31 @@ pub fn diagnose(host: &str, probes: &[PortProbe]) -> Diagnosis {
     Diagnosis { findings, recommended }
 }
 
-fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
-    let port = probe.port;
-    let mut add = |severity, code, message: String, hint: Option<String>| {
-        findings.push(Finding {
-            port: Some(port),
+/// Findings about one port, added one sentence at a time.
+struct PortFindings<'a> {
+    port: u16,
+    list: &'a mut Vec<Finding>,
+}
+
+impl PortFindings<'_> {
+    fn add(&mut self, severity: Severity, code: &'static str, message: String, hint: Option<String>) {
+        self.list.push(Finding {
+            port: Some(self.port),
             severity,
             code,
             message,
             hint,
         });
-    };
+    }
+}
+
+fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
+    let port = probe.port;
+    let mut out = PortFindings { port, list: findings };
     match &probe.reachability {
         Reachability::Open { .. } => {}
         Reachability::Refused => {
-            add(
+            out.add(
                 Severity::Error,
                 "PORT_CLOSED",
                 format!("nothing accepts connections on {host}:{port}."),
@@ -234,7 +244,7 @@ fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
             return;
         }
         Reachability::TimedOut => {
-            add(
+            out.add(
                 Severity::Error,
                 "PORT_TIMEOUT",
                 format!("{host}:{port} did not answer: the connection timed out."),
@@ -246,7 +256,7 @@ fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
             return;
         }
         Reachability::Unresolved => {
-            add(
+            out.add(
                 Severity::Error,
                 "HOST_UNKNOWN",
                 format!("the host name \"{host}\" does not resolve."),
@@ -255,7 +265,7 @@ fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
             return;
         }
         Reachability::Failed(detail) => {
-            add(
+            out.add(
                 Severity::Error,
                 "CONNECT_FAILED",
                 format!("could not connect to {host}:{port} ({detail})."),
@@ -267,29 +277,29 @@ fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
 
     if let Some(err) = &probe.error {
         match err.code {
-            ErrorCode::TlsPortMismatch if probe.security == Security::Tls => add(
+            ErrorCode::TlsPortMismatch if probe.security == Security::Tls => out.add(
                 Severity::Error,
                 "PLAINTEXT_WHERE_TLS_EXPECTED",
                 format!("port {port} answered with a plaintext greeting, not TLS: it does not speak TLS from the first byte."),
                 Some(format!("use port {port} with security: 'starttls'.")),
             ),
-            ErrorCode::TlsPortMismatch => add(
+            ErrorCode::TlsPortMismatch => out.add(
                 Severity::Error,
                 "TLS_WHERE_PLAINTEXT_EXPECTED",
                 format!("port {port} stayed silent without TLS: it expects TLS from the first byte."),
                 Some(format!("use port {port} with security: 'tls'.")),
             ),
-            ErrorCode::StartTlsUnavailable => add(
+            ErrorCode::StartTlsUnavailable => out.add(
                 Severity::Error,
                 "NO_STARTTLS",
                 format!("port {port} does not offer STARTTLS{}.", reply_suffix(err)),
                 Some("without STARTTLS the password and the mail would cross the network in clear; use 465 with security: 'tls' if offered, or ask the administrator to enable STARTTLS.".into()),
             ),
             ErrorCode::Cert if probe.certificate.is_none() => {
-                add(Severity::Error, "CERT_REJECTED", err.message.clone(), err.hint.clone())
+                out.add(Severity::Error, "CERT_REJECTED", err.message.clone(), err.hint.clone())
             }
             ErrorCode::Cert | ErrorCode::AuthInsecure | ErrorCode::Auth | ErrorCode::AuthUnsupported => {}
-            _ => add(Severity::Error, code_name(err.code), err.message.clone(), err.hint.clone()),
+            _ => out.add(Severity::Error, code_name(err.code), err.message.clone(), err.hint.clone()),
         }
     }
 
@@ -303,24 +313,16 @@ fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
         judge_auth_offer(port, probe, caps, findings);
     }
 
-    let mut add = |severity, code, message: String, hint: Option<String>| {
-        findings.push(Finding {
-            port: Some(port),
-            severity,
-            code,
-            message,
-            hint,
-        });
-    };
+    let mut out = PortFindings { port, list: findings };
     match &probe.auth {
         AuthOutcome::NotTried => {}
-        AuthOutcome::Succeeded(mechanism) => add(
+        AuthOutcome::Succeeded(mechanism) => out.add(
             Severity::Ok,
             "AUTH_OK",
             format!("login with AUTH {mechanism} succeeded on port {port}."),
             None,
         ),
-        AuthOutcome::Failed(err) => add(Severity::Error, "AUTH_FAILED", err.message.clone(), err.hint.clone()),
+        AuthOutcome::Failed(err) => out.add(Severity::Error, "AUTH_FAILED", err.message.clone(), err.hint.clone()),
     }
 
     if probe.works() {
@@ -334,7 +336,7 @@ fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
         } else {
             Severity::Warning
         };
-        add(
+        out.add(
             severity,
             "PORT_WORKS",
             format!("port {port} with security '{}' works ({how}).", probe.security.as_str()),
@@ -344,19 +346,11 @@ fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
 }
 
 fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &CertificateFacts, findings: &mut Vec<Finding>) {
-    let mut add = |severity, code, message: String, hint: Option<String>| {
-        findings.push(Finding {
-            port: Some(port),
-            severity,
-            code,
-            message,
-            hint,
-        });
-    };
+    let mut out = PortFindings { port, list: findings };
     let verified = probe.tls_verified();
     let fingerprint = &cert.fingerprint_sha256;
     if cert.self_signed && !verified {
-        add(
+        out.add(
             Severity::Error,
             "CERT_SELF_SIGNED",
             format!(
@@ -368,7 +362,7 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
             )),
         );
     } else if !verified && !cert.expired && cert.name_matches {
-        add(
+        out.add(
             Severity::Error,
             "CERT_PRIVATE_CA",
             format!(
@@ -381,7 +375,7 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
         );
     }
     if cert.expired {
-        add(
+        out.add(
             Severity::Error,
             "CERT_EXPIRED",
             format!(
@@ -397,7 +391,7 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
         } else {
             cert.alt_names.join(", ")
         };
-        add(
+        out.add(
             Severity::Error,
             "CERT_NAME_MISMATCH",
             format!("the certificate on port {port} is for {names}, not for \"{host}\"."),
@@ -407,22 +401,14 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
 }
 
 fn judge_auth_offer(port: u16, probe: &PortProbe, caps: &Capabilities, findings: &mut Vec<Finding>) {
-    let mut add = |severity, code, message: String, hint: Option<String>| {
-        findings.push(Finding {
-            port: Some(port),
-            severity,
-            code,
-            message,
-            hint,
-        });
-    };
+    let mut out = PortFindings { port, list: findings };
     let usable: Vec<&String> = caps.auth.iter().filter(|m| USABLE_AUTH.contains(&m.as_str())).collect();
     if !caps.auth.is_empty() && usable.is_empty() {
         let windows_only = caps
             .auth
             .iter()
             .all(|m| matches!(m.as_str(), "GSSAPI" | "NTLM" | "KERBEROS_V4"));
-        add(
+        out.add(
             Severity::Error,
             "AUTH_UNSUPPORTED_ONLY",
             format!(
@@ -437,7 +423,7 @@ fn judge_auth_offer(port: u16, probe: &PortProbe, caps: &Capabilities, findings:
         );
     } else if !usable.is_empty() {
         let list: Vec<&str> = usable.iter().map(|s| s.as_str()).collect();
-        add(
+        out.add(
             Severity::Info,
             "AUTH_OFFERED",
             format!("port {port} offers AUTH {}.", list.join(" ")),
@@ -445,7 +431,7 @@ fn judge_auth_offer(port: u16, probe: &PortProbe, caps: &Capabilities, findings:
         );
     }
     if probe.tls.is_none() && !caps.auth.is_empty() {
-        add(
+        out.add(
             Severity::Warning,
             "AUTH_IN_CLEAR",
             format!("port {port} offers AUTH without encryption: a password sent there crosses the network in clear."),
