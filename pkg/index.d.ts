@@ -37,8 +37,19 @@ export interface TlsOptions {
   ca?: string | string[];
   /** The name the certificate must match (and the SNI). Default: `host`. */
   servername?: string;
-  /** Verify the certificate. Default: true. Prefer `ca` to turning this off; when off, results report `authorized: false`. */
+  /** Verify the certificate. Default: true. Prefer `ca` to turning this off; when off, results report `authorized: false`. Not available with `engine: 'wasm'` (use `pin`). */
   rejectUnauthorized?: boolean;
+  /**
+   * Who runs TLS. Default: "native" (the runtime's TLS). "wasm": TLS runs inside the engine
+   * (rustls, public roots from webpki-roots plus `ca`) over a raw socket, on any runtime; it loads a
+   * second, larger wasm artifact. On Cloudflare Workers it needs the `wasmtp/workers/tls` entry.
+   */
+  engine?: 'native' | 'wasm';
+  /**
+   * With `engine: 'wasm'`: accept only a server certificate with this SHA-256 fingerprint
+   * ("AB:CD:…" as `openssl x509 -noout -fingerprint -sha256` prints it, or hex); no CA needed then. Default: none.
+   */
+  pin?: string | string[];
 }
 
 /** Time-outs in milliseconds; each phase fails with ETIMEDOUT when it takes longer. */
@@ -60,8 +71,12 @@ export interface PoolOptions {
   maxConnections?: number;
   /** Messages sent over one connection before it is replaced. Default: 100. */
   maxMessagesPerConnection?: number;
-  /** An unused connection is closed (QUIT) after this many ms. Default: 30000. */
+  /** An unused connection is closed (QUIT) after this many ms; it does not keep the process alive meanwhile. Default: 30000. */
   idleTimeout?: number;
+  /** At most this many messages start per second, across all connections (a token bucket). Default: no limit. */
+  rate?: number;
+  /** With `rate`: how many messages may start at once after a quiet spell. Default: 1 (evenly spaced). */
+  rateBurst?: number;
 }
 
 /** One line of the SMTP dialog, credentials redacted. */
@@ -94,7 +109,7 @@ export interface ClientOptions {
   pool?: PoolOptions;
   /** Called with every line of the dialog (credentials redacted). Default: none. */
   onTranscript?: (line: TranscriptLine) => void;
-  /** The socket provider. Default: the runtime's (node:net / node:tls for Node, Deno and Bun). */
+  /** The socket provider. Default: the runtime's (node:net / node:tls on Node and Bun, Deno.connect on Deno, cloudflare:sockets from `wasmtp/workers`). */
   transport?: Transport;
 }
 
@@ -269,6 +284,8 @@ export interface Transport {
     port: number;
     /** Run the TLS handshake before resolving (implicit TLS). A failure after the TCP connection opened must set `tlsHandshake: true` on the error. */
     tls: boolean;
+    /** `startTls` may be called later (Workers: open with secureTransport "starttls"); false for a plaintext or raw (TLS in wasm) connection. */
+    upgradable?: boolean;
     servername?: string;
     ca?: string | string[];
     rejectUnauthorized?: boolean;
@@ -282,19 +299,32 @@ export interface Socket {
   /** Upgrades this connection in place; from the call on, no plaintext byte may be delivered. */
   startTls(opts: { servername: string; ca?: string | string[]; rejectUnauthorized?: boolean }): Promise<void>;
   close(): void;
-  /** Bytes arrived (decrypted when TLS is up). */
-  onData: ((bytes: Uint8Array) => void) | null;
+  /**
+   * Bytes arrived (decrypted when TLS is up). The returned promise resolves once the driver has acted
+   * on them: a transport that reads by pulling waits for it before the next read, so no read is
+   * pending when `startTls` is called. Push-style transports may ignore it.
+   */
+  onData: ((bytes: Uint8Array) => Promise<void> | void) | null;
   /** End of stream (no argument) or a socket error. */
   onClose: ((error?: Error) => void) | null;
-  /** TLS facts once encrypted. */
-  readonly tlsInfo?: { version: string; cipher?: string; authorized: boolean; authorizationError?: string };
+  /**
+   * TLS facts once encrypted. `handshakePending`: the platform reports a failed handshake (a refused
+   * certificate) only at the first read or write (Workers); the engine then reports it as ECERT.
+   */
+  readonly tlsInfo?: { version: string; cipher?: string; authorized: boolean; authorizationError?: string; handshakePending?: boolean };
   /** Optional: let an idle socket stop holding the process open, and undo it. */
   ref?(): void;
   unref?(): void;
 }
 
-/** The built-in node:net / node:tls transport (Node, Deno, Bun). */
+/** The built-in node:net / node:tls transport (the default on Node and Bun). Not exported by `wasmtp/workers`. */
 export const nodeTransport: Transport;
+/** Deno.connect / Deno.startTls (the default on Deno). Not exported by `wasmtp/workers`. */
+export const denoTransport: Transport;
+/** Bun.connect / upgradeTLS, an opt-in alternative on Bun. Not exported by `wasmtp/workers`. */
+export const bunTransport: Transport;
+/** The runtime the default entry detected. Not exported by `wasmtp/workers`. */
+export const runtime: 'node' | 'deno' | 'bun';
 
 export interface DiagnoseOptions extends Omit<ClientOptions, 'port' | 'security' | 'pool' | 'onTranscript'> {
   /** The set-ups to try, in order. Default: 465 "tls", 587 "starttls", 25 "opportunistic". */

@@ -3,7 +3,7 @@
 # the JS tests need, into project-local caches. A second run takes seconds.
 #   - rustup target wasm32-unknown-unknown
 #   - wasm-bindgen-cli pinned to the wasm-bindgen version in Cargo.lock,
-#     installed into .tools/wasm-bindgen-<version>/ (about 2 minutes, once)
+#     installed into ~/.cache/wasmtp/wasm-bindgen-<version>/ (about 2 minutes, once per machine)
 #   - npm ci in pkg/ (binaryen's wasm-opt, smtp-server, typescript), skipped
 #     while package-lock.json is unchanged
 #   - scripts/build-wasm.sh
@@ -34,11 +34,12 @@ if ! grep -q '^name = "wasm-bindgen"$' Cargo.lock; then
     cargo metadata --format-version 1 --features wasm >/dev/null
 fi
 WB_VERSION="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
-WB_ROOT="$ROOT/.tools/wasm-bindgen-$WB_VERSION"
+# Cached per machine, not per clone: a fresh clone (CI) reuses the build.
+WB_ROOT="${WASMTP_TOOL_CACHE:-$HOME/.cache/wasmtp}/wasm-bindgen-$WB_VERSION"
 if [ -x "$WB_ROOT/bin/wasm-bindgen" ]; then
     log "wasm-bindgen-cli $WB_VERSION present"
 else
-    log "installing wasm-bindgen-cli $WB_VERSION into .tools/ (takes a few minutes, once)"
+    log "installing wasm-bindgen-cli $WB_VERSION into $WB_ROOT (takes a few minutes, once per machine)"
     # --locked first (the CLI's own tested dependency versions); a registry
     # mirror that lacks one of them gets the newest compatible ones instead.
     if ! cargo install wasm-bindgen-cli --version "$WB_VERSION" --locked --root "$WB_ROOT" --quiet; then

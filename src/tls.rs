@@ -69,6 +69,7 @@ fn classify(detail: &str) -> TlsFailureKind {
     let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
     if has(&[
         "wrong version number",
+        "wrong_version_number", // BoringSSL (Bun, workerd)
         "packet length too long",
         "unknown protocol",
         "corruptmessage",
@@ -219,6 +220,21 @@ mod tests {
                 TlsFailureKind::SelfSigned,
             ),
             ("certificate pin mismatch", TlsFailureKind::Certificate),
+            // Bun (BoringSSL)
+            (
+                "error:100000f7:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER (EPROTO)",
+                TlsFailureKind::PlaintextReply,
+            ),
+            // Deno (rustls) for a self-signed CA:TRUE certificate given as the CA
+            (
+                "invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
+                TlsFailureKind::SelfSigned,
+            ),
+            // workerd
+            (
+                "TLS peer's certificate is not trusted; reason = unable to get local issuer certificate",
+                TlsFailureKind::UnknownIssuer,
+            ),
             ("socket hang up", TlsFailureKind::Handshake),
         ];
         for (text, kind) in cases {

@@ -73,6 +73,10 @@ impl rustls::time_provider::TimeProvider for HostClock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum CertProblem {
     SelfSigned,
+    /// Self-signed and marked CA:TRUE (what `openssl req -x509` makes):
+    /// webpki refuses a CA as the end entity even when it is trusted, so
+    /// only a pin can accept it.
+    SelfSignedCa,
     PinMismatch,
 }
 
@@ -110,6 +114,11 @@ impl ServerCertVerifier for Verifier {
                     if is_self_issued(end_entity.as_ref()) =>
                 {
                     Err(CertProblem::SelfSigned)
+                }
+                Ok(Err(rustls::Error::InvalidCertificate(CertificateError::Other(other))))
+                    if is_self_issued(end_entity.as_ref()) && format!("{other:?}").contains("CaUsedAsEndEntity") =>
+                {
+                    Err(CertProblem::SelfSignedCa)
                 }
                 Ok(Err(other)) => {
                     *self.seen.lock().expect("not poisoned") = Some((fingerprint, None));
@@ -523,6 +532,12 @@ fn classify_failure(
         (_, Some(CertProblem::SelfSigned)) => TlsFailure::new(
             TlsFailureKind::SelfSigned,
             format!("self-signed certificate{fingerprint}"),
+        ),
+        (_, Some(CertProblem::SelfSignedCa)) => TlsFailure::new(
+            TlsFailureKind::SelfSigned,
+            format!(
+                "self-signed certificate marked as a CA (CA:TRUE), which cannot be accepted as the server's own certificate even when given as tls.ca; pin it with tls.pin{fingerprint}"
+            ),
         ),
         (_, Some(CertProblem::PinMismatch)) => TlsFailure::new(
             TlsFailureKind::Certificate,

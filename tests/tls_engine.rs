@@ -50,6 +50,20 @@ fn self_signed(name: &str) -> Pki {
     }
 }
 
+/// Self-signed with CA:TRUE, as `openssl req -x509` makes them.
+fn self_signed_ca(name: &str) -> Pki {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    Pki {
+        ca_pem: cert.pem(),
+        cert: cert.der().clone(),
+        key: key.serialize_der(),
+    }
+}
+
 fn fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
     digest.as_ref().try_into().unwrap()
@@ -423,6 +437,28 @@ fn certificate_failures_name_their_cause() {
             );
         }
         assert!(!run.server.commands.iter().any(|c| c.starts_with("AUTH")));
+    }
+}
+
+#[test]
+fn a_self_signed_ca_certificate_is_named_and_the_fix_is_a_pin() {
+    // Untrusted, and trusted through tls.ca: webpki refuses a CA as the end
+    // entity either way; the error says self-signed and points at the pin.
+    for trust in [false, true] {
+        let pki = self_signed_ca(HOST);
+        let ca = trust.then(|| pki.ca_pem.clone());
+        let run = Run::new(
+            starttls_config(),
+            options(ca.as_deref()),
+            Server::new(server_config(&pki, TLS13), false),
+        );
+        let err = run.close_error();
+        assert_eq!(err.code, ErrorCode::Cert, "{err}");
+        assert!(
+            err.message.contains("self-signed") && err.message.contains("tls.pin"),
+            "{err}"
+        );
+        assert!(err.message.contains(&hex_fingerprint(&fingerprint(&pki.cert))), "{err}");
     }
 }
 

@@ -1,89 +1,374 @@
 #!/usr/bin/env node
-// A small command line over the package: verify a server, send a message,
-// or diagnose which port and security mode work.
+// The wasmtp command line: send a message, verify a server's set-up, or
+// diagnose which port and security mode work. A thin layer over the
+// package's API: every SMTP decision (TLS, AUTH, pipelining, errors and their
+// hints) is the engine's; this file only reads flags and prints.
 
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, createReadStream, readFileSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 
 import { createClient, diagnose, SmtpError } from '../src/index.js';
 
-const USAGE = `usage:
-  wasmtp verify   --host H [connection options]
-  wasmtp send     --host H [connection options] --from A --to B [--to C...] (--subject S --text T | --raw FILE)
-  wasmtp diagnose --host H [--ca FILE] [--user U]
+const PASSWORD_ENV = 'WASMTP_PASSWORD';
+
+const USAGE = `wasmtp: send mail and check SMTP servers (an SMTP engine in Rust, compiled to WebAssembly).
+
+usage:
+  wasmtp send     --host H [connection options] --from A --to B [--to C ...]
+                  [--subject S] [--text T] [--html H] [--attach FILE ...] [--header 'Name: value' ...]
+                  [--cc A ...] [--bcc A ...] [--reply-to A]
+  wasmtp send     --host H [connection options] --file message.eml --from A --to B [--to C ...]
+                  (the message is sent as is; --from/--to are the envelope; --file - reads stdin)
+  wasmtp verify   --host H [connection options]      connect, TLS, EHLO, AUTH, then QUIT
+  wasmtp diagnose --host H [--ca FILE] [--user U]    try 465 / 587 / 25 and explain what works
 
 connection options:
-  --port N               default: from --security (465 tls, 587 starttls, 25 otherwise)
-  --security MODE        tls | starttls | opportunistic | none
-  --user U               credentials (password from --pass or $WASMTP_PASS)
-  --pass P
-  --ca FILE              extra trusted CA certificate (PEM)
-  --allow-insecure-auth  send credentials over plaintext (local test servers only)
-  -v, --verbose          print the SMTP dialog (credentials redacted)`;
+  --host H               the server (required)
+  --port N               default: from --security (465 tls, 587 starttls, 25 otherwise); 587 if neither
+  --security MODE        tls | starttls | opportunistic | none (default: from the port; starttls if neither)
+  --user U               log in as U. The password comes from, in order:
+                           --pass-env NAME   the environment variable NAME
+                           $${PASSWORD_ENV}   when set
+                           a prompt          on a terminal (not echoed)
+  --pass P               the password on the command line: visible to other users in ps (a warning is printed)
+  --token-env NAME       an OAuth 2.0 access token from the variable NAME (XOAUTH2 / OAUTHBEARER) instead of a password
+  --auth-method M        PLAIN | LOGIN | CRAM-MD5 | XOAUTH2 | OAUTHBEARER (default: the best one offered)
+  --ca FILE              also trust this CA certificate (PEM), e.g. a private or self-signed one
+  --servername NAME      the name the certificate must match (default: --host)
+  --insecure             do not verify the certificate (prefer --ca)
+  --allow-insecure-auth  allow credentials over an unencrypted connection (local test servers only)
+  --client-name NAME     the EHLO name (default: localhost)
+  -v, --verbose          print the SMTP dialog on stderr (C: client, S: server, TLS: ...; secrets redacted)
+  --json                 print the result as JSON
+  -h, --help             this help
+  --version              the package version
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    host: { type: 'string' },
-    port: { type: 'string' },
-    security: { type: 'string' },
-    user: { type: 'string' },
-    pass: { type: 'string' },
-    ca: { type: 'string' },
-    'allow-insecure-auth': { type: 'boolean' },
-    from: { type: 'string' },
-    to: { type: 'string', multiple: true },
-    subject: { type: 'string' },
-    text: { type: 'string' },
-    raw: { type: 'string' },
-    verbose: { type: 'boolean', short: 'v' },
-    help: { type: 'boolean', short: 'h' },
-  },
-});
+exit status: 0 sent / verified, 1 the SMTP operation failed (the error code, message and hint
+are printed on stderr), 2 wrong usage.
 
-const command = positionals[0];
-if (values.help || !command || !values.host) {
-  console.log(USAGE);
-  process.exit(values.help ? 0 : 2);
-}
+examples:
+  WASMTP_PASSWORD=secret npx wasmtp send --host smtp.example.com --user me@example.com \\
+      --from me@example.com --to you@example.org --subject Hi --text 'Hello' -v
+  npx wasmtp verify --host localhost --port 2525 --security starttls --ca ca.pem
+  npx wasmtp send --host localhost --port 2525 --security none --file message.eml --from a@example.com --to b@example.org`;
 
-const pass = values.pass ?? process.env.WASMTP_PASS;
-const options = {
-  host: values.host,
-  port: values.port === undefined ? undefined : Number(values.port),
-  security: values.security,
-  auth: values.user ? { user: values.user, pass: pass ?? '' } : undefined,
-  tls: values.ca ? { ca: readFileSync(values.ca, 'utf8') } : undefined,
-  allowInsecureAuth: values['allow-insecure-auth'] === true,
-  onTranscript: values.verbose ? (line) => console.error(`${line.dir.padEnd(3)} ${line.text}`) : undefined,
+const OPTIONS = {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  security: { type: 'string' },
+  user: { type: 'string' },
+  pass: { type: 'string' },
+  'pass-env': { type: 'string' },
+  'token-env': { type: 'string' },
+  'auth-method': { type: 'string' },
+  ca: { type: 'string' },
+  servername: { type: 'string' },
+  insecure: { type: 'boolean' },
+  'allow-insecure-auth': { type: 'boolean' },
+  'client-name': { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string', multiple: true },
+  cc: { type: 'string', multiple: true },
+  bcc: { type: 'string', multiple: true },
+  'reply-to': { type: 'string' },
+  subject: { type: 'string' },
+  text: { type: 'string' },
+  html: { type: 'string' },
+  attach: { type: 'string', multiple: true },
+  header: { type: 'string', multiple: true },
+  file: { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
 };
 
-try {
-  if (command === 'diagnose') {
-    const report = await diagnose(options);
+/** A mistake in the command line: printed with a pointer to --help, exit status 2. */
+class UsageError extends Error {}
+
+async function main(argv) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+  } catch (error) {
+    throw new UsageError(error.message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    console.log(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version);
+    return 0;
+  }
+  const [command, ...extra] = positionals;
+  if (!command) throw new UsageError('no command: use send, verify or diagnose.');
+  if (!['send', 'verify', 'diagnose'].includes(command)) throw new UsageError(`unknown command "${command}": use send, verify or diagnose.`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}" (flags start with --).`);
+  if (!values.host) throw new UsageError('--host is required.');
+
+  // Usage mistakes in the message are reported before asking for a password.
+  const message = command === 'send' ? buildMessage(values) : undefined;
+  const options = await clientOptions(values, command);
+  if (command === 'diagnose') return runDiagnose(options, values);
+  const client = createClient(options);
+  let result;
+  try {
+    result = command === 'verify' ? await client.verify() : await client.send(message);
+  } finally {
+    await client.close(); // QUIT before printing: the transcript ends first
+  }
+  return command === 'verify' ? printVerify(result, options, values) : printSent(result, values);
+}
+
+async function clientOptions(values, command) {
+  let port;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!/^\d+$/.test(values.port) || port < 1 || port > 65535) throw new UsageError(`--port ${values.port} is not a TCP port.`);
+  }
+  const options = {
+    host: values.host,
+    port,
+    security: values.security,
+    allowInsecureAuth: values['allow-insecure-auth'] === true,
+    clientName: values['client-name'],
+  };
+  if (values.ca !== undefined || values.servername !== undefined || values.insecure) {
+    options.tls = { servername: values.servername };
+    if (values.ca !== undefined) options.tls.ca = readText(values.ca, '--ca');
+    if (values.insecure) {
+      warn('--insecure: the server certificate is not verified; anyone on the path can read the dialog. Prefer --ca FILE.');
+      options.tls.rejectUnauthorized = false;
+    }
+  }
+  options.auth = await credentials(values, command);
+  if (values.verbose && command !== 'diagnose') {
+    const where = `${values.host}${port ? `:${port}` : ''}`;
+    console.error(`=== connecting to ${where}${values.security ? ` (security: ${values.security})` : ''}`);
+    options.onTranscript = printTranscriptLine;
+  }
+  return options;
+}
+
+/** `auth` from --user and the password / token sources; undefined without --user. */
+async function credentials(values, command) {
+  const sources = ['pass', 'pass-env', 'token-env'].filter((k) => values[k] !== undefined);
+  if (!values.user) {
+    if (sources.length > 0) throw new UsageError(`--${sources[0]} needs --user.`);
+    return undefined;
+  }
+  if (sources.length > 1) throw new UsageError(`use only one of --pass, --pass-env and --token-env (got --${sources.join(', --')}).`);
+  const method = values['auth-method'];
+  if (values['token-env'] !== undefined) {
+    const accessToken = fromEnv(values['token-env'], '--token-env');
+    return { user: values.user, accessToken, method };
+  }
+  if (values.pass !== undefined) {
+    warn(`--pass puts the password in the process list (ps) and the shell history; prefer ${PASSWORD_ENV}=... or --pass-env NAME.`);
+    return { user: values.user, pass: values.pass, method };
+  }
+  if (values['pass-env'] !== undefined) return { user: values.user, pass: fromEnv(values['pass-env'], '--pass-env'), method };
+  if (process.env[PASSWORD_ENV] !== undefined) return { user: values.user, pass: process.env[PASSWORD_ENV], method };
+  if (process.stdin.isTTY && values.file !== '-') {
+    const pass = await promptHidden(`Password for ${values.user} at ${values.host}: `);
+    return { user: values.user, pass, method };
+  }
+  if (command === 'diagnose') return undefined; // diagnose can still report what the server offers
+  throw new UsageError(
+    `--user ${values.user} needs a password: set ${PASSWORD_ENV}, pass --pass-env NAME, or run in a terminal to be asked for it.`,
+  );
+}
+
+function fromEnv(name, flag) {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new UsageError(`${flag} ${name}: the environment variable ${name} is not set.`);
+  return value;
+}
+
+/** Reads a line from the terminal without echoing it. */
+function promptHidden(question) {
+  return new Promise((resolve, reject) => {
+    const input = process.stdin;
+    // Echo off before the prompt shows: a reply typed (or pasted) as soon as
+    // it appears must not be echoed.
+    input.setRawMode(true);
+    process.stderr.write(question);
+    input.setEncoding('utf8');
+    input.resume();
+    let value = '';
+    const finish = (error) => {
+      input.off('data', onData);
+      input.setRawMode(false);
+      input.pause();
+      process.stderr.write('\n');
+      if (error) reject(error);
+      else resolve(value);
+    };
+    function onData(chunk) {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') return finish();
+        if (ch === '\u0003') return finish(new UsageError('interrupted.'));
+        if (ch === '\u007f' || ch === '\b') value = Array.from(value).slice(0, -1).join('');
+        else value += ch;
+      }
+    }
+    input.on('data', onData);
+  });
+}
+
+/** The message for `send`: raw from --file (with the envelope from --from / --to), or built from the flags. */
+function buildMessage(values) {
+  if (!values.from) throw new UsageError('send needs --from.');
+  const to = values.to ?? [];
+  if (values.file !== undefined) {
+    const structured = ['subject', 'text', 'html', 'attach', 'header', 'cc', 'bcc', 'reply-to'].filter((k) => values[k] !== undefined);
+    if (structured.length > 0) throw new UsageError(`--file sends the message as is; --${structured[0]} cannot be combined with it.`);
+    if (to.length === 0) throw new UsageError('--file needs the envelope recipients: --to B [--to C ...].');
+    const raw = values.file === '-' ? Readable.toWeb(process.stdin) : readBytes(values.file, '--file');
+    return { raw, envelope: { from: values.from, to } };
+  }
+  if (to.length === 0 && !values.cc && !values.bcc) throw new UsageError('send needs at least one --to (or --cc / --bcc).');
+  return {
+    from: values.from,
+    to,
+    cc: values.cc,
+    bcc: values.bcc,
+    replyTo: values['reply-to'],
+    subject: values.subject,
+    text: values.text ?? (values.html === undefined ? '' : undefined),
+    html: values.html,
+    headers: (values.header ?? []).map(parseHeader),
+    attachments: (values.attach ?? []).map((path) => {
+      checkReadable(path, '--attach'); // a clear message now rather than a stream error mid-send
+      return { filename: basename(path), content: createReadStream(path) };
+    }),
+  };
+}
+
+function parseHeader(text) {
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw new UsageError(`--header "${text}" is not "Name: value".`);
+  return [text.slice(0, colon).trim(), text.slice(colon + 1).trim()];
+}
+
+function readBytes(path, flag) {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw fileError(path, flag, error);
+  }
+}
+
+function checkReadable(path, flag) {
+  try {
+    accessSync(path, constants.R_OK);
+    if (!statSync(path).isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+  } catch (error) {
+    throw fileError(path, flag, error);
+  }
+}
+
+function fileError(path, flag, error) {
+  const why = error.code === 'ENOENT' ? 'no such file' : error.code === 'EISDIR' ? 'not a file' : error.message;
+  return new UsageError(`${flag} ${path}: ${why}.`);
+}
+
+function readText(path, flag) {
+  return readBytes(path, flag).toString('utf8');
+}
+
+// ----- output
+
+function printTranscriptLine({ dir, text }) {
+  const prefix = dir === 'tls' ? 'TLS:' : `${dir}:`;
+  console.error(`${prefix} ${text}`);
+}
+
+function printSent(result, values) {
+  if (values.json) {
+    console.log(JSON.stringify(result, null, 2));
+    return 0;
+  }
+  console.log(`sent ${result.messageId ?? '(no Message-ID)'}`);
+  console.log(`accepted: ${result.accepted.join(', ')}`);
+  for (const r of result.rejected) {
+    console.log(`rejected: ${r.address}: ${r.code}${r.enhancedCode ? ` ${r.enhancedCode}` : ''} ${r.message}`);
+  }
+  console.log(`server: ${result.response}`);
+  return 0;
+}
+
+function printVerify(info, options, values) {
+  if (values.json) {
+    console.log(JSON.stringify(info, null, 2));
+    return 0;
+  }
+  const tls = info.tls
+    ? `${info.tls.version}${info.tls.cipher ? ` ${info.tls.cipher}` : ''}, certificate ${info.tls.authorized ? 'verified' : 'NOT verified'}`
+    : 'no TLS (plaintext)';
+  const auth = info.authMethod ? `AUTH ${info.authMethod} accepted` : info.capabilities.auth.length ? `offers AUTH ${info.capabilities.auth.join(' ')}` : 'no AUTH';
+  console.log(`OK ${options.host}: ${tls}; ${auth}`);
+  console.log(`greeting: ${info.greeting}`);
+  console.log(`extensions: ${info.capabilities.extensions.join(', ')}`);
+  return 0;
+}
+
+async function runDiagnose(options, values) {
+  const { onTranscript, ...rest } = options;
+  const report = await diagnose(rest);
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else {
     for (const line of report.summary) console.log(line);
     const best = report.recommended;
-    console.log(best ? `recommended: port ${best.port}, security "${best.security}"` : 'no working set-up found');
-    process.exit(best ? 0 : 1);
+    console.log(best ? `recommended: --port ${best.port} --security ${best.security}` : 'no working set-up found');
   }
-  const client = createClient(options);
-  try {
-    if (command === 'verify') {
-      console.log(JSON.stringify(await client.verify(), null, 2));
-    } else if (command === 'send') {
-      const message = values.raw
-        ? { raw: readFileSync(values.raw), envelope: { from: values.from, to: values.to ?? [] } }
-        : { from: values.from, to: values.to, subject: values.subject, text: values.text ?? '' };
-      console.log(JSON.stringify(await client.send(message), null, 2));
-    } else {
-      console.error(`unknown command "${command}"\n\n${USAGE}`);
-      process.exitCode = 2;
+  return report.recommended ? 0 : 1;
+}
+
+function warn(text) {
+  console.error(`wasmtp: warning: ${text}`);
+}
+
+/** API option names the engine's hints mention, and the flags that set them. */
+const FLAG_FOR = [
+  ['tls.ca', '--ca FILE'],
+  ['allowInsecureAuth', '--allow-insecure-auth'],
+  ["security: 'tls'", '--security tls'],
+  ["security: 'starttls'", '--security starttls'],
+  ["security: 'opportunistic'", '--security opportunistic'],
+  ["security: 'none'", '--security none'],
+  ['servername', '--servername NAME'],
+];
+
+/** Prints an error for a person; returns the exit status. */
+function report(error) {
+  if (error instanceof UsageError) {
+    console.error(`wasmtp: ${error.message}\nRun "wasmtp --help" for the options.`);
+    return 2;
+  }
+  if (error instanceof SmtpError) {
+    console.error(`wasmtp: ${error.code} (${error.phase}): ${error.detail}`);
+    if (error.hint) {
+      console.error(`hint: ${error.hint}`);
+      const flags = FLAG_FOR.filter(([option]) => error.hint.includes(option)).map(([, flag]) => flag);
+      if (flags.length > 0) console.error(`on the command line: ${flags.join(', ')}`);
     }
-  } finally {
-    await client.close();
+    if (error.deliveryState === 'unknown') {
+      console.error('note: the connection ended after the message data and before the reply; the message may have been delivered.');
+    }
+    return 1;
   }
+  console.error(`wasmtp: internal error: ${error?.stack ?? error}`);
+  return 70;
+}
+
+// Last, so that every declaration above is initialised.
+try {
+  process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
-  if (!(error instanceof SmtpError)) throw error;
-  console.error(error.message);
-  process.exitCode = 1;
+  process.exitCode = report(error);
 }

@@ -22,6 +22,8 @@ class Client {
   /** Sends still being checked, not yet queued in the pool (close() waits for them). */
   #preparing = new Set();
   #closing = false;
+  /** Messages settled per connection (successes and failures), for the retry rule. */
+  #outcomes = new WeakMap();
 
   constructor(opts) {
     this.#opts = opts;
@@ -35,11 +37,11 @@ class Client {
   send(message) {
     if (this.#closing) return Promise.reject(closedClientError());
     // The message is checked (by the engine) before it takes a connection.
-    const prepared = loadEngine().then((engine) => prepareMessage(engine, message));
+    const prepared = loadEngine(this.#opts.engine).then((engine) => prepareMessage(engine, message));
     this.#preparing.add(prepared);
     const done = () => this.#preparing.delete(prepared);
     prepared.then(done, done);
-    return prepared.then((p) => this.#pool.run((session) => this.#sendOn(session, p, 1)));
+    return prepared.then((p) => this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq)));
   }
 
   /** Connects, runs TLS, EHLO and AUTH, then QUITs: resolves with what was established. */
@@ -61,7 +63,7 @@ class Client {
   }
 
   async #openSession() {
-    const engine = await loadEngine();
+    const engine = await loadEngine(this.#opts.engine);
     let built;
     try {
       built = engineOptions(engine, this.#opts);
@@ -83,21 +85,41 @@ class Client {
     }
   }
 
-  async #sendOn(session, prepared, attempt) {
-    const reused = session.warm;
+  async #sendOn(session, prepared, attempt, seq) {
     const { envelope, body } = prepared.attempt();
     try {
       const delivery = await session.submit(envelope, body);
+      this.#countOutcome(session);
       return { messageId: prepared.messageId, ...delivery };
     } catch (error) {
-      // A warm connection the server had dropped (idle time-out, 421
-      // shutting down): nothing was sent, so one retry on a fresh one is
-      // safe, when the body can be read again.
-      if (!(attempt === 1 && reused && isStaleConnection(error) && prepared.canRetry())) throw error;
-      return this.#pool.run((fresh) => this.#sendOn(fresh, prepared, attempt + 1));
+      // Outcomes settle in the order the engine reports them, so the first
+      // message to fail on a connection sees no earlier outcome.
+      const earlier = this.#countOutcome(session);
+      // The connection went away before this message was sent (421, or a
+      // close: an idle time-out, a per-connection limit, another message's
+      // failure). The server cannot have it, so it goes out again on a fresh
+      // connection, when the body can be read again, and when this
+      // connection had dealt with an earlier message: the first message to
+      // fail on a connection takes the failure, so every retry round settles
+      // at least one message and a broken server cannot cause a loop.
+      // "unknown" (the end of data sent, no reply) is never retried.
+      const retry =
+        earlier > 0 && attempt < MAX_ATTEMPTS && isConnectionLost(error) && prepared.canRetry();
+      if (!retry) throw error;
+      return this.#pool.retry((fresh) => this.#sendOn(fresh, prepared, attempt + 1, seq), seq);
     }
   }
+
+  /** Counts an outcome on `session`; returns how many came before it. */
+  #countOutcome(session) {
+    const before = this.#outcomes.get(session) ?? 0;
+    this.#outcomes.set(session, before + 1);
+    return before;
+  }
 }
+
+/** Attempts per message when connections keep going away under it. */
+const MAX_ATTEMPTS = 10;
 
 function closedClientError() {
   return new SmtpError({
@@ -108,7 +130,8 @@ function closedClientError() {
   });
 }
 
-function isStaleConnection(error) {
+/** Not sent, because the connection closed (or the server said 421, closing). */
+function isConnectionLost(error) {
   return (
     error instanceof SmtpError &&
     error.deliveryState === 'not-sent' &&

@@ -1,33 +1,69 @@
-// Loads the wasm engine once per process. Each entry point (Node, Workers...)
-// registers how to obtain the module: bytes read from disk, a precompiled
-// `WebAssembly.Module` (workerd cannot compile from bytes), or a URL.
+// Loads the wasm engine once per process. There are two artifacts:
+//   'core' — the SMTP engine (hosts with native TLS use only this one);
+//   'tls'  — the same engine plus TLS inside wasm (`SecureConnection`,
+//            rustls + ring), loaded only by clients with tls: { engine: 'wasm' }.
+// Each entry point (Node/Deno/Bun, Workers) registers, per artifact, its JS
+// glue and how to obtain the module: bytes read from disk, a precompiled
+// `WebAssembly.Module` (workerd cannot compile from bytes), a `Response` or
+// a URL. An entry that registers only 'core' never bundles the TLS artifact.
 
-import init, * as engine from '../wasm/wasmtp.js';
+import { SmtpError } from './errors.js';
 
-let source = null;
-let loading = null;
+const variants = { core: null, tls: null };
+const loading = { core: null, tls: null };
 
 /**
- * Registers where the wasm module comes from: a function returning (a
- * promise of) bytes, a `WebAssembly.Module`, a `Response` or a URL.
+ * Registers an artifact: `glue` imports its wasm-bindgen module, `load`
+ * returns (a promise of) the bytes, a `WebAssembly.Module`, a `Response` or a URL.
+ * @param {'core'|'tls'} variant
+ * @param {{ glue: () => Promise<object>, load: () => unknown }} source
  */
-export function setWasmSource(load) {
-  source = load;
+export function setWasmSource(variant, { glue, load }) {
+  check(variant);
+  variants[variant] = { glue, load };
+  loading[variant] = null;
 }
 
-/** The initialised bindings (`Connection`, `Options`, `Envelope`...). */
-export function loadEngine() {
-  loading ??= (async () => {
-    if (!source) throw new Error('wasmtp: no wasm source registered; import "wasmtp" (or "wasmtp/workers"), not an internal module');
-    const module_or_path = await source();
-    await init({ module_or_path });
-    return engine;
+/** Whether an artifact is available from this entry point. */
+export function hasWasmSource(variant) {
+  check(variant);
+  return variants[variant] !== null;
+}
+
+/**
+ * The initialised bindings (`Connection`, `Options`, `Envelope`... and, for
+ * 'tls', `SecureConnection` and `TlsOptions`). Objects of one artifact must
+ * never be passed to the other: a client uses one artifact throughout.
+ * @param {'core'|'tls'} [variant]
+ */
+export function loadEngine(variant = 'core') {
+  check(variant);
+  loading[variant] ??= (async () => {
+    const source = variants[variant];
+    if (!source && variant === 'tls') {
+      throw SmtpError.input(
+        "tls.engine 'wasm' needs the TLS build of the engine, which this entry point does not load.",
+        "on Cloudflare Workers import { createClient } from 'wasmtp/workers/tls'; elsewhere from 'wasmtp'.",
+        'tls',
+      );
+    }
+    if (!source) {
+      throw new Error(`wasmtp: no wasm engine registered; import "wasmtp" (or "wasmtp/workers"), not an internal module`);
+    }
+    const [glue, module_or_path] = await Promise.all([source.glue(), source.load()]);
+    await glue.default({ module_or_path });
+    return glue;
   })();
+  const current = loading[variant];
   // A failed load (missing file...) may be retried by the next call.
-  loading.catch(() => {
-    loading = null;
+  current.catch(() => {
+    if (loading[variant] === current) loading[variant] = null;
   });
-  return loading;
+  return current;
+}
+
+function check(variant) {
+  if (!(variant in variants)) throw new Error(`wasmtp: unknown engine variant '${variant}'`);
 }
 
 let randomSource = (bytes) => globalThis.crypto.getRandomValues(bytes);

@@ -1,25 +1,46 @@
-// The Node.js entry point (also Deno and Bun, through their node: modules).
+// The default entry point: Node.js, Deno and Bun. It picks the runtime's
+// transport (Deno.connect / Deno.startTls on Deno, node:net / node:tls on
+// Node and Bun; Bun.connect as an opt-in) and reads the wasm artifacts from
+// the package directory.
+// The TLS-in-wasm artifact is read only when a client asks for it
+// (tls: { engine: 'wasm' }).
 
-import { webcrypto } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
 import { createClient as createClientWith } from './client.js';
 import { diagnose as diagnoseWith } from './diagnose.js';
 import { setRandomSource, setWasmSource } from './engine.js';
+import { bunTransport } from './transports/bun.js';
+import { denoTransport } from './transports/deno.js';
 import { nodeTransport } from './transports/node.js';
 
-setWasmSource(() => readFile(new URL('../wasm/wasmtp_bg.wasm', import.meta.url)));
-setRandomSource((bytes) => webcrypto.getRandomValues(bytes));
+const wasmFile = (name) => () => readFile(new URL(`../wasm/${name}`, import.meta.url));
+setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile('wasmtp_bg.wasm') });
+setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
 
-/** Creates a client; see index.d.ts. Uses node:net / node:tls unless `transport` is given. */
+// Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
+if (!globalThis.crypto?.getRandomValues) {
+  const { webcrypto } = await import('node:crypto');
+  setRandomSource((bytes) => webcrypto.getRandomValues(bytes));
+  globalThis.crypto ??= webcrypto;
+}
+
+/** Which runtime this is: 'deno', 'bun' or 'node'. */
+export const runtime = globalThis.Deno?.version?.deno ? 'deno' : globalThis.Bun?.version ? 'bun' : 'node';
+
+/** The transport this runtime uses unless `transport` is passed. */
+// Bun: node:net / node:tls (see transports/bun.js for why not Bun.connect).
+export const defaultTransport = runtime === 'deno' ? denoTransport : nodeTransport;
+
+/** Creates a client; see index.d.ts. Uses the runtime's sockets unless `transport` is given. */
 export function createClient(options) {
-  return createClientWith(options, nodeTransport);
+  return createClientWith(options, defaultTransport);
 }
 
 /** Probes 465 / 587 / 25 and explains what works and why not; see index.d.ts. */
 export function diagnose(options) {
-  return diagnoseWith(options, nodeTransport);
+  return diagnoseWith(options, defaultTransport);
 }
 
 export { SmtpError } from './errors.js';
-export { nodeTransport };
+export { bunTransport, denoTransport, nodeTransport };

@@ -18,12 +18,7 @@ export function normalizeOptions(options, defaultTransport) {
   if (typeof options.host !== 'string' || options.host === '') {
     throw SmtpError.input('createClient needs a host.', 'pass { host: "smtp.example.com" }.', 'connect');
   }
-  const pool = { ...POOL_DEFAULTS, ...options.pool };
-  for (const key of ['maxConnections', 'maxMessagesPerConnection']) {
-    if (!Number.isInteger(pool[key]) || pool[key] < 1) {
-      throw SmtpError.input(`pool.${key} must be a whole number of at least 1.`, `pass for example pool: { ${key}: 4 }.`, 'connect');
-    }
-  }
+  const pool = normalizePool(options.pool);
   const transport = options.transport ?? defaultTransport;
   if (!transport || typeof transport.connect !== 'function') {
     throw SmtpError.input(
@@ -37,7 +32,15 @@ export function normalizeOptions(options, defaultTransport) {
     port: options.port,
     security: options.security,
     auth: options.auth,
-    tls: { ca: options.tls?.ca, servername: options.tls?.servername, rejectUnauthorized: options.tls?.rejectUnauthorized !== false },
+    tls: {
+      ca: options.tls?.ca,
+      servername: options.tls?.servername,
+      rejectUnauthorized: options.tls?.rejectUnauthorized !== false,
+      engine: tlsEngine(options.tls?.engine),
+      pin: options.tls?.pin,
+    },
+    /** Which wasm artifact this client uses: 'tls' when TLS runs inside the engine. */
+    engine: options.tls?.engine === 'wasm' ? 'tls' : 'core',
     allowInsecureAuth: options.allowInsecureAuth === true,
     clientName: options.clientName,
     timeouts: options.timeouts ?? {},
@@ -46,6 +49,37 @@ export function normalizeOptions(options, defaultTransport) {
     onTranscript: typeof options.onTranscript === 'function' ? options.onTranscript : undefined,
     transport,
   };
+}
+
+/** Longest timer delay JS runtimes honour (2^31 - 1 ms, about 24.8 days). */
+const MAX_DELAY = 2 ** 31 - 1;
+
+function normalizePool(given) {
+  const pool = { ...POOL_DEFAULTS };
+  for (const [key, value] of Object.entries(given ?? {})) if (value !== undefined) pool[key] = value;
+  for (const key of ['maxConnections', 'maxMessagesPerConnection']) {
+    if (!Number.isInteger(pool[key]) || pool[key] < 1) {
+      throw SmtpError.input(`pool.${key} must be a whole number of at least 1.`, `pass for example pool: { ${key}: 4 }.`, 'connect');
+    }
+  }
+  if (typeof pool.idleTimeout !== 'number' || !(pool.idleTimeout >= 0 && pool.idleTimeout <= MAX_DELAY)) {
+    throw SmtpError.input(
+      `pool.idleTimeout must be a number of milliseconds from 0 to ${MAX_DELAY}.`,
+      `pass for example pool: { idleTimeout: 30000 } (the default).`,
+      'connect',
+    );
+  }
+  if (pool.rate !== undefined && !(typeof pool.rate === 'number' && pool.rate > 0 && Number.isFinite(pool.rate))) {
+    throw SmtpError.input(
+      'pool.rate must be a positive number of messages per second.',
+      'pass for example pool: { rate: 10 }, or leave it out for no limit.',
+      'connect',
+    );
+  }
+  if (pool.rateBurst !== undefined && !(Number.isInteger(pool.rateBurst) && pool.rateBurst >= 1)) {
+    throw SmtpError.input('pool.rateBurst must be a whole number of at least 1.', 'pass for example pool: { rate: 10, rateBurst: 5 }.', 'connect');
+  }
+  return pool;
 }
 
 /**
@@ -74,6 +108,16 @@ export function engineOptions(engine, opts) {
     options.free();
     throw error;
   }
+}
+
+/** tls.engine: 'native' (the runtime's TLS, default) or 'wasm' (TLS inside the engine). */
+function tlsEngine(value) {
+  if (value === undefined || value === 'native' || value === 'wasm') return value ?? 'native';
+  throw SmtpError.input(
+    `tls.engine "${value}" is not a TLS engine.`,
+    "use 'native' (the runtime's TLS, the default) or 'wasm' (TLS inside the engine, over a raw socket).",
+    'tls',
+  );
 }
 
 function applyAuth(options, auth) {

@@ -2,22 +2,79 @@
 // go to a warm connection when one has room (several per connection, so the
 // engine pipelines them), and new connections open up to `maxConnections`.
 // Connections retire after `maxMessagesPerConnection` messages or
-// `idleTimeout` ms without work.
+// `idleTimeout` ms without work. An optional token bucket (`rate` messages
+// per second, `rateBurst` at once) paces the messages across the pool.
+//
+// Scheduling only: which bytes go out and what a reply means is decided by
+// the engine in each session.
 
 import { SmtpError } from './errors.js';
 
-/** Messages one connection may have in flight at once (the engine pipelines them). */
-const PIPELINE_DEPTH = 8;
+/**
+ * Messages one connection may have in flight at once (the engine pipelines
+ * them): with CHUNKING a window of whole BDAT transactions (the engine's
+ * own window, 32), so the client keeps writing while the server works;
+ * with DATA a few, enough for the end of one message and the next
+ * envelope to share a write, leaving the rest to other connections.
+ */
+function pipelineDepth(session) {
+  const caps = session.info?.capabilities;
+  if (caps?.pipelining && caps.chunking) return 32;
+  return caps?.pipelining ? 4 : 2;
+}
+
+/** Milliseconds on a monotonic clock. */
+const now = () => globalThis.performance?.now?.() ?? Date.now();
+
+/**
+ * A token bucket: `rate` tokens per second, at most `burst` saved up.
+ * Starts full, so the first `burst` messages go at once.
+ */
+export class TokenBucket {
+  constructor(rate, burst = 1) {
+    this.rate = rate;
+    this.burst = burst;
+    this.tokens = burst;
+    this.at = now();
+  }
+
+  #refill() {
+    const t = now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.at) * this.rate) / 1000);
+    this.at = t;
+  }
+
+  /** Takes a token if one is there. */
+  tryTake() {
+    this.#refill();
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Whether a token is there (without taking it). */
+  ready() {
+    this.#refill();
+    return this.tokens >= 1;
+  }
+
+  /** Milliseconds until the next token. */
+  wait() {
+    this.#refill();
+    return this.tokens >= 1 ? 0 : Math.ceil(((1 - this.tokens) * 1000) / this.rate);
+  }
+}
 
 export class Pool {
   /**
    * @param {object} args
    * @param {() => Promise<import('./session.js').Session>} args.openSession
-   * @param {{maxConnections: number, maxMessagesPerConnection: number, idleTimeout: number}} args.limits
+   * @param {{maxConnections: number, maxMessagesPerConnection: number, idleTimeout: number, rate?: number, rateBurst?: number}} args.limits
    */
   constructor({ openSession, limits }) {
     this.#openSession = openSession;
     this.#limits = limits;
+    if (limits.rate !== undefined) this.#bucket = new TokenBucket(limits.rate, limits.rateBurst ?? 1);
   }
 
   #openSession;
@@ -25,10 +82,16 @@ export class Pool {
   /** Sessions open or opening. */
   #sessions = new Set();
   #opening = 0;
-  /** Messages waiting for a connection: { run(session) → Promise, fail(error) }. */
+  /** Messages waiting for a connection: { task(session) → Promise, resolve, reject, seq }, oldest first. */
   #queue = [];
+  /** Tasks handed to a session whose promise has not settled (a retry keeps its first task open). */
+  #active = 0;
+  #seq = 0;
   #idleTimers = new Map();
   #closing = false;
+  /** The rate limit, when `rate` is set; and the timer waiting for its next token. */
+  #bucket = null;
+  #tokenTimer = null;
 
   /**
    * Runs `task(session)` on a pooled connection once one has room; resolves
@@ -46,7 +109,23 @@ export class Pool {
       );
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ task, resolve, reject });
+      this.#queue.push({ task, resolve, reject, seq: this.#seq++ });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Runs `task` again for a message whose connection went away before it
+   * was sent (also while closing: close() waits for it). It goes ahead of
+   * messages queued after it, so the sending order is kept.
+   * @param {number} seq the `seq` passed to the first task
+   */
+  retry(task, seq) {
+    return new Promise((resolve, reject) => {
+      const entry = { task, resolve, reject, seq };
+      const at = this.#queue.findIndex((e) => e.seq > seq);
+      if (at === -1) this.#queue.push(entry);
+      else this.#queue.splice(at, 0, entry);
       this.#schedule();
     });
   }
@@ -54,26 +133,52 @@ export class Pool {
   /** Waits for queued and in-flight messages, then ends every connection with QUIT. */
   async close() {
     this.#closing = true;
-    while (this.#queue.length > 0 || [...this.#sessions].some((s) => s.inFlight > 0) || this.#opening > 0) {
+    while (this.#queue.length > 0 || this.#active > 0 || [...this.#sessions].some((s) => s.inFlight > 0) || this.#opening > 0) {
       await this.#changed();
     }
+    clearTimeout(this.#tokenTimer);
+    this.#tokenTimer = null;
     await Promise.all([...this.#sessions].map((s) => this.#retire(s)));
   }
 
   #schedule() {
     while (this.#queue.length > 0) {
+      // Paced: nothing is dispatched (nor opened for) until the next token.
+      if (this.#bucket && !this.#bucket.ready()) {
+        this.#waitForToken();
+        break;
+      }
       const session = this.#pickSession();
       if (session) {
+        this.#bucket?.tryTake();
         this.#assign(this.#queue.shift(), session);
         continue;
       }
-      // Open connections for the messages that no warm one can take yet.
-      if (this.#sessions.size + this.#opening < this.#limits.maxConnections && this.#connecting() < this.#queue.length) {
+      // Open connections for the messages that no warm one can take yet
+      // (when paced, only for those a token is there for).
+      const waiting = this.#bucket ? Math.min(this.#queue.length, Math.floor(this.#bucket.tokens)) : this.#queue.length;
+      if (this.#sessions.size + this.#opening < this.#limits.maxConnections && this.#connecting() < waiting) {
         this.#open();
         continue;
       }
       break;
     }
+    if (this.#queue.length === 0) this.#armIdleTimers();
+  }
+
+  /** Every idle connection gets its idle timer (one skipped while messages were waiting gets it now). */
+  #armIdleTimers() {
+    for (const s of this.#sessions) {
+      if (s.usable && !s.retiring && s.inFlight === 0) this.#startIdleTimer(s);
+    }
+  }
+
+  #waitForToken() {
+    if (this.#tokenTimer) return;
+    this.#tokenTimer = setTimeout(() => {
+      this.#tokenTimer = null;
+      this.#schedule();
+    }, this.#bucket.wait());
   }
 
   /** Connections on their way to ready. */
@@ -87,7 +192,7 @@ export class Pool {
   #pickSession() {
     let best = null;
     for (const s of this.#sessions) {
-      if (!s.usable || s.retiring || s.inFlight >= PIPELINE_DEPTH) continue;
+      if (!s.usable || s.retiring || s.inFlight >= pipelineDepth(s)) continue;
       if (s.submitted >= this.#limits.maxMessagesPerConnection) continue;
       if (!best || s.inFlight < best.inFlight) best = s;
     }
@@ -98,7 +203,19 @@ export class Pool {
     this.#stopIdleTimer(session);
     session.setKeepAlive(true);
     if (session.submitted + 1 >= this.#limits.maxMessagesPerConnection) session.retiring = true;
-    entry.task(session).then(entry.resolve, entry.reject);
+    this.#active += 1;
+    let outcome;
+    try {
+      outcome = Promise.resolve(entry.task(session, entry.seq));
+    } catch (error) {
+      outcome = Promise.reject(error);
+    }
+    outcome
+      .then(entry.resolve, entry.reject)
+      .finally(() => {
+        this.#active -= 1;
+        this.#notify();
+      });
   }
 
   async #open() {

@@ -6,8 +6,21 @@
 // body chunk read) is posted to an inbox; the loop feeds the inbox to the
 // engine, moves body bytes under the engine's back-pressure, writes what the
 // engine hands out (one awaited write per flight), then acts on its events.
+//
+// With tls: { engine: 'wasm' } the engine is a `SecureConnection` (the 'tls'
+// artifact): TLS runs inside it, the socket stays a raw byte pipe, and the
+// engine never asks for `startTls`. Nothing else differs.
+//
+// `socket.onData(bytes)` returns a promise that resolves once the engine has
+// taken the bytes and the driver has acted on the resulting events. A
+// transport that reads by pulling (Deno, Workers) waits for it before its
+// next read: so no read is pending when `startTls` is called, and reading
+// follows the engine's pace.
 
 import { SmtpError, toSmtpError } from './errors.js';
+
+/** Body bytes read ahead of the engine per message (one chunk of body.js). */
+const READ_AHEAD = 64 * 1024;
 
 /** Transcript lines kept for `SmtpError.transcript`. */
 const TRANSCRIPT_KEPT = 60;
@@ -27,7 +40,7 @@ export class Session {
    * @param {object} args
    * @param {object} args.engine       the wasm bindings
    * @param {object} args.engineOptions a wasm `Options`
-   * @param {object} args.target       { host, port, security, tls: { ca, servername, rejectUnauthorized } }
+   * @param {object} args.target       { host, port, security, tls: { ca, servername, rejectUnauthorized, engine, pin } }
    * @param {{connect: Function}} args.transport
    * @param {(line: {dir: string, text: string}) => void} [args.onTranscript]
    */
@@ -45,8 +58,11 @@ export class Session {
       this.#closedResolve = resolve;
     });
     // Throws an EngineError (EINPUT) for unusable options: the caller converts it.
-    this.#conn = new engine.Connection(engineOptions, monotonicNow());
-    this.#implicitTls = target.security === 'tls';
+    this.#tlsInEngine = target.tls?.engine === 'wasm';
+    this.#conn = this.#tlsInEngine
+      ? newSecureConnection(engine, engineOptions, target.tls)
+      : new engine.Connection(engineOptions, monotonicNow());
+    this.#implicitTls = target.security === 'tls' && !this.#tlsInEngine;
     this.#run();
   }
 
@@ -95,13 +111,17 @@ export class Session {
       return Promise.reject(toSmtpError(thrown, this.transcript()));
     }
     this.submitted += 1;
-    // pending: bytes read from the source and not yet taken by the engine.
-    const job = { id, body, pending: null, reading: false, sourceDone: false, ended: false, resolve: null, reject: null };
+    // chunks: bytes read from the source and not yet taken by the engine;
+    // readError: a failed read, acted on when the engine wants this body.
+    const job = { id, body, chunks: [], queued: 0, reading: false, sourceDone: false, readError: null, ended: false, resolve: null, reject: null };
     const outcome = new Promise((resolve, reject) => {
       job.resolve = resolve;
       job.reject = reject;
     });
     this.#jobs.set(id, job);
+    // Read ahead, so that when replies free room in the pipelining window
+    // the next messages' bodies are at hand and go out in the same write.
+    this.#readBody(job);
     this.#post({ kind: 'kick' });
     return outcome;
   }
@@ -141,6 +161,9 @@ export class Session {
   #writeStallMs;
   #socket = null;
   #implicitTls;
+  #tlsInEngine;
+  /** `onData` promises to resolve once the loop has acted on their bytes. */
+  #processed = [];
   #inbox = [];
   #wake = null;
   #timerFiredFor = undefined;
@@ -171,6 +194,7 @@ export class Session {
         // Writing empties the engine's buffer: it may take more body at once.
         const wrote = await this.#flush();
         this.#dispatchEvents();
+        this.#releaseReads();
         if (this.#done) break;
         if (this.#inbox.length === 0 && !moved && !wrote) await this.#sleep();
       }
@@ -185,19 +209,30 @@ export class Session {
         cause: bug,
       });
       try {
-        this.#conn.abort();
+        this.#conn.abort(monotonicNow());
       } catch {}
     }
     this.#finish();
   }
 
   #openSocket() {
-    const { host, port, tls } = this.#target;
+    const { host, port, tls, security } = this.#target;
     const servername = tls.servername ?? host;
+    // `upgradable`: the driver may call socket.startTls() later (a Workers
+    // socket must be opened with secureTransport: 'starttls' for that).
+    const upgradable = !this.#tlsInEngine && (security === 'starttls' || security === 'opportunistic');
     let connecting;
     try {
       connecting = Promise.resolve(
-        this.#transport.connect({ host, port, tls: this.#implicitTls, servername, ca: tls.ca, rejectUnauthorized: tls.rejectUnauthorized }),
+        this.#transport.connect({
+          host,
+          port,
+          tls: this.#implicitTls,
+          upgradable,
+          servername,
+          ca: tls.ca,
+          rejectUnauthorized: tls.rejectUnauthorized,
+        }),
       );
     } catch (error) {
       connecting = Promise.reject(error);
@@ -209,7 +244,8 @@ export class Session {
           return;
         }
         this.#socket = socket;
-        socket.onData = (bytes) => this.#post({ kind: 'data', bytes });
+        socket.onData = (bytes) =>
+          this.#done ? undefined : new Promise((processed) => this.#post({ kind: 'data', bytes, processed }));
         socket.onClose = (error) => this.#post(error ? { kind: 'socket-error', error } : { kind: 'eof' });
         this.#post({ kind: 'connected' });
       },
@@ -240,6 +276,7 @@ export class Session {
           break;
         case 'data':
           conn.receive(item.bytes, now);
+          this.#processed.push(item.processed);
           break;
         case 'eof':
           conn.receiveEof(now);
@@ -249,7 +286,9 @@ export class Session {
           break;
         case 'tls-up': {
           const info = this.#socket?.tlsInfo ?? {};
-          conn.tlsEstablished(info.version ?? 'TLS', info.cipher, info.authorized === true, info.authorizationError, now);
+          // handshakePending: the platform reports a refused certificate only
+          // at the first read or write (Workers); the engine then names it.
+          conn.tlsEstablished(info.version ?? 'TLS', info.cipher, info.authorized === true, info.authorizationError, now, info.handshakePending === true);
           break;
         }
         case 'tls-failed':
@@ -259,13 +298,18 @@ export class Session {
           conn.close(now);
           break;
         case 'abort':
-          conn.abort();
+          conn.abort(now);
           break;
         case 'body':
         case 'kick':
           break; // only wakes the loop; the body state is on the job
       }
     }
+  }
+
+  /** Lets pulling transports read on: the bytes they delivered were acted on. */
+  #releaseReads() {
+    for (const processed of this.#processed.splice(0)) processed();
   }
 
   #checkTimer() {
@@ -288,10 +332,11 @@ export class Session {
       if (id === undefined) return moved;
       const job = this.#jobs.get(id);
       if (!job || job.ended) return moved;
-      if (job.pending && job.pending.byteLength > 0) {
+      if (job.chunks.length > 0) {
+        const chunk = job.chunks[0];
         let taken;
         try {
-          taken = conn.writeBody(id, job.pending, monotonicNow());
+          taken = conn.writeBody(id, chunk, monotonicNow());
         } catch (thrown) {
           // The message failed (its Failed event follows): stop reading its source.
           discard(thrown);
@@ -300,9 +345,16 @@ export class Session {
           return true;
         }
         if (taken === 0) return moved;
-        job.pending = taken < job.pending.byteLength ? job.pending.subarray(taken) : null;
+        if (taken < chunk.byteLength) job.chunks[0] = chunk.subarray(taken);
+        else job.chunks.shift();
+        job.queued -= taken;
+        this.#readBody(job);
         moved = true;
         continue;
+      }
+      if (job.readError) {
+        this.#bodyReadFailed(job);
+        return true;
       }
       if (job.sourceDone) {
         job.ended = true;
@@ -314,37 +366,50 @@ export class Session {
         moved = true;
         continue;
       }
-      if (!job.reading) this.#readBody(job);
+      this.#readBody(job);
       return moved;
     }
   }
 
-  /** Reads the next chunk of a body off the loop; the result wakes the loop. */
+  /**
+   * Reads the next chunk of a body off the loop, up to READ_AHEAD bytes
+   * ahead of the engine; the result wakes the loop.
+   */
   #readBody(job) {
+    if (job.reading || job.sourceDone || job.readError || job.ended || job.queued >= READ_AHEAD) return;
     job.reading = true;
-    job.pending = null;
     job.body.next().then(
       (chunk) => {
         job.reading = false;
         if (chunk === null) job.sourceDone = true;
-        else job.pending = chunk;
+        else {
+          job.chunks.push(chunk);
+          job.queued += chunk.byteLength;
+          this.#readBody(job);
+        }
         this.#post({ kind: 'body' });
       },
       (error) => {
         job.reading = false;
-        job.ended = true;
-        if (this.#jobs.delete(job.id)) {
-          const input =
-            error instanceof SmtpError
-              ? error
-              : SmtpError.input(`reading the message body failed: ${describe(error)}.`, 'check the stream passed as raw.', 'data');
-          input.transcript = this.transcript();
-          job.reject(input);
-        }
-        // The engine holds a half-sent message: only dropping the link is safe.
-        this.#post({ kind: 'abort' });
+        job.readError = error;
+        this.#post({ kind: 'body' });
       },
     );
+  }
+
+  #bodyReadFailed(job) {
+    const error = job.readError;
+    job.ended = true;
+    if (this.#jobs.delete(job.id)) {
+      const input =
+        error instanceof SmtpError
+          ? error
+          : SmtpError.input(`reading the message body failed: ${describe(error)}.`, 'check the stream passed as raw.', 'data');
+      input.transcript = this.transcript();
+      job.reject(input);
+    }
+    // The engine holds a half-sent message: only dropping the link is safe.
+    this.#post({ kind: 'abort' });
   }
 
   /**
@@ -522,6 +587,7 @@ export class Session {
     this.#jobs.clear();
     if (this.info === null) this.#readyReject(error);
     this.#conn.free();
+    this.#releaseReads();
     this.#closedResolve();
     this.#changed();
   }
@@ -544,6 +610,42 @@ export class Session {
       this.onChange?.(this);
     } catch {}
   }
+}
+
+/**
+ * A `SecureConnection` (TLS inside the engine) for `tls: { ca, pin,
+ * rejectUnauthorized }`. The wall-clock time goes in for certificate
+ * validity. Throws an EngineError (EINPUT) for an unreadable CA or pin.
+ */
+function newSecureConnection(engine, engineOptions, tls) {
+  if (typeof engine.SecureConnection !== 'function') {
+    throw SmtpError.input(
+      "tls.engine 'wasm' needs the engine built with TLS, which this entry point did not load.",
+      "import from 'wasmtp' (Node, Deno, Bun) or 'wasmtp/workers/tls' (Cloudflare Workers).",
+      'tls',
+    );
+  }
+  if (tls.servername !== undefined) {
+    throw SmtpError.input(
+      "tls.servername is not supported with tls.engine 'wasm': the certificate is checked against host.",
+      'set host to the name the certificate names.',
+      'tls',
+    );
+  }
+  const options = new engine.TlsOptions(Date.now());
+  try {
+    for (const pem of list(tls.ca)) options.addCa(String(pem));
+    for (const pin of list(tls.pin)) options.addPin(String(pin));
+    options.setRejectUnauthorized(tls.rejectUnauthorized !== false);
+    return new engine.SecureConnection(engineOptions, options, monotonicNow());
+  } finally {
+    options.free();
+  }
+}
+
+function list(value) {
+  if (value === undefined || value === null) return [];
+  return Array.isArray(value) ? value : [value];
 }
 
 /** The plain object `verify()` and the pool see for a ready session. */

@@ -90,7 +90,7 @@ test('the security mode follows the port and the port follows the mode', async (
     },
   });
   await assert.rejects(client.verify(), { code: 'ECONNECT' });
-  assert.deepEqual(lines[0], { host: '127.0.0.1', port, tls: false, servername: '127.0.0.1', ca: undefined, rejectUnauthorized: true });
+  assert.deepEqual(lines[0], { host: '127.0.0.1', port, tls: false, upgradable: true, servername: '127.0.0.1', ca: undefined, rejectUnauthorized: true });
 
   const seen = [];
   const tlsClient = createClient({

@@ -20,6 +20,9 @@ const client = createClient({
 });
 
 createClient({ host: 'smtp.gmail.com', security: 'tls', auth: { user: 'u', accessToken: 't', method: 'XOAUTH2' } });
+createClient({ host: 'h', pool: { maxConnections: 2, idleTimeout: 5_000, rate: 10, rateBurst: 5 } });
+// @ts-expect-error rate is a number of messages per second
+createClient({ host: 'h', pool: { rate: '10/s' } });
 
 // @ts-expect-error security is one of four modes
 createClient({ host: 'h', security: 'ssl' });

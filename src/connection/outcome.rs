@@ -128,10 +128,18 @@ pub fn connect_error(host: &str, port: u16, detail: &str) -> SmtpError {
             "the network cannot reach the host; check connectivity and firewall rules.".to_string(),
             true,
         )
-    } else if text.contains("port 25") || text.contains("blocked") {
+    } else if text.contains("port 25") || text.contains("blocked") || text.contains("prohibited") {
         (
             "this platform blocks that port; use the submission ports 587 or 465.".to_string(),
             false,
+        )
+    } else if text.contains("proxy request failed") {
+        // Cloudflare Workers: connect() could not reach the destination.
+        (
+            format!(
+                "the platform could not open {host}:{port}: nothing accepts connections there, the destination is blocked (Cloudflare's own addresses, port 25), or, with security: 'tls', the TLS handshake failed: the port does not speak TLS from the first byte (587 and 25 expect security: 'starttls') or its certificate is not trusted (a private CA needs TLS inside the engine: tls: {{ engine: 'wasm', ca }})."
+            ),
+            true,
         )
     } else {
         (
@@ -217,6 +225,18 @@ mod tests {
                 .hint
                 .unwrap()
                 .contains("nothing accepts")
+        );
+        let blocked = connect_error("h", 25, "Port 25 prohibited");
+        assert!(blocked.hint.unwrap().contains("587 or 465") && !blocked.retryable);
+        assert!(
+            connect_error(
+                "h",
+                465,
+                "proxy request failed, cannot connect to the specified address"
+            )
+            .hint
+            .unwrap()
+            .contains("security: 'starttls'")
         );
         assert!(
             connect_error("nope", 25, "getaddrinfo ENOTFOUND nope")

@@ -1,15 +1,24 @@
 //! `Connection` for JS: the host reports, user verbs, drains and queries of
 //! [`crate::Connection`], one to one.
+//!
+//! One addition: a host whose TLS upgrade call returns before the handshake
+//! is known to have succeeded (Cloudflare Workers: `startTls()` resolves, and
+//! a refused certificate shows only as a failed first read or write, with a
+//! text that does not name it) says so with `handshakePending`. Until the
+//! first byte arrives over TLS, a socket failure or end of stream is then
+//! reported to the engine as the TLS failure it most likely is.
 
 use wasm_bindgen::prelude::*;
 
 use super::{EngineError, EngineEvent, WasmEnvelope, WasmOptions, instant, message_id};
 use crate::connection::{Connection, State};
-use crate::tls::{TlsFailure, TlsInfo};
+use crate::tls::{TlsFailure, TlsFailureKind, TlsInfo};
 
 #[wasm_bindgen(js_name = Connection)]
 pub struct WasmConnection {
     inner: Connection,
+    /// TLS was reported up with `handshakePending` and nothing has arrived since.
+    tls_unconfirmed: bool,
 }
 
 #[wasm_bindgen(js_class = Connection)]
@@ -20,6 +29,7 @@ impl WasmConnection {
     pub fn new(options: &WasmOptions, now: f64) -> Result<WasmConnection, EngineError> {
         Ok(WasmConnection {
             inner: Connection::new(options.config.clone(), instant(now))?,
+            tls_unconfirmed: false,
         })
     }
 
@@ -34,6 +44,8 @@ impl WasmConnection {
         self.inner.connect_failed(detail, instant(now));
     }
 
+    /// The TLS handshake finished. `handshakePending`: the host cannot tell
+    /// yet whether it succeeded (see the module documentation).
     #[wasm_bindgen(js_name = tlsEstablished)]
     pub fn tls_established(
         &mut self,
@@ -42,6 +54,7 @@ impl WasmConnection {
         authorized: bool,
         authorization_error: Option<String>,
         now: f64,
+        handshake_pending: Option<bool>,
     ) {
         let info = TlsInfo {
             version,
@@ -49,7 +62,9 @@ impl WasmConnection {
             authorized,
             authorization_error,
         };
+        let was_handshaking = self.inner.state() == State::TlsHandshake;
         self.inner.tls_established(info, instant(now));
+        self.tls_unconfirmed = was_handshaking && handshake_pending == Some(true);
     }
 
     /// The handshake failed; `message` is the runtime's error text, which
@@ -60,11 +75,17 @@ impl WasmConnection {
     }
 
     pub fn receive(&mut self, data: &[u8], now: f64) {
+        if !data.is_empty() {
+            self.tls_unconfirmed = false;
+        }
         self.inner.receive(data, instant(now));
     }
 
     #[wasm_bindgen(js_name = receiveEof)]
     pub fn receive_eof(&mut self, now: f64) {
+        if self.tls_unconfirmed {
+            return self.unconfirmed_tls_failed("the server closed the connection", now);
+        }
         self.inner.receive_eof(instant(now));
     }
 
@@ -75,7 +96,29 @@ impl WasmConnection {
 
     #[wasm_bindgen(js_name = socketFailed)]
     pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: f64) {
+        if self.tls_unconfirmed && !write_stalled {
+            return self.unconfirmed_tls_failed(detail, now);
+        }
         self.inner.socket_failed(detail, write_stalled, instant(now));
+    }
+
+    /// The first read or write after an unconfirmed handshake failed: the
+    /// handshake did. The host's text may name the cause; when it does not
+    /// (Workers says "internal error"), a refused certificate is by far the
+    /// likeliest, and the message says how the failure showed.
+    fn unconfirmed_tls_failed(&mut self, detail: &str, now: f64) {
+        self.tls_unconfirmed = false;
+        let named = TlsFailure::from_message(detail);
+        let kind = if named.kind == TlsFailureKind::Handshake {
+            TlsFailureKind::Certificate
+        } else {
+            named.kind
+        };
+        let detail = format!(
+            "{detail}; the connection failed at the first read or write after the TLS upgrade, \
+             which is how this platform reports a refused certificate or handshake"
+        );
+        self.inner.tls_failed(TlsFailure::new(kind, detail), instant(now));
     }
 
     // ----- What the user asks for
@@ -144,15 +187,7 @@ impl WasmConnection {
     /// `"connecting"`, `"tls-handshake"`, `"setup"`, `"ready"`, `"quitting"` or `"closed"`.
     #[wasm_bindgen(getter)]
     pub fn state(&self) -> String {
-        match self.inner.state() {
-            State::Connecting => "connecting",
-            State::TlsHandshake => "tls-handshake",
-            State::Setup => "setup",
-            State::Ready => "ready",
-            State::Quitting => "quitting",
-            State::Closed => "closed",
-        }
-        .to_string()
+        state_name(self.inner.state())
     }
 
     /// Ready with nothing queued or awaited.
@@ -164,5 +199,81 @@ impl WasmConnection {
     #[wasm_bindgen(getter, js_name = isClosed)]
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
+    }
+}
+
+/// The JS name of a connection state.
+pub(super) fn state_name(state: State) -> String {
+    match state {
+        State::Connecting => "connecting",
+        State::TlsHandshake => "tls-handshake",
+        State::Setup => "setup",
+        State::Ready => "ready",
+        State::Quitting => "quitting",
+        State::Closed => "closed",
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives a STARTTLS set-up up to the host's "TLS is up" report.
+    fn upgraded(pending: bool) -> WasmConnection {
+        let options = WasmOptions::new("mx.example.com".into(), 587);
+        let mut conn = WasmConnection::new(&options, 0.0).unwrap_or_else(|_| panic!("valid options"));
+        conn.connected(0.0);
+        conn.receive(b"220 mx.example.com ESMTP\r\n", 1.0);
+        conn.receive(b"250-mx.example.com\r\n250 STARTTLS\r\n", 2.0);
+        conn.receive(b"220 go ahead\r\n", 3.0);
+        while conn.poll_transmit().is_some() {}
+        assert_eq!(conn.state(), "tls-handshake");
+        conn.tls_established("TLS".into(), None, true, None, 4.0, Some(pending));
+        while conn.poll_transmit().is_some() {}
+        conn
+    }
+
+    fn closing_error(conn: &mut WasmConnection) -> EngineError {
+        while let Some(event) = conn.poll_event() {
+            if event.kind() == "closed" {
+                return event.error().expect("closed with an error");
+            }
+        }
+        panic!("no closed event");
+    }
+
+    #[test]
+    fn a_failure_right_after_an_unconfirmed_handshake_is_a_certificate_error() {
+        let mut conn = upgraded(true);
+        conn.socket_failed("internal error; reference = abc", false, 5.0);
+        let err = closing_error(&mut conn);
+        assert_eq!((err.code().as_str(), err.phase().as_str()), ("ECERT", "starttls"));
+        assert!(
+            err.message().contains("first read or write after the TLS upgrade"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn named_causes_and_end_of_stream_are_classified_too() {
+        let mut conn = upgraded(true);
+        conn.socket_failed("TLS peer's certificate has expired", false, 5.0);
+        assert!(closing_error(&mut conn).message().contains("expired"));
+        let mut conn = upgraded(true);
+        conn.receive_eof(5.0);
+        assert_eq!(closing_error(&mut conn).code(), "ECERT");
+    }
+
+    #[test]
+    fn once_the_server_spoke_over_tls_failures_are_ordinary() {
+        let mut conn = upgraded(true);
+        conn.receive(b"250 mx.example.com\r\n", 5.0);
+        conn.socket_failed("internal error; reference = abc", false, 6.0);
+        assert_eq!(closing_error(&mut conn).code(), "ECLOSED");
+        let mut conn = upgraded(false);
+        conn.socket_failed("internal error; reference = abc", false, 5.0);
+        assert_eq!(closing_error(&mut conn).code(), "ECLOSED");
     }
 }

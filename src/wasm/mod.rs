@@ -5,18 +5,26 @@
 //! classes with getters). Time comes in as milliseconds (`f64`, a JS
 //! number), so the engine never reads a clock. No serde: typed setters and
 //! getters keep the module small.
+//!
+//! Built twice by `scripts/build-wasm.sh`: the core artifact (`wasm`) for
+//! hosts with native TLS, and a second one with `tls-engine` that adds
+//! `SecureConnection` / `TlsOptions` (TLS inside the engine, rustls + ring).
 
 mod connection;
 mod error;
 mod event;
 mod mime;
 mod options;
+#[cfg(feature = "tls-engine")]
+mod secure;
 
 pub use connection::WasmConnection;
 pub use error::EngineError;
 pub use event::{EngineDelivery, EngineEvent, EngineRejected, EngineSession};
 pub use mime::{WasmMessageBuilder, WasmMessageSpec};
 pub use options::{WasmEnvelope, WasmOptions, default_port};
+#[cfg(feature = "tls-engine")]
+pub use secure::{WasmSecureConnection, WasmTlsOptions};
 
 use crate::event::MessageId;
 use crate::time::Instant;

@@ -13,12 +13,19 @@ export const TOKEN = 'ya29.test-token';
 /**
  * Starts a server. `tls`: "none" (no STARTTLS), "starttls" or "implicit".
  * Recipients whose local part starts with "reject" are refused with 550.
+ * `peakSessions`: the most SMTP sessions in the server's own connection
+ * table at once (what its `maxClients` limit counts; a session leaves it
+ * when the server answers QUIT). `open` / `peakOpen`: TCP sockets open at
+ * once (a socket closes a little after its QUIT, when both FINs are through).
+ * `sockets` maps a session's remote port to its socket (to cut a connection
+ * from a handler).
  * @returns {Promise<{ port: number, messages: {from: string, to: string[], raw: Buffer, user?: string}[],
- *   connections: number, authAttempts: number, close(): Promise<void> }>}
+ *   connections: number, peakSessions: number, open: number, peakOpen: number, authAttempts: number,
+ *   sockets: Map<number, import('node:net').Socket>, close(): Promise<void> }>}
  */
 export async function startServer({ tls = 'none', authMethods = ['PLAIN', 'LOGIN'], ...extra } = {}) {
   const { key, cert } = testCertificates();
-  const state = { port: 0, messages: [], connections: 0, authAttempts: 0, close: null };
+  const state = { port: 0, messages: [], connections: 0, peakSessions: 0, open: 0, peakOpen: 0, authAttempts: 0, sockets: new Map(), close: null };
   const server = new SMTPServer({
     logger: false,
     disableReverseLookup: true, // no DNS in tests (it delays every greeting)
@@ -76,6 +83,22 @@ export async function startServer({ tls = 'none', authMethods = ['PLAIN', 'LOGIN
     ...extra,
   });
   server.on('error', () => {}); // client-side failures under test also end server sockets
+  // Sampled right where smtp-server adds a session to its table.
+  const connect = server.connect.bind(server);
+  server.connect = (...args) => {
+    connect(...args);
+    state.peakSessions = Math.max(state.peakSessions, server.connections.size);
+  };
+  server.server.on('connection', (socket) => {
+    state.open += 1;
+    state.peakOpen = Math.max(state.peakOpen, state.open);
+    state.sockets.set(socket.remotePort, socket);
+    const remotePort = socket.remotePort;
+    socket.once('close', () => {
+      state.open -= 1;
+      state.sockets.delete(remotePort);
+    });
+  });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.port = server.server.address().port;
   state.close = () => new Promise((resolve) => server.close(resolve));

@@ -1,0 +1,148 @@
+// The Deno transport: `Deno.connect` for TCP, `Deno.startTls` to upgrade it
+// in place (STARTTLS, and implicit TLS too, so that tls.servername can
+// differ from the host dialled). No SMTP knowledge here: bytes in, bytes out.
+//
+// Deno refuses to upgrade a connection with a read in flight, so reading is
+// pulled: one `read()` at a time, the next only after the driver has acted
+// on the bytes (the promise `onData` returns). When the driver calls
+// `startTls`, no read is pending.
+
+/** @type {import('../../index.d.ts').Transport} */
+export const denoTransport = {
+  async connect({ host, port, tls, servername, ca }) {
+    const conn = await Deno.connect({ hostname: host, port, transport: 'tcp' });
+    if (!tls) return new DenoSocket(conn);
+    try {
+      return new DenoSocket(await handshake(conn, { hostname: servername ?? host, ca }), true);
+    } catch (error) {
+      // After the TCP connection opened: a TLS failure, for the engine to name.
+      throw markTls(error);
+    }
+  },
+};
+
+/** Runs the TLS handshake on a TCP connection; certificate errors surface here. */
+async function handshake(conn, { hostname, ca }) {
+  let secure;
+  try {
+    // caCerts adds to Deno's trusted roots (it does not replace them).
+    secure = await Deno.startTls(conn, { hostname, caCerts: ca === undefined ? undefined : [ca].flat() });
+    await secure.handshake();
+    return secure;
+  } catch (error) {
+    try {
+      (secure ?? conn).close();
+    } catch {}
+    throw error;
+  }
+}
+
+function markTls(error) {
+  const marked = error instanceof Error ? error : new Error(String(error));
+  marked.tlsHandshake = true;
+  return marked;
+}
+
+class DenoSocket {
+  /** Set by the driver: end of stream or error. */
+  onClose = null;
+
+  #conn;
+  #onData = null;
+  /** Identifies the current read loop; a TLS upgrade ends the old one. */
+  #loop = 0;
+  #readInFlight = false;
+  #paused = false;
+  #closed = false;
+  #secure;
+
+  constructor(conn, secure = false) {
+    this.#conn = conn;
+    this.#secure = secure;
+  }
+
+  /** Set by the driver; reading starts then. */
+  set onData(fn) {
+    this.#onData = fn;
+    this.#read();
+  }
+
+  get onData() {
+    return this.#onData;
+  }
+
+  /** Deno reports no protocol version or cipher for a TLS connection. */
+  get tlsInfo() {
+    return this.#secure ? { version: 'TLS', authorized: true } : undefined;
+  }
+
+  /** Resolves once every byte is handed to the OS. */
+  async write(bytes) {
+    let at = 0;
+    while (at < bytes.byteLength) at += await this.#conn.write(bytes.subarray(at));
+  }
+
+  /** Upgrades this connection in place (after the server's 220 to STARTTLS). */
+  async startTls({ servername, ca }) {
+    this.#paused = true;
+    this.#loop += 1; // the loop that delivered the 220 stops before reading again
+    if (this.#readInFlight) throw new Error('a read was in flight when the TLS upgrade began (Deno cannot upgrade a connection being read)');
+    this.#conn = await handshake(this.#conn, { hostname: servername, ca });
+    this.#secure = true;
+    this.#paused = false;
+    this.#read();
+  }
+
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {}
+  }
+
+  ref() {
+    this.#conn.ref?.();
+  }
+
+  unref() {
+    this.#conn.unref?.();
+  }
+
+  #read() {
+    if (this.#paused || this.#closed || !this.#onData) return;
+    this.#loop += 1;
+    this.#pump(this.#loop);
+  }
+
+  async #pump(loop) {
+    const conn = this.#conn;
+    const buffer = new Uint8Array(16 * 1024);
+    try {
+      for (;;) {
+        this.#readInFlight = true;
+        let n;
+        try {
+          n = await conn.read(buffer);
+        } finally {
+          this.#readInFlight = false;
+        }
+        if (n === null) return this.#reportClose(undefined);
+        // Waits until the driver acted on these bytes (it may call startTls).
+        await this.#onData(buffer.slice(0, n));
+        if (loop !== this.#loop || this.#paused || this.#closed) return;
+      }
+    } catch (error) {
+      if (loop === this.#loop) this.#reportClose(error);
+    }
+  }
+
+  #reportClose(error) {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {}
+    this.onClose?.(error);
+  }
+}

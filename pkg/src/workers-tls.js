@@ -1,0 +1,14 @@
+// The Cloudflare Workers entry point with TLS inside the engine
+// (`wasmtp/workers/tls`): the same API as `wasmtp/workers`, plus
+// tls: { engine: 'wasm', ca, pin } over a socket opened with
+// secureTransport: 'off'. It imports only the TLS artifact, which also
+// serves clients that keep the platform's TLS.
+
+import { setWasmSource } from './engine.js';
+import wasmModule from '../wasm/wasmtp_tls_bg.wasm';
+
+const source = { glue: () => import('../wasm/wasmtp_tls.js'), load: () => wasmModule };
+setWasmSource('core', source);
+setWasmSource('tls', source);
+
+export { createClient, diagnose, SmtpError, workersTransport } from './workers-client.js';

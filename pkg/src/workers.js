@@ -1,0 +1,10 @@
+// The Cloudflare Workers entry point (`wasmtp/workers`): sockets from
+// `cloudflare:sockets`, the core engine imported as a compiled wasm module.
+// For TLS inside the engine (a private CA, pinning), use `wasmtp/workers/tls`.
+
+import { setWasmSource } from './engine.js';
+import wasmModule from '../wasm/wasmtp_bg.wasm';
+
+setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: () => wasmModule });
+
+export { createClient, diagnose, SmtpError, workersTransport } from './workers-client.js';
