@@ -249,7 +249,7 @@ impl ReplyParser {
                 limit: self.limits.max_lines,
             });
         }
-        self.lines.push(String::from_utf8_lossy(text).into_owned());
+        self.lines.push(log_safe_text(text));
         if !last {
             return Ok(None);
         }
@@ -279,6 +279,33 @@ fn split_reply_line(line: &[u8]) -> Result<(u16, bool, &[u8]), ReplyError> {
         Some(b'-') => Ok((code, false, &line[4..])),
         Some(_) => Err(malformed()),
     }
+}
+
+/// A reply line's text as it may be shown anywhere: valid UTF-8 as is,
+/// control characters (but TAB) and the bidirectional overrides escaped, so
+/// a server cannot rewrite what a terminal or log viewer shows
+/// (`\r`, `ESC[2K`, U+202E).
+fn log_safe_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let unsafe_char =
+        |c: char| (c.is_control() && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return text.into_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\r' => out.push_str("\\r"),
+            c if unsafe_char(c) && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Renders bytes from the wire for a log or an error message: printable
@@ -413,6 +440,13 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(big, ReplyError::ReplyTooLong { limit: 40 });
+    }
+
+    #[test]
+    fn control_characters_in_server_text_are_escaped() {
+        let r = one("220 mx ESMTP\rS: 250 fake\x1b[2K \u{202e}txt\tok\r\n");
+        assert_eq!(r.lines[0], "mx ESMTP\\rS: 250 fake\\x1b[2K \\u{202e}txt\tok");
+        assert_eq!(one("250 plain text\r\n").lines[0], "plain text");
     }
 
     #[test]

@@ -235,6 +235,11 @@ impl SecureConnection {
     /// Raw bytes from the socket (ciphertext once TLS has started).
     pub fn receive(&mut self, data: &[u8], now: Instant) {
         self.clock.advance_to(now);
+        if self.inner.is_closed() {
+            // Bytes still in flight when the session ended: rustls must not
+            // see them (it would answer with a second alert after Closed).
+            return;
+        }
         if self.tls.is_none() {
             self.inner.receive(data, now);
         } else {

@@ -487,3 +487,36 @@ fn replies_injected_after_the_starttls_220_are_refused() {
     assert_eq!(run.close_error().code, ErrorCode::Protocol);
     assert!(!run.server.commands.iter().any(|c| c.starts_with("AUTH")));
 }
+
+/// Found by fuzzing: bytes that arrive after the session ended must not
+/// reach rustls (a second alert after `Closed`, a debug assertion inside it).
+#[test]
+fn bytes_after_the_close_are_ignored() {
+    let secure = || {
+        let config = Config::new(HOST, 465).security(Security::Tls);
+        let options = TlsOptions {
+            pins_sha256: vec![[0x11; 32]],
+            no_public_roots: true,
+            unix_time_ms: now_unix_ms(),
+            ..TlsOptions::default()
+        };
+        let now = Instant::from_millis(0);
+        let mut conn = SecureConnection::new(config, options, now).unwrap();
+        conn.connected(now);
+        while conn.poll_transmit().is_some() {}
+        (conn, now)
+    };
+    let (mut conn, now) = secure();
+    let later = now + Duration::from_secs(31);
+    conn.handle_timeout(later);
+    assert!(conn.smtp().is_closed());
+    while conn.poll_transmit().is_some() {}
+    conn.receive(&[0x00], later);
+    assert!(conn.poll_transmit().is_none(), "nothing is written after Closed");
+
+    let (mut conn, now) = secure();
+    conn.abort(now);
+    while conn.poll_transmit().is_some() {}
+    conn.receive(&[0x00], now);
+    assert!(conn.poll_transmit().is_none());
+}
