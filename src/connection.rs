@@ -1019,7 +1019,14 @@ impl Connection {
         let Some(idx) = self.tx_index(id) else { return };
         let tx = &mut self.txs[idx];
         tx.outstanding -= 1;
-        if reply.is_positive() || tx.failure.is_some() {
+        if reply.is_positive() {
+            return;
+        }
+        // RFC 3030 §2: once a BDAT failed, RSET before further commands.
+        // Those already pipelined behind it are paired as usual: the server
+        // discards the chunks up to LAST and answers each.
+        self.rset_before_next_mail = true;
+        if tx.failure.is_some() {
             return;
         }
         let err = data_error(&reply, "the server refused a BDAT chunk");
@@ -1050,6 +1057,11 @@ impl Connection {
             return;
         }
         tx.outstanding -= 1;
+        if !lmtp && !tx.final_replies[0].is_positive() && self.framing() == Framing::Bdat {
+            // A refused BDAT LAST: RFC 3030 §2's RSET before further commands.
+            self.rset_before_next_mail = true;
+        }
+        let tx = &mut self.txs[idx];
         if tx.failure.is_some() {
             return;
         }
@@ -1146,6 +1158,12 @@ impl Connection {
             }
             Step::Body => match framing {
                 Framing::Data => self.finish_data_body(idx, now),
+                Framing::Bdat if self.txs[idx].failure.is_some() => {
+                    // MAIL or every RCPT failed before the whole body was
+                    // there: the host stops feeding it, so end it here.
+                    let mail_ok = self.txs[idx].mail_ok;
+                    self.end_wire(idx, mail_ok)
+                }
                 Framing::Bdat => self.send_bdat_chunks(idx, now),
             },
         }
@@ -1170,11 +1188,14 @@ impl Connection {
                 return true;
             }
         };
-        // A pipelined BDAT transaction cannot know whether the one before it
-        // left the server mid-transaction (RFC 3030 leaves it open), so it
-        // clears the slate first: one short command, no extra round trip.
-        let earlier_unsettled = framing == Framing::Bdat && self.txs.iter().take(idx).any(|t| t.outstanding > 0);
-        if self.rset_before_next_mail || earlier_unsettled {
+        // No RSET between pipelined transactions: one sent in full ends on
+        // the server with its end of data or BDAT LAST, whatever the replies
+        // (RFC 3030 §2: chunks after a failed one are discarded up to LAST;
+        // Postfix resets at LAST even after its 554 or 551). RSET goes only
+        // where the server may still hold a transaction: one this client
+        // stopped sending, or after a failed BDAT (RFC 3030 §2 asks for RSET
+        // before further commands once a BDAT failed).
+        if self.rset_before_next_mail {
             self.rset_before_next_mail = false;
             self.send_command("RSET", None, Expect::Rset, now);
         }

@@ -1128,6 +1128,78 @@ fn postfix_bdat_and_pipelining_with_sasl_over_starttls() {
     );
 }
 
+/// The BDAT window with refused transactions in the middle, and no RSET
+/// between whole transactions: Postfix ends a transaction at BDAT LAST
+/// whether it succeeded or not (its 554 "no valid recipients" included), so
+/// every reply pairs and every later message is delivered.
+#[test]
+fn postfix_bdat_window_with_failures_in_the_middle_needs_no_rset() {
+    let certs = Certs::new();
+    let postfix = Postfix::start(&certs);
+    let rejected = [2usize, 5];
+    let bodies: Vec<Vec<u8>> = (0..8)
+        .map(|i| {
+            message(
+                &format!("postfix-window-{i}"),
+                &big_text(if i == 4 { 300_000 } else { 3_000 }),
+            )
+        })
+        .collect();
+    let mut queue_ids = Vec::new();
+    run(async {
+        let (config, upgrader) = postfix_config(postfix.port, &certs);
+        let (mut client, transcript) = connect(postfix.port, config, upgrader).await;
+        let batch = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                let rcpt = if rejected.contains(&i) {
+                    format!("reject-{i}@y.test")
+                } else {
+                    format!("r{i}@y.test")
+                };
+                (Envelope::new(format!("w{i}@client.test"), [rcpt]), body.clone())
+            })
+            .collect();
+        let results = client.send_all(batch).await;
+        for (i, result) in results.into_iter().enumerate() {
+            if rejected.contains(&i) {
+                let err = result.expect_err("every recipient was refused");
+                assert_eq!(err.code, ErrorCode::Recipients, "{err}\n{}", dump(&transcript));
+            } else {
+                queue_ids.push((i, expect_ok(result, &transcript).queue_id.unwrap()));
+            }
+        }
+        client.quit().await.unwrap();
+        let text = dump(&transcript);
+        assert!(!text.contains("nested MAIL") && !text.contains("S: 503"), "{text}");
+        // RSET only after a refusal was known (RFC 3030 §2), never per message.
+        assert!(
+            text.lines().filter(|l| *l == "C: RSET").count() <= rejected.len(),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("S: 554 5.5.1")).count(),
+            rejected.len(),
+            "{text}"
+        );
+    });
+    let delivered = postfix.wait_delivered(queue_ids.len());
+    assert_eq!(delivered.len(), queue_ids.len());
+    for (i, queue_id) in &queue_ids {
+        let (_, raw) = delivered
+            .iter()
+            .find(|(id, _)| id == queue_id)
+            .unwrap_or_else(|| panic!("queue id {queue_id} was not delivered"));
+        assert_same_bytes(
+            &format!("postfix window message {i}"),
+            strip_postfix_received(raw),
+            &bodies[*i],
+        );
+        assert!(postfix.meta(queue_id).contains(&format!("sender=w{i}@client.test\n")));
+    }
+}
+
 #[test]
 fn postfix_data_path_pipelined_when_chunking_is_off() {
     let certs = Certs::new();

@@ -192,9 +192,8 @@ fn end_of_one_message_and_next_envelope_share_a_flight() {
     assert!(h.delivered(first).is_some() && h.delivered(second).is_some());
 }
 
-#[test]
-fn bdat_window_sends_several_transactions_in_one_flight() {
-    let mut h = Harness::new(config(Security::None, 25));
+/// Greeting and an EHLO offering PIPELINING and CHUNKING (no TLS, no AUTH).
+fn ready_chunking(h: &mut Harness) {
     h.run(
         "
         S: 220 mx
@@ -204,26 +203,32 @@ fn bdat_window_sends_several_transactions_in_one_flight() {
         S: 250 CHUNKING
     ",
     );
+}
+
+#[test]
+fn bdat_window_sends_several_transactions_in_one_flight() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_chunking(&mut h);
     let a = h.submit(envelope(&["a@example.org"]), b"body a");
     let b = h.submit(envelope(&["reject@example.org"]), b"body b");
     let c = h.submit(envelope(&["c@example.org"]), b".dot\nbody c");
-    // No stuffing under BDAT, bare LF normalised; an RSET before each MAIL
-    // whose predecessor is still unsettled keeps the replies in step.
+    // No stuffing under BDAT, bare LF normalised, and no RSET between
+    // whole transactions: each ends on the server at its BDAT LAST.
     h.expect_client_bytes(
         b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<a@example.org>\r\nBDAT 8 LAST\r\nbody a\r\n\
-RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<reject@example.org>\r\nBDAT 8 LAST\r\nbody b\r\n\
-RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\nBDAT 14 LAST\r\n.dot\r\nbody c\r\n",
+MAIL FROM:<ann@example.com>\r\nRCPT TO:<reject@example.org>\r\nBDAT 8 LAST\r\nbody b\r\n\
+MAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\nBDAT 14 LAST\r\n.dot\r\nbody c\r\n",
     );
+    h.expect_silence();
+    // Postfix's replies to exactly this (tested against it in real_servers.rs).
     h.run(
         "
         S: 250 2.1.0 Ok
         S: 250 2.1.5 Ok
         S: 250 2.0.0 Ok: queued as A1
-        S: 250 2.0.0 Ok
         S: 250 2.1.0 Ok
         S: 550 5.1.1 <reject@example.org>: User unknown
         S: 554 5.5.1 Error: no valid recipients
-        S: 250 2.0.0 Ok
         S: 250 2.1.0 Ok
         S: 250 2.1.5 Ok
         S: 250 2.0.0 Ok: queued as C3
@@ -236,6 +241,214 @@ RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\nBDAT 14 LAST\r
         assert_eq!(h.outcomes(id), 1);
     }
     assert!(h.conn.is_idle());
+    // RFC 3030 §2: a BDAT failed, so the next command sent after learning
+    // it is an RSET.
+    let d = h.submit(envelope(&["d@example.org"]), b"d");
+    h.expect_client_bytes(b"RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<d@example.org>\r\nBDAT 3 LAST\r\nd\r\n");
+    h.run("S: 250 2.0.0 Ok\nS: 250 ok\nS: 250 ok\nS: 250 2.0.0 Ok: queued as D4");
+    assert!(h.delivered(d).is_some() && h.conn.is_idle());
+    let e = h.submit(envelope(&["e@example.org"]), b"e");
+    h.expect_client_bytes(b"MAIL FROM:<ann@example.com>\r\n");
+    h.run("C: RCPT TO:<e@example.org>\nC: BDAT 3 LAST\nC: e\nS: 250 ok\nS: 250 ok\nS: 250 queued");
+    assert!(h.delivered(e).is_some());
+}
+
+#[test]
+fn bdat_window_pairs_every_reply_after_failed_mail_rcpt_and_bdat() {
+    let mut cfg = config(Security::None, 25);
+    cfg.limits.bdat_chunk_size = 10;
+    let mut h = Harness::new(cfg);
+    ready_chunking(&mut h);
+    let ok1 = h.submit(envelope(&["a@example.org"]), b"one");
+    let bad_mail = h.submit(envelope(&["b@example.org"]), b"two");
+    let bad_rcpt = h.submit(envelope(&["x@example.org", "y@example.org"]), b"three");
+    // Three chunks; the first one fails while the rest is in the pipeline.
+    let bad_chunk = h.submit(envelope(&["c@example.org"]), b"0123456789abcdefghij0");
+    let ok2 = h.submit(envelope(&["d@example.org"]), b"five");
+    // Everything in one flight, no RSET anywhere.
+    h.expect_client_bytes(
+        b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<a@example.org>\r\nBDAT 5 LAST\r\none\r\n\
+MAIL FROM:<ann@example.com>\r\nRCPT TO:<b@example.org>\r\nBDAT 5 LAST\r\ntwo\r\n\
+MAIL FROM:<ann@example.com>\r\nRCPT TO:<x@example.org>\r\nRCPT TO:<y@example.org>\r\nBDAT 7 LAST\r\nthree\r\n\
+MAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\n\
+BDAT 10\r\n0123456789BDAT 10\r\nabcdefghijBDAT 3 LAST\r\n0\r\n\
+MAIL FROM:<ann@example.com>\r\nRCPT TO:<d@example.org>\r\nBDAT 6 LAST\r\nfive\r\n",
+    );
+    h.expect_silence();
+    // Postfix's answers to each failure (see real_servers.rs).
+    h.run(
+        "
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.0.0 Ok: queued as Q1
+        S: 552 5.3.4 Message size exceeds fixed limit
+        S: 503 5.5.1 Error: need MAIL command
+        S: 503 5.5.1 Error: need RCPT command
+        S: 250 2.1.0 Ok
+        S: 550 5.1.1 <x@example.org>: User unknown
+        S: 450 4.2.0 <y@example.org>: greylisted
+        S: 554 5.5.1 Error: no valid recipients
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 452 4.3.1 Insufficient system storage
+        S: 551 5.0.0 Discarded 10 bytes after earlier error
+        S: 551 5.0.0 Discarded 3 bytes after earlier error
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.0.0 Ok: queued as Q5
+    ",
+    );
+    assert_eq!(h.delivered(ok1).unwrap().queue_id.as_deref(), Some("Q1"));
+    let err = h.failure(bad_mail).unwrap();
+    assert_eq!((err.code, err.phase), (ErrorCode::Size, Phase::Mail));
+    let err = h.failure(bad_rcpt).unwrap();
+    assert_eq!((err.code, err.phase), (ErrorCode::Recipients, Phase::Rcpt));
+    let err = h.failure(bad_chunk).unwrap();
+    assert_eq!(err.phase, Phase::Data);
+    assert_eq!(
+        err.reply.as_ref().unwrap().code,
+        452,
+        "the first failure is the one reported"
+    );
+    assert!(err.retryable);
+    assert_eq!(err.delivery_state, DeliveryState::NotSent);
+    assert_eq!(h.delivered(ok2).unwrap().queue_id.as_deref(), Some("Q5"));
+    for id in [ok1, bad_mail, bad_rcpt, bad_chunk, ok2] {
+        assert_eq!(h.outcomes(id), 1);
+    }
+    assert!(h.conn.is_idle());
+    assert!(h.closed().is_none());
+}
+
+#[test]
+fn a_bdat_failure_before_last_stops_the_message_and_rsets_before_the_next() {
+    let mut cfg = config(Security::None, 25);
+    cfg.limits.bdat_chunk_size = 1000;
+    cfg.limits.max_buffered_body = 2000;
+    let mut h = Harness::new(cfg);
+    h.bytewise = false;
+    ready_chunking(&mut h);
+    let line = "x".repeat(98) + "\r\n";
+    let big = line.repeat(50); // 5000 bytes: more than the engine holds at once
+    // The host streams the body as the engine makes room (by hand here).
+    let id = h.conn.submit(envelope(&["a@example.org"]), h.now).unwrap();
+    let next = h.submit(envelope(&["b@example.org"]), b"next");
+    let taken = h.conn.write_body(id, big.as_bytes(), h.now).unwrap();
+    assert_eq!(taken, 2000);
+    h.expect_client_bytes(b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<a@example.org>\r\nBDAT 1000\r\n");
+    h.expect_client_bytes(&big.as_bytes()[..1000]);
+    h.expect_client_bytes(b"BDAT 1000\r\n");
+    h.expect_client_bytes(&big.as_bytes()[1000..2000]);
+    h.expect_silence();
+    h.run(
+        "
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 552 5.3.4 Message size exceeds fixed limit
+    ",
+    );
+    // No further chunk of this message (the host is told to stop); the
+    // reply to the chunk already sent is still paired with it; the server
+    // may hold the transaction: RSET first.
+    assert!(h.conn.write_body(id, &big.as_bytes()[2000..], h.now).is_err());
+    let err = h.failure(id).unwrap();
+    assert_eq!((err.code, err.phase), (ErrorCode::Size, Phase::Data));
+    h.expect_client_bytes(b"RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<b@example.org>\r\nBDAT 6 LAST\r\nnext\r\n");
+    h.run(
+        "
+        S: 551 5.0.0 Discarded 1000 bytes after earlier error
+        S: 250 2.0.0 Ok
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.0.0 Ok: queued as N1
+    ",
+    );
+    assert_eq!(h.outcomes(id), 1);
+    assert_eq!(h.delivered(next).unwrap().queue_id.as_deref(), Some("N1"));
+    assert!(h.conn.is_idle() && h.closed().is_none());
+}
+
+#[test]
+fn a_bdat_transaction_refused_before_its_body_arrived_ends_cleanly() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_chunking(&mut h);
+    // The host has not read the body yet when the refusals come back.
+    let first = h.conn.submit(envelope(&["x@example.org"]), h.now).unwrap();
+    h.pump();
+    h.expect_client_bytes(b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<x@example.org>\r\n");
+    h.run("S: 250 2.1.0 Ok\nS: 550 5.1.1 unknown");
+    assert_eq!(h.failure(first).unwrap().code, ErrorCode::Recipients);
+    assert_eq!(h.conn.wants_body(), None, "no body is asked for a failed message");
+    assert!(h.conn.write_body(first, b"late", h.now).is_err());
+    // MAIL was accepted and no BDAT LAST went out: RSET, then the next one.
+    let second = h.submit(envelope(&["b@example.org"]), b"b");
+    h.expect_client_bytes(b"RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<b@example.org>\r\nBDAT 3 LAST\r\nb\r\n");
+    h.run("S: 250 2.0.0 Ok\nS: 250 ok\nS: 250 ok\nS: 250 queued");
+    assert!(h.delivered(second).is_some() && h.conn.is_idle());
+
+    // MAIL refused: the server holds nothing, so no RSET.
+    let third = h.conn.submit(envelope(&["c@example.org"]), h.now).unwrap();
+    h.pump();
+    h.expect_client_bytes(b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\n");
+    h.run("S: 550 5.7.1 sender refused\nS: 503 5.5.1 need MAIL");
+    assert_eq!(h.failure(third).unwrap().code, ErrorCode::Envelope);
+    let fourth = h.submit(envelope(&["d@example.org"]), b"d");
+    h.expect_client_bytes(b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<d@example.org>\r\nBDAT 3 LAST\r\nd\r\n");
+    h.run("S: 250 ok\nS: 250 ok\nS: 250 queued");
+    assert!(h.delivered(fourth).is_some() && h.conn.is_idle());
+}
+
+#[test]
+fn the_window_refills_as_replies_arrive_in_one_write_each() {
+    let mut cfg = config(Security::None, 25);
+    cfg.limits.max_in_flight = 3;
+    let mut h = Harness::new(cfg);
+    ready_chunking(&mut h);
+    let ids: Vec<MessageId> = (0..6)
+        .map(|i| {
+            let id = h.conn.submit(envelope(&[&format!("r{i}@example.org")]), h.now).unwrap();
+            h.conn
+                .write_body(id, format!("body {i}").as_bytes(), h.now)
+                .unwrap_or(0);
+            id
+        })
+        .collect();
+    // Bodies arrive only for the message on the wire; push the rest as asked.
+    let mut writes = Vec::new();
+    let feed = |h: &mut Harness| {
+        for _ in 0..20 {
+            if let Some(id) = h.conn.wants_body() {
+                let i = ids.iter().position(|x| *x == id).unwrap();
+                let _ = h.conn.write_body(id, format!("body {i}").as_bytes(), h.now);
+                let _ = h.conn.end_body(id, h.now);
+            }
+        }
+    };
+    feed(&mut h);
+    while let Some(bytes) = h.conn.poll_transmit() {
+        writes.push(bytes);
+    }
+    assert_eq!(writes.len(), 1, "one write for the whole flight");
+    let flight = String::from_utf8(writes.pop().unwrap()).unwrap();
+    assert_eq!(flight.matches("MAIL FROM").count(), 3, "the window is 3:\n{flight}");
+    // The final reply of the first frees one slot: the fourth goes at once.
+    h.conn.receive(b"250 ok\r\n250 ok\r\n250 queued\r\n", h.now);
+    feed(&mut h);
+    let flight = String::from_utf8(h.conn.poll_transmit().unwrap()).unwrap();
+    assert_eq!(
+        flight,
+        "MAIL FROM:<ann@example.com>\r\nRCPT TO:<r3@example.org>\r\nBDAT 8 LAST\r\nbody 3\r\n"
+    );
+    assert!(h.conn.poll_transmit().is_none());
+    // Two at once free two slots: both go in one write.
+    h.conn.receive(
+        b"250 ok\r\n250 ok\r\n250 queued\r\n250 ok\r\n250 ok\r\n250 queued\r\n",
+        h.now,
+    );
+    feed(&mut h);
+    let flight = String::from_utf8(h.conn.poll_transmit().unwrap()).unwrap();
+    assert_eq!(flight.matches("MAIL FROM").count(), 2, "{flight}");
+    assert!(h.conn.poll_transmit().is_none());
 }
 
 #[test]
@@ -245,15 +458,7 @@ fn large_bodies_go_in_bdat_chunks_with_back_pressure() {
     cfg.limits.max_buffered_body = 4000;
     let mut h = Harness::new(cfg);
     h.bytewise = false;
-    h.run(
-        "
-        S: 220 mx
-        C: EHLO client.example.com
-        S: 250-mx
-        S: 250-PIPELINING
-        S: 250 CHUNKING
-    ",
-    );
+    ready_chunking(&mut h);
     let line = "x".repeat(98) + "\r\n";
     let body = line.repeat(25); // 2500 bytes
     let id = h.submit(envelope(&["a@example.org"]), body.as_bytes());
@@ -1095,4 +1300,15 @@ fn the_plaintext_capabilities_are_reported_but_never_used() {
         vec!["PLAIN", "LOGIN"]
     );
     assert_eq!(h.conn.greeting().unwrap().code, 220);
+}
+
+/// Found by fuzzing: a server must not be able to rewrite what a terminal
+/// shows of the transcript (`\r`, ANSI escapes).
+#[test]
+fn server_control_characters_are_escaped_in_the_transcript() {
+    let mut h = Harness::new(config(Security::None, 25));
+    h.server_bytes(b"220 mx.example.com ESMTP\rS: 250 fake line\x1b[2K\r\n");
+    let transcript = h.transcript();
+    assert!(!transcript.contains(['\r', '\x1b']), "{transcript:?}");
+    assert!(transcript.contains("\\rS: 250 fake line\\x1b[2K"), "{transcript:?}");
 }

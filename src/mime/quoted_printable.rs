@@ -36,13 +36,18 @@ impl TextEncoding {
 /// this is what guarantees that no part contains a boundary.
 pub fn choose_text_encoding(text: &str) -> TextEncoding {
     let bytes = text.as_bytes();
-    let clean_bytes = bytes.iter().all(|&b| matches!(b, b' '..=b'~' | b'\t' | b'\r' | b'\n'));
-    let short_lines = bytes.split(|&b| b == b'\n').all(|line| {
-        // A CR not followed by LF is a line end too: it would be normalised
-        // to CRLF, so measure what is between line ends of either kind.
-        line.split(|&b| b == b'\r').all(|piece| piece.len() <= MAX_7BIT_LINE)
-    });
-    if clean_bytes && short_lines && memchr::memmem::find(bytes, b"=_").is_none() {
+    // One pass: printable ASCII and tabs only, and no more than
+    // MAX_7BIT_LINE of them between line ends. A CR not followed by LF is a
+    // line end too: it would be normalised to CRLF.
+    let mut line = 0usize;
+    for &b in bytes {
+        match b {
+            b'\r' | b'\n' => line = 0,
+            b' '..=b'~' | b'\t' if line < MAX_7BIT_LINE => line += 1,
+            _ => return TextEncoding::QuotedPrintable,
+        }
+    }
+    if memchr::memmem::find(bytes, b"=_").is_none() {
         TextEncoding::SevenBit
     } else {
         TextEncoding::QuotedPrintable
@@ -81,13 +86,20 @@ impl TextEncoder {
                     self.column = 0;
                     len
                 }
-                None => {
-                    match self.encoding {
-                        TextEncoding::SevenBit => out.push(text[self.position]),
-                        TextEncoding::QuotedPrintable => self.encode_qp_byte(text, out),
+                None => match self.encoding {
+                    TextEncoding::SevenBit => {
+                        // The run up to the next line end (or the budget) in one copy.
+                        let rest = &text[self.position..];
+                        let run = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+                        let take = run.min(stop_at - out.len()).max(1);
+                        out.extend_from_slice(&rest[..take]);
+                        take
                     }
-                    1
-                }
+                    TextEncoding::QuotedPrintable => {
+                        self.encode_qp_byte(text, out);
+                        1
+                    }
+                },
             };
             self.position += consumed;
         }
@@ -240,7 +252,26 @@ mod tests {
         assert_qp_round_trip(&" ".repeat(200));
     }
 
+    /// The rule as first written (clear, slower): the one-pass version must agree.
+    fn choose_reference(text: &str) -> TextEncoding {
+        let bytes = text.as_bytes();
+        let clean_bytes = bytes.iter().all(|&b| matches!(b, b' '..=b'~' | b'\t' | b'\r' | b'\n'));
+        let short_lines = bytes
+            .split(|&b| b == b'\n')
+            .all(|line| line.split(|&b| b == b'\r').all(|piece| piece.len() <= MAX_7BIT_LINE));
+        if clean_bytes && short_lines && memchr::memmem::find(bytes, b"=_").is_none() {
+            TextEncoding::SevenBit
+        } else {
+            TextEncoding::QuotedPrintable
+        }
+    }
+
     proptest! {
+        #[test]
+        fn the_encoding_choice_matches_the_reference(text in "[ -~\t\r\n]{0,200}|[a\r\n]{70,90}|\\PC{0,100}") {
+            prop_assert_eq!(choose_text_encoding(&text), choose_reference(&text));
+        }
+
         #[test]
         fn arbitrary_text_round_trips(text in "\\PC*|[ \t\r\n=a-é]{0,300}") {
             assert_qp_round_trip(&text);

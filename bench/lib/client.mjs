@@ -1,0 +1,145 @@
+// One measurement in a fresh Node process (so CPU time and RSS are the
+// client's alone): sends a batch through wasmtp or nodemailer and prints
+// one JSON line with the timings.
+//
+//   node lib/client.mjs '<json spec>'
+// spec: { lib: 'wasmtp'|'nodemailer', port, security: 'none'|'starttls',
+//         ca?, messages, connections, kind: 'batch'|'attachment', attachmentBytes? }
+// prints: { ok, failed, elapsedMs, cpuMs, rssBefore, rssPeak, firstError? }
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+
+const spec = JSON.parse(process.argv[2]);
+const USER = spec.user ?? 'bench';
+const PASS = spec.pass ?? 'bench';
+
+/** About 10.2 KB of 7-bit text in 72-column lines: with headers a 10.5 KB message. */
+const TEXT = (() => {
+  const line = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen.';
+  const lines = [];
+  for (let i = 0; lines.join('\r\n').length < 10_150; i++) lines.push(`${String(i).padStart(4, '0')} ${line.slice(0, 67)}`);
+  return lines.join('\r\n') + '\r\n';
+})();
+
+function message(i) {
+  return {
+    from: 'Bench Sender <sender@bench.test>',
+    to: [`rcpt${i}@bench.test`],
+    subject: `Benchmark message ${i}`,
+    text: TEXT,
+  };
+}
+
+/** 64 KB pieces of printable bytes, `total` bytes in all, made as they are read. */
+function* pieces(total) {
+  const piece = Buffer.alloc(64 * 1024);
+  for (let i = 0; i < piece.length; i++) piece[i] = 32 + ((i * 7) % 95);
+  for (let sent = 0; sent < total; sent += piece.length) {
+    yield new Uint8Array(piece.subarray(0, Math.min(piece.length, total - sent)));
+  }
+}
+
+function attachmentMessage(stream) {
+  return {
+    from: 'sender@bench.test',
+    to: ['rcpt@bench.test'],
+    subject: 'Benchmark attachment',
+    text: 'See the attachment.',
+    attachments: [{ filename: 'big.bin', content: stream, contentType: 'application/octet-stream' }],
+  };
+}
+
+async function wasmtpClient() {
+  const { createClient } = await import('../../pkg/src/index.js');
+  const { loadEngine } = await import('../../pkg/src/engine.js');
+  await loadEngine('core'); // instantiation is measured apart (startup.mjs)
+  const client = createClient({
+    host: spec.security === 'starttls' ? 'localhost' : '127.0.0.1',
+    port: spec.port,
+    security: spec.security,
+    tls: spec.ca ? { ca: readFileSync(spec.ca, 'utf8') } : undefined,
+    auth: { user: USER, pass: PASS },
+    allowInsecureAuth: spec.security === 'none',
+    clientName: 'client.bench.test',
+    pool: { maxConnections: spec.connections, maxMessagesPerConnection: 1_000_000 },
+  });
+  return {
+    send: (msg) => client.send(msg),
+    stream: (total) => {
+      const it = pieces(total);
+      return new ReadableStream({
+        pull(controller) {
+          const { value, done } = it.next();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        },
+      });
+    },
+    close: () => client.close(),
+  };
+}
+
+async function nodemailerClient() {
+  const { default: nodemailer } = await import('nodemailer');
+  const transport = nodemailer.createTransport({
+    host: spec.security === 'starttls' ? 'localhost' : '127.0.0.1',
+    port: spec.port,
+    secure: false,
+    ignoreTLS: spec.security === 'none',
+    requireTLS: spec.security === 'starttls',
+    tls: spec.ca ? { ca: readFileSync(spec.ca, 'utf8') } : undefined,
+    auth: { user: USER, pass: PASS },
+    name: 'client.bench.test',
+    pool: true,
+    maxConnections: spec.connections,
+    maxMessages: Infinity,
+  });
+  return {
+    send: (msg) => transport.sendMail(msg),
+    stream: (total) => Readable.from(pieces(total), { objectMode: false }),
+    close: () => transport.close(),
+  };
+}
+
+function vmHwmBytes() {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) * 1024;
+}
+
+const lib = spec.lib === 'wasmtp' ? await wasmtpClient() : await nodemailerClient();
+const batch = spec.kind === 'attachment' ? null : Array.from({ length: spec.messages }, (_, i) => message(i));
+
+globalThis.gc?.();
+const rssBefore = process.memoryUsage.rss();
+try {
+  writeFileSync('/proc/self/clear_refs', '5'); // resets VmHWM, the peak RSS
+} catch {}
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+let ok = 0;
+let failed = 0;
+let firstError;
+const count = (p) =>
+  p.then(
+    () => {
+      ok += 1;
+    },
+    (error) => {
+      failed += 1;
+      firstError ??= String(error?.message ?? error);
+    },
+  );
+if (spec.kind === 'attachment') {
+  await count(lib.send(attachmentMessage(lib.stream(spec.attachmentBytes))));
+} else {
+  await Promise.all(batch.map((m) => count(lib.send(m))));
+}
+const elapsedMs = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
+const rssPeak = vmHwmBytes();
+await lib.close();
+process.stdout.write(
+  JSON.stringify({ ok, failed, elapsedMs, cpuMs: (cpu.user + cpu.system) / 1000, rssBefore, rssPeak, firstError }) + '\n',
+);
+process.exit(0);
