@@ -34,6 +34,7 @@ step "wasm build (TLS in the engine)" cargo build --target wasm32-unknown-unknow
 if [ -f scripts/test-js.sh ]; then
     step "js tests" bash scripts/test-js.sh
 fi
+if [ -f scripts/test-faults.sh ]; then step "fail-safe tests" bash scripts/test-faults.sh; fi
 if [ -f scripts/test-runtimes.sh ]; then step "runtime tests" bash scripts/test-runtimes.sh; fi
 
 echo

@@ -1,0 +1,45 @@
+// The test credentials and the detector for them, without node:test (also
+// used by scripts/test-faults.sh to scan the whole run's output).
+
+export const USER = 'ann@example.com';
+export const PASSWORD = 'Pw-7f3a-n0t-4-r34l-s3cr3t';
+export const TOKEN = 'ya29.Tk-9c41e-fake-oauth-token';
+
+const SECRETS = [PASSWORD, TOKEN];
+
+/** How a secret appears in `text` (plainly or inside a base64 token), masked; [] if it does not. */
+export function findSecrets(text) {
+  const found = [];
+  for (const secret of SECRETS) {
+    if (text.includes(secret)) found.push(`the ${secret === PASSWORD ? 'password' : 'token'} in clear`);
+  }
+  for (const match of text.matchAll(/[A-Za-z0-9+/_-]{12,}={0,2}/g)) {
+    const token = match[0];
+    for (const decoded of [Buffer.from(token, 'base64').toString('latin1'), Buffer.from(token, 'base64url').toString('latin1')]) {
+      for (const secret of SECRETS) {
+        if (decoded.includes(secret)) found.push(`the ${secret === PASSWORD ? 'password' : 'token'} base64-encoded (${token.slice(0, 6)}...)`);
+      }
+    }
+  }
+  return [...new Set(found)];
+}
+
+// `node tests/kit/secrets.mjs FILE...`: exits 1 (naming where, never the secret) if a file contains a secret.
+const { pathToFileURL } = await import('node:url');
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { readFileSync } = await import('node:fs');
+  let leaks = 0;
+  for (const file of process.argv.slice(2)) {
+    const text = readFileSync(file, 'latin1');
+    text.split('\n').forEach((line, i) => {
+      for (const how of findSecrets(line)) {
+        leaks += 1;
+        console.error(`${file}:${i + 1}: ${how}`);
+      }
+    });
+  }
+  if (leaks > 0) {
+    console.error(`a test secret appeared ${leaks} time(s) in the output`);
+    process.exit(1);
+  }
+}
