@@ -566,7 +566,8 @@ impl Connection {
     fn begin_handshake(&mut self, after_starttls: bool, now: Instant) {
         self.state = State::TlsHandshake;
         self.starttls_handshake = after_starttls;
-        self.wait_deadline = Some((now + self.config.timeouts.tls_handshake, Phase::Tls));
+        let phase = if after_starttls { Phase::StartTls } else { Phase::Tls };
+        self.wait_deadline = Some((now + self.config.timeouts.tls_handshake, phase));
         self.events.push_back(Event::StartTls {
             server_name: self.config.host.clone(),
         });
@@ -1419,6 +1420,9 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
+        // When an earlier message's final reply was awaited, the error is
+        // about that message; the ones behind it get a sentence of their own.
+        let awaiting_final = self.txs.iter().any(|t| t.end_sent && !t.reported);
         for idx in 0..self.txs.len() {
             let tx = &self.txs[idx];
             if tx.reported {
@@ -1429,12 +1433,21 @@ impl Connection {
                 // Only here can the server hold the message without having said so.
                 tx_err.delivery_state = DeliveryState::Unknown;
                 tx_err.phase = Phase::Data;
-                tx_err.hint = Some(format!(
-                    "the connection ended after the whole message was sent and before the server confirmed it: it may or may not have been accepted. Check the recipient's mailbox before resending. {}",
-                    err.hint.as_deref().unwrap_or("")
-                ).trim_end().to_string());
-            } else if tx.step != Step::Mail {
-                tx_err.phase = tx.phase();
+                tx_err.hint = Some(
+                    "the whole message was sent but the server never confirmed it: it may or may not have been accepted. Check the recipient's mailbox before resending."
+                        .to_string(),
+                );
+            } else {
+                if tx.step != Step::Mail {
+                    tx_err.phase = tx.phase();
+                }
+                if awaiting_final {
+                    tx_err.message = format!(
+                        "this message was not sent: the connection ended while an earlier message's final reply was awaited ({}).",
+                        err.message.trim_end_matches('.')
+                    );
+                    tx_err.hint = Some("the server never received this message; resending it is safe.".to_string());
+                }
             }
             self.fail_tx(idx, tx_err);
         }

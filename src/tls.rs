@@ -129,6 +129,13 @@ pub fn failure_error(failure: &TlsFailure, host: &str, port: u16, during_starttl
     let ca_hint = "pass the server's CA certificate (for a self-signed server, its certificate itself) as tls.ca; \
                    disabling verification (rejectUnauthorized: false) would let anyone on the path read your password";
     match failure.kind {
+        TlsFailureKind::PlaintextReply if during_starttls => SmtpError::new(
+            ErrorCode::Tls,
+            phase,
+            format!("the server accepted STARTTLS but then answered the TLS handshake with plaintext ({detail})."),
+        )
+        .with_hint("the server's STARTTLS is broken, or something on the network path interferes with it; wasmtp will not continue without TLS. Try port 465 with security: 'tls', or ask the server's administrator.")
+        .retryable(true),
         TlsFailureKind::PlaintextReply => SmtpError::new(
             ErrorCode::TlsPortMismatch,
             phase,

@@ -1312,3 +1312,68 @@ fn server_control_characters_are_escaped_in_the_transcript() {
     assert!(!transcript.contains(['\r', '\x1b']), "{transcript:?}");
     assert!(transcript.contains("\\rS: 250 fake line\\x1b[2K"), "{transcript:?}");
 }
+
+/// Fail-safe finding F1: plaintext in answer to the ClientHello after a
+/// STARTTLS 220 is a broken or tampered STARTTLS, not a port mix-up.
+#[test]
+fn plaintext_after_the_starttls_220_is_a_tls_failure_not_a_port_mix_up() {
+    let mut h = Harness::new(config(Security::StartTls, 587));
+    h.run("S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 220 go");
+    h.conn.tls_failed(
+        TlsFailure::from_message("wrong version number (ERR_SSL_WRONG_VERSION_NUMBER)"),
+        h.now,
+    );
+    h.pump();
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::Tls, Phase::StartTls));
+    assert!(
+        !err.hint.as_deref().unwrap().contains("use security: 'starttls'"),
+        "{err}"
+    );
+}
+
+/// Fail-safe finding F2: every failure of the STARTTLS handshake, a stall
+/// included, is in phase `starttls`.
+#[test]
+fn a_stalled_starttls_handshake_is_phase_starttls() {
+    let mut h = Harness::new(config(Security::StartTls, 587));
+    h.run("S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 220 go\nWAIT 30000");
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::TimedOut, Phase::StartTls));
+}
+
+/// Fail-safe finding F3: messages queued behind a lost final reply fail
+/// `not-sent` with an error about themselves.
+#[test]
+fn messages_behind_a_lost_final_reply_get_their_own_error() {
+    let mut h = Harness::new(config(Security::None, 25));
+    h.run("S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250 PIPELINING");
+    let first = h.submit(envelope(&["b@example.org"]), b"x");
+    let second = h.submit(envelope(&["c@example.org"]), b"y");
+    h.run(
+        "
+        C: MAIL FROM:<ann@example.com>
+        C: RCPT TO:<b@example.org>
+        C: DATA
+        S: 250 ok
+        S: 250 ok
+        S: 354 go
+        WAIT 600000
+    ",
+    );
+    let unknown = h.failure(first).unwrap();
+    assert_eq!(
+        (unknown.code, unknown.delivery_state),
+        (ErrorCode::TimedOut, DeliveryState::Unknown)
+    );
+    let hint = unknown.hint.as_deref().unwrap();
+    assert_eq!(hint.matches("may or may not").count(), 1, "{hint}");
+    let behind = h.failure(second).unwrap();
+    assert_eq!(behind.delivery_state, DeliveryState::NotSent);
+    assert!(
+        behind.message.starts_with("this message was not sent"),
+        "{}",
+        behind.message
+    );
+    assert!(behind.hint.as_deref().unwrap().contains("resending it is safe"));
+}
