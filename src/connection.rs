@@ -1443,8 +1443,8 @@ impl Connection {
                 }
                 if awaiting_final {
                     tx_err.message = format!(
-                        "this message was not sent: the connection ended while an earlier message's final reply was awaited ({}).",
-                        err.message.trim_end_matches('.')
+                        "this message was not sent: the connection ended ({}) while an earlier message's final reply was awaited.",
+                        err.code
                     );
                     tx_err.hint = Some("the server never received this message; resending it is safe.".to_string());
                 }

@@ -14,14 +14,17 @@ const encoder = new TextEncoder();
  * into MAIL FROM's SIZE=). Sources over memory can be replayed on a retry.
  */
 export class BodySource {
-  constructor({ size, replayable, open }) {
+  constructor({ size, replayable, open, abort }) {
     this.size = size;
     this.replayable = replayable;
     this.started = false;
     this.#open = open;
+    this.#abort = abort;
   }
 
   #open;
+  /** Ends a read that is pending right now (a stream's `reader.cancel()`). */
+  #abort;
   #iterator = null;
 
   async next() {
@@ -35,6 +38,9 @@ export class BodySource {
   cancel() {
     const iterator = this.#iterator;
     this.#iterator = null;
+    // `return()` waits for a pending `read()` to settle, which may be never:
+    // cancel the reader first so the read ends and the lock is released.
+    this.#abort?.();
     iterator?.return?.().catch?.(() => {});
   }
 
@@ -51,7 +57,13 @@ export function bodySource(raw) {
   if (raw instanceof Uint8Array) return bytesSource(raw);
   if (raw instanceof ArrayBuffer) return bytesSource(new Uint8Array(raw));
   if (raw && typeof raw.getReader === 'function') {
-    return new BodySource({ size: undefined, replayable: false, open: () => readableStreamChunks(raw) });
+    let reader = null;
+    return new BodySource({
+      size: undefined,
+      replayable: false,
+      open: () => readableStreamChunks(raw, (opened) => (reader = opened)),
+      abort: () => reader?.cancel().catch(() => {}),
+    });
   }
   if (raw && typeof raw[Symbol.asyncIterator] === 'function') {
     return new BodySource({ size: undefined, replayable: false, open: () => iterableChunks(raw) });
@@ -73,8 +85,9 @@ function bytesSource(bytes) {
   });
 }
 
-async function* readableStreamChunks(stream) {
+async function* readableStreamChunks(stream, onReader) {
   const reader = stream.getReader();
+  onReader(reader);
   let finished = false;
   try {
     for (;;) {

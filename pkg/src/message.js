@@ -62,6 +62,7 @@ function buildEnvelope(engine, { from, to, smtputf8, requireTls, dsn }, size) {
     if (smtputf8) built.setSmtpUtf8(true);
     if (requireTls) built.setRequireTls(true);
     if (dsn && (dsn.ret || dsn.envid)) built.setDsn(dsn.ret, dsn.envid);
+    built.validate();
     return built;
   } catch (error) {
     built.free();

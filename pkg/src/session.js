@@ -84,7 +84,9 @@ export class Session {
   }
   /** Ready and not closing: may take another message. */
   get usable() {
-    return this.info !== null && !this.#done && !this.#quitting;
+    // The engine may have ended the session (a dropped link) before this
+    // loop has reported it: such a session must not take more messages.
+    return this.info !== null && !this.#done && !this.#quitting && !this.#conn.isClosed;
   }
   get isClosed() {
     return this.#done;

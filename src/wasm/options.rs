@@ -145,6 +145,12 @@ impl WasmEnvelope {
         }
     }
 
+    /// Checks the addresses and DSN values (EINPUT), so a message that can
+    /// never be sent fails before anything connects.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        self.envelope.validate().map(|_| ()).map_err(EngineError::from)
+    }
+
     #[wasm_bindgen(js_name = addRecipient)]
     pub fn add_recipient(&mut self, address: String) {
         self.envelope.recipients.push(Recipient::new(address));

@@ -225,7 +225,6 @@ describe('faults at connect, in the TLS handshake and at QUIT', { concurrency: 8
 
   test(
     'a message that fails mid-body cancels (and unlocks) its ReadableStream body',
-    { todo: 'NOTES-failsafe-findings.md F6: a body stream waiting in read() is never cancelled' },
     async () => {
       const server = await startFakeServer({ script: `${GREET}\n${EHLO}\nS: 250 mx.test\nC~ ^MAIL\nS: 250 ok\nC~ ^RCPT\nS: 250 ok\nC: DATA\nS: 354 go\nREAD 100\nCLOSE` });
       let cancelled = false;
@@ -252,7 +251,6 @@ describe('faults at connect, in the TLS handshake and at QUIT', { concurrency: 8
 
   test(
     'every failure of the STARTTLS handshake reports the same phase (a stall included)',
-    { todo: 'NOTES-failsafe-findings.md F2: a stalled STARTTLS handshake is phase "tls", a failed one "starttls"' },
     async () => {
       const phases = new Set();
       for (const fault of Object.keys(FAULT_STEPS)) phases.add((await runCase('tls', fault)).sent.error?.phase);
@@ -262,7 +260,6 @@ describe('faults at connect, in the TLS handshake and at QUIT', { concurrency: 8
 
   test(
     'garbage in answer to the ClientHello after STARTTLS is not reported as a port mix-up telling a starttls user to use starttls',
-    { todo: 'NOTES-failsafe-findings.md F1' },
     async () => {
       const { sent } = await runCase('tls', 'garbage');
       assert.notEqual(sent.error.code, 'ETLS_PORT_MISMATCH', sent.error.message);
@@ -359,7 +356,6 @@ describe('the pool never re-sends a message whose delivery is unknown', { concur
 
   test(
     'messages queued behind a lost final reply fail not-sent with an error about themselves, not "may or may not have been accepted"',
-    { todo: 'NOTES-failsafe-findings.md F3: the unknown message\'s time-out text is copied onto not-sent messages' },
     async () => {
       const { outcomes } = await poolRun({ count: 4, policy: dropAfterEndOfData(1, 'stall'), timeouts: SHORT_TIMEOUTS });
       assert.equal(outcomes[0].error?.deliveryState, 'unknown');

@@ -97,7 +97,6 @@ describe('CR, LF and NUL: EINPUT, no connection', { concurrency: 8 }, () => {
       test(`${name} in the ${field}: EINPUT, nothing after EHLO but QUIT`, () => refusedAfterEhlo(raw(envelope), `${name} in ${field}`));
       test(
         `${name} in the ${field}: refused before connecting`,
-        { todo: 'NOTES-failsafe-findings.md F5: raw envelopes and ENVID are checked only after connecting' },
         () => refusedBeforeConnecting(raw(envelope), { what: `${name} in ${field}` }),
       );
     }
@@ -114,7 +113,7 @@ describe('over-long values that have no encoding: EINPUT, no connection', { conc
   for (const [label, message] of Object.entries(cases)) test(label, () => refusedBeforeConnecting(message, { what: label }));
   test('EHLO name of 300 bytes', () => refusedBeforeConnecting(null, { options: { clientName: `${long(60)}.${long(60)}.${long(60)}.${long(60)}.${long(50)}` }, what: 'long EHLO name' }));
   test('DSN ENVID of 500 bytes: EINPUT, nothing after EHLO but QUIT', () => refusedAfterEhlo(raw({ dsn: { envid: long(500) } }), 'long ENVID'));
-  test('DSN ENVID of 500 bytes: refused before connecting', { todo: 'NOTES-failsafe-findings.md F5' }, () =>
+  test('DSN ENVID of 500 bytes: refused before connecting', () =>
     refusedBeforeConnecting(raw({ dsn: { envid: long(500) } }), { what: 'long ENVID' }));
 });
 

@@ -168,7 +168,7 @@ test(`${COUNT} messages, pool of 4, 5% 4xx, connections dropped at random points
 
 test(
   'a dropped connection does not fail messages it never carried (no retry storm into a closed session)',
-  { todo: 'NOTES-failsafe-findings.md F4: the pool drains its queue into a session whose engine already closed', timeout: 60_000 },
+  { timeout: 60_000 },
   async () => {
     // Every 50th transaction has its connection closed at MAIL; 1,000 messages over one connection at a time.
     let transactions = 0;

@@ -91,7 +91,7 @@ describe('stripping in starttls mode: no HELO, no AUTH, no MAIL, ESTARTTLS_UNAVA
     const { conn } = await attempt({
       security: 'starttls',
       script: `${GREET}\n${EHLO}\n${caps('STARTTLS')}\nC: STARTTLS\nS: 220 go ahead\nREAD 1\nS: 250-mx.test\nS: 250 AUTH PLAIN\n`,
-      // Fail-closed is what matters here; the wording is checked (todo) below.
+      // Fail-closed is what matters here; the wording is checked below.
       expected: { code: ['ETLS', 'EPROTOCOL', 'ETLS_PORT_MISMATCH'], phase: ['starttls', 'tls'], deliveryState: 'not-sent' },
       name: 'plaintext after 220',
     });
@@ -100,7 +100,6 @@ describe('stripping in starttls mode: no HELO, no AUTH, no MAIL, ESTARTTLS_UNAVA
 
   test(
     'STARTTLS answered 220, then plaintext: the error does not tell a starttls user to use starttls',
-    { todo: 'NOTES-failsafe-findings.md F1: ETLS_PORT_MISMATCH "use security: \'starttls\'" after STARTTLS' },
     async () => {
       const { err } = await attempt({
         security: 'starttls',
