@@ -34,7 +34,10 @@ step "wasm build (TLS in the engine)" cargo build --target wasm32-unknown-unknow
 if [ -f scripts/test-js.sh ]; then
     step "js tests" bash scripts/test-js.sh
 fi
+if [ -f scripts/test-doctor.sh ]; then step "doctor tests" bash scripts/test-doctor.sh; fi
 if [ -f scripts/test-faults.sh ]; then step "fail-safe tests" bash scripts/test-faults.sh; fi
+# A bounded pass of every fuzz target over its committed corpus (FUZZ_SECONDS each).
+if [ -f scripts/fuzz.sh ]; then step "fuzz (bounded)" bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"; fi
 if [ -f scripts/test-runtimes.sh ]; then step "runtime tests" bash scripts/test-runtimes.sh; fi
 
 echo

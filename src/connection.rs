@@ -442,8 +442,7 @@ impl Connection {
             (Step::Body, Framing::Data) => {
                 let result = tx.encoder.encode(&data[..take], &mut self.out);
                 if let Err(err) = result {
-                    self.body_error(idx, err.to_string());
-                    return Err(self.txs[idx].failure.clone().expect("just failed"));
+                    return Err(self.body_error(idx, err.to_string()));
                 }
             }
             _ => tx.raw.extend_from_slice(&data[..take]),
@@ -1153,7 +1152,7 @@ impl Connection {
                 tx.step = Step::Body;
                 let raw = std::mem::take(&mut tx.raw);
                 if let Err(err) = tx.encoder.encode(&raw, &mut self.out) {
-                    self.body_error(idx, err.to_string());
+                    let _ = self.body_error(idx, err.to_string());
                 }
                 true
             }
@@ -1227,7 +1226,7 @@ impl Connection {
             return false;
         }
         if let Err(err) = tx.encoder.finish(&mut self.out) {
-            self.body_error(idx, err.to_string());
+            let _ = self.body_error(idx, err.to_string());
             return true;
         }
         let tx = &mut self.txs[idx];
@@ -1256,14 +1255,14 @@ impl Connection {
         if !tx.raw.is_empty() {
             let raw = std::mem::take(&mut tx.raw);
             if let Err(err) = tx.encoder.encode(&raw, &mut tx.chunk) {
-                self.body_error(idx, err.to_string());
+                let _ = self.body_error(idx, err.to_string());
                 return true;
             }
         }
         let tx = &mut self.txs[idx];
         if tx.caller_done && !tx.end_sent {
             if let Err(err) = tx.encoder.finish(&mut tx.chunk) {
-                self.body_error(idx, err.to_string());
+                let _ = self.body_error(idx, err.to_string());
                 return true;
             }
             if let Some(err) = tx.seven_bit_violation() {
@@ -1316,16 +1315,20 @@ impl Connection {
         true
     }
 
-    fn body_error(&mut self, idx: usize, message: String) {
+    /// Fails a message whose body cannot be sent and returns its error.
+    /// The transaction may be gone afterwards (DATA ends the connection).
+    fn body_error(&mut self, idx: usize, message: String) -> SmtpError {
         let err = SmtpError::new(ErrorCode::Message, Phase::Data, format!("the message cannot be sent as it is: {message}"))
             .with_hint("wasmtp's message builder encodes long lines for you; for raw messages, wrap lines or use quoted-printable/base64.");
-        self.fail_tx(idx, err);
+        self.fail_tx(idx, err.clone());
+        let failure = self.txs[idx].failure.clone().unwrap_or(err);
         match self.framing() {
             Framing::Data if self.txs[idx].step == Step::Body => self.close_mid_body(),
             _ => {
                 self.end_wire(idx, true);
             }
         }
+        failure
     }
 
     /// DATA cannot be cancelled: ending it would deliver a truncated

@@ -1377,3 +1377,36 @@ fn messages_behind_a_lost_final_reply_get_their_own_error() {
     );
     assert!(behind.hint.as_deref().unwrap().contains("resending it is safe"));
 }
+
+/// Found by fuzzing: a body the encoder refuses after DATA's 354 fails the
+/// message (EMESSAGE) and drops the link; it used to panic in write_body.
+
+#[test]
+fn a_too_long_line_written_after_354_fails_the_message_without_panicking() {
+    let mut config = Config::new("mx.example.com", 25)
+        .security(Security::None)
+        .client_name("client.example.com");
+    // Small enough that the body is still being pushed when DATA's 354 comes
+    // (the same happens with the default 256 KiB and a bigger message).
+    config.limits.max_buffered_body = 64;
+    let mut h = Harness::new(config);
+    let mut body = b"Subject: long\r\n\r\n".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 1200)); // over RFC 5322's 998
+    body.extend_from_slice(b"\r\n");
+    let id = h.submit(Envelope::new("ann@example.com", ["bob@example.org"]), &body);
+    h.run(
+        "
+        S: 220 mx.example.com ESMTP
+        C: EHLO client.example.com
+        S: 250 mx.example.com
+        C: MAIL FROM:<ann@example.com>
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<bob@example.org>
+        S: 250 2.1.5 Ok
+        C: DATA
+        S: 354 go ahead
+        ",
+    );
+    assert_eq!(h.outcomes(id), 1);
+    assert_eq!(h.failure(id).map(|e| e.code), Some(ErrorCode::Message));
+}

@@ -3,7 +3,10 @@
 
 use super::base64_stream::{Base64LineEncoder, encoded_len as base64_encoded_len};
 use super::date::format_date;
-use super::headers::{Header, address_list, check_field_name, check_header_text, unstructured};
+use super::headers::{
+    Header, MAX_DISPLAY_NAME, MAX_HEADER_VALUE, MAX_SUBJECT, address_list, check_field_name, check_header_text,
+    check_length, unstructured,
+};
 use super::parts::{MultipartKind, TextKind, attachment_headers, multipart_headers, text_part_headers};
 use super::quoted_printable::{TextEncoder, TextEncoding, choose_text_encoding};
 use super::{Attachment, AttachmentContent, MessageSpec};
@@ -377,6 +380,21 @@ impl Addresses {
             bcc: parse_entries(&spec.bcc)?,
             reply_to: parse_entries(&spec.reply_to)?,
         };
+        let all = std::iter::once(&addresses.from)
+            .chain(&addresses.to)
+            .chain(&addresses.cc)
+            .chain(&addresses.bcc)
+            .chain(&addresses.reply_to);
+        for mailbox in all {
+            if let Some(name) = &mailbox.name {
+                check_length(
+                    &format!("the display name of {}", mailbox.address),
+                    name,
+                    MAX_DISPLAY_NAME,
+                    false,
+                )?;
+            }
+        }
         if addresses.to.is_empty() && addresses.cc.is_empty() && addresses.bcc.is_empty() {
             return Err(SmtpError::input(Phase::Data, "the message has no recipients.")
                 .with_hint("give at least one address in to, cc or bcc."));
@@ -441,10 +459,13 @@ fn top_level_headers(
     let subject = spec.subject.as_deref().filter(|s| !s.is_empty());
     if let Some(subject) = subject {
         check_header_text("the subject", subject)?;
+        check_length("the subject", subject, MAX_SUBJECT, false)?;
     }
     for (name, value) in &spec.headers {
         check_field_name(name)?;
-        check_header_text(&format!("the value of header {name}"), value)?;
+        let what = format!("the value of header {name}");
+        check_header_text(&what, value)?;
+        check_length(&what, value, MAX_HEADER_VALUE, true)?;
     }
     let mut out = Header::simple("Date", date);
     out.push_str(&address_list("From", std::slice::from_ref(&addresses.from)));

@@ -28,6 +28,9 @@ const MAX_PLAIN_RUN: usize = 900;
 const MAX_FIELD_NAME: usize = 76;
 /// Longest RFC 2231 continuation value, keeping each parameter on a short line.
 const MAX_RFC2231_SEGMENT: usize = 60;
+/// Longest parameter value written as one quoted string (leaves room for
+/// `filename="…";` on a 78-column line).
+const MAX_QUOTED_PARAM: usize = 60;
 
 /// Headers the builder writes itself, with the field that sets each one.
 const RESERVED_HEADERS: &[(&str, &str)] = &[
@@ -171,6 +174,31 @@ pub fn check_field_name(name: &str) -> Result<(), SmtpError> {
     Ok(())
 }
 
+/// Longest display name, in characters: real names are short; a longer one
+/// is a mistake or an attempt to bloat or obscure the header.
+pub const MAX_DISPLAY_NAME: usize = 256;
+/// Longest subject, in characters (one RFC 5322 line's worth).
+pub const MAX_SUBJECT: usize = 998;
+/// Longest attachment filename, in characters (what file systems allow).
+pub const MAX_FILENAME: usize = 255;
+/// Longest value of a user header, in bytes (room for long References).
+pub const MAX_HEADER_VALUE: usize = 8 * 1024;
+
+/// Refuses a value longer than `max` (characters, or bytes for
+/// `in_bytes`): over-long input is refused, never silently cut.
+pub fn check_length(what: &str, value: &str, max: usize, in_bytes: bool) -> Result<(), SmtpError> {
+    let length = if in_bytes { value.len() } else { value.chars().count() };
+    if length <= max {
+        return Ok(());
+    }
+    let unit = if in_bytes { "bytes" } else { "characters" };
+    Err(SmtpError::input(
+        Phase::Data,
+        format!("{what} is {length} {unit} long; wasmtp accepts at most {max}."),
+    )
+    .with_hint("shorten it; a value this long is almost always a mistake (a whole text pasted into a header field)."))
+}
+
 /// Refuses control characters (tab excepted) in a value that goes into a
 /// header: a CR or LF there would end the header and start another one.
 pub fn check_header_text(what: &str, value: &str) -> Result<(), SmtpError> {
@@ -274,7 +302,7 @@ pub fn quote_string(value: &str) -> String {
 /// printable ASCII, RFC 2231 (`filename*=utf-8''...`, split into numbered
 /// continuations when long) for anything else.
 pub fn filename_params(filename: &str) -> Vec<String> {
-    if is_quotable(filename) {
+    if fits_quoted_param(filename) {
         vec![format!("filename={}", quote_string(filename))]
     } else {
         rfc2231_params("filename", filename)
@@ -285,13 +313,20 @@ pub fn filename_params(filename: &str) -> Vec<String> {
 /// disposition's filename: a quoted string, or quoted RFC 2047
 /// encoded-words. Not standard, but what mail clients write and read.
 pub fn name_param(filename: &str) -> String {
-    if is_quotable(filename) {
+    if fits_quoted_param(filename) {
         format!("name={}", quote_string(filename))
     } else {
         // Encoded-words hold no `"` or `\`, so quoting them needs no escapes.
         let first_room = MAX_ENCODED_WORD - "name=\"".len();
         format!("name=\"{}\"", encoded_words(filename, first_room).join(" "))
     }
+}
+
+/// A parameter value that can be one quoted string on a folded line; longer
+/// ones are split (RFC 2231 continuations, encoded-words), since a quoted
+/// string cannot be folded.
+fn fits_quoted_param(value: &str) -> bool {
+    value.len() <= MAX_QUOTED_PARAM && is_quotable(value)
 }
 
 /// Printable ASCII that no reader would mistake for encoded-words.

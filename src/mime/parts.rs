@@ -1,7 +1,7 @@
 //! The headers of each body part: text parts, attachments and multipart
 //! containers, with the checks on what the caller gave for them.
 
-use super::headers::{Header, check_header_text, filename_params, name_param};
+use super::headers::{Header, MAX_FILENAME, check_header_text, check_length, filename_params, name_param};
 use super::quoted_printable::TextEncoding;
 use super::{Attachment, Disposition};
 use crate::address::quote;
@@ -71,7 +71,9 @@ pub fn multipart_headers(kind: MultipartKind, boundary: &str) -> String {
 pub fn attachment_headers(attachment: &Attachment, index: usize) -> Result<String, SmtpError> {
     let filename = attachment.filename.as_deref().filter(|f| !f.is_empty());
     if let Some(filename) = filename {
-        check_header_text(&format!("the filename of attachment {index}"), filename)?;
+        let what = format!("the filename of attachment {index}");
+        check_header_text(&what, filename)?;
+        check_length(&what, filename, MAX_FILENAME, false)?;
     }
     let content_type = match &attachment.content_type {
         Some(given) => checked_content_type(given, index)?,

@@ -923,3 +923,48 @@ proptest! {
         prop_assert_eq!(bodies, expected);
     }
 }
+
+#[test]
+fn over_long_values_are_refused_not_cut() {
+    let refused = |spec: MessageSpec, needle: &str| {
+        let err = MessageBuilder::new(spec, RANDOM, NOW).err().expect("refused");
+        assert_eq!(err.code, ErrorCode::Input);
+        assert!(err.message.contains(needle), "{}", err.message);
+    };
+    refused(
+        MessageSpec {
+            from: format!("{} <ann@example.com>", "A".repeat(257)),
+            ..spec()
+        },
+        "display name",
+    );
+    refused(
+        MessageSpec {
+            subject: Some("é".repeat(999)),
+            ..spec()
+        },
+        "the subject is 999 characters",
+    );
+    refused(
+        MessageSpec {
+            headers: vec![("X-Tag".into(), "v".repeat(8 * 1024 + 1))],
+            ..spec()
+        },
+        "X-Tag",
+    );
+    let attachment = Attachment::from_bytes(format!("{}.pdf", "f".repeat(252)), b"x".to_vec());
+    refused(
+        MessageSpec {
+            attachments: vec![attachment],
+            ..spec()
+        },
+        "filename",
+    );
+    // At the limits they are encoded and folded.
+    build(MessageSpec {
+        from: format!("{}Ann <ann@example.com>", "Ann ".repeat(63)),
+        subject: Some("é".repeat(998)),
+        headers: vec![("X-Tag".into(), "v".repeat(8 * 1024))],
+        ..spec()
+    });
+}

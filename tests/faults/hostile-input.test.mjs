@@ -3,10 +3,11 @@
 // DSN parameters give EINPUT, and nothing reaches the server: no connection
 // at all (or, where noted, nothing after EHLO but QUIT).
 //
-// Over-long values that have a standard encoding (display names, header
-// values, subjects, filenames: RFC 2047 / RFC 2231 folding) are encoded
-// instead: the message is delivered well-formed (no line over 78 bytes,
-// no header field but the builder's own, the value intact).
+// Over-long display names (> 256 characters), subjects (> 998), filenames
+// (> 255) and header values (> 8 KiB) are EINPUT too. Long values within
+// those limits are encoded and folded (RFC 2047 / RFC 2231): the message is
+// delivered well-formed (no line over 78 bytes, no header field but the
+// builder's own, the value intact).
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -103,12 +104,16 @@ describe('CR, LF and NUL: EINPUT, no connection', { concurrency: 8 }, () => {
   }
 });
 
-describe('over-long values that have no encoding: EINPUT, no connection', { concurrency: 8 }, () => {
+describe('over-long values: EINPUT, no connection', { concurrency: 8 }, () => {
   const cases = {
     'local part of 65 bytes': { ...base, from: `${long(65)}@example.com` },
     'domain label of 64 bytes': { ...base, to: [`bob@${long(64)}.example.org`] },
     'address of 300 bytes': { ...base, to: [`bob@${long(60)}.${long(60)}.${long(60)}.${long(60)}.${long(50)}.org`] },
     'header name of 1000 bytes': { ...base, headers: { [`X-${long(1000)}`]: 'v' } },
+    'display name of 2000 bytes': { ...base, from: `${long(2000, 'A')} <ann@example.com>` },
+    'subject of 5000 non-ASCII characters': { ...base, subject: long(5000, 'é') },
+    'header value of 10000 bytes': { ...base, headers: { 'X-Tag': long(10000) } },
+    'attachment filename of 2000 bytes': { ...base, attachments: [{ filename: `${long(2000)}.pdf`, content: 'x' }] },
   };
   for (const [label, message] of Object.entries(cases)) test(label, () => refusedBeforeConnecting(message, { what: label }));
   test('EHLO name of 300 bytes', () => refusedBeforeConnecting(null, { options: { clientName: `${long(60)}.${long(60)}.${long(60)}.${long(60)}.${long(50)}` }, what: 'long EHLO name' }));
@@ -117,14 +122,15 @@ describe('over-long values that have no encoding: EINPUT, no connection', { conc
     refusedBeforeConnecting(raw({ dsn: { envid: long(500) } }), { what: 'long ENVID' }));
 });
 
-describe('over-long values with a standard encoding are folded, never an over-long line or an extra header', { concurrency: 4 }, () => {
+describe('long values within the limits are folded, never an over-long line or an extra header', { concurrency: 4 }, () => {
+  const name = `${'Ann '.repeat(63)}Ann`;
   const cases = {
-    'display name of 2000 bytes': [{ ...base, from: `${long(2000, 'A')} <ann@example.com>` }, (p) => assert.equal(p.from.value[0].name, long(2000, 'A'))],
-    'subject of 5000 non-ASCII characters': [{ ...base, subject: long(5000, 'é') }, (p) => assert.equal(p.subject, long(5000, 'é'))],
+    'display name of 255 characters': [{ ...base, from: `${name} <ann@example.com>` }, (p) => assert.equal(p.from.value[0].name, name)],
+    'subject of 998 non-ASCII characters': [{ ...base, subject: long(998, 'é') }, (p) => assert.equal(p.subject, long(998, 'é'))],
     'header value of 5000 bytes without a space': [{ ...base, headers: { 'X-Tag': long(5000) } }, (p) => assert.ok(p.headers.has('x-tag'))],
-    'attachment filename of 2000 bytes': [
-      { ...base, attachments: [{ filename: `${long(2000)}.pdf`, content: 'x' }] },
-      (p) => assert.equal(p.attachments[0].filename, `${long(2000)}.pdf`),
+    'attachment filename of 255 characters': [
+      { ...base, attachments: [{ filename: `${long(251)}.pdf`, content: 'x' }] },
+      (p) => assert.equal(p.attachments[0].filename, `${long(251)}.pdf`),
     ],
   };
   for (const [label, [message, check]] of Object.entries(cases)) {
