@@ -226,9 +226,18 @@ export interface VerifyResult {
   greeting: string;
 }
 
+export interface SendOptions {
+  /**
+   * Awaited after the last body byte was read and before the end of data is handed to the engine
+   * (on every attempt): until it resolves the server cannot have the message. If it rejects, the
+   * end of data is not sent and `send` rejects (EINPUT). The outbox saves "committing" here. Default: none.
+   */
+  beforeDataEnd?: () => void | Promise<void>;
+}
+
 export interface Client {
   /** Sends one message; resolves after the server's final 2xx, rejects with SmtpError. */
-  send(message: Message): Promise<SendResult>;
+  send(message: Message, options?: SendOptions): Promise<SendResult>;
   /** Connects, runs TLS, EHLO and AUTH, then QUITs; rejects with SmtpError. */
   verify(): Promise<VerifyResult>;
   /** Lets queued messages finish, then closes every connection. */
@@ -296,6 +305,12 @@ export interface Transport {
 export interface Socket {
   /** Resolves when the bytes are handed to the network (back-pressure). */
   write(bytes: Uint8Array): Promise<void> | void;
+  /**
+   * `true` when `write` is done with `bytes` once its promise resolves: the
+   * driver then writes every flight from one reused buffer. Leave it unset
+   * if the transport may read the bytes later.
+   */
+  readonly releasesWrites?: boolean;
   /** Upgrades this connection in place; from the call on, no plaintext byte may be delivered. */
   startTls(opts: { servername: string; ca?: string | string[]; rejectUnauthorized?: boolean }): Promise<void>;
   close(): void;
@@ -312,6 +327,8 @@ export interface Socket {
    * certificate) only at the first read or write (Workers); the engine then reports it as ECERT.
    */
   readonly tlsInfo?: { version: string; cipher?: string; authorized: boolean; authorizationError?: string; handshakePending?: boolean };
+  /** Optional: the server's certificate (DER) and its SHA-256 (`AB:CD:…`), for diagnose(). */
+  readonly peerCertificate?: { der: Uint8Array; sha256: string };
   /** Optional: let an idle socket stop holding the process open, and undo it. */
   ref?(): void;
   unref?(): void;
@@ -326,31 +343,279 @@ export const bunTransport: Transport;
 /** The runtime the default entry detected. Not exported by `wasmtp/workers`. */
 export const runtime: 'node' | 'deno' | 'bun';
 
-export interface DiagnoseOptions extends Omit<ClientOptions, 'port' | 'security' | 'pool' | 'onTranscript'> {
-  /** The set-ups to try, in order. Default: 465 "tls", 587 "starttls", 25 "opportunistic". */
-  probes?: { port: number; security: Security }[];
+export interface DiagnoseOptions
+  extends Omit<ClientOptions, 'port' | 'security' | 'pool' | 'onTranscript' | 'allowInsecureAuth'> {
+  /** Ports probed besides 465 ("tls"), 587 ("starttls") and 25 ("opportunistic"); a number uses its usual mode (others: "opportunistic"). */
+  ports?: (number | { port: number; security?: Security })[];
+  /** Replaces the default set: exactly these probes. */
+  probes?: (number | { port: number; security?: Security })[];
+  /** Per-phase time-outs of each probe. Default: connect, TLS and greeting 5 s, commands 8 s. */
+  timeouts?: ClientOptions['timeouts'];
+  /** Called as each probe starts and ends (the CLI's progress). */
+  onProgress?: (event: DiagnoseProgress) => void;
+  /** Every transcript line of every probe, credentials redacted, with the engine's one-sentence explanation. */
+  onTranscript?: (line: { port: number; security: Security; dir: 'C' | 'S' | 'tls'; text: string; note: string }) => void;
 }
 
-export type ProbeResult =
-  | ({ port: number; security: Security; ok: true; ms: number } & VerifyResult)
-  | {
-      port: number;
-      security: Security;
-      ok: false;
-      ms: number;
-      /** The engine's verdict: code, phase, sentence and most likely fix. */
-      error: { code: ErrorCode; phase: Phase; message: string; hint?: string; reply?: SmtpError['reply']; retryable: boolean };
-    };
+export type DiagnoseProgress =
+  | { port: number; security: Security; stage: 'start' }
+  | { port: number; security: Security; stage: 'done'; reachable: PortReport['reachable']; error: ErrorCode | null; ms: number };
+
+/** One observation, with what to do about it. */
+export interface Finding {
+  /** The port it is about; null for the host as a whole. */
+  port: number | null;
+  severity: 'ok' | 'info' | 'warning' | 'error';
+  /** Stable identifier: PORT_WORKS, PORT_TIMEOUT, PORT_CLOSED, HOST_UNKNOWN, NO_STARTTLS, CERT_SELF_SIGNED,
+   *  CERT_PRIVATE_CA, CERT_EXPIRED, CERT_NAME_MISMATCH, PLAINTEXT_WHERE_TLS_EXPECTED, TLS_WHERE_PLAINTEXT_EXPECTED,
+   *  AUTH_UNSUPPORTED_ONLY, AUTH_OFFERED, AUTH_IN_CLEAR, CREDENTIALS_IN_CLEAR, AUTH_OK, AUTH_FAILED, NOTHING_WORKS, ... */
+  code: string;
+  message: string;
+  hint: string | null;
+}
+
+/** What one probe of one port found. */
+export interface PortReport {
+  port: number;
+  security: Security;
+  reachable: 'open' | 'refused' | 'timeout' | 'unresolved' | 'failed';
+  connectMs: number | null;
+  greeting: string | null;
+  tls: { version: string; cipher: string | null; authorized: boolean; authorizationError: string | null } | null;
+  /** The certificate the server presented (probes connect with verification off to see it; credentials are then withheld). */
+  certificate: {
+    subject: string;
+    altNames: string[];
+    issuer: string;
+    /** `YYYY-MM-DD HH:MM:SS UTC` */
+    validFrom: string;
+    validTo: string;
+    selfSigned: boolean;
+    /** It covers the host name dialled (or tls.servername). */
+    nameMatches: boolean;
+    /** Outside its validity period now. */
+    expired: boolean;
+    /** `AB:CD:…`, as `openssl x509 -fingerprint -sha256` prints it. */
+    fingerprint256: string;
+  } | null;
+  /** EHLO keyword lines before STARTTLS (null without STARTTLS). */
+  extensionsBeforeTls: string[] | null;
+  /** EHLO keyword lines of the last EHLO (after TLS when there was TLS). */
+  extensions: string[] | null;
+  auth: {
+    offered: string[];
+    /** Those wasmtp can use. */
+    usable: string[];
+    /** "withheld": credentials were given but not sent (no verified TLS). */
+    login: 'succeeded' | 'failed' | 'withheld' | 'not-tried';
+    method: AuthMethod | null;
+  };
+  /** The error that ended the probe, if any. */
+  error: { code: ErrorCode; phase: Phase; message: string; hint: string | null } | null;
+  ms: number;
+}
 
 export interface DiagnoseReport {
   host: string;
-  /** One result per probe, in order. */
-  results: ProbeResult[];
-  /** The best working set-up (verified TLS first), or null when none works. */
-  recommended: { port: number; security: Security } | null;
-  /** One line per probe, for a person. */
-  summary: string[];
+  /** Some port works: the recommendation is usable. */
+  ok: boolean;
+  /** The best working set-up (verified implicit TLS first), or null when none works. */
+  recommended: {
+    port: number;
+    security: Security;
+    /** It works once the server's certificate (or CA) is passed as tls.ca. */
+    needsCa: boolean;
+    reason: string;
+  } | null;
+  /** One finding per observation and problem, each with a specific hint; decided by the engine. */
+  findings: Finding[];
+  /** One entry per probe (a port mix-up adds a second probe of that port). */
+  ports: PortReport[];
 }
 
-/** Tries each set-up with verify() (short time-outs) and explains what works and why not. */
+/** Probes 465 / 587 / 25 (and `ports`) at once with short time-outs, and explains what works and why not. */
 export function diagnose(options: DiagnoseOptions): Promise<DiagnoseReport>;
+
+// ----------------------------------------------------------------------------------------- outbox
+
+/** Where an outbox message is. "sending" covers the whole attempt (see `dataSent`). */
+export type OutboxState = 'queued' | 'sending' | 'sent' | 'deferred' | 'failed' | 'unknown';
+
+export interface RetryPolicy {
+  /** Attempts in all, the first one included, before the message is `failed`. Default: 8. */
+  maxAttempts?: number;
+  /** A message not sent this many ms after `enqueue` (or `retry(id)`) is `failed`. Default: 172800000 (2 days). */
+  maxAge?: number;
+  /** The delay before the second attempt, in ms; it grows by `factor` each time. Default: 30000. */
+  initialDelay?: number;
+  /** Growth of the delay per attempt. Default: 2. */
+  factor?: number;
+  /** The longest delay between attempts, in ms. Default: 3600000 (1 hour). */
+  maxDelay?: number;
+  /** Part of each delay chosen at random: 0 none, 1 anywhere from 0 to the delay. Default: 0.5. */
+  jitter?: number;
+}
+
+/** An error as the outbox keeps it (plain data, no transcript). */
+export interface OutboxError {
+  /** An SmtpError code, or EWORKER_LOST (a worker died mid-attempt), EDISCARDED (discard()), EINTERNAL. */
+  code: ErrorCode | 'EWORKER_LOST' | 'EDISCARDED' | 'EINTERNAL';
+  phase: Phase;
+  /** The sentence; for a message given up on, why (attempts or age) and the last failure. */
+  message: string;
+  hint?: string;
+  reply?: { code: number; enhancedCode?: string; lines: string[] };
+  retryable: boolean;
+  deliveryState: 'not-sent' | 'unknown';
+  /** True when `maxAttempts` or `maxAge` ended the retries. */
+  exhausted?: boolean;
+}
+
+export interface OutboxStatus {
+  id: string;
+  state: OutboxState;
+  /** Attempts made so far (an attempt cut by a crashed worker counts). */
+  attempts: number;
+  /** ms since the epoch. */
+  createdAt: number;
+  updatedAt: number;
+  /** When the next attempt may start (queued and deferred messages). */
+  nextAttemptAt?: number;
+  /** While `sending`: the end of data may have gone out (a crash now makes the message `unknown`). */
+  dataSent?: boolean;
+  /** The Message-ID header (structured messages: fixed at enqueue). */
+  messageId?: string;
+  /** The last failure. */
+  error?: OutboxError;
+  /** The server's last reply as text, e.g. "250 2.0.0 Ok: queued as 4BCD" or "451 4.3.0 Try again later". */
+  reply?: string;
+  /** When `sent`: what `client.send()` resolved with. */
+  result?: SendResult;
+  /** Set when `markSent(id)` settled an `unknown` message. */
+  markedSent?: true;
+}
+
+/** Where messages are kept: `spoolStore`, `bullmqStore` or `cloudflareQueueStore`. Opaque to callers. */
+export interface OutboxStore {
+  readonly kind: 'spool' | 'bullmq' | 'cloudflare' | (string & {});
+  close?(): Promise<void>;
+}
+
+export interface OutboxOptions {
+  /** The client that sends (its pool, TLS and credentials). Required. */
+  client: Pick<Client, 'send'>;
+  /** Default on Node, Deno and Bun: `spoolStore({ dir: './wasmtp-outbox' })`; required on Workers. */
+  store?: OutboxStore;
+  /** When to try again and when to give up. */
+  retry?: RetryPolicy;
+  /**
+   * Re-send messages whose delivery is unknown (cut after the end of data) by themselves,
+   * accepting a possible duplicate. Default: false (they wait for retry / markSent / discard).
+   */
+  atLeastOnce?: boolean;
+  /** Called with the status after each attempt's outcome (sent, deferred, failed, unknown) in the worker's process. Default: none. */
+  onOutcome?: (status: OutboxStatus) => void | Promise<void>;
+}
+
+export interface EnqueueOptions {
+  /** An idempotency key (1-100 of A-Z a-z 0-9 _ -): an id already in the outbox is not stored again. Default: a generated id. */
+  id?: string;
+  /** Hold the first attempt back this many ms. Default: 0. */
+  delay?: number;
+}
+
+export interface Outbox {
+  /** Checks the message (as send() would), stores it durably (streams read to the end) and resolves with its id. */
+  enqueue(message: Message, options?: EnqueueOptions): Promise<string>;
+  /** What became of a message; null when the outbox has no such id. */
+  status(id: string): Promise<OutboxStatus | null>;
+  /** Messages in one state (or all), oldest first. Default limit: 100. */
+  list(options?: { state?: OutboxState; limit?: number }): Promise<OutboxStatus[]>;
+  /** The dead-letter list: `failed` messages. */
+  deadLetters(options?: { limit?: number }): Promise<OutboxStatus[]>;
+  /** Starts workers in this process (Node, Deno, Bun stores). Default concurrency: 8 messages in flight. */
+  work(options?: { concurrency?: number }): Promise<void>;
+  /** Stops the workers; resolves when the messages in flight are settled. */
+  stop(): Promise<void>;
+  /** stop(), then releases the store (heartbeat, Redis connections). Does not close the client. */
+  close(): Promise<void>;
+  /** Cloudflare Queues: handles one batch in the queue() handler (acks, or hands messages back for later). */
+  consume(batch: MessageBatchLike, options?: { concurrency?: number }): Promise<void>;
+  /**
+   * Sends an `unknown`, `failed`, `deferred` or `queued` message now, with a fresh budget of attempts
+   * and age. For `unknown` this is the decision that a duplicate is acceptable. Rejects EBUSY while sending.
+   */
+  retry(id: string): Promise<OutboxStatus>;
+  /** Gives up on an `unknown`, `queued` or `deferred` message: it becomes `failed` (EDISCARDED). */
+  discard(id: string, options?: { reason?: string }): Promise<OutboxStatus>;
+  /** Records that an `unknown` message did arrive: it becomes `sent` (`markedSent`). */
+  markSent(id: string): Promise<OutboxStatus>;
+  /** The store given (for its extras: `sweep()` on Cloudflare, `queue()` on BullMQ). */
+  readonly store: OutboxStore;
+}
+
+/** The part of a Cloudflare Queues `MessageBatch` the outbox uses. */
+export interface MessageBatchLike {
+  readonly messages: readonly {
+    readonly body: unknown;
+    ack(): void;
+    retry(options?: { delaySeconds?: number }): void;
+  }[];
+}
+
+/** A durable outbox with retries; see OutboxOptions. */
+export function createOutbox(options: OutboxOptions): Outbox;
+
+export interface SpoolStoreOptions {
+  /** The spool directory (created if missing). Required. */
+  dir: string;
+  /** How often idle workers look for due messages, in ms (enqueue in the same process wakes them at once). Default: 500. */
+  pollInterval?: number;
+  /** A worker process whose heartbeat is older than this (ms) is gone; its messages are taken over. Default: 60000. */
+  staleAfter?: number;
+  /** Sent records are deleted this many ms after sending. Default: 604800000 (7 days). */
+  keepSent?: number;
+}
+
+/** The embedded store: a crash-safe spool directory, shared by worker processes on one machine. Not in `wasmtp/workers`. */
+export function spoolStore(options: SpoolStoreOptions | string): OutboxStore;
+
+export interface BullmqStoreOptions {
+  /** Redis: { host, port, password?, ... } or an ioredis instance (with maxRetriesPerRequest: null). Required. */
+  connection: object;
+  /** Default: "wasmtp-outbox". */
+  queueName?: string;
+  /** BullMQ's key prefix. Default: BullMQ's ("bull"). */
+  prefix?: string;
+  /** How long a worker's lock on a message lasts (renewed while it works), ms; a dead worker's messages wait this long. Default: 30000. */
+  lockDuration?: number;
+  /** How often workers look for messages of dead workers, ms. Default: 30000. */
+  stalledInterval?: number;
+  /** Sent jobs are removed this many ms after sending. Default: 604800000 (7 days). */
+  keepSent?: number;
+}
+
+/** The outbox on BullMQ (Redis): any number of worker processes on any number of machines. Needs `bullmq` and `ioredis`. Not in `wasmtp/workers`. */
+export function bullmqStore(options: BullmqStoreOptions): OutboxStore & {
+  /** The BullMQ Queue (dashboards, metrics, clean-up). */
+  queue(): Promise<unknown>;
+};
+
+export interface CloudflareQueueStoreOptions {
+  /** The queue producer binding (env.OUTBOX). Required. */
+  queue: { send(body: unknown, options?: { delaySeconds?: number }): Promise<unknown> };
+  /** A D1 database binding (env.OUTBOX_DB); the table is created on first use. Required. */
+  db: { prepare(query: string): unknown };
+  /** Default: "wasmtp_outbox". */
+  table?: string;
+  /** How long a consumer holds a message it is sending, ms. Default: 900000 (15 minutes, a consumer's longest run). */
+  leaseMs?: number;
+  /** Sent rows are deleted by sweep() this many ms after sending. Default: 604800000 (7 days). */
+  keepSent?: number;
+}
+
+/** The outbox on Cloudflare Queues with D1. Exported by `wasmtp/workers` (and `wasmtp/workers/tls`) only. */
+export interface CloudflareQueueStore extends OutboxStore {
+  /** For a Cron Trigger: queues again messages left without a queue message, deletes old sent rows. */
+  sweep(options?: { olderThan?: number }): Promise<{ requeued: number }>;
+}

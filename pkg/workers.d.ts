@@ -4,10 +4,13 @@
 // `rejectUnauthorized: false` need TLS inside the engine
 // (`wasmtp/workers/tls` with `tls: { engine: 'wasm' }`); otherwise they are EINPUT.
 
-import type { Transport } from './index.js';
+import type { CloudflareQueueStore, CloudflareQueueStoreOptions, Transport } from './index.js';
 
 export type * from './index.js';
-export { createClient, diagnose, SmtpError } from './index.js';
+export { createClient, createOutbox, diagnose, SmtpError } from './index.js';
+
+/** The outbox store on Cloudflare: a Queue carries the work, D1 holds each message and its record. */
+export function cloudflareQueueStore(options: CloudflareQueueStoreOptions): CloudflareQueueStore;
 
 /** `connect()` from cloudflare:sockets (secureTransport "on" / "starttls" / "off"). */
 export const workersTransport: Transport;

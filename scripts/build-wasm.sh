@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds the engine to WebAssembly for the npm package, as two artifacts:
+# Builds the engine to WebAssembly for the npm package, as three artifacts:
 #   core  (--features wasm):            pkg/wasm/wasmtp.js, wasmtp_bg.wasm
 #   tls   (--features wasm,tls-engine): pkg/wasm/wasmtp_tls.js, wasmtp_tls_bg.wasm
 #         (TLS inside the engine: rustls + ring + webpki-roots; only loaded
 #          by clients with tls: { engine: 'wasm' }, so hosts with native TLS
 #          never pay for it)
+#   doctor (--features wasm,doctor):    pkg/wasm/wasmtp_doctor.js, wasmtp_doctor_bg.wasm
+#         (the TLS artifact plus the connection doctor's bindings; only
+#          loaded by diagnose(), `wasmtp doctor` and the www/ page)
 # (and a .d.ts next to each, for reference).
 #
 #   cargo (profile "wasm": opt-level z, LTO, panic=abort)
@@ -73,3 +76,4 @@ build() {
 
 build core wasm
 build tls wasm,tls-engine
+build doctor wasm,doctor

@@ -34,6 +34,7 @@ step "wasm build (TLS in the engine)" cargo build --target wasm32-unknown-unknow
 if [ -f scripts/test-js.sh ]; then
     step "js tests" bash scripts/test-js.sh
 fi
+if [ -f scripts/test-outbox.sh ]; then step "outbox tests" bash scripts/test-outbox.sh; fi
 if [ -f scripts/test-doctor.sh ]; then step "doctor tests" bash scripts/test-doctor.sh; fi
 if [ -f scripts/test-faults.sh ]; then step "fail-safe tests" bash scripts/test-faults.sh; fi
 # A bounded pass of every fuzz target over its committed corpus (FUZZ_SECONDS each).

@@ -9,9 +9,14 @@
 use crate::auth::Mechanism;
 use crate::capabilities::Capabilities;
 use crate::config::Security;
-use crate::error::{ErrorCode, SmtpError};
+use crate::error::{ErrorCode, Phase, SmtpError};
 use crate::reply::Reply;
 use crate::tls::TlsInfo;
+
+mod certificate;
+mod explain;
+
+pub use explain::TranscriptExplainer;
 
 /// What opening the TCP connection gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +32,53 @@ pub enum Reachability {
     Unresolved,
     /// Anything else, with the host's text.
     Failed(String),
+}
+
+impl Reachability {
+    /// What a probe that ended with `err` says about the TCP connection:
+    /// `Some` for a failure to connect (refused, time-out, unknown host),
+    /// `None` when the error came later (the connection was open).
+    pub fn from_error(err: &SmtpError) -> Option<Reachability> {
+        if err.phase != Phase::Connect {
+            return None;
+        }
+        if err.code == ErrorCode::TimedOut {
+            return Some(Reachability::TimedOut);
+        }
+        if err.code != ErrorCode::Connect {
+            return None;
+        }
+        // The message carries the host's text, e.g. "connect ECONNREFUSED 127.0.0.1:25".
+        let text = err.message.to_ascii_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+        Some(if has(&["refused", "downstream server"]) {
+            Reachability::Refused
+        } else if has(&[
+            "enotfound",
+            "getaddrinfo",
+            "name resolution",
+            "dns",
+            "eai_again",
+            "no such host",
+        ]) {
+            Reachability::Unresolved
+        } else if has(&["timed out", "timeout", "etimedout"]) {
+            Reachability::TimedOut
+        } else {
+            Reachability::Failed(err.message.clone())
+        })
+    }
+
+    /// `"open"`, `"refused"`, `"timeout"`, `"unresolved"` or `"failed"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reachability::Open { .. } => "open",
+            Reachability::Refused => "refused",
+            Reachability::TimedOut => "timeout",
+            Reachability::Unresolved => "unresolved",
+            Reachability::Failed(_) => "failed",
+        }
+    }
 }
 
 /// The server certificate, as the host's TLS layer saw it.
@@ -96,6 +148,21 @@ impl PortProbe {
     /// TLS is up and its certificate was verified.
     fn tls_verified(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.authorized)
+    }
+
+    /// Credentials were given and withheld because the link had no encryption.
+    fn credentials_withheld_in_clear(&self) -> bool {
+        self.tls.is_none() && self.error.as_ref().is_some_and(|e| e.code == ErrorCode::AuthInsecure)
+    }
+
+    /// The connection opened and then nothing came: no greeting within the
+    /// time-out, without TLS (what an implicit-TLS port looks like).
+    fn silent_without_tls(&self) -> bool {
+        self.security != Security::Tls
+            && self.greeting.is_none()
+            && self.error.as_ref().is_some_and(|e| {
+                e.phase == Phase::Greeting && matches!(e.code, ErrorCode::TimedOut | ErrorCode::TlsPortMismatch)
+            })
     }
 
     /// The port spoke SMTP and ended up in a state messages could use.
@@ -177,6 +244,26 @@ impl Diagnosis {
 /// Mechanisms wasmtp can run, by name.
 const USABLE_AUTH: [&str; 5] = ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER"];
 
+/// The mechanisms among `offered` that wasmtp can run, in the server's order.
+pub fn usable_mechanisms(offered: &[String]) -> Vec<String> {
+    offered
+        .iter()
+        .filter(|m| USABLE_AUTH.contains(&m.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The security to try next on the same port when a probe found a port
+/// mix-up: a plaintext greeting where TLS was expected (try STARTTLS), or
+/// silence where a greeting was expected (try TLS from the first byte).
+pub fn follow_up(probe: &PortProbe) -> Option<Security> {
+    let err = probe.error.as_ref()?;
+    if err.code == ErrorCode::TlsPortMismatch && probe.security == Security::Tls {
+        return Some(Security::StartTls);
+    }
+    probe.silent_without_tls().then_some(Security::Tls)
+}
+
 /// Judges a set of probes of `host`.
 pub fn diagnose(host: &str, probes: &[PortProbe]) -> Diagnosis {
     let mut findings = Vec::new();
@@ -196,7 +283,11 @@ pub fn diagnose(host: &str, probes: &[PortProbe]) -> Diagnosis {
         };
     }
     for probe in probes {
-        judge_port(host, probe, &mut findings);
+        // Silence on a port that answers TLS from the first byte is a mix-up, not a time-out.
+        let tls_works_there = probes
+            .iter()
+            .any(|p| p.port == probe.port && p.security == Security::Tls && p.works());
+        judge_port(host, probe, tls_works_there, &mut findings);
     }
     let recommended = recommend(probes);
     if recommended.is_none() && !probes.is_empty() {
@@ -229,7 +320,7 @@ impl PortFindings<'_> {
     }
 }
 
-fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
+fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &mut Vec<Finding>) {
     let port = probe.port;
     let mut out = PortFindings { port, list: findings };
     match &probe.reachability {
@@ -276,18 +367,25 @@ fn judge_port(host: &str, probe: &PortProbe, findings: &mut Vec<Finding>) {
     }
 
     if let Some(err) = &probe.error {
+        let silent = probe.silent_without_tls();
         match err.code {
+            _ if silent && (tls_works_there || err.code == ErrorCode::TlsPortMismatch) => out.add(
+                Severity::Error,
+                "TLS_WHERE_PLAINTEXT_EXPECTED",
+                format!("port {port} stayed silent without TLS: it expects TLS from the first byte."),
+                Some(format!("use port {port} with security: 'tls'.")),
+            ),
             ErrorCode::TlsPortMismatch if probe.security == Security::Tls => out.add(
                 Severity::Error,
                 "PLAINTEXT_WHERE_TLS_EXPECTED",
                 format!("port {port} answered with a plaintext greeting, not TLS: it does not speak TLS from the first byte."),
                 Some(format!("use port {port} with security: 'starttls'.")),
             ),
-            ErrorCode::TlsPortMismatch => out.add(
+            ErrorCode::AuthInsecure if probe.tls.is_none() => out.add(
                 Severity::Error,
-                "TLS_WHERE_PLAINTEXT_EXPECTED",
-                format!("port {port} stayed silent without TLS: it expects TLS from the first byte."),
-                Some(format!("use port {port} with security: 'tls'.")),
+                "CREDENTIALS_IN_CLEAR",
+                format!("the credentials would cross the network in clear on port {port} (no encryption there); wasmtp did not send them."),
+                Some("log in over TLS instead: 465 with security: 'tls', or 587 with 'starttls'. allowInsecureAuth is only for a trusted local test server.".into()),
             ),
             ErrorCode::StartTlsUnavailable => out.add(
                 Severity::Error,
@@ -370,7 +468,7 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
                 cert.issuer
             ),
             Some(format!(
-                "pass that CA's certificate as tls.ca (the server certificate's SHA-256 fingerprint is {fingerprint}); if it is a public CA, the server is missing its intermediate certificate."
+                "pass that CA's certificate as tls.ca (the server certificate's SHA-256 fingerprint is {fingerprint}); do not turn verification off. If it is a public CA, the server is missing its intermediate certificate."
             )),
         );
     }
@@ -430,7 +528,7 @@ fn judge_auth_offer(port: u16, probe: &PortProbe, caps: &Capabilities, findings:
             None,
         );
     }
-    if probe.tls.is_none() && !caps.auth.is_empty() {
+    if probe.tls.is_none() && !caps.auth.is_empty() && !probe.credentials_withheld_in_clear() {
         out.add(
             Severity::Warning,
             "AUTH_IN_CLEAR",
@@ -461,11 +559,12 @@ fn recommend(probes: &[PortProbe]) -> Option<Recommendation> {
         .min_by_key(|(r, p)| (*r, p.port))?
         .1;
     let needs_ca = best.tls.is_some() && !best.tls_verified();
-    let security = if best.tls.is_some() || best.security != Security::Opportunistic {
-        best.security
-    } else {
+    let security = match (best.security, best.tls.is_some()) {
+        // The upgrade happened: require it from now on.
+        (Security::Opportunistic, true) => Security::StartTls,
         // Plaintext was all there was: say so rather than leave it to chance.
-        Security::None
+        (Security::Opportunistic, false) => Security::None,
+        (security, _) => security,
     };
     let reason = match (best.tls.as_ref(), needs_ca) {
         (Some(tls), false) => format!("{} with a verified certificate.", tls.version),
@@ -494,6 +593,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::Closed => "CLOSED",
         ErrorCode::Connect => "REFUSED_SESSION",
         ErrorCode::Tls => "TLS_FAILED",
+        ErrorCode::TlsPortMismatch => "PORT_MISMATCH",
         _ => "FAILED",
     }
 }
@@ -651,6 +751,92 @@ mod tests {
 
         let gone = PortProbe::new(587, Security::StartTls, Reachability::Unresolved);
         assert_eq!(codes(&diagnose("nope.invalid", &[gone])), vec!["HOST_UNKNOWN"]);
+    }
+
+    #[test]
+    fn credentials_that_would_cross_a_plaintext_link() {
+        let mut p25 = open(25, Security::Opportunistic);
+        p25.capabilities = Some(caps(&["PLAIN", "LOGIN"], false));
+        p25.error = Some(SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, "refusing"));
+        let d = diagnose("relay.local", &[p25]);
+        assert_eq!(codes(&d), vec!["CREDENTIALS_IN_CLEAR", "AUTH_OFFERED", "NOTHING_WORKS"]);
+        let f = &d.findings[0];
+        assert_eq!(f.severity, Severity::Error);
+        assert!(f.hint.as_deref().unwrap().contains("465"));
+    }
+
+    #[test]
+    fn silence_on_a_port_that_speaks_tls_is_a_mix_up_and_gets_a_follow_up() {
+        let mut silent = PortProbe::new(2465, Security::Opportunistic, Reachability::Open { connect_ms: 1 });
+        silent.error = Some(SmtpError::new(ErrorCode::TimedOut, Phase::Greeting, "no greeting"));
+        assert_eq!(follow_up(&silent), Some(Security::Tls));
+        let mut tls_probe = open(2465, Security::Tls);
+        tls_probe.tls = tls(true);
+        assert_eq!(follow_up(&tls_probe), None);
+        let d = diagnose("h", &[silent.clone(), tls_probe]);
+        assert_eq!(codes(&d), vec!["TLS_WHERE_PLAINTEXT_EXPECTED", "PORT_WORKS"]);
+        // Alone, silence is only a time-out.
+        assert_eq!(codes(&diagnose("h", &[silent]))[0], "TIMED_OUT");
+
+        let mut plain_on_tls = open(2465, Security::Tls);
+        plain_on_tls.greeting = None;
+        plain_on_tls.error = Some(SmtpError::new(ErrorCode::TlsPortMismatch, Phase::Tls, "plaintext"));
+        assert_eq!(follow_up(&plain_on_tls), Some(Security::StartTls));
+    }
+
+    #[test]
+    fn an_opportunistic_upgrade_is_recommended_as_starttls() {
+        let mut p = open(2525, Security::Opportunistic);
+        p.tls = tls(true);
+        let rec = diagnose("h", &[p]).recommended.unwrap();
+        assert_eq!((rec.port, rec.security), (2525, Security::StartTls));
+    }
+
+    #[test]
+    fn connect_failures_are_classified() {
+        let err = |code, text: &str| SmtpError::new(code, Phase::Connect, text);
+        let cases = [
+            (
+                err(
+                    ErrorCode::Connect,
+                    "could not connect (connect ECONNREFUSED 127.0.0.1:25).",
+                ),
+                Some(Reachability::Refused),
+            ),
+            (
+                err(
+                    ErrorCode::Connect,
+                    "could not connect (getaddrinfo ENOTFOUND nope.invalid).",
+                ),
+                Some(Reachability::Unresolved),
+            ),
+            (
+                err(ErrorCode::TimedOut, "no connection within 5 s."),
+                Some(Reachability::TimedOut),
+            ),
+            (
+                err(
+                    ErrorCode::Connect,
+                    "could not connect (Failed to connect to downstream server).",
+                ),
+                Some(Reachability::Refused),
+            ),
+            (
+                SmtpError::new(ErrorCode::TimedOut, Phase::Greeting, "no greeting"),
+                None,
+            ),
+        ];
+        for (e, expected) in cases {
+            assert_eq!(Reachability::from_error(&e), expected, "{}", e.message);
+        }
+        assert!(matches!(
+            Reachability::from_error(&err(ErrorCode::Connect, "EHOSTUNREACH")),
+            Some(Reachability::Failed(_))
+        ));
+        assert_eq!(
+            usable_mechanisms(&["GSSAPI".into(), "LOGIN".into(), "XOAUTH2".into()]),
+            vec!["LOGIN", "XOAUTH2"]
+        );
     }
 
     #[test]

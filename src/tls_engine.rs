@@ -43,6 +43,12 @@ pub struct TlsOptions {
     /// The wall-clock time, in milliseconds since 1970, at the `now` the
     /// connection is created with. Certificate validity is checked against it.
     pub unix_time_ms: u64,
+    /// For the connection doctor only: complete the handshake whatever the
+    /// certificate, so that its facts can be reported. The session then
+    /// reports `authorized: false` with the reason, and the engine never
+    /// sends credentials over it (`EAUTH_INSECURE`, unless
+    /// `allow_insecure_auth`, which the doctor never sets).
+    pub accept_unverified: bool,
 }
 
 /// Wall-clock time derived from the host's `now`: rustls asks for it during
@@ -88,6 +94,25 @@ struct Verifier {
     pins: Vec<[u8; 32]>,
     provider: Arc<CryptoProvider>,
     seen: Mutex<Option<([u8; 32], Option<CertProblem>)>>,
+    /// The server's certificate (DER), whether or not it was accepted.
+    leaf: Mutex<Option<Vec<u8>>>,
+    accept_unverified: bool,
+    /// With `accept_unverified`: why the certificate would have been refused.
+    unverified: Mutex<Option<String>>,
+}
+
+impl Verifier {
+    /// Accepts a refused certificate when only observing, and remembers why
+    /// it would have been refused.
+    fn observe(&self, refused: rustls::Error) -> Result<ServerCertVerified, rustls::Error> {
+        if !self.accept_unverified {
+            return Err(refused);
+        }
+        let seen = self.seen.lock().expect("not poisoned").clone();
+        let why = classify_failure(&refused, seen, &[]).detail;
+        *self.unverified.lock().expect("not poisoned") = Some(why);
+        Ok(ServerCertVerified::assertion())
+    }
 }
 
 impl ServerCertVerifier for Verifier {
@@ -100,6 +125,7 @@ impl ServerCertVerifier for Verifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let fingerprint = sha256(end_entity);
+        *self.leaf.lock().expect("not poisoned") = Some(end_entity.as_ref().to_vec());
         let result = if !self.pins.is_empty() {
             if self.pins.contains(&fingerprint) {
                 Ok(ServerCertVerified::assertion())
@@ -122,14 +148,16 @@ impl ServerCertVerifier for Verifier {
                 }
                 Ok(Err(other)) => {
                     *self.seen.lock().expect("not poisoned") = Some((fingerprint, None));
-                    return Err(other);
+                    return self.observe(other);
                 }
                 Err(problem) => Err(problem),
             }
         };
         let problem = result.as_ref().err().cloned();
         *self.seen.lock().expect("not poisoned") = Some((fingerprint, problem));
-        result.map_err(|_| rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+        result
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+            .or_else(|refused| self.observe(refused))
     }
 
     fn verify_tls12_signature(
@@ -200,6 +228,9 @@ impl SecureConnection {
             pins: options.pins_sha256,
             provider: provider.clone(),
             seen: Mutex::new(None),
+            leaf: Mutex::new(None),
+            accept_unverified: options.accept_unverified,
+            unverified: Mutex::new(None),
         });
         let tls_config = ClientConfig::builder_with_details(provider, clock.clone())
             .with_safe_default_protocol_versions()
@@ -309,6 +340,20 @@ impl SecureConnection {
 
     // ----- What the host drains --------------------------------------------------
 
+    /// How many bytes [`poll_transmit`](Self::poll_transmit) would return now.
+    pub fn transmit_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), into the caller's buffer
+    /// (reused from write to write): moves up to `buf.len()` bytes, returns how many.
+    pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.out.len());
+        buf[..n].copy_from_slice(&self.out[..n]);
+        self.out.drain(..n);
+        n
+    }
+
     /// Raw bytes for the socket.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         if self.out.is_empty() {
@@ -325,6 +370,14 @@ impl SecureConnection {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
+    }
+
+    /// The server's certificate (DER) and its SHA-256 once the handshake has
+    /// seen it, also when it was refused: what the connection doctor reports.
+    pub fn peer_certificate(&self) -> Option<(Vec<u8>, [u8; 32])> {
+        let der = self.verifier.leaf.lock().expect("not poisoned").clone()?;
+        let fingerprint = sha256(&CertificateDer::from(der.as_slice()));
+        Some((der, fingerprint))
     }
 
     /// The SMTP connection inside, for queries.
@@ -435,7 +488,11 @@ impl SecureConnection {
             }
             let tls = self.tls.as_mut().expect("TLS started");
             if self.inner.state() == State::TlsHandshake && !tls.is_handshaking() {
-                let info = describe(tls);
+                let mut info = describe(tls);
+                if let Some(why) = self.verifier.unverified.lock().expect("not poisoned").clone() {
+                    info.authorized = false;
+                    info.authorization_error = Some(why);
+                }
                 self.inner.tls_established(info, now);
                 self.pump(now);
             }
@@ -659,6 +716,88 @@ mod tests {
         assert!(!is_self_issued(b""));
         assert!(!is_self_issued(&[0x30, 0x82, 0xff]));
         assert!(!is_self_issued(&[0x30; 64]));
+    }
+
+    /// A self-signed server over implicit TLS, in memory; the client observes only.
+    #[test]
+    fn accepting_unverified_reports_the_certificate_and_withholds_credentials() {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["mx.example.com".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(ring_provider::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        let mut server = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
+        let config = Config::new("mx.example.com", 465)
+            .security(crate::Security::Tls)
+            .credentials(crate::Credentials::Password {
+                user: "ann".into(),
+                pass: "s3cret-pw".into(),
+            });
+        let options = TlsOptions {
+            unix_time_ms: 1_900_000_000_000,
+            accept_unverified: true,
+            ..TlsOptions::default()
+        };
+        let now = Instant::from_millis(0);
+        let mut client = SecureConnection::new(config, options, now).unwrap();
+        client.connected(now);
+        let mut received = Vec::new();
+        let mut greeted = false;
+        for _ in 0..20 {
+            while let Some(bytes) = client.poll_transmit() {
+                server.read_tls(&mut bytes.as_slice()).unwrap();
+                server.process_new_packets().unwrap();
+            }
+            if !server.is_handshaking() && !greeted {
+                greeted = true;
+                server.writer().write_all(b"220 mx ESMTP\r\n").unwrap();
+            }
+            let mut plain = Vec::new();
+            let _ = server.reader().read_to_end(&mut plain);
+            received.extend_from_slice(&plain);
+            if plain.starts_with(b"EHLO") {
+                server
+                    .writer()
+                    .write_all(b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n")
+                    .unwrap();
+            }
+            let mut out = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut out).unwrap();
+            }
+            if out.is_empty() && client.state() == State::Closed {
+                break;
+            }
+            client.receive(&out, now);
+        }
+        let events: Vec<Event> = std::iter::from_fn(|| client.poll_event()).collect();
+        let closed = events.iter().find_map(|e| match e {
+            Event::Closed(Some(err)) => Some(err.clone()),
+            _ => None,
+        });
+        assert_eq!(closed.map(|e| e.code), Some(crate::ErrorCode::AuthInsecure));
+        let info = client.smtp().tls_info().unwrap();
+        assert!(!info.authorized);
+        assert!(
+            info.authorization_error.as_deref().unwrap().contains("self-signed"),
+            "{info:?}"
+        );
+        let (der, fp) = client.peer_certificate().unwrap();
+        assert_eq!(der, cert.der().as_ref());
+        assert_eq!(fp, sha256(cert.der()));
+        // The server got EHLO and never an AUTH command.
+        let all = String::from_utf8_lossy(&received).into_owned();
+        assert!(all.starts_with("EHLO") && !all.contains("AUTH"), "{all}");
     }
 
     #[test]

@@ -22,7 +22,12 @@ usage:
   wasmtp send     --host H [connection options] --file message.eml --from A --to B [--to C ...]
                   (the message is sent as is; --from/--to are the envelope; --file - reads stdin)
   wasmtp verify   --host H [connection options]      connect, TLS, EHLO, AUTH, then QUIT
-  wasmtp diagnose --host H [--ca FILE] [--user U]    try 465 / 587 / 25 and explain what works
+  wasmtp doctor   <host> [--port N ...] [--security MODE] [--user U] [--ca FILE] [--json] [-v] [--timeout MS]
+                  probe 465, 587, 25 (and each --port) at once and explain what works, what does not and why;
+                  --security applies to the --port ports. Exit status 1 when no working configuration is found.
+  wasmtp doctor   --web [--web-port N]                the same as a web page on 127.0.0.1 (needs websockify;
+                  run from the wasmtp repository: it serves www/)
+  wasmtp diagnose --host H ...                       the same as doctor
 
 connection options:
   --host H               the server (required)
@@ -40,7 +45,8 @@ connection options:
   --insecure             do not verify the certificate (prefer --ca)
   --allow-insecure-auth  allow credentials over an unencrypted connection (local test servers only)
   --client-name NAME     the EHLO name (default: localhost)
-  -v, --verbose          print the SMTP dialog on stderr (C: client, S: server, TLS: ...; secrets redacted)
+  -v, --verbose          print the SMTP dialog on stderr (C: client, S: server, TLS: ...; secrets redacted;
+                         doctor: each line with its explanation)
   --json                 print the result as JSON
   -h, --help             this help
   --version              the package version
@@ -52,11 +58,12 @@ examples:
   WASMTP_PASSWORD=secret npx wasmtp send --host smtp.example.com --user me@example.com \\
       --from me@example.com --to you@example.org --subject Hi --text 'Hello' -v
   npx wasmtp verify --host localhost --port 2525 --security starttls --ca ca.pem
+  npx wasmtp doctor smtp.example.com --port 2525 --user me@example.com
   npx wasmtp send --host localhost --port 2525 --security none --file message.eml --from a@example.com --to b@example.org`;
 
 const OPTIONS = {
   host: { type: 'string' },
-  port: { type: 'string' },
+  port: { type: 'string', multiple: true },
   security: { type: 'string' },
   user: { type: 'string' },
   pass: { type: 'string' },
@@ -83,6 +90,9 @@ const OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
+  web: { type: 'boolean' },
+  'web-port': { type: 'string' },
+  timeout: { type: 'string' },
 };
 
 /** A mistake in the command line: printed with a pointer to --help, exit status 2. */
@@ -105,15 +115,23 @@ async function main(argv) {
     return 0;
   }
   const [command, ...extra] = positionals;
-  if (!command) throw new UsageError('no command: use send, verify or diagnose.');
-  if (!['send', 'verify', 'diagnose'].includes(command)) throw new UsageError(`unknown command "${command}": use send, verify or diagnose.`);
+  if (!command) throw new UsageError('no command: use send, verify or doctor.');
+  if (!['send', 'verify', 'diagnose', 'doctor'].includes(command)) throw new UsageError(`unknown command "${command}": use send, verify or doctor.`);
+  if (command === 'doctor' && values.web) return runDoctorWeb(values, extra);
+  if (command === 'doctor' && extra.length > 0) {
+    if (values.host !== undefined) throw new UsageError('give the host once: wasmtp doctor <host>.');
+    values.host = extra.shift();
+  }
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}" (flags start with --).`);
-  if (!values.host) throw new UsageError('--host is required.');
+  if (!values.host) throw new UsageError(command === 'doctor' ? 'which host? wasmtp doctor <host>' : '--host is required.');
+  const ports = (values.port ?? []).map(parsePort);
+  if (ports.length > 1 && command !== 'doctor' && command !== 'diagnose') throw new UsageError('give --port once.');
+  values.port = ports.length > 0 ? String(ports.at(-1)) : undefined;
 
   // Usage mistakes in the message are reported before asking for a password.
   const message = command === 'send' ? buildMessage(values) : undefined;
   const options = await clientOptions(values, command);
-  if (command === 'diagnose') return runDiagnose(options, values);
+  if (command === 'diagnose' || command === 'doctor') return runDoctor(options, values, ports);
   const client = createClient(options);
   let result;
   try {
@@ -146,7 +164,7 @@ async function clientOptions(values, command) {
     }
   }
   options.auth = await credentials(values, command);
-  if (values.verbose && command !== 'diagnose') {
+  if (values.verbose && command !== 'diagnose' && command !== 'doctor') {
     const where = `${values.host}${port ? `:${port}` : ''}`;
     console.error(`=== connecting to ${where}${values.security ? ` (security: ${values.security})` : ''}`);
     options.onTranscript = printTranscriptLine;
@@ -177,7 +195,7 @@ async function credentials(values, command) {
     const pass = await promptHidden(`Password for ${values.user} at ${values.host}: `);
     return { user: values.user, pass, method };
   }
-  if (command === 'diagnose') return undefined; // diagnose can still report what the server offers
+  if (command === 'diagnose' || command === 'doctor') return undefined; // the doctor still reports what the server offers
   throw new UsageError(
     `--user ${values.user} needs a password: set ${PASSWORD_ENV}, pass --pass-env NAME, or run in a terminal to be asked for it.`,
   );
@@ -317,16 +335,128 @@ function printVerify(info, options, values) {
   return 0;
 }
 
-async function runDiagnose(options, values) {
-  const { onTranscript, ...rest } = options;
-  const report = await diagnose(rest);
-  if (values.json) console.log(JSON.stringify(report, null, 2));
-  else {
-    for (const line of report.summary) console.log(line);
-    const best = report.recommended;
-    console.log(best ? `recommended: --port ${best.port} --security ${best.security}` : 'no working set-up found');
+function parsePort(text) {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port < 1 || port > 65535) throw new UsageError(`--port ${text} is not a TCP port.`);
+  return port;
+}
+
+// ----- doctor
+
+const SYMBOL = { ok: '✓', info: 'ℹ', warning: '⚠', error: '✗' };
+
+/** `wasmtp doctor <host>`: progress on stderr, the report on stdout; exit 1 when nothing works. */
+async function runDoctor(options, values, ports) {
+  const { onTranscript: _, port: __, security, ...rest } = options;
+  let timeouts;
+  if (values.timeout !== undefined) {
+    const ms = Number(values.timeout);
+    if (!/^\d+$/.test(values.timeout) || ms < 1) throw new UsageError(`--timeout ${values.timeout} is not a number of milliseconds.`);
+    timeouts = { connect: ms, tlsHandshake: ms, greeting: ms, command: ms };
   }
-  return report.recommended ? 0 : 1;
+  const err = process.stderr;
+  err.write(`wasmtp doctor: probing ${options.host}…\n`);
+  const report = await diagnose({
+    ...rest,
+    ports: ports.map((port) => ({ port, security })),
+    timeouts,
+    onProgress(p) {
+      const where = `${p.port} (${p.security})`;
+      if (p.stage === 'start') err.write(`  … ${where}\n`);
+      else err.write(`  ${p.error && p.reachable !== 'open' ? SYMBOL.error : SYMBOL.ok} ${where}: ${p.reachable === 'open' ? 'answered' : p.reachable}${p.error ? ` (${p.error})` : ''}, ${p.ms} ms\n`);
+    },
+    onTranscript: values.verbose
+      ? ({ port, dir, text, note }) => err.write(`  [${port}] ${dir === 'tls' ? 'TLS' : dir}: ${text}    # ${note}\n`)
+      : undefined,
+  });
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else console.log(formatReport(report, values));
+  return report.ok ? 0 : 1;
+}
+
+/** The report for a person: per port what was found, the findings with their hints, the verdict. */
+function formatReport(report, values = {}) {
+  const out = [];
+  const line = (text = '') => out.push(text);
+  const field = (name, text) => line(`    ${name.padEnd(13)} ${text}`);
+  line(`wasmtp doctor: ${report.host}`);
+  for (const p of report.ports) {
+    line();
+    if (p.reachable !== 'open') {
+      line(`  ${SYMBOL.error} port ${p.port} (${p.security}): ${REACH[p.reachable] ?? p.reachable}`);
+      continue;
+    }
+    line(`  port ${p.port} (${p.security}): TCP open in ${p.connectMs} ms, probe ${p.ms} ms`);
+    if (p.greeting) field('greeting', p.greeting);
+    if (p.extensionsBeforeTls) field('EHLO', p.extensionsBeforeTls.join(', '));
+    if (p.tls) {
+      const verified = p.tls.authorized ? 'certificate verified' : `certificate NOT verified (${p.tls.authorizationError ?? 'unknown reason'})`;
+      field('TLS', `${p.tls.version}${p.tls.cipher ? ` ${p.tls.cipher}` : ''}, ${verified}`);
+    }
+    const c = p.certificate;
+    if (c) {
+      field('certificate', `${c.subject}${c.selfSigned ? ' (self-signed)' : ''}`);
+      field('', `names: ${c.altNames.join(', ') || '(none)'} (${c.nameMatches ? 'match' : 'do NOT match'} ${report.host})`);
+      field('', `issuer: ${c.issuer}`);
+      field('', `valid: ${c.validFrom} → ${c.validTo}${c.expired ? ' (EXPIRED or not yet valid)' : ''}`);
+      field('', `SHA-256: ${c.fingerprint256}`);
+    }
+    if (p.extensions) field(p.tls ? 'EHLO over TLS' : 'EHLO', p.extensions.join(', ') || '(none)');
+    if (p.auth.offered.length > 0) field('AUTH', `${p.auth.offered.join(' ')} (wasmtp can use: ${p.auth.usable.join(', ') || 'none'})`);
+    field('login', LOGIN[p.auth.login] + (p.auth.method ? ` (${p.auth.method})` : ''));
+    if (p.error && !['EAUTH', 'EAUTH_INSECURE', 'EAUTH_UNSUPPORTED'].includes(p.error.code)) field('ended with', `${p.error.code}: ${p.error.message}`);
+  }
+  line();
+  line('findings:');
+  for (const f of report.findings) {
+    line(`  ${SYMBOL[f.severity]} ${String(f.port ?? 'all').padEnd(6)} ${f.code}: ${f.message}`);
+    if (f.hint) {
+      // The doctor never suggests --allow-insecure-auth: its hints name it only to warn.
+      const flags = FLAG_FOR.filter(([option]) => option !== 'allowInsecureAuth' && f.hint.includes(option)).map(([, flag]) => flag);
+      line(`           → ${f.hint}${flags.length > 0 ? ` (command line: ${flags.join(', ')})` : ''}`);
+    }
+  }
+  line();
+  const r = report.recommended;
+  if (r) {
+    const ca = r.needsCa ? ' --ca FILE' : '';
+    line(`verdict: ${r.needsCa ? SYMBOL.warning : SYMBOL.ok} use port ${r.port} with security '${r.security}': ${r.reason}`);
+    line(`         wasmtp send --host ${report.host} --port ${r.port} --security ${r.security}${ca}${values.user ? ` --user ${values.user}` : ''} ...`);
+  } else {
+    line(`verdict: ${SYMBOL.error} no working configuration found (see the findings above).`);
+  }
+  return out.join('\n');
+}
+
+const REACH = {
+  refused: 'refused: nothing listens there',
+  timeout: 'no answer: the connection timed out',
+  unresolved: 'the host name does not resolve',
+  failed: 'could not connect',
+};
+
+const LOGIN = {
+  succeeded: 'succeeded',
+  failed: 'FAILED',
+  withheld: 'withheld: credentials are only sent over TLS whose certificate was verified',
+  'not-tried': 'not tried',
+};
+
+/** `wasmtp doctor --web`: the page and the bridge, until Ctrl-C. */
+async function runDoctorWeb(values, extra) {
+  if (extra.length > 0) throw new UsageError('--web takes no host: the page asks for it.');
+  let port = 8025;
+  if (values['web-port'] !== undefined) port = parsePort(values['web-port']);
+  const serve = new URL('../../www/serve.mjs', import.meta.url);
+  let web;
+  try {
+    web = await import(serve.href);
+  } catch (error) {
+    if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new UsageError('--web serves the page in www/ of the wasmtp repository, which is not part of the npm package: run it from a checkout.');
+  }
+  await web.serveUntilInterrupted({ port });
+  return 0;
 }
 
 function warn(text) {

@@ -33,15 +33,21 @@ class Client {
   /**
    * Sends one message. Resolves after the server's final 2xx with
    * { messageId, accepted, rejected, response, queueId }.
+   * `options.beforeDataEnd` is awaited before the end of data goes out
+   * (on every attempt): the outbox records "committing" there.
    */
-  send(message) {
+  send(message, options) {
     if (this.#closing) return Promise.reject(closedClientError());
+    const beforeDataEnd = options?.beforeDataEnd;
+    if (beforeDataEnd !== undefined && typeof beforeDataEnd !== 'function') {
+      return Promise.reject(SmtpError.input('send() options.beforeDataEnd must be a function.', 'pass beforeDataEnd: async () => { ... }, or leave it out.'));
+    }
     // The message is checked (by the engine) before it takes a connection.
     const prepared = loadEngine(this.#opts.engine).then((engine) => prepareMessage(engine, message));
     this.#preparing.add(prepared);
     const done = () => this.#preparing.delete(prepared);
     prepared.then(done, done);
-    return prepared.then((p) => this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq)));
+    return prepared.then((p) => this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq, beforeDataEnd)));
   }
 
   /** Connects, runs TLS, EHLO and AUTH, then QUITs: resolves with what was established. */
@@ -85,10 +91,10 @@ class Client {
     }
   }
 
-  async #sendOn(session, prepared, attempt, seq) {
+  async #sendOn(session, prepared, attempt, seq, beforeDataEnd) {
     const { envelope, body } = prepared.attempt();
     try {
-      const delivery = await session.submit(envelope, body);
+      const delivery = await session.submit(envelope, body, { beforeDataEnd });
       this.#countOutcome(session);
       return { messageId: prepared.messageId, ...delivery };
     } catch (error) {
@@ -106,7 +112,7 @@ class Client {
       const retry =
         earlier > 0 && attempt < MAX_ATTEMPTS && isConnectionLost(error) && prepared.canRetry();
       if (!retry) throw error;
-      return this.#pool.retry((fresh) => this.#sendOn(fresh, prepared, attempt + 1, seq), seq);
+      return this.#pool.retry((fresh) => this.#sendOn(fresh, prepared, attempt + 1, seq, beforeDataEnd), seq);
     }
   }
 

@@ -1,7 +1,9 @@
-// Loads the wasm engine once per process. There are two artifacts:
-//   'core' — the SMTP engine (hosts with native TLS use only this one);
-//   'tls'  — the same engine plus TLS inside wasm (`SecureConnection`,
-//            rustls + ring), loaded only by clients with tls: { engine: 'wasm' }.
+// Loads the wasm engine once per process. There are three artifacts:
+//   'core'   — the SMTP engine (hosts with native TLS use only this one);
+//   'tls'    — the same engine plus TLS inside wasm (`SecureConnection`,
+//              rustls + ring), loaded only by clients with tls: { engine: 'wasm' };
+//   'doctor' — 'tls' plus the connection doctor (`Probe`, `Doctor`),
+//              loaded only by diagnose().
 // Each entry point (Node/Deno/Bun, Workers) registers, per artifact, its JS
 // glue and how to obtain the module: bytes read from disk, a precompiled
 // `WebAssembly.Module` (workerd cannot compile from bytes), a `Response` or
@@ -9,13 +11,13 @@
 
 import { SmtpError } from './errors.js';
 
-const variants = { core: null, tls: null };
-const loading = { core: null, tls: null };
+const variants = { core: null, tls: null, doctor: null };
+const loading = { core: null, tls: null, doctor: null };
 
 /**
  * Registers an artifact: `glue` imports its wasm-bindgen module, `load`
  * returns (a promise of) the bytes, a `WebAssembly.Module`, a `Response` or a URL.
- * @param {'core'|'tls'} variant
+ * @param {'core'|'tls'|'doctor'} variant
  * @param {{ glue: () => Promise<object>, load: () => unknown }} source
  */
 export function setWasmSource(variant, { glue, load }) {
@@ -34,7 +36,7 @@ export function hasWasmSource(variant) {
  * The initialised bindings (`Connection`, `Options`, `Envelope`... and, for
  * 'tls', `SecureConnection` and `TlsOptions`). Objects of one artifact must
  * never be passed to the other: a client uses one artifact throughout.
- * @param {'core'|'tls'} [variant]
+ * @param {'core'|'tls'|'doctor'} [variant]
  */
 export function loadEngine(variant = 'core') {
   check(variant);
@@ -51,7 +53,14 @@ export function loadEngine(variant = 'core') {
       throw new Error(`wasmtp: no wasm engine registered; import "wasmtp" (or "wasmtp/workers"), not an internal module`);
     }
     const [glue, module_or_path] = await Promise.all([source.glue(), source.load()]);
-    await glue.default({ module_or_path });
+    if (module_or_path instanceof ArrayBuffer || ArrayBuffer.isView(module_or_path)) {
+      // Bytes: compile off the main thread, then instantiate with initSync.
+      // The glue's async path tests for `Response`, which in Node loads the
+      // whole fetch implementation (undici): some 20 ms at start-up.
+      glue.initSync({ module: await WebAssembly.compile(module_or_path) });
+    } else {
+      await glue.default({ module_or_path });
+    }
     return glue;
   })();
   const current = loading[variant];

@@ -3,13 +3,14 @@
 // Node and Bun; Bun.connect as an opt-in) and reads the wasm artifacts from
 // the package directory.
 // The TLS-in-wasm artifact is read only when a client asks for it
-// (tls: { engine: 'wasm' }).
+// (tls: { engine: 'wasm' }), the doctor's only by diagnose().
 
 import { readFile } from 'node:fs/promises';
 
 import { createClient as createClientWith } from './client.js';
-import { diagnose as diagnoseWith } from './diagnose.js';
 import { setRandomSource, setWasmSource } from './engine.js';
+import { createOutbox as createOutboxWith } from './outbox/index.js';
+import { spoolStore } from './outbox/spool.js';
 import { bunTransport } from './transports/bun.js';
 import { denoTransport } from './transports/deno.js';
 import { nodeTransport } from './transports/node.js';
@@ -17,6 +18,7 @@ import { nodeTransport } from './transports/node.js';
 const wasmFile = (name) => () => readFile(new URL(`../wasm/${name}`, import.meta.url));
 setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile('wasmtp_bg.wasm') });
 setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
+setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
 
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
 if (!globalThis.crypto?.getRandomValues) {
@@ -39,8 +41,16 @@ export function createClient(options) {
 
 /** Probes 465 / 587 / 25 and explains what works and why not; see index.d.ts. */
 export function diagnose(options) {
-  return diagnoseWith(options, defaultTransport);
+  // Loaded on first use: start-up does not pay for the doctor's module.
+  return import('./diagnose.js').then(({ diagnose: diagnoseWith }) => diagnoseWith(options, defaultTransport));
+}
+
+/** A durable outbox with retries; the store defaults to a spool directory ./wasmtp-outbox. See index.d.ts. */
+export function createOutbox(options) {
+  return createOutboxWith(options, { defaultStore: () => spoolStore({ dir: 'wasmtp-outbox' }) });
 }
 
 export { SmtpError } from './errors.js';
+export { bullmqStore } from './outbox/bullmq.js';
+export { spoolStore };
 export { bunTransport, denoTransport, nodeTransport };

@@ -107,7 +107,11 @@ function prepareStructured(engine, message) {
       const current = builder;
       const envelope = current.envelope();
       const streams = attachments.map((a) => a.stream);
-      const body = new BodySource({ size: current.size, replayable: false, open: () => mimeChunks(current, streams) });
+      const mime = mimeBody(current, streams);
+      const body = new BodySource({ size: current.size, replayable: false, open: () => mimeChunks(mime) });
+      // The driver moves the builder's output into the engine inside wasm
+      // (Connection.writeBodyFromBuilder) and only feeds it attachment chunks.
+      body.mime = mime;
       return { envelope, body };
     },
   };
@@ -149,8 +153,26 @@ function newBuilder(engine, message, attachments, random, now) {
   return new engine.MessageBuilder(spec, random, now); // consumes spec
 }
 
+/**
+ * A builder with its attachment streams; `release()` (idempotent) stops the
+ * streams and frees the builder.
+ */
+function mimeBody(builder, streams) {
+  let released = false;
+  return {
+    builder,
+    streams,
+    release() {
+      if (released) return;
+      released = true;
+      for (const stream of streams) stream?.cancel();
+      builder.free();
+    },
+  };
+}
+
 /** Pulls the builder's output, feeding streamed attachments when it asks. */
-async function* mimeChunks(builder, streams) {
+async function* mimeChunks({ builder, streams, release }) {
   try {
     for (;;) {
       const bytes = builder.pollOutput();
@@ -167,8 +189,7 @@ async function* mimeChunks(builder, streams) {
   } catch (thrown) {
     throw toSmtpError(thrown);
   } finally {
-    for (const stream of streams) stream?.cancel();
-    builder.free();
+    release();
   }
 }
 

@@ -22,6 +22,13 @@ import { SmtpError, toSmtpError } from './errors.js';
 /** Body bytes read ahead of the engine per message (one chunk of body.js). */
 const READ_AHEAD = 64 * 1024;
 
+/** `Connection.writeBodyFromBuilder`: the engine is full / the builder is done. */
+const MIME_BLOCKED = -1;
+const MIME_DONE = -2;
+
+/** First size of the buffer the engine's output is written from (it grows to the largest flight). */
+const TX_BUFFER = 64 * 1024;
+
 /** Transcript lines kept for `SmtpError.transcript`. */
 const TRANSCRIPT_KEPT = 60;
 
@@ -43,9 +50,13 @@ export class Session {
    * @param {object} args.target       { host, port, security, tls: { ca, servername, rejectUnauthorized, engine, pin } }
    * @param {{connect: Function}} args.transport
    * @param {(line: {dir: string, text: string}) => void} [args.onTranscript]
+   * @param {(conn: object) => void} [args.inspect] called with the engine
+   *   connection when the session has ended, just before it is freed (the
+   *   connection doctor reads what the session learned)
    */
-  constructor({ engine, engineOptions, target, transport, onTranscript }) {
+  constructor({ engine, engineOptions, target, transport, onTranscript, inspect }) {
     this.#target = target;
+    this.#inspect = inspect;
     this.#transport = transport;
     this.#onTranscript = onTranscript;
     this.#writeStallMs = engineOptions.commandTimeout();
@@ -100,8 +111,13 @@ export class Session {
    * Queues a message on this connection. `envelope` is a wasm `Envelope`
    * (consumed), `body` a BodySource. Resolves with the delivery, rejects
    * with an SmtpError.
+   *
+   * `beforeDataEnd`, when given, is awaited after the last body byte was
+   * read and before the end of data is handed to the engine: until it
+   * resolves, the server cannot have the message (the outbox records
+   * "committing" there). If it rejects, the end is never sent.
    */
-  submit(envelope, body) {
+  submit(envelope, body, { beforeDataEnd } = {}) {
     if (this.#done) {
       envelope.free();
       return Promise.reject(this.#closedError());
@@ -115,7 +131,12 @@ export class Session {
     this.submitted += 1;
     // chunks: bytes read from the source and not yet taken by the engine;
     // readError: a failed read, acted on when the engine wants this body.
-    const job = { id, body, chunks: [], queued: 0, reading: false, sourceDone: false, readError: null, ended: false, resolve: null, reject: null };
+    // A structured message (body.mime): the engine pulls the MIME builder's
+    // output inside wasm; `attachment` is the next streamed attachment chunk
+    // read ahead ({ chunk } or { chunk: null } at its end).
+    const job = { id, body, mime: body.mime ?? null, attachment: null, chunks: [], queued: 0, reading: false, sourceDone: false, readError: null, ended: false, resolve: null, reject: null };
+    // beforeDataEnd: null (none), a function (not called yet), 'waiting' or 'done'.
+    job.beforeEnd = typeof beforeDataEnd === 'function' ? beforeDataEnd : null;
     const outcome = new Promise((resolve, reject) => {
       job.resolve = resolve;
       job.reject = reject;
@@ -160,8 +181,12 @@ export class Session {
   #target;
   #transport;
   #onTranscript;
+  #inspect;
   #writeStallMs;
   #socket = null;
+  /** Reused for every write when the socket says `releasesWrites`; null after a failed write. */
+  #txBuffer = null;
+  #txReuse = true;
   #implicitTls;
   #tlsInEngine;
   /** `onData` promises to resolve once the loop has acted on their bytes. */
@@ -358,7 +383,16 @@ export class Session {
         this.#bodyReadFailed(job);
         return true;
       }
+      if (job.mime && !job.sourceDone) {
+        if (!this.#moveMime(job)) return moved;
+        moved = true;
+        continue;
+      }
       if (job.sourceDone) {
+        if (job.beforeEnd !== null && job.beforeEnd !== 'done') {
+          this.#awaitBeforeEnd(job);
+          return moved;
+        }
         job.ended = true;
         try {
           conn.endBody(id, monotonicNow());
@@ -374,11 +408,70 @@ export class Session {
   }
 
   /**
+   * Moves a structured message from its MIME builder into the engine (inside
+   * wasm) and feeds the builder the attachment chunk it asks for. Returns
+   * false when it must wait for a chunk to be read.
+   */
+  #moveMime(job) {
+    const { builder, streams } = job.mime;
+    let status;
+    try {
+      status = this.#conn.writeBodyFromBuilder(job.id, builder, monotonicNow());
+    } catch (thrown) {
+      // The message failed (its Failed event follows): stop reading its attachments.
+      discard(thrown);
+      job.ended = true;
+      job.body.cancel();
+      job.mime.release();
+      return true;
+    }
+    if (status === MIME_BLOCKED) return true;
+    if (status === MIME_DONE) {
+      job.sourceDone = true;
+      return true;
+    }
+    const next = job.attachment;
+    if (next === null) {
+      this.#readAttachment(job, streams[status]);
+      return false;
+    }
+    job.attachment = null;
+    try {
+      if (next.chunk === null) builder.endAttachment(status);
+      else builder.pushAttachment(status, next.chunk);
+    } catch (thrown) {
+      job.readError = toSmtpError(thrown);
+      return true;
+    }
+    // Read the following chunk while the engine takes this one.
+    if (next.chunk !== null) this.#readAttachment(job, streams[status]);
+    return true;
+  }
+
+  /** Reads an attachment's next chunk off the loop into `job.attachment`; the result wakes the loop. */
+  #readAttachment(job, stream) {
+    if (job.reading || job.attachment !== null || job.readError || job.ended) return;
+    job.reading = true;
+    stream.next().then(
+      (chunk) => {
+        job.reading = false;
+        job.attachment = { chunk };
+        this.#post({ kind: 'body' });
+      },
+      (error) => {
+        job.reading = false;
+        job.readError = error;
+        this.#post({ kind: 'body' });
+      },
+    );
+  }
+
+  /**
    * Reads the next chunk of a body off the loop, up to READ_AHEAD bytes
    * ahead of the engine; the result wakes the loop.
    */
   #readBody(job) {
-    if (job.reading || job.sourceDone || job.readError || job.ended || job.queued >= READ_AHEAD) return;
+    if (job.mime || job.reading || job.sourceDone || job.readError || job.ended || job.queued >= READ_AHEAD) return;
     job.reading = true;
     job.body.next().then(
       (chunk) => {
@@ -399,9 +492,33 @@ export class Session {
     );
   }
 
+  /** Runs the caller's `beforeDataEnd` once; its outcome wakes the loop. */
+  #awaitBeforeEnd(job) {
+    if (job.beforeEnd === 'waiting') return;
+    const hook = job.beforeEnd;
+    job.beforeEnd = 'waiting';
+    new Promise((resolve) => resolve(hook())).then(
+      () => {
+        job.beforeEnd = 'done';
+        this.#post({ kind: 'body' });
+      },
+      (error) => {
+        job.readError = new SmtpError({
+          code: 'EINPUT',
+          phase: 'data',
+          message: `beforeDataEnd failed (${describe(error)}); the end of data was not sent, so the server does not have the message.`,
+          hint: 'the callback passed to send() as beforeDataEnd must resolve before the message can be committed.',
+          cause: error,
+        });
+        this.#post({ kind: 'body' });
+      },
+    );
+  }
+
   #bodyReadFailed(job) {
     const error = job.readError;
     job.ended = true;
+    job.mime?.release();
     if (this.#jobs.delete(job.id)) {
       const input =
         error instanceof SmtpError
@@ -421,7 +538,7 @@ export class Session {
   async #flush() {
     let wrote = false;
     for (;;) {
-      const bytes = this.#conn.pollTransmit();
+      const bytes = this.#takeTransmit();
       if (bytes === undefined) return wrote;
       const socket = this.#socket;
       if (!socket) continue; // nothing to write to (the connection never opened)
@@ -429,9 +546,28 @@ export class Session {
       try {
         await withStallLimit(socket.write(bytes), this.#writeStallMs);
       } catch (error) {
+        // The transport may still hold the bytes: never reuse the buffer again.
+        this.#txReuse = false;
         this.#conn.socketFailed(describe(error), error === STALLED, monotonicNow());
       }
     }
+  }
+
+  /**
+   * The engine's next bytes for the socket, or undefined. A transport whose
+   * sockets set `releasesWrites` (done with the bytes once `write` has
+   * resolved) gets them in one buffer reused from write to write: no new
+   * `ArrayBuffer` per write.
+   */
+  #takeTransmit() {
+    const conn = this.#conn;
+    if (!this.#txReuse || this.#socket?.releasesWrites !== true) return conn.pollTransmit();
+    const length = conn.transmitLength;
+    if (length === 0) return undefined;
+    if (this.#txBuffer === null || this.#txBuffer.byteLength < length) this.#txBuffer = new Uint8Array(Math.max(length, TX_BUFFER));
+    const bytes = this.#txBuffer.subarray(0, length);
+    conn.pollTransmitInto(bytes);
+    return bytes;
   }
 
   #dispatchEvents() {
@@ -539,6 +675,7 @@ export class Session {
     if (!job) return;
     this.#jobs.delete(id);
     this.#completed += 1;
+    job.mime?.release();
     if (error) {
       job.body.cancel();
       job.reject(error);
@@ -579,11 +716,15 @@ export class Session {
   #finish() {
     this.#done = true;
     try {
+      this.#inspect?.(this.#conn);
+    } catch {}
+    try {
       this.#socket?.close();
     } catch {}
     const error = this.#closedError();
     for (const job of this.#jobs.values()) {
       job.body.cancel();
+      job.mime?.release();
       job.reject(error);
     }
     this.#jobs.clear();
@@ -638,7 +779,10 @@ function newSecureConnection(engine, engineOptions, tls) {
   try {
     for (const pem of list(tls.ca)) options.addCa(String(pem));
     for (const pin of list(tls.pin)) options.addPin(String(pin));
-    options.setRejectUnauthorized(tls.rejectUnauthorized !== false);
+    // The doctor's probes complete the handshake to report the certificate;
+    // the engine then withholds credentials (authorized: false).
+    if (tls.acceptUnverifiedForDiagnosis === true) options.acceptUnverifiedForDiagnosis();
+    else options.setRejectUnauthorized(tls.rejectUnauthorized !== false);
     return new engine.SecureConnection(engineOptions, options, monotonicNow());
   } finally {
     options.free();

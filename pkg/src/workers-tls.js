@@ -12,3 +12,5 @@ setWasmSource('core', source);
 setWasmSource('tls', source);
 
 export { createClient, diagnose, SmtpError, workersTransport } from './workers-client.js';
+export { cloudflareQueueStore } from './outbox/cloudflare.js';
+export { createOutbox } from './outbox/index.js';

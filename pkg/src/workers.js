@@ -8,3 +8,5 @@ import wasmModule from '../wasm/wasmtp_bg.wasm';
 setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: () => wasmModule });
 
 export { createClient, diagnose, SmtpError, workersTransport } from './workers-client.js';
+export { cloudflareQueueStore } from './outbox/cloudflare.js';
+export { createOutbox } from './outbox/index.js';

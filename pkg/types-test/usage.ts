@@ -2,6 +2,7 @@
 // index.d.ts must accept every documented use and refuse obvious mistakes.
 
 import { createClient, SmtpError, type SendResult, type Transport, type VerifyResult } from 'wasmtp';
+import { bullmqStore, createOutbox, spoolStore, type OutboxStatus } from 'wasmtp';
 
 const client = createClient({
   host: 'smtp.example.com',
@@ -82,3 +83,34 @@ const transport: Transport = {
 createClient({ host: 'h', transport });
 
 void main();
+
+// The outbox.
+async function outboxUsage() {
+  const outbox = createOutbox({
+    client: createClient({ host: 'h' }),
+    store: spoolStore({ dir: './outbox', pollInterval: 200 }),
+    retry: { maxAttempts: 5, maxAge: 86_400_000, initialDelay: 1000, jitter: 0.2 },
+    onOutcome: (status) => {
+      const state: 'queued' | 'sending' | 'sent' | 'deferred' | 'failed' | 'unknown' = status.state;
+      console.log(state, status.error?.code, status.reply, status.result?.accepted);
+    },
+  });
+  const id: string = await outbox.enqueue({ from: 'a@example.com', to: 'b@example.org', text: 'x' }, { id: 'order-1', delay: 1000 });
+  const status: OutboxStatus | null = await outbox.status(id);
+  if (status?.state === 'unknown') await outbox.retry(id);
+  await outbox.discard(id, { reason: 'arrived' });
+  await outbox.markSent(id);
+  const dead: OutboxStatus[] = await outbox.deadLetters();
+  console.log(dead.length, (await outbox.list({ state: 'deferred', limit: 10 })).length);
+  await outbox.work({ concurrency: 4 });
+  await outbox.close();
+  createOutbox({ client: createClient({ host: 'h' }), store: bullmqStore({ connection: { host: '127.0.0.1', port: 6379 }, lockDuration: 10_000 }) });
+  // @ts-expect-error a state is one of six
+  const wrong: OutboxStatus['state'] = 'done';
+  // @ts-expect-error the client is required
+  createOutbox({ retry: {} });
+  // @ts-expect-error maxAttempts is a number
+  createOutbox({ client: createClient({ host: 'h' }), retry: { maxAttempts: 'many' } });
+  console.log(wrong);
+}
+void outboxUsage;

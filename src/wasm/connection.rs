@@ -10,13 +10,13 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::{EngineError, EngineEvent, WasmEnvelope, WasmOptions, instant, message_id};
+use super::{EngineError, EngineEvent, WasmEnvelope, WasmMessageBuilder, WasmOptions, instant, message_id};
 use crate::connection::{Connection, State};
 use crate::tls::{TlsFailure, TlsFailureKind, TlsInfo};
 
 #[wasm_bindgen(js_name = Connection)]
 pub struct WasmConnection {
-    inner: Connection,
+    pub(super) inner: Connection,
     /// TLS was reported up with `handshakePending` and nothing has arrived since.
     tls_unconfirmed: bool,
 }
@@ -146,6 +146,23 @@ impl WasmConnection {
         Ok(self.inner.write_body(message_id(id), data, instant(now))?)
     }
 
+    /// Moves a structured message's bytes from its MIME builder straight
+    /// into the body (inside wasm, under the same back-pressure as
+    /// `writeBody`). Returns the index of the streamed attachment the
+    /// builder waits for (>= 0: push a chunk or end it, then call again),
+    /// -1 when the engine is full (drain `pollTransmit`, call again) or -2
+    /// when the builder is done (call `endBody`). Throws like `writeBody`.
+    #[wasm_bindgen(js_name = writeBodyFromBuilder)]
+    pub fn write_body_from_builder(
+        &mut self,
+        id: f64,
+        builder: &mut WasmMessageBuilder,
+        now: f64,
+    ) -> Result<i32, EngineError> {
+        let (id, now) = (message_id(id), instant(now));
+        Ok(builder.feed(|data| self.inner.write_body(id, data, now))?)
+    }
+
     #[wasm_bindgen(js_name = endBody)]
     pub fn end_body(&mut self, id: f64, now: f64) -> Result<(), EngineError> {
         Ok(self.inner.end_body(message_id(id), instant(now))?)
@@ -169,6 +186,19 @@ impl WasmConnection {
     #[wasm_bindgen(js_name = pollTransmit)]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.inner.poll_transmit()
+    }
+
+    /// How many bytes `pollTransmit` would return now (0: none).
+    #[wasm_bindgen(getter, js_name = transmitLength)]
+    pub fn transmit_length(&self) -> usize {
+        self.inner.transmit_len()
+    }
+
+    /// `pollTransmit` into a buffer the host reuses (no new `ArrayBuffer`
+    /// per write): moves up to `buf.length` bytes, returns how many.
+    #[wasm_bindgen(js_name = pollTransmitInto)]
+    pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> usize {
+        self.inner.poll_transmit_into(buf)
     }
 
     #[wasm_bindgen(js_name = pollEvent)]
@@ -241,6 +271,69 @@ mod tests {
             }
         }
         panic!("no closed event");
+    }
+
+    #[test]
+    fn a_builder_streams_into_the_body_inside_wasm_under_back_pressure() {
+        use crate::wasm::{WasmMessageBuilder, WasmMessageSpec};
+        let mut options = WasmOptions::new("mx.example.com".into(), 25);
+        options.set_security("none").unwrap_or_else(|_| panic!("a known mode"));
+        let mut conn = WasmConnection::new(&options, 0.0).unwrap_or_else(|_| panic!("valid options"));
+        conn.connected(0.0);
+        conn.receive(b"220 mx.example.com ESMTP\r\n", 1.0);
+        conn.receive(b"250-mx.example.com\r\n250 PIPELINING\r\n", 2.0);
+        let mut spec = WasmMessageSpec::new("ann@example.com".into());
+        spec.add_to("bob@example.org".into());
+        spec.set_text("See the attachment.".into());
+        spec.add_attachment_stream(Some("big.bin".into()), None, None, None)
+            .unwrap_or_else(|_| panic!("a valid attachment"));
+        let mut builder = WasmMessageBuilder::new(spec, &[7; 32], 0.0).unwrap_or_else(|_| panic!("a valid spec"));
+        let id = conn
+            .submit(builder.envelope(), 3.0)
+            .unwrap_or_else(|_| panic!("a valid envelope"));
+        let mut sent = Vec::new();
+        while let Some(bytes) = conn.poll_transmit() {
+            sent.extend(bytes);
+        }
+        conn.receive(b"250 ok\r\n250 ok\r\n354 go on\r\n", 4.0);
+        let chunk = vec![b'x'; 300 * 1024]; // more than the engine buffers
+        let (mut pushed, mut blocked, mut buf) = (0, 0, vec![0u8; 1000]);
+        loop {
+            let status = conn
+                .write_body_from_builder(id.into(), &mut builder, 5.0)
+                .unwrap_or_else(|_| panic!("the body is wanted"));
+            match status {
+                super::super::mime::FEED_DONE => break,
+                super::super::mime::FEED_BLOCKED => blocked += 1,
+                0 if pushed < 2 => {
+                    builder
+                        .push_attachment(0, &chunk)
+                        .unwrap_or_else(|_| panic!("its turn"));
+                    pushed += 1;
+                }
+                0 => builder.end_attachment(0).unwrap_or_else(|_| panic!("its turn")),
+                other => panic!("unexpected status {other}"),
+            }
+            while conn.transmit_length() > 0 {
+                let n = conn.poll_transmit_into(&mut buf);
+                sent.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert!(blocked > 0, "back-pressure stopped the builder at least once");
+        conn.end_body(id.into(), 6.0)
+            .unwrap_or_else(|_| panic!("the end is wanted"));
+        while let Some(bytes) = conn.poll_transmit() {
+            sent.extend(bytes);
+        }
+        let text = String::from_utf8(sent).expect("ASCII");
+        assert!(text.contains("big.bin"), "the attachment part");
+        let full_lines = text.lines().filter(|l| l.len() == 76 && l.starts_with("eHh4")).count();
+        assert_eq!(
+            full_lines,
+            2 * 300 * 1024 / 57,
+            "every full line of the attachment's base64"
+        );
+        assert!(text.ends_with("\r\n.\r\n"), "the end of data");
     }
 
     #[test]

@@ -142,7 +142,16 @@ pub struct WasmMessageBuilder {
     builder: MessageBuilder,
     /// After `pollOutput` returned nothing: the streamed attachment it waits for.
     waiting_for: Option<usize>,
+    /// Output polled for `Connection.writeBodyFromBuilder` that the engine
+    /// had no room for yet (from `pending_at` on).
+    pending: Vec<u8>,
+    pending_at: usize,
 }
+
+/// `writeBodyFromBuilder`: the engine is full; drain `pollTransmit` and call again.
+pub(super) const FEED_BLOCKED: i32 = -1;
+/// `writeBodyFromBuilder`: the whole message is in the engine; call `endBody`.
+pub(super) const FEED_DONE: i32 = -2;
 
 #[wasm_bindgen(js_class = MessageBuilder)]
 impl WasmMessageBuilder {
@@ -159,6 +168,8 @@ impl WasmMessageBuilder {
         Ok(WasmMessageBuilder {
             builder,
             waiting_for: None,
+            pending: Vec::new(),
+            pending_at: 0,
         })
     }
 
@@ -215,5 +226,41 @@ impl WasmMessageBuilder {
     #[wasm_bindgen(js_name = endAttachment)]
     pub fn end_attachment(&mut self, index: usize) -> Result<(), EngineError> {
         Ok(self.builder.end_attachment(index)?)
+    }
+}
+
+impl WasmMessageBuilder {
+    /// Moves the builder's output into `write` (a connection's `write_body`)
+    /// until it takes no more, without a round trip through JS. Returns the
+    /// index of the streamed attachment the builder waits for (>= 0),
+    /// [`FEED_BLOCKED`] or [`FEED_DONE`]. Output that did not fit stays here.
+    pub(super) fn feed(&mut self, mut write: impl FnMut(&[u8]) -> Result<usize, SmtpError>) -> Result<i32, SmtpError> {
+        loop {
+            if self.pending_at < self.pending.len() {
+                self.pending_at += write(&self.pending[self.pending_at..])?;
+                if self.pending_at < self.pending.len() {
+                    return Ok(FEED_BLOCKED);
+                }
+            }
+            match self.builder.poll_output() {
+                Segment::Bytes(bytes) => {
+                    self.waiting_for = None;
+                    self.pending = bytes;
+                    self.pending_at = 0;
+                }
+                Segment::NeedAttachment(index) => {
+                    self.waiting_for = Some(index);
+                    self.pending = Vec::new();
+                    self.pending_at = 0;
+                    return Ok(index as i32);
+                }
+                Segment::Done => {
+                    self.waiting_for = None;
+                    self.pending = Vec::new();
+                    self.pending_at = 0;
+                    return Ok(FEED_DONE);
+                }
+            }
+        }
     }
 }

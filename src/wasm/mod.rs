@@ -6,11 +6,15 @@
 //! number), so the engine never reads a clock. No serde: typed setters and
 //! getters keep the module small.
 //!
-//! Built twice by `scripts/build-wasm.sh`: the core artifact (`wasm`) for
-//! hosts with native TLS, and a second one with `tls-engine` that adds
-//! `SecureConnection` / `TlsOptions` (TLS inside the engine, rustls + ring).
+//! Built by `scripts/build-wasm.sh` as: the core artifact (`wasm`) for
+//! hosts with native TLS; a second one with `tls-engine` that adds
+//! `SecureConnection` / `TlsOptions` (TLS inside the engine, rustls + ring);
+//! and a third (`doctor`: TLS plus the connection doctor's `Probe`,
+//! `Doctor`, `TranscriptExplainer`), loaded only by `diagnose()`.
 
 mod connection;
+#[cfg(feature = "doctor")]
+mod diagnose;
 mod error;
 mod event;
 mod mime;

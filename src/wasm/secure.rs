@@ -6,7 +6,7 @@
 use wasm_bindgen::prelude::*;
 
 use super::connection::state_name;
-use super::{EngineError, EngineEvent, WasmEnvelope, WasmOptions, instant, message_id};
+use super::{EngineError, EngineEvent, WasmEnvelope, WasmMessageBuilder, WasmOptions, instant, message_id};
 use crate::error::{Phase, SmtpError};
 use crate::tls_engine::{SecureConnection, TlsOptions, parse_fingerprint};
 
@@ -14,7 +14,7 @@ use crate::tls_engine::{SecureConnection, TlsOptions, parse_fingerprint};
 /// off, extra CAs in PEM, SHA-256 pins; and the wall-clock time.
 #[wasm_bindgen(js_name = TlsOptions)]
 pub struct WasmTlsOptions {
-    options: TlsOptions,
+    pub(super) options: TlsOptions,
 }
 
 #[wasm_bindgen(js_class = TlsOptions)]
@@ -81,7 +81,7 @@ impl WasmTlsOptions {
 
 #[wasm_bindgen(js_name = SecureConnection)]
 pub struct WasmSecureConnection {
-    inner: SecureConnection,
+    pub(super) inner: SecureConnection,
 }
 
 #[wasm_bindgen(js_class = SecureConnection)]
@@ -147,6 +147,23 @@ impl WasmSecureConnection {
         Ok(self.inner.write_body(message_id(id), data, instant(now))?)
     }
 
+    /// Moves a structured message's bytes from its MIME builder straight
+    /// into the body (inside wasm, under the same back-pressure as
+    /// `writeBody`). Returns the index of the streamed attachment the
+    /// builder waits for (>= 0: push a chunk or end it, then call again),
+    /// -1 when the engine is full (drain `pollTransmit`, call again) or -2
+    /// when the builder is done (call `endBody`). Throws like `writeBody`.
+    #[wasm_bindgen(js_name = writeBodyFromBuilder)]
+    pub fn write_body_from_builder(
+        &mut self,
+        id: f64,
+        builder: &mut WasmMessageBuilder,
+        now: f64,
+    ) -> Result<i32, EngineError> {
+        let (id, now) = (message_id(id), instant(now));
+        Ok(builder.feed(|data| self.inner.write_body(id, data, now))?)
+    }
+
     #[wasm_bindgen(js_name = endBody)]
     pub fn end_body(&mut self, id: f64, now: f64) -> Result<(), EngineError> {
         Ok(self.inner.end_body(message_id(id), instant(now))?)
@@ -172,6 +189,19 @@ impl WasmSecureConnection {
     #[wasm_bindgen(js_name = pollTransmit)]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.inner.poll_transmit()
+    }
+
+    /// How many bytes `pollTransmit` would return now (0: none).
+    #[wasm_bindgen(getter, js_name = transmitLength)]
+    pub fn transmit_length(&self) -> usize {
+        self.inner.transmit_len()
+    }
+
+    /// `pollTransmit` into a buffer the host reuses (no new `ArrayBuffer`
+    /// per write): moves up to `buf.length` bytes, returns how many.
+    #[wasm_bindgen(js_name = pollTransmitInto)]
+    pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> usize {
+        self.inner.poll_transmit_into(buf)
     }
 
     #[wasm_bindgen(js_name = pollEvent)]

@@ -11,6 +11,7 @@
 export const denoTransport = {
   async connect({ host, port, tls, servername, ca }) {
     const conn = await Deno.connect({ hostname: host, port, transport: 'tcp' });
+    conn.setNoDelay?.(true); // every flight goes out at once (no Nagle delay)
     if (!tls) return new DenoSocket(conn);
     try {
       return new DenoSocket(await handshake(conn, { hostname: servername ?? host, ca }), true);
@@ -75,6 +76,9 @@ class DenoSocket {
   get tlsInfo() {
     return this.#secure ? { version: 'TLS', authorized: true } : undefined;
   }
+
+  /** `write` is done with its bytes once it resolves: the driver may reuse its buffer. */
+  releasesWrites = true;
 
   /** Resolves once every byte is handed to the OS. */
   async write(bytes) {

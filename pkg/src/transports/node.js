@@ -2,14 +2,18 @@
 // node:tls support): TCP with `net`, TLS with `tls`, STARTTLS by wrapping the
 // same socket in place. No SMTP knowledge here: bytes in, bytes out.
 
-import net from 'node:net';
-import tls from 'node:tls';
+// `node:net` and `node:tls` are imported by the first connection (TCP) and
+// the first TLS connection: importing them costs start-up time.
+let net = null;
+let tls = null;
+const loadTls = async () => (tls ??= (await import('node:tls')).default);
 
 /** @type {import('../../index.d.ts').Transport} */
 export const nodeTransport = {
   async connect({ host, port, tls: implicitTls, servername, ca, rejectUnauthorized = true }) {
+    net ??= (await import('node:net')).default;
     const raw = implicitTls
-      ? await openTls({ host, port, servername, ca, rejectUnauthorized })
+      ? await openTls(await loadTls(), { host, port, servername, ca, rejectUnauthorized })
       : await openTcp({ host, port });
     return new NodeSocket(raw, { host, rejectUnauthorized });
   },
@@ -40,7 +44,7 @@ function openTcp({ host, port }) {
   });
 }
 
-function openTls({ host, port, servername, ca, rejectUnauthorized }) {
+function openTls(tls, { host, port, servername, ca, rejectUnauthorized }) {
   return new Promise((resolve, reject) => {
     let tcpOpen = false;
     const socket = tls.connect({ host, port, ...tlsName(servername), ca: trust(ca), rejectUnauthorized });
@@ -67,6 +71,8 @@ class NodeSocket {
   /** Set by the driver: bytes arrived / end of stream or error. */
   onData = null;
   onClose = null;
+  /** `write` is done with its bytes once it resolves: the driver may reuse its buffer. */
+  releasesWrites = true;
 
   #socket;
   #host;
@@ -84,7 +90,7 @@ class NodeSocket {
   /** TLS facts when the socket is encrypted. */
   get tlsInfo() {
     const socket = this.#socket;
-    if (!(socket instanceof tls.TLSSocket)) return undefined;
+    if (tls === null || !(socket instanceof tls.TLSSocket)) return undefined;
     const cipher = socket.getCipher();
     return {
       version: socket.getProtocol() ?? 'TLS',
@@ -92,6 +98,16 @@ class NodeSocket {
       authorized: socket.authorized === true,
       authorizationError: socket.authorizationError ? String(socket.authorizationError) : undefined,
     };
+  }
+
+  /** The server's certificate (DER) and its SHA-256 fingerprint, when the
+   *  socket is encrypted: what the connection doctor reports. */
+  get peerCertificate() {
+    const socket = this.#socket;
+    if (tls === null || !(socket instanceof tls.TLSSocket)) return undefined;
+    const cert = socket.getPeerCertificate();
+    if (!cert?.raw) return undefined;
+    return { der: new Uint8Array(cert.raw), sha256: cert.fingerprint256 };
   }
 
   /** Resolves once the bytes are handed to the OS (back-pressure per flight). */
@@ -106,7 +122,7 @@ class NodeSocket {
     const plain = this.#socket;
     // Stop reading plaintext first: from here on every byte belongs to TLS.
     this.#detach();
-    return new Promise((resolve, reject) => {
+    return loadTls().then((tls) => new Promise((resolve, reject) => {
       const secure = tls.connect({ socket: plain, ...tlsName(servername ?? this.#host), ca: trust(ca), rejectUnauthorized });
       secure.once('secureConnect', () => {
         secure.off('error', reject);
@@ -117,7 +133,7 @@ class NodeSocket {
         secure.destroy();
         reject(error);
       });
-    });
+    }));
   }
 
   close() {

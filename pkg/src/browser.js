@@ -1,0 +1,64 @@
+// The browser entry point (`wasmtp/browser`). A page cannot open TCP
+// sockets, so SMTP goes through a WebSocket-to-TCP bridge (websockify) given
+// as `bridge`; TLS runs inside the engine (the TLS artifact, tls: { engine:
+// 'wasm' }), so the bridge never sees a credential or a message in clear.
+// The wasm artifacts are fetched next to this module (../wasm/).
+//
+//   import { diagnose } from 'wasmtp/browser';
+//   const report = await diagnose({ host: 'smtp.example.com', bridge: 'ws://127.0.0.1:6080/' });
+
+import { createClient as createClientWith } from './client.js';
+import { diagnose as diagnoseWith } from './diagnose.js';
+import { setWasmSource } from './engine.js';
+import { SmtpError } from './errors.js';
+import { websocketTransport } from './transports/websocket.js';
+
+const wasmUrl = (name) => new URL(`../wasm/${name}`, import.meta.url);
+// Every browser client runs TLS in the engine: the TLS artifact serves them all.
+const tlsArtifact = { glue: () => import('../wasm/wasmtp_tls.js'), load: () => wasmUrl('wasmtp_tls_bg.wasm') };
+setWasmSource('core', tlsArtifact);
+setWasmSource('tls', tlsArtifact);
+setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: () => wasmUrl('wasmtp_doctor_bg.wasm') });
+
+/**
+ * Creates a client; see index.d.ts. Needs `bridge` (a websockify URL, or a
+ * function `({ host, port }) => url`) or a `transport`.
+ */
+export function createClient(options) {
+  return createClientWith(browserOptions(options));
+}
+
+/** The connection doctor through the bridge; see index.d.ts (`diagnose`). */
+export function diagnose(options) {
+  try {
+    return diagnoseWith(browserOptions(options));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** Options with TLS inside the engine and the bridge as transport. */
+function browserOptions(options) {
+  const { bridge, ...rest } = options ?? {};
+  if (rest.tls?.engine === 'native') {
+    throw SmtpError.input(
+      "a browser has no TLS for raw sockets: tls.engine 'native' is not available here.",
+      "leave tls.engine out (TLS runs inside the engine) and pass tls.ca for a private CA.",
+      'tls',
+    );
+  }
+  if (rest.transport === undefined && bridge === undefined) {
+    throw SmtpError.input(
+      'a browser cannot open TCP connections: pass bridge, the URL of a WebSocket-to-TCP bridge.',
+      "start one with `websockify 127.0.0.1:6080 smtp.example.com:587` (or `npx wasmtp doctor --web`) and pass bridge: 'ws://127.0.0.1:6080/'.",
+      'connect',
+    );
+  }
+  return {
+    ...rest,
+    tls: { ...rest.tls, engine: 'wasm' },
+    transport: rest.transport ?? websocketTransport({ url: bridge }),
+  };
+}
+
+export { SmtpError, websocketTransport };

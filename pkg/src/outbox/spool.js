@@ -1,0 +1,587 @@
+// The outbox's embedded store: a spool directory, like an MTA's queue. No
+// server; crash-safe; shared safely by several worker processes on one
+// machine.
+//
+//   msg/<id>.json            the message, written once at enqueue
+//   queue/<id>.json          its record while queued or deferred (nextAttemptAt inside)
+//   active/<id>.<owner>.json its record while a worker holds it (sending, committing)
+//   sent/ failed/ unknown/   <id>.json, the record once settled (or parked: unknown)
+//   workers/<owner>          a heartbeat per process: { pid, host }, touched every few seconds
+//   tmp/                     files being written
+//
+// Every write goes to tmp/, is fsynced, then renamed into place and the
+// directory fsynced: a file is either the old version or the new one,
+// never half of each. A worker takes a message by renaming its file into
+// active/ under its own name (`owner` = pid and a random token); rename is
+// atomic, so exactly one worker, in any process, gets it. Each record
+// carries a version `v`; when a crash leaves two files for one id, the
+// higher version is the truth. A file in active/ whose owner is gone (its
+// pid is dead, or its heartbeat is older than `staleAfter`) is taken over
+// and goes through the same path as any claimed message: the outbox makes
+// "sending" a retry and "committing" (the end of data may have gone out)
+// `unknown`.
+
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { SmtpError } from '../errors.js';
+
+const DIRS = ['tmp', 'msg', 'queue', 'active', 'sent', 'failed', 'unknown', 'workers'];
+/** Where a record lives, by state. */
+const HOME = { queued: 'queue', deferred: 'queue', sending: 'active', committing: 'active', sent: 'sent', failed: 'failed', unknown: 'unknown' };
+const SETTLED = ['sent', 'failed', 'unknown'];
+
+export const SPOOL_DEFAULTS = Object.freeze({
+  /** How often idle workers look for due messages (ms); enqueue in the same process wakes them at once. */
+  pollInterval: 500,
+  /** A worker whose heartbeat is older than this is gone; its messages are taken over (ms). */
+  staleAfter: 60_000,
+  /** Sent records are deleted this long after sending (ms). */
+  keepSent: 7 * 24 * 3600_000,
+});
+
+/**
+ * The embedded store: a spool directory.
+ * @param {{ dir: string, pollInterval?: number, staleAfter?: number, keepSent?: number }} options
+ */
+export function spoolStore(options = {}) {
+  const given = typeof options === 'string' ? { dir: options } : options;
+  if (typeof given.dir !== 'string' || given.dir === '') {
+    throw SmtpError.input('spoolStore needs a directory.', "pass spoolStore({ dir: './outbox' }).");
+  }
+  return new Spool({ ...SPOOL_DEFAULTS, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) });
+}
+
+class Spool {
+  constructor(opts) {
+    this.kind = 'spool';
+    this.dir = resolve(opts.dir);
+    this.#opts = opts;
+    this.#owner = `${process.pid}-${randomHex(6)}`;
+  }
+
+  #opts;
+  #owner;
+  #host = hostname();
+  #ready = null;
+  #heartbeat = null;
+  #dirHandles = new Map();
+  #tmpCounter = 0;
+  #wakers = new Set();
+
+  // ----- the store interface (see outbox/index.js)
+
+  /** Stores a new message durably. Resolves false when the id exists already. */
+  async add(record, message) {
+    await this.#start();
+    const { id } = record;
+    const body = JSON.stringify({ id, createdAt: record.createdAt, message });
+    const tmp = await this.#writeTmp(`${id}.msg`, body);
+    try {
+      await link(tmp, this.#path('msg', `${id}.json`));
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+      // The id is taken. A crash between the two writes of an earlier
+      // enqueue leaves the message without a record: finish that one.
+      if ((await this.get(id)) !== null) return false;
+    } finally {
+      await unlink(tmp).catch(() => {});
+    }
+    await this.#syncDir('msg');
+    await this.#write('queue', `${id}.json`, { ...record, v: 1 });
+    this.wake(id);
+    return true;
+  }
+
+  /** The record with the highest version, or null. */
+  async get(id) {
+    await this.#start();
+    return (await this.#locate(id))?.record ?? null;
+  }
+
+  /** Records in `state` (or all), oldest first, at most `limit`. */
+  async list({ state, limit = 1000 } = {}) {
+    await this.#start();
+    const dirs = state ? [HOME[state]] : ['queue', 'active', 'sent', 'failed', 'unknown'];
+    const out = [];
+    for (const d of dirs) {
+      if (!d) continue;
+      for (const name of (await readdir(this.#path(d))).sort()) {
+        const record = await readJson(this.#path(d, name));
+        if (!record) continue;
+        const matches = !state || record.state === state || (state === 'sending' && record.state === 'committing');
+        if (matches) out.push(record);
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Changes a message's record while holding it (as a worker would):
+   * `change(record)` returns the new record or throws. Resolves with the
+   * new record, or null when there is no such message. Throws EBUSY when a
+   * worker holds the message.
+   */
+  async update(id, change) {
+    await this.#start();
+    for (let tries = 0; tries < 5; tries++) {
+      const found = await this.#locate(id);
+      if (!found) return null;
+      if (found.dir === 'active') {
+        throw busy(id, found.record.state);
+      }
+      const held = await this.#claim(found.dir, found.name, id);
+      if (!held) continue; // taken by a worker meanwhile: look again
+      let next;
+      try {
+        next = change(held.record);
+      } catch (error) {
+        await rename(held.path, this.#path(found.dir, found.name)).catch(() => {});
+        throw error;
+      }
+      await this.#settle(held, next);
+      this.wake(id);
+      return next;
+    }
+    throw busy(id, 'sending');
+  }
+
+  /**
+   * Runs workers: `processJob(job)` for each message that is due, at most
+   * `concurrency` at once. Resolves once started, with { stop() }.
+   */
+  async consume(processJob, { concurrency = 4 } = {}) {
+    await this.#start();
+    const worker = new SpoolWorker(this, processJob, concurrency, this.#opts);
+    worker.run();
+    return worker;
+  }
+
+  /** Wakes this process's idle workers (something became due: `id`, when known). */
+  wake(id) {
+    for (const wake of this.#wakers) wake(id);
+  }
+
+  /**
+   * Stops the heartbeat and closes directory handles (workers must be
+   * stopped first). Using the store again starts it again.
+   */
+  async close() {
+    const ready = this.#ready;
+    this.#ready = null;
+    if (!ready) return;
+    await ready.catch(() => {});
+    clearInterval(this.#heartbeat);
+    await unlink(this.#path('workers', this.#owner)).catch(() => {});
+    const handles = [...this.#dirHandles.values()];
+    this.#dirHandles.clear();
+    for (const handle of handles) await handle.then((h) => h.close()).catch(() => {});
+  }
+
+  // ----- used by SpoolWorker
+
+  get owner() {
+    return this.#owner;
+  }
+
+  addWaker(wake) {
+    this.#wakers.add(wake);
+    return () => this.#wakers.delete(wake);
+  }
+
+  /** Queue file names (ids order = enqueue order). */
+  async queued() {
+    return (await readdir(this.#path('queue'))).filter((n) => n.endsWith('.json')).sort();
+  }
+
+  /** Takes `queue/<name>` for this process: { record, path, id } or null when another worker got it. */
+  takeQueued(name) {
+    return this.#claim('queue', name, name.slice(0, -'.json'.length));
+  }
+
+  /** Puts a message taken too early back (its nextAttemptAt is still ahead). */
+  async putBack(held) {
+    await rename(held.path, this.#path('queue', `${held.id}.json`));
+  }
+
+  /**
+   * Messages in active/ whose owner is gone, taken over by this process
+   * (stale leftovers of a finished message are deleted instead).
+   */
+  async takeOrphans() {
+    const names = await readdir(this.#path('active'));
+    const alive = new Map();
+    const taken = [];
+    for (const name of names) {
+      const [id, owner] = name.split('.');
+      if (owner === this.#owner || !owner) continue;
+      if (!alive.has(owner)) alive.set(owner, await this.#ownerAlive(owner));
+      if (alive.get(owner)) continue;
+      const held = await this.#claim('active', name, id);
+      if (!held) continue;
+      const newest = await this.#locate(id);
+      const message = await stat(this.#path('msg', `${id}.json`)).catch(() => null);
+      if (!message || (newest && newest.path !== held.path && (newest.record.v ?? 0) >= (held.record.v ?? 0))) {
+        // A newer file exists (the crash came after the record was moved
+        // on), or the message is gone (sent and cleaned up): nothing to do.
+        await unlink(held.path).catch(() => {});
+        continue;
+      }
+      taken.push(held);
+    }
+    // Heartbeats of gone workers with nothing left in active/.
+    const busyOwners = new Set((await readdir(this.#path('active'))).map((n) => n.split('.')[1]));
+    for (const owner of await readdir(this.#path('workers'))) {
+      if (owner === this.#owner || busyOwners.has(owner)) continue;
+      if (!alive.has(owner)) alive.set(owner, await this.#ownerAlive(owner));
+      if (!alive.get(owner)) await unlink(this.#path('workers', owner)).catch(() => {});
+    }
+    return taken;
+  }
+
+  /** A held message's record as it is on disk now (after a failed attempt to process it). */
+  async reread(held) {
+    const record = await readJson(held.path);
+    return record ? { id: held.id, path: held.path, record } : null;
+  }
+
+  /** A job for a held message (see outbox/index.js). */
+  job(held) {
+    let current = held.record;
+    return {
+      record: current,
+      message: async () => {
+        const stored = await readJson(this.#path('msg', `${held.id}.json`));
+        if (!stored) throw Object.assign(new Error(`the message file of ${held.id} is missing from the spool`), { code: 'ENOMESSAGE' });
+        return stored.message;
+      },
+      save: async (record) => {
+        current = { ...record, v: (current.v ?? 0) + 1 };
+        await this.#write('active', `${held.id}.${this.#owner}.json`, current);
+      },
+      finish: async (record) => {
+        await this.#settle({ ...held, record: current }, record);
+        current = record;
+      },
+    };
+  }
+
+  /** Deletes sent records older than keepSent, and old temporary files. */
+  async prune() {
+    const now = Date.now();
+    for (const [d, age] of [
+      ['sent', this.#opts.keepSent],
+      ['tmp', 3600_000],
+    ]) {
+      for (const name of await readdir(this.#path(d))) {
+        const info = await stat(this.#path(d, name)).catch(() => null);
+        if (info && now - info.mtimeMs > age) await unlink(this.#path(d, name)).catch(() => {});
+      }
+    }
+  }
+
+  // ----- internals
+
+  #path(...parts) {
+    return join(this.dir, ...parts);
+  }
+
+  #start() {
+    this.#ready ??= (async () => {
+      // Messages are private: the directories are the owner's only.
+      for (const d of DIRS) await mkdir(this.#path(d), { recursive: true, mode: 0o700 });
+      await this.#beat();
+      const every = Math.max(1000, Math.floor(this.#opts.staleAfter / 4));
+      this.#heartbeat = setInterval(() => this.#beat().catch(() => {}), every);
+      this.#heartbeat.unref?.();
+    })();
+    this.#ready.catch(() => {
+      this.#ready = null;
+    });
+    return this.#ready;
+  }
+
+  async #beat() {
+    const file = this.#path('workers', this.#owner);
+    const now = new Date();
+    try {
+      await utimes(file, now, now);
+    } catch {
+      await this.#write('workers', this.#owner, { pid: process.pid, host: this.#host, startedAt: Date.now() });
+    }
+  }
+
+  async #ownerAlive(owner) {
+    const file = this.#path('workers', owner);
+    const [info, beat] = await Promise.all([stat(file).catch(() => null), readJson(file)]);
+    if (!info || !beat) return false;
+    if (Date.now() - info.mtimeMs > this.#opts.staleAfter) return false;
+    if (beat.host !== this.#host) return true;
+    try {
+      process.kill(beat.pid, 0);
+      return true;
+    } catch (error) {
+      return error.code === 'EPERM';
+    }
+  }
+
+  /** Renames dir/name into active/ under this process: the lock. */
+  async #claim(dir, name, id) {
+    await this.#start();
+    const path = this.#path('active', `${id}.${this.#owner}.json`);
+    try {
+      await rename(this.#path(dir, name), path);
+    } catch (error) {
+      if (error.code === 'ENOENT') return null;
+      throw error;
+    }
+    const record = await readJson(path);
+    if (!record) {
+      await unlink(path).catch(() => {});
+      return null;
+    }
+    return { id, path, record };
+  }
+
+  /** Writes the held message's next record where its state belongs, then lets go of it. */
+  async #settle(held, next) {
+    const home = HOME[next.state];
+    const record = { ...next, v: (held.record.v ?? 0) + 1 };
+    if (home === 'active') {
+      await this.#write('active', `${held.id}.${this.#owner}.json`, record);
+      return;
+    }
+    await this.#write(home, `${held.id}.json`, record);
+    await unlink(held.path).catch(() => {});
+    // A sent message's content is not needed any more.
+    if (next.state === 'sent') await unlink(this.#path('msg', `${held.id}.json`)).catch(() => {});
+  }
+
+  /**
+   * The newest file of `id`: { dir, name, path, record } or null. A file
+   * being moved between two reads is missed: while the message file is
+   * there, look again.
+   */
+  async #locate(id) {
+    for (let tries = 0; ; tries++) {
+      const found = await this.#locateOnce(id);
+      if (found || tries >= 20) return found;
+      if (!(await stat(this.#path('msg', `${id}.json`)).catch(() => null))) return null;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async #locateOnce(id) {
+    const candidates = [
+      ...['queue', ...SETTLED].map((d) => [d, `${id}.json`]),
+      ...(await readdir(this.#path('active'))).filter((n) => n.startsWith(`${id}.`)).map((n) => ['active', n]),
+    ];
+    let best = null;
+    for (const [dir, name] of candidates) {
+      const path = this.#path(dir, name);
+      const record = await readJson(path);
+      if (record && (!best || (record.v ?? 0) > (best.record.v ?? 0))) best = { dir, name, path, record };
+    }
+    return best;
+  }
+
+  async #writeTmp(name, text) {
+    const tmp = this.#path('tmp', `${name}.${this.#owner}.${this.#tmpCounter++}`);
+    const handle = await open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return tmp;
+  }
+
+  /** Writes dir/name atomically and durably. */
+  async #write(dir, name, value) {
+    const tmp = await this.#writeTmp(name, JSON.stringify(value));
+    await rename(tmp, this.#path(dir, name));
+    await this.#syncDir(dir);
+  }
+
+  /** fsync of a directory: the renames into it are durable. One handle per directory, kept open. */
+  async #syncDir(dir) {
+    let handle = this.#dirHandles.get(dir);
+    if (!handle) {
+      handle = open(this.#path(dir), 'r');
+      this.#dirHandles.set(dir, handle);
+      handle.catch(() => this.#dirHandles.delete(dir));
+    }
+    await (await handle).sync();
+  }
+}
+
+/** One process's workers on a spool. */
+class SpoolWorker {
+  constructor(spool, processJob, concurrency, opts) {
+    this.#spool = spool;
+    this.#processJob = processJob;
+    this.#concurrency = concurrency;
+    this.#opts = opts;
+  }
+
+  #spool;
+  #processJob;
+  #concurrency;
+  #opts;
+  #running = true;
+  #inFlight = new Set();
+  /** Queue file names seen with a nextAttemptAt ahead: name → { due, seen }. */
+  #notBefore = new Map();
+  /** The last listing of queue/, worked through from `at`. */
+  #listing = { names: [], at: 0, read: 0 };
+  /** Messages this process holds whose processing failed (a store error): tried again later. */
+  #again = [];
+  #wake = null;
+  #done = null;
+  #lastPrune = 0;
+  #lastOrphanCheck = 0;
+
+  run() {
+    const unregister = this.#spool.addWaker((id) => {
+      if (id !== undefined) this.#notBefore.delete(`${id}.json`);
+      this.#listing.read = 0; // something new: list again
+      this.#poke();
+    });
+    this.#done = this.#loop().finally(unregister);
+  }
+
+  async stop() {
+    this.#running = false;
+    this.#poke();
+    await this.#done;
+  }
+
+  #poke() {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  async #loop() {
+    while (this.#running) {
+      let next;
+      try {
+        next = await this.#fill();
+      } catch (error) {
+        // A transient file-system failure: look again after a poll interval.
+        next = Date.now() + this.#opts.pollInterval;
+        this.#report(error);
+      }
+      if (!this.#running) break;
+      const full = this.#inFlight.size >= this.#concurrency;
+      const wait = full ? this.#opts.pollInterval : Math.max(0, Math.min(next - Date.now(), this.#opts.pollInterval));
+      if (wait === 0) continue;
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = null;
+    }
+    await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** Starts due messages while there is room. Returns when to look again (ms since the epoch). */
+  async #fill() {
+    const now = Date.now();
+    if (now - this.#lastPrune > 60_000) {
+      this.#lastPrune = now;
+      await this.#spool.prune();
+    }
+    if (now - this.#lastOrphanCheck >= this.#opts.pollInterval) {
+      this.#lastOrphanCheck = now;
+      for (const held of await this.#spool.takeOrphans()) this.#start(held);
+      for (const held of this.#again.splice(0)) {
+        if (now - held.failedAt < this.#opts.pollInterval) this.#again.push(held);
+        else this.#start(await this.#spool.reread(held));
+      }
+    }
+    let next = Infinity;
+    const listing = this.#listing;
+    if (listing.read >= listing.names.length || now - listing.at > this.#opts.pollInterval) {
+      this.#listing = { names: await this.#spool.queued(), at: now, read: 0 };
+      // Forget due times of messages no longer queued.
+      const listed = new Set(this.#listing.names);
+      for (const name of this.#notBefore.keys()) if (!listed.has(name)) this.#notBefore.delete(name);
+    }
+    const { names } = this.#listing;
+    while (this.#listing.read < names.length) {
+      if (!this.#running || this.#inFlight.size >= this.#concurrency) return now;
+      const name = names[this.#listing.read++];
+      const seen = this.#notBefore.get(name);
+      // A due time read from another process's file may be out of date: trusted for 5 s.
+      if (seen && seen.due > Date.now() && Date.now() - seen.seen < 5000) {
+        next = Math.min(next, seen.due);
+        continue;
+      }
+      const held = await this.#spool.takeQueued(name);
+      if (!held) continue;
+      const due = held.record.nextAttemptAt ?? 0;
+      if (due > Date.now()) {
+        await this.#spool.putBack(held);
+        this.#notBefore.set(name, { due, seen: Date.now() });
+        next = Math.min(next, due);
+        continue;
+      }
+      this.#notBefore.delete(name);
+      this.#start(held);
+    }
+    // Everything listed was looked at: list again at the next due time.
+    this.#listing.read = names.length;
+    return Math.min(next, now + this.#opts.pollInterval);
+  }
+
+  #start(held) {
+    if (!held) return;
+    const job = this.#spool.job(held);
+    const running = Promise.resolve()
+      .then(() => this.#processJob(job))
+      .catch((error) => {
+        // A store failure mid-way: the message stays held by this process
+        // (in active/) and goes through the outbox again a little later,
+        // which makes an interrupted "committing" `unknown`. Never lost.
+        this.#report(error);
+        this.#again.push({ ...held, failedAt: Date.now() });
+      })
+      .finally(() => {
+        this.#inFlight.delete(running);
+        this.#poke();
+      });
+    this.#inFlight.add(running);
+  }
+
+  #report(error) {
+    if (process.env.WASMTP_OUTBOX_DEBUG) console.error('[wasmtp outbox]', error);
+  }
+}
+
+function busy(id, state) {
+  return new SmtpError({
+    code: 'EBUSY',
+    phase: 'mail',
+    message: `the outbox message ${id} is being sent (${state}); it cannot be changed now.`,
+    hint: 'wait for the attempt to finish (status() shows its outcome), then decide.',
+  });
+}
+
+async function readJson(path) {
+  try {
+    return JSON.parse(await readFile(path, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function randomHex(n) {
+  return [...globalThis.crypto.getRandomValues(new Uint8Array(n))].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
