@@ -503,19 +503,12 @@ impl Connection {
     /// Like [`poll_transmit`](Self::poll_transmit), into the caller's buffer
     /// (reused from write to write): moves up to `buf.len()` bytes, returns how many.
     pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.out.len());
-        buf[..n].copy_from_slice(&self.out[..n]);
-        self.out.drain(..n);
-        n
+        crate::outbuf::take_into(&mut self.out, buf)
     }
 
     /// Bytes to write to the socket: everything produced so far, as one write.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if self.out.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut self.out))
-        }
+        crate::outbuf::take_all(&mut self.out)
     }
 
     /// The next event, in order.

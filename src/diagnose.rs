@@ -14,6 +14,7 @@ use crate::reply::Reply;
 use crate::tls::TlsInfo;
 
 mod certificate;
+pub(crate) use certificate::is_self_issued;
 mod explain;
 
 pub use explain::TranscriptExplainer;

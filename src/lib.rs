@@ -17,6 +17,7 @@ pub mod driver;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub(crate) mod outbuf;
 pub mod mime;
 pub mod reply;
 pub mod testkit;

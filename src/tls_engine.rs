@@ -22,6 +22,7 @@ use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedSt
 
 use crate::config::Config;
 use crate::connection::{Connection, State};
+use crate::diagnose::is_self_issued;
 use crate::envelope::Envelope;
 use crate::error::{Phase, SmtpError};
 use crate::event::{Event, MessageId};
@@ -348,19 +349,12 @@ impl SecureConnection {
     /// Like [`poll_transmit`](Self::poll_transmit), into the caller's buffer
     /// (reused from write to write): moves up to `buf.len()` bytes, returns how many.
     pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.out.len());
-        buf[..n].copy_from_slice(&self.out[..n]);
-        self.out.drain(..n);
-        n
+        crate::outbuf::take_into(&mut self.out, buf)
     }
 
     /// Raw bytes for the socket.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if self.out.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut self.out))
-        }
+        crate::outbuf::take_all(&mut self.out)
     }
 
     /// Events; `StartTls` is handled here and never shows up.
@@ -650,50 +644,6 @@ pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
         *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
-}
-
-/// True when a certificate names itself as its issuer (DER: the issuer and
-/// subject Names of the TBSCertificate are byte-identical).
-fn is_self_issued(der: &[u8]) -> bool {
-    fn tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = data.split_first()?;
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (usize::from(first), rest)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 || rest.len() < n {
-                return None;
-            }
-            (
-                rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
-                &rest[n..],
-            )
-        };
-        (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-    }
-    let Some((_, cert, _)) = tlv(der) else { return false };
-    let Some((_, tbs, _)) = tlv(cert) else { return false };
-    let mut fields = tbs;
-    let mut next = || {
-        let (tag, body, rest) = tlv(fields)?;
-        fields = rest;
-        Some((tag, body))
-    };
-    let Some(mut field) = next() else { return false };
-    if field.0 == 0xa0 {
-        // [0] EXPLICIT version
-        match next() {
-            Some(f) => field = f,
-            None => return false,
-        }
-    }
-    // field is the serial number; then the signature algorithm, issuer, validity, subject.
-    let (Some(_alg), Some(issuer), Some(_validity), Some(subject)) = (next(), next(), next(), next()) else {
-        return false;
-    };
-    let _ = field;
-    issuer == subject
 }
 
 #[cfg(test)]

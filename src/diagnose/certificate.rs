@@ -206,6 +206,49 @@ fn host_ip(host: &str) -> Option<Vec<u8>> {
     (bytes.len() == 16).then_some(bytes)
 }
 
+/// The TBSCertificate fields the doctor reads (raw DER contents).
+struct Tbs<'a> {
+    issuer: &'a [u8],
+    validity: &'a [u8],
+    subject: &'a [u8],
+    extensions: &'a [u8],
+}
+
+fn tbs_fields(der: &[u8]) -> Option<Tbs<'_>> {
+    let (SEQUENCE, certificate, _) = tlv(der)? else {
+        return None;
+    };
+    let (SEQUENCE, tbs, _) = tlv(certificate)? else {
+        return None;
+    };
+    let mut fields = elements(tbs).peekable();
+    if fields.peek()?.0 == 0xa0 {
+        fields.next(); // [0] version
+    }
+    let _serial = fields.next()?;
+    let _algorithm = fields.next()?;
+    let (_, issuer) = fields.next()?;
+    let (_, validity) = fields.next()?;
+    let (_, subject) = fields.next()?;
+    let _key = fields.next()?;
+    let extensions = fields
+        .find(|(tag, _)| *tag == 0xa3)
+        .map(|(_, body)| body)
+        .unwrap_or(&[]);
+    Some(Tbs {
+        issuer,
+        validity,
+        subject,
+        extensions,
+    })
+}
+
+/// True when a certificate names itself as its issuer (the issuer and
+/// subject Names are byte-identical); false for anything that is not X.509.
+pub(crate) fn is_self_issued(der: &[u8]) -> bool {
+    tbs_fields(der).is_some_and(|tbs| tbs.issuer == tbs.subject)
+}
+
 impl CertificateFacts {
     /// Describes the certificate `der` as presented to a client that dialled
     /// `host`, at `unix_now_secs`. `fingerprint_sha256` comes from the host
@@ -217,26 +260,12 @@ impl CertificateFacts {
         host: &str,
         unix_now_secs: i64,
     ) -> Option<CertificateFacts> {
-        let (SEQUENCE, certificate, _) = tlv(der)? else {
-            return None;
-        };
-        let (SEQUENCE, tbs, _) = tlv(certificate)? else {
-            return None;
-        };
-        let mut fields = elements(tbs).peekable();
-        if fields.peek()?.0 == 0xa0 {
-            fields.next(); // [0] version
-        }
-        let _serial = fields.next()?;
-        let _algorithm = fields.next()?;
-        let (_, issuer) = fields.next()?;
-        let (_, validity) = fields.next()?;
-        let (_, subject) = fields.next()?;
-        let _key = fields.next()?;
-        let extensions = fields
-            .find(|(tag, _)| *tag == 0xa3)
-            .map(|(_, body)| body)
-            .unwrap_or(&[]);
+        let Tbs {
+            issuer,
+            validity,
+            subject,
+            extensions,
+        } = tbs_fields(der)?;
 
         let mut times = elements(validity).filter_map(|(tag, value)| time(tag, value));
         let (not_before, valid_from) = times.next()?;
