@@ -38,11 +38,15 @@
 
 #![no_main]
 
+mod script;
+
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use wasmtp::reply::ReplyLimits;
 use wasmtp::testkit::Harness;
 use wasmtp::*;
+
+use script::{Script, Step};
 
 const USER: &str = "ann";
 const SECRET: &str = "s3cret";
@@ -67,7 +71,12 @@ fn run(data: &[u8]) {
         return;
     }
     let (flags, flags2, script) = (data[0], data[1], &data[2..]);
-    let security = [Security::Tls, Security::StartTls, Security::Opportunistic, Security::None][usize::from(flags & 3)];
+    let security = [
+        Security::Tls,
+        Security::StartTls,
+        Security::Opportunistic,
+        Security::None,
+    ][usize::from(flags & 3)];
     let port = [587, 465, 25, 2525][usize::from(flags2 & 3)];
     let mut config = Config::new("mx.example.com", port)
         .security(security)
@@ -120,32 +129,17 @@ fn run(data: &[u8]) {
     // A handshake completed without certificate verification.
     let mut unverified_tls = false;
 
-    let mut chunk: Vec<u8> = Vec::new();
     // Every byte the server sent, for telling its own text from a leak.
     let mut server_stream: Vec<u8> = Vec::new();
-    let mut i = 0;
-    while i < script.len() {
-        let b = script[i];
-        i += 1;
-        if b != 0xFF {
-            chunk.push(b);
-            continue;
-        }
-        let Some(&op) = script.get(i) else { break };
-        i += 1;
-        if op == 0xFF {
-            chunk.push(0xFF);
-            continue;
-        }
-        if !chunk.is_empty() {
-            h.server_bytes(&chunk);
-            server_stream.extend_from_slice(&chunk);
-            chunk.clear();
-        }
-        let mut arg = || {
-            let a = script.get(i).copied().unwrap_or(0);
-            i += 1;
-            a
+    let mut script = Script::new(script);
+    while let Some(step) = script.next_step() {
+        let op = match step {
+            Step::Bytes(bytes) => {
+                h.server_bytes(&bytes);
+                server_stream.extend_from_slice(&bytes);
+                continue;
+            }
+            Step::Action(op) => op,
         };
         match op {
             b'T' => {
@@ -169,13 +163,12 @@ fn run(data: &[u8]) {
                 }
             }
             b'W' => {
-                let n = u64::from(arg());
-                let ms = if n < 128 { n * 100 } else { (n - 128) * 10_000 };
+                let ms = script.wait_ms();
                 h.advance(Duration::from_millis(ms));
             }
             b'E' => h.eof(),
             b'M' => {
-                let n = arg();
+                let n = script.arg();
                 if !closing && !matches!(h.conn.state(), State::Closed | State::Quitting) {
                     let (envelope, body) = message(n);
                     body_bytes += body.len();
@@ -203,7 +196,7 @@ fn run(data: &[u8]) {
                 h.pump();
             }
             b'S' => {
-                let stalled = arg() & 1 == 1;
+                let stalled = script.arg() & 1 == 1;
                 h.conn.socket_failed("fuzz: connection reset", stalled, h.now);
                 h.pump();
             }
@@ -211,11 +204,6 @@ fn run(data: &[u8]) {
             _ => {}
         }
     }
-    if !chunk.is_empty() {
-        h.server_bytes(&chunk);
-        server_stream.extend_from_slice(&chunk);
-    }
-
     // The server goes away; within the longest time-out everything ends.
     h.eof();
     h.advance(Duration::from_secs(3600));
@@ -296,7 +284,11 @@ fn run(data: &[u8]) {
             Event::StartTls { .. } => in_handshake = true,
             Event::Transcript(line) if line.dir == Direction::Tls => in_handshake = false,
             Event::Transcript(line) if line.dir == Direction::Client && in_handshake => {
-                panic!("client wrote {:?} during a TLS handshake\n{}", line.text, h.transcript())
+                panic!(
+                    "client wrote {:?} during a TLS handshake\n{}",
+                    line.text,
+                    h.transcript()
+                )
             }
             _ => {}
         }
@@ -324,10 +316,18 @@ fn run(data: &[u8]) {
             // credentials, it means they were used.
             Event::Ready(info) => {
                 if matches!(security, Security::StartTls | Security::Tls) {
-                    assert!(info.tls.is_some(), "Ready without TLS in mode {security:?}\n{}", h.transcript());
+                    assert!(
+                        info.tls.is_some(),
+                        "Ready without TLS in mode {security:?}\n{}",
+                        h.transcript()
+                    );
                 }
                 if has_credentials {
-                    assert!(info.auth_method.is_some(), "Ready without AUTH although credentials were given\n{}", h.transcript());
+                    assert!(
+                        info.auth_method.is_some(),
+                        "Ready without AUTH although credentials were given\n{}",
+                        h.transcript()
+                    );
                 }
             }
             Event::Delivered(id, delivery) => {
@@ -346,7 +346,11 @@ fn run(data: &[u8]) {
         if let Event::Transcript(line) = event {
             if line.dir == Direction::Client {
                 for secret in SECRET_FORMS {
-                    assert!(!line.text.contains(secret), "the secret ({secret}) shows in the transcript: {:?}", line.text);
+                    assert!(
+                        !line.text.contains(secret),
+                        "the secret ({secret}) shows in the transcript: {:?}",
+                        line.text
+                    );
                 }
             }
         }
@@ -394,7 +398,11 @@ fn message(n: u8) -> (Envelope, Vec<u8>) {
         envelope.size = Some(body.len() as u64);
     }
     if n & 0x80 != 0 {
-        envelope.body_type = if body.is_ascii() { BodyType::SevenBit } else { BodyType::EightBitMime };
+        envelope.body_type = if body.is_ascii() {
+            BodyType::SevenBit
+        } else {
+            BodyType::EightBitMime
+        };
         envelope.dsn = Some(Dsn {
             ret: Some(DsnReturn::Headers),
             envid: Some("id+1=x".into()),

@@ -16,13 +16,24 @@
 
 #![no_main]
 
+mod script;
+
 use libfuzzer_sys::fuzz_target;
 use wasmtp::tls_engine::{SecureConnection, TlsOptions};
 use wasmtp::*;
 
+use script::{Script, Step};
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, script)) = data.split_first() else { return };
-    let security = [Security::Tls, Security::StartTls, Security::Opportunistic, Security::None][usize::from(flags & 3)];
+    let Some((&flags, script)) = data.split_first() else {
+        return;
+    };
+    let security = [
+        Security::Tls,
+        Security::StartTls,
+        Security::Opportunistic,
+        Security::None,
+    ][usize::from(flags & 3)];
     let port = if flags & 4 != 0 { 465 } else { 587 };
     let config = Config::new("mx.example.com", port)
         .security(security)
@@ -43,41 +54,25 @@ fuzz_target!(|data: &[u8]| {
     conn.connected(now);
     run.pump(&mut conn, now);
 
-    let mut chunk = Vec::new();
-    let mut i = 0;
     let mut closing = false;
-    while i < script.len() {
-        let b = script[i];
-        i += 1;
-        if b != 0xFF {
-            chunk.push(b);
-            continue;
-        }
-        let Some(&op) = script.get(i) else { break };
-        i += 1;
-        if op == 0xFF {
-            chunk.push(0xFF);
-            continue;
-        }
-        if !chunk.is_empty() {
-            receive(&mut conn, &chunk, now);
-            run.pump(&mut conn, now);
-            chunk.clear();
-        }
-        let mut arg = || {
-            let a = script.get(i).copied().unwrap_or(0);
-            i += 1;
-            a
+    let mut script = Script::new(script);
+    while let Some(step) = script.next_step() {
+        let op = match step {
+            Step::Bytes(bytes) => {
+                receive(&mut conn, &bytes, now);
+                run.pump(&mut conn, now);
+                continue;
+            }
+            Step::Action(op) => op,
         };
         match op {
             b'W' => {
-                let n = u64::from(arg());
-                let ms = if n < 128 { n * 100 } else { (n - 128) * 10_000 };
+                let ms = script.wait_ms();
                 now = advance(&mut conn, &mut run, now, Duration::from_millis(ms));
             }
             b'E' => conn.receive_eof(now),
             b'M' => {
-                let n = arg();
+                let n = script.arg();
                 if !closing && !matches!(conn.state(), State::Closed | State::Quitting) {
                     let envelope = Envelope::new("ann@example.com", [format!("r{n}@example.org")]);
                     let id = conn.submit(envelope, now).expect("valid envelope");
@@ -90,21 +85,20 @@ fuzz_target!(|data: &[u8]| {
             }
             b'A' => conn.abort(now),
             b'N' => conn.noop(now),
-            b'S' => conn.socket_failed("fuzz: reset", arg() & 1 == 1, now),
+            b'S' => conn.socket_failed("fuzz: reset", script.arg() & 1 == 1, now),
             _ => {}
         }
         run.pump(&mut conn, now);
     }
-    if !chunk.is_empty() {
-        receive(&mut conn, &chunk, now);
-        run.pump(&mut conn, now);
-    }
-
     conn.receive_eof(now);
     run.pump(&mut conn, now);
     advance(&mut conn, &mut run, now, Duration::from_secs(3600));
 
-    assert!(conn.smtp().is_closed(), "the connection did not end: {:?}", conn.state());
+    assert!(
+        conn.smtp().is_closed(),
+        "the connection did not end: {:?}",
+        conn.state()
+    );
     assert!(conn.poll_timeout().is_none(), "a closed connection still wants a timer");
     assert_eq!(run.closed, 1, "{} Closed events", run.closed);
     for (id, outcomes) in &run.messages {
