@@ -122,6 +122,9 @@ pub struct Connection {
     starttls_handshake: bool,
     /// Bytes that arrived while an implicit-TLS handshake was pending.
     early_bytes: Vec<u8>,
+    /// TLS was reported up by a host that cannot confirm the handshake
+    /// (see `tls_established_unconfirmed`), and nothing has arrived since.
+    tls_unconfirmed: bool,
     sasl: Option<SaslClient>,
     auth_method: Option<Mechanism>,
     /// A failed transaction may have left the server mid-transaction.
@@ -168,6 +171,7 @@ impl Connection {
             tls: None,
             starttls_handshake: false,
             early_bytes: Vec::new(),
+            tls_unconfirmed: false,
             sasl: None,
             auth_method: None,
             rset_before_next_mail: false,
@@ -238,6 +242,36 @@ impl Connection {
         self.flush_work(now);
     }
 
+    /// Like [`tls_established`](Self::tls_established), for a host whose
+    /// upgrade call returns before the handshake is known to have succeeded
+    /// (Cloudflare Workers: `startTls()` resolves, and a refused certificate
+    /// shows only as a failed first read or write, with a text that does not
+    /// name it). Until the first byte arrives over TLS, an end of stream or
+    /// a socket failure is the TLS failure it most likely is.
+    pub fn tls_established_unconfirmed(&mut self, info: TlsInfo, now: Instant) {
+        let was_handshaking = self.state == State::TlsHandshake;
+        self.tls_established(info, now);
+        self.tls_unconfirmed = was_handshaking && self.state != State::Closed;
+    }
+
+    /// The first read or write after an unconfirmed handshake failed: the
+    /// handshake did. The host's text may name the cause; when it does not,
+    /// a refused certificate is by far the likeliest.
+    fn unconfirmed_tls_failed(&mut self, detail: &str, now: Instant) {
+        self.tls_unconfirmed = false;
+        let named = TlsFailure::from_message(detail);
+        let kind = if named.kind == tls::TlsFailureKind::Handshake {
+            tls::TlsFailureKind::Certificate
+        } else {
+            named.kind
+        };
+        let detail = format!(
+            "{detail}; the connection failed at the first read or write after the TLS upgrade, \
+             which is how this platform reports a refused certificate or handshake"
+        );
+        self.tls_failed(TlsFailure::new(kind, detail), now);
+    }
+
     /// The TLS handshake failed.
     pub fn tls_failed(&mut self, failure: TlsFailure, _now: Instant) {
         if self.state == State::Closed {
@@ -252,6 +286,7 @@ impl Connection {
         if self.state == State::Closed || data.is_empty() {
             return;
         }
+        self.tls_unconfirmed = false;
         if self.state == State::Connecting {
             // Bytes prove the connection is open even if the host forgot to say so.
             self.connected(now);
@@ -288,7 +323,10 @@ impl Connection {
     }
 
     /// The server closed the connection (end of stream).
-    pub fn receive_eof(&mut self, _now: Instant) {
+    pub fn receive_eof(&mut self, now: Instant) {
+        if self.tls_unconfirmed {
+            return self.unconfirmed_tls_failed("the server closed the connection", now);
+        }
         match self.state {
             State::Closed => {}
             State::Quitting => self.finish_closed(None),
@@ -361,9 +399,12 @@ impl Connection {
     /// The socket failed under the engine: a read or write error, or a
     /// write that made no progress for the command time-out (the server
     /// stopped reading). `detail` is the host's description.
-    pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, _now: Instant) {
+    pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: Instant) {
         if self.state == State::Closed {
             return;
+        }
+        if self.tls_unconfirmed && !write_stalled {
+            return self.unconfirmed_tls_failed(detail, now);
         }
         let phase = self.current_phase();
         let err = if write_stalled {

@@ -14,6 +14,7 @@ use crate::reply::Reply;
 use crate::tls::TlsInfo;
 
 mod certificate;
+#[cfg(feature = "tls-engine")]
 pub(crate) use certificate::is_self_issued;
 mod explain;
 

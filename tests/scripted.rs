@@ -1410,3 +1410,34 @@ fn a_too_long_line_written_after_354_fails_the_message_without_panicking() {
     assert_eq!(h.outcomes(id), 1);
     assert_eq!(h.failure(id).map(|e| e.code), Some(ErrorCode::Message));
 }
+
+/// A host whose TLS upgrade returns before the handshake is known good
+/// (Workers): a failure before the first byte over TLS is the handshake's.
+#[test]
+fn a_failure_right_after_an_unconfirmed_handshake_is_a_tls_failure() {
+    let setup = "S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250 STARTTLS\nC: STARTTLS\nS: 220 go";
+    let info = || TlsInfo {
+        version: "TLS".into(),
+        cipher: None,
+        authorized: true,
+        authorization_error: None,
+    };
+    let mut h = Harness::new(with_auth(config(Security::StartTls, 587)));
+    h.run(setup);
+    h.conn.tls_established_unconfirmed(info(), h.now);
+    h.run("C: EHLO client.example.com");
+    h.conn.socket_failed("internal error; reference = abc", false, h.now);
+    h.pump();
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::Cert, Phase::StartTls), "{err}");
+    nothing_sensitive_sent(&h);
+
+    // Once the server spoke over TLS, failures are ordinary again.
+    let mut h = Harness::new(config(Security::StartTls, 587));
+    h.run(setup);
+    h.conn.tls_established_unconfirmed(info(), h.now);
+    h.run("C: EHLO client.example.com\nS: 250 mx");
+    h.conn.socket_failed("internal error; reference = abc", false, h.now);
+    h.pump();
+    assert_eq!(h.close_error().code, ErrorCode::Closed);
+}

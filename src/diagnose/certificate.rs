@@ -245,6 +245,7 @@ fn tbs_fields(der: &[u8]) -> Option<Tbs<'_>> {
 
 /// True when a certificate names itself as its issuer (the issuer and
 /// subject Names are byte-identical); false for anything that is not X.509.
+#[cfg(feature = "tls-engine")]
 pub(crate) fn is_self_issued(der: &[u8]) -> bool {
     tbs_fields(der).is_some_and(|tbs| tbs.issuer == tbs.subject)
 }

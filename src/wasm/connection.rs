@@ -1,24 +1,15 @@
 //! `Connection` for JS: the host reports, user verbs, drains and queries of
 //! [`crate::Connection`], one to one.
-//!
-//! One addition: a host whose TLS upgrade call returns before the handshake
-//! is known to have succeeded (Cloudflare Workers: `startTls()` resolves, and
-//! a refused certificate shows only as a failed first read or write, with a
-//! text that does not name it) says so with `handshakePending`. Until the
-//! first byte arrives over TLS, a socket failure or end of stream is then
-//! reported to the engine as the TLS failure it most likely is.
 
 use wasm_bindgen::prelude::*;
 
 use super::{EngineError, EngineEvent, WasmEnvelope, WasmMessageBuilder, WasmOptions, instant, message_id};
 use crate::connection::{Connection, State};
-use crate::tls::{TlsFailure, TlsFailureKind, TlsInfo};
+use crate::tls::{TlsFailure, TlsInfo};
 
 #[wasm_bindgen(js_name = Connection)]
 pub struct WasmConnection {
     pub(super) inner: Connection,
-    /// TLS was reported up with `handshakePending` and nothing has arrived since.
-    tls_unconfirmed: bool,
 }
 
 #[wasm_bindgen(js_class = Connection)]
@@ -29,7 +20,6 @@ impl WasmConnection {
     pub fn new(options: &WasmOptions, now: f64) -> Result<WasmConnection, EngineError> {
         Ok(WasmConnection {
             inner: Connection::new(options.config.clone(), instant(now))?,
-            tls_unconfirmed: false,
         })
     }
 
@@ -45,7 +35,8 @@ impl WasmConnection {
     }
 
     /// The TLS handshake finished. `handshakePending`: the host cannot tell
-    /// yet whether it succeeded (see the module documentation).
+    /// yet whether it succeeded (Workers; see
+    /// `Connection::tls_established_unconfirmed`).
     #[wasm_bindgen(js_name = tlsEstablished)]
     pub fn tls_established(
         &mut self,
@@ -62,9 +53,11 @@ impl WasmConnection {
             authorized,
             authorization_error,
         };
-        let was_handshaking = self.inner.state() == State::TlsHandshake;
-        self.inner.tls_established(info, instant(now));
-        self.tls_unconfirmed = was_handshaking && handshake_pending == Some(true);
+        if handshake_pending == Some(true) {
+            self.inner.tls_established_unconfirmed(info, instant(now));
+        } else {
+            self.inner.tls_established(info, instant(now));
+        }
     }
 
     /// The handshake failed; `message` is the runtime's error text, which
@@ -75,17 +68,11 @@ impl WasmConnection {
     }
 
     pub fn receive(&mut self, data: &[u8], now: f64) {
-        if !data.is_empty() {
-            self.tls_unconfirmed = false;
-        }
         self.inner.receive(data, instant(now));
     }
 
     #[wasm_bindgen(js_name = receiveEof)]
     pub fn receive_eof(&mut self, now: f64) {
-        if self.tls_unconfirmed {
-            return self.unconfirmed_tls_failed("the server closed the connection", now);
-        }
         self.inner.receive_eof(instant(now));
     }
 
@@ -96,29 +83,7 @@ impl WasmConnection {
 
     #[wasm_bindgen(js_name = socketFailed)]
     pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: f64) {
-        if self.tls_unconfirmed && !write_stalled {
-            return self.unconfirmed_tls_failed(detail, now);
-        }
         self.inner.socket_failed(detail, write_stalled, instant(now));
-    }
-
-    /// The first read or write after an unconfirmed handshake failed: the
-    /// handshake did. The host's text may name the cause; when it does not
-    /// (Workers says "internal error"), a refused certificate is by far the
-    /// likeliest, and the message says how the failure showed.
-    fn unconfirmed_tls_failed(&mut self, detail: &str, now: f64) {
-        self.tls_unconfirmed = false;
-        let named = TlsFailure::from_message(detail);
-        let kind = if named.kind == TlsFailureKind::Handshake {
-            TlsFailureKind::Certificate
-        } else {
-            named.kind
-        };
-        let detail = format!(
-            "{detail}; the connection failed at the first read or write after the TLS upgrade, \
-             which is how this platform reports a refused certificate or handshake"
-        );
-        self.inner.tls_failed(TlsFailure::new(kind, detail), instant(now));
     }
 
     // ----- What the user asks for
