@@ -246,6 +246,14 @@ export interface Client {
 
 export function createClient(options: ClientOptions): Client;
 
+/**
+ * Loads, compiles and instantiates the wasm engine now rather than at the
+ * first connection: call it during a server's start-up or a warm-up request.
+ * Rejects (with an Error naming the missing or damaged file) when the engine
+ * cannot be loaded. Optional: every API loads the engine on first use.
+ */
+export function ready(): Promise<void>;
+
 export type ErrorCode =
   | 'ECONNECT'
   | 'ETIMEDOUT'

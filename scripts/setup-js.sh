@@ -4,9 +4,10 @@
 #   - rustup target wasm32-unknown-unknown
 #   - wasm-bindgen-cli pinned to the wasm-bindgen version in Cargo.lock,
 #     installed into ~/.cache/wasmtp/wasm-bindgen-<version>/ (about 2 minutes, once per machine)
-#   - npm ci in pkg/ (binaryen's wasm-opt, smtp-server, typescript), skipped
+#   - npm ci in pkg/ (binaryen's wasm-opt, esbuild, smtp-server, typescript), skipped
 #     while package-lock.json is unchanged
 #   - scripts/build-wasm.sh
+#   - pkg/scripts/bundle.mjs (the Node entry as one module, dist/index.js)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,4 +63,5 @@ fi
 
 # ------------------------------------------------------------ the build
 bash "$ROOT/scripts/build-wasm.sh"
+node "$PKG/scripts/bundle.mjs"
 log "done"

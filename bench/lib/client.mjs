@@ -9,6 +9,7 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { wasmtpEntry } from './entry.mjs';
 
 const spec = JSON.parse(process.argv[2]);
 const USER = spec.user ?? 'bench';
@@ -51,9 +52,8 @@ function attachmentMessage(stream) {
 }
 
 async function wasmtpClient() {
-  const { createClient } = await import('../../pkg/src/index.js');
-  const { loadEngine } = await import('../../pkg/src/engine.js');
-  await loadEngine('core'); // instantiation is measured apart (startup.mjs)
+  const { createClient, ready } = await import(wasmtpEntry);
+  await ready(); // start-up is measured apart (startup.mjs)
   const client = createClient({
     host: spec.security === 'starttls' ? 'localhost' : '127.0.0.1',
     port: spec.port,

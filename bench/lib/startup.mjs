@@ -1,16 +1,18 @@
 // Import + instantiate time in a fresh Node process; prints one JSON line.
 //   node lib/startup.mjs wasmtp|nodemailer
-// wasmtp: import the package entry, then load the core engine (read,
-// compile and instantiate the wasm). nodemailer: import it and create a
-// transport (it has no separate initialisation).
+// wasmtp: import the package entry (what `import 'wasmtp'` loads), then
+// `await ready()`, which reads, compiles and instantiates the core engine.
+// nodemailer: import it and create a transport (it has no separate
+// initialisation).
+import { wasmtpEntry } from './entry.mjs';
+
 const lib = process.argv[2];
 const t0 = performance.now();
 let t1;
 if (lib === 'wasmtp') {
-  await import('../../pkg/src/index.js');
+  const { ready } = await import(wasmtpEntry);
   t1 = performance.now();
-  const { loadEngine } = await import('../../pkg/src/engine.js');
-  await loadEngine('core');
+  await ready();
 } else {
   const { default: nodemailer } = await import('nodemailer');
   t1 = performance.now();

@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 
-import { createClient, diagnose, SmtpError } from '../src/index.js';
+import { createClient, diagnose, SmtpError } from '../dist/index.js';
 
 const PASSWORD_ENV = 'WASMTP_PASSWORD';
 

@@ -61,4 +61,5 @@ function browserOptions(options) {
   };
 }
 
+export { ready } from './engine.js';
 export { SmtpError, websocketTransport };

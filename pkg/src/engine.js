@@ -52,16 +52,25 @@ export function loadEngine(variant = 'core') {
     if (!source) {
       throw new Error(`wasmtp: no wasm engine registered; import "wasmtp" (or "wasmtp/workers"), not an internal module`);
     }
-    const [glue, module_or_path] = await Promise.all([source.glue(), source.load()]);
-    if (module_or_path instanceof ArrayBuffer || ArrayBuffer.isView(module_or_path)) {
-      // Bytes: compile off the main thread, then instantiate with initSync.
-      // The glue's async path tests for `Response`, which in Node loads the
-      // whole fetch implementation (undici): some 20 ms at start-up.
-      glue.initSync({ module: await WebAssembly.compile(module_or_path) });
-    } else {
-      await glue.default({ module_or_path });
+    try {
+      // Bytes compile (off the main thread) while the glue module loads.
+      const [glue, loaded] = await Promise.all([source.glue(), Promise.resolve(source.load()).then(compileBytes)]);
+      if (loaded.compiled) {
+        // Instantiate what was compiled here with initSync: the glue's async
+        // path tests for `Response`, which in Node loads the whole fetch
+        // implementation (undici): some 20 ms at start-up.
+        glue.initSync({ module: loaded.compiled });
+      } else {
+        await glue.default({ module_or_path: loaded.given });
+      }
+      return glue;
+    } catch (cause) {
+      throw new Error(
+        `wasmtp: could not load the '${variant}' wasm engine (${cause?.message ?? cause}). ` +
+          'Its files in the package\'s wasm/ directory are missing or damaged: reinstall wasmtp (in a checkout, run bash scripts/setup-js.sh).',
+        { cause },
+      );
     }
-    return glue;
   })();
   const current = loading[variant];
   // A failed load (missing file...) may be retried by the next call.
@@ -69,6 +78,23 @@ export function loadEngine(variant = 'core') {
     if (loading[variant] === current) loading[variant] = null;
   });
   return current;
+}
+
+/**
+ * The public `ready()`: loads, compiles and instantiates the engine now
+ * instead of at the first connection (a server's start-up, a warm-up
+ * request). Rejects when the wasm cannot be loaded, so a broken install
+ * shows before the first message. Calling it again costs nothing.
+ * @returns {Promise<void>}
+ */
+export function ready() {
+  return loadEngine('core').then(() => undefined);
+}
+
+/** Bytes are compiled here; a Module, Response or URL is left to the glue. */
+async function compileBytes(given) {
+  if (given instanceof ArrayBuffer || ArrayBuffer.isView(given)) return { compiled: await WebAssembly.compile(given) };
+  return { given };
 }
 
 function check(variant) {

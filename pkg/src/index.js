@@ -21,7 +21,9 @@ setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFi
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
 
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
-if (!globalThis.crypto?.getRandomValues) {
+// `in`, not a read: Node builds its global `crypto` (WebCrypto and the
+// streams it needs, ~2 ms) on first access, which start-up need not pay.
+if (!('crypto' in globalThis)) {
   const { webcrypto } = await import('node:crypto');
   setRandomSource((bytes) => webcrypto.getRandomValues(bytes));
   globalThis.crypto ??= webcrypto;
@@ -50,6 +52,7 @@ export function createOutbox(options) {
   return createOutboxWith(options, { defaultStore: () => spoolStore({ dir: 'wasmtp-outbox' }) });
 }
 
+export { ready } from './engine.js';
 export { SmtpError } from './errors.js';
 export { bullmqStore } from './outbox/bullmq.js';
 export { spoolStore };

@@ -14,3 +14,4 @@ setWasmSource('tls', source);
 export { createClient, diagnose, SmtpError, workersTransport } from './workers-client.js';
 export { cloudflareQueueStore } from './outbox/cloudflare.js';
 export { createOutbox } from './outbox/index.js';
+export { ready } from './engine.js';

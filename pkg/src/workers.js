@@ -10,3 +10,4 @@ setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: () => was
 export { createClient, diagnose, SmtpError, workersTransport } from './workers-client.js';
 export { cloudflareQueueStore } from './outbox/cloudflare.js';
 export { createOutbox } from './outbox/index.js';
+export { ready } from './engine.js';

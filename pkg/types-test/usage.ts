@@ -1,7 +1,7 @@
 // Compiled with `tsc --noEmit` (npm run typecheck): the declarations in
 // index.d.ts must accept every documented use and refuse obvious mistakes.
 
-import { createClient, SmtpError, type SendResult, type Transport, type VerifyResult } from 'wasmtp';
+import { createClient, ready, SmtpError, type SendResult, type Transport, type VerifyResult } from 'wasmtp';
 import { bullmqStore, createOutbox, spoolStore, type OutboxStatus } from 'wasmtp';
 
 const client = createClient({
@@ -114,3 +114,7 @@ async function outboxUsage() {
   console.log(wrong);
 }
 void outboxUsage;
+
+// ready(): optional warm-up, resolves with nothing.
+const warm: Promise<void> = ready();
+void warm;

@@ -171,12 +171,12 @@ function workerScript(entryFile) {
   const entryPath = join(HERE, `.worker-${Math.random().toString(36).slice(2)}.js`);
   const rel = (p) => `./${relative(dirname(entryPath), p)}`;
   const contents = `
-import { createClient, SmtpError } from ${JSON.stringify(rel(entryFile))};
+import { createClient, ready, SmtpError } from ${JSON.stringify(rel(entryFile))};
 import { runSuite } from ${JSON.stringify(rel(join(HERE, 'suite.js')))};
 export default {
   async fetch(request) {
     const config = await request.json();
-    return Response.json(await runSuite({ createClient, SmtpError, config }));
+    return Response.json(await runSuite({ createClient, ready, SmtpError, config }));
   },
 };`;
   return { entryPath, contents };

@@ -3,18 +3,19 @@
 // modules, no runtime APIs. The runner (run.mjs) starts the servers, passes
 // their ports in `config`, and checks on the server side what arrived.
 //
-// runSuite({ createClient, SmtpError, config }) resolves with
+// runSuite({ createClient, ready, SmtpError, config }) resolves with
 //   { results: [{ name, ok, ms, error?, detail? }], sent: [{ tag, to, user }] }
 // where `sent` lists the messages the server must have received.
 
 /**
  * @param {object} args
  * @param {Function} args.createClient  the entry point's createClient
+ * @param {Function} args.ready  the entry point's ready()
  * @param {Function} args.SmtpError
  * @param {object} args.config  from run.mjs: { runtime, host, ports: {...}, ca, pin, wrongPin,
  *   user, pass, nativeCa, nativeUntrusted, engines: ['native'|'wasm'], caTrueCert?, only? }
  */
-export async function runSuite({ createClient, SmtpError, config }) {
+export async function runSuite({ createClient, ready, SmtpError, config }) {
   const results = [];
   const sent = [];
   const { host, ports, user, pass } = config;
@@ -66,6 +67,14 @@ export async function runSuite({ createClient, SmtpError, config }) {
   }
 
   const auth = (method) => ({ user, pass, ...(method ? { method } : {}) });
+
+  // First, before any client: the engine loads up front in this runtime.
+  await test('ready() loads the engine', async () => {
+    const loaded = await ready();
+    assert(loaded === undefined, `ready() resolved with ${describe(loaded)}`);
+    assert((await ready()) === undefined, 'a second ready() resolves too');
+    return 'engine loaded';
+  });
 
   for (const engine of config.engines) {
     const wasm = engine === 'wasm';
