@@ -17,15 +17,16 @@ pub mod driver;
 pub mod envelope;
 pub mod error;
 pub mod event;
-pub(crate) mod outbuf;
 pub mod mime;
+pub(crate) mod outbuf;
 pub mod reply;
 pub mod testkit;
 pub mod time;
 pub mod tls;
 #[cfg(feature = "tls-engine")]
 pub mod tls_engine;
-#[cfg(feature = "wasm")] pub mod wasm;
+#[cfg(feature = "wasm")]
+pub mod wasm;
 
 pub use auth::{Credentials, Mechanism};
 pub use capabilities::Capabilities;

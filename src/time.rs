@@ -48,7 +48,11 @@ impl Sub<Instant> for Instant {
 /// arithmetic only: float formatting would add kilobytes to the wasm build.
 pub fn describe(span: Duration) -> String {
     let millis = span.as_millis();
-    if millis % 1000 == 0 || millis >= 10_000 { format!("{} s", span.as_secs()) } else { format!("{millis} ms") }
+    if millis % 1000 == 0 || millis >= 10_000 {
+        format!("{} s", span.as_secs())
+    } else {
+        format!("{millis} ms")
+    }
 }
 
 #[cfg(test)]

@@ -137,8 +137,9 @@ function newBuilder(engine, message, attachments, random, now) {
     for (const address of list(message.bcc)) spec.addBcc(String(address));
     for (const address of list(message.replyTo)) spec.addReplyTo(String(address));
     if (message.subject !== undefined) spec.setSubject(String(message.subject));
-    if (message.text !== undefined) spec.setText(String(message.text));
-    if (message.html !== undefined) spec.setHtml(String(message.html));
+    // Bodies cross into wasm as UTF-8 bytes: one native encode and one copy.
+    if (message.text !== undefined) spec.setText(encoder.encode(String(message.text)));
+    if (message.html !== undefined) spec.setHtml(encoder.encode(String(message.html)));
     if (message.messageId !== undefined) spec.setMessageId(String(message.messageId));
     for (const [name, value] of headerEntries(message.headers)) spec.addHeader(name, String(value));
     for (const { attachment: a, bytes } of attachments) {

@@ -127,7 +127,7 @@ test('text, html, UTF-8 subject and two attachments (one of 20 MB, streamed) arr
   const client = createClient({ host: '127.0.0.1', port: server.port, security: 'none' });
   try {
     const subject = 'Grüße aus Köln – 20 MB über wasmtp ✓ 😀';
-    const text = 'Hallo Bob,\n\nanbei die Dateien (ça va? 日本語).\nA line that is rather long: ' + 'lorem ipsum '.repeat(20) + '\n';
+    const text = 'Hallo Bob,\n\nanbei die Dateien (ça va? 日本語 📎).\nA line that is rather long: ' + 'lorem ipsum '.repeat(20) + '\n';
     const html = '<p>Hallo <b>Bob</b>, anbei die Dateien — ça va? 日本語</p>';
     const small = new Uint8Array(5000).map((_, i) => (i * 131 + 7) % 256); // every byte value, CR and LF included
     const big = randomStream(BIG_SIZE);
