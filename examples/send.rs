@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtp::address::parse_mailbox;
 use wasmtp::connection::connect_error;
-use wasmtp::driver::{Client, RustlsUpgrader};
+use wasmtp::driver::{Client, RustlsUpgrader, TranscriptSink};
 use wasmtp::{Config, Credentials, Envelope, Phase, Security, SmtpError};
 
 struct Args {
@@ -134,7 +134,7 @@ async fn run(args: Args) -> Result<(), SmtpError> {
         .await
         .map_err(|e| connect_error(&args.host, port, &e.to_string()))?;
     stream.set_nodelay(true).ok();
-    let transcript: Option<Box<dyn FnMut(&wasmtp::TranscriptLine) + Send>> = if args.verbose {
+    let transcript: Option<TranscriptSink> = if args.verbose {
         Some(Box::new(|line: &wasmtp::TranscriptLine| {
             eprintln!("{:>3}: {}", line.dir.as_str(), line.text)
         }))

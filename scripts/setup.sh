@@ -6,7 +6,7 @@
 #   - apt: postfix (debconf "No configuration"), sasl2-bin, libsasl2-modules,
 #          openssl, clang (for ring on wasm32), python3-venv, and nodejs + npm
 #          when no node is on PATH
-#   - rustup target wasm32-unknown-unknown
+#   - rustup target wasm32-unknown-unknown, components clippy and rustfmt (the lint step)
 #   - a project-local Python venv in .tools/venv with aiosmtpd
 #   - then scripts/setup-js.sh, if present (npm / wasm-bindgen tooling)
 set -euo pipefail
@@ -60,6 +60,12 @@ if command -v rustup >/dev/null 2>&1; then
     else
         log "wasm32-unknown-unknown target present"
     fi
+    for component in clippy rustfmt; do
+        if ! rustup component list --installed | grep -q "^$component"; then
+            log "adding rustup component $component"
+            rustup component add "$component"
+        fi
+    done
 else
     log "warning: rustup not found; make sure the wasm32-unknown-unknown target is installed"
 fi

@@ -4,7 +4,9 @@
 #      aiosmtpd and a private Postfix on 127.0.0.1, see tests/real_servers.rs)
 #   2. cargo build --target wasm32-unknown-unknown --no-default-features --lib
 #      (the engine must build for wasm, also with TLS inside: --features tls-engine)
-#   3. scripts/test-js.sh, when present (npm package / wasm bindings)
+#   3. lint: cargo fmt --check, cargo clippy --all-features --all-targets -D warnings
+#   4. scripts/test-js.sh and the other suites (npm package, outbox, doctor,
+#      fail-safe, fuzz, runtimes)
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any step failed. Works unattended (CI=true, no stdin).
 set -uo pipefail
@@ -31,6 +33,8 @@ step() {
 step "rust tests" cargo test --all-features
 step "wasm build" cargo build --target wasm32-unknown-unknown --no-default-features --lib
 step "wasm build (TLS in the engine)" cargo build --target wasm32-unknown-unknown --no-default-features --features tls-engine --lib
+step "rustfmt" cargo fmt --check
+step "clippy" cargo clippy --quiet --all-features --all-targets -- -D warnings
 if [ -f scripts/test-js.sh ]; then
     step "js tests" bash scripts/test-js.sh
 fi

@@ -60,6 +60,9 @@ impl TlsUpgrader for NoTls {
 
 type BodyReader = Box<dyn AsyncRead + Unpin + Send>;
 
+/// A callback that sees every transcript line (credentials already redacted).
+pub type TranscriptSink = Box<dyn FnMut(&TranscriptLine) + Send>;
+
 struct BodySource {
     id: MessageId,
     reader: BodyReader,
@@ -80,7 +83,7 @@ pub struct Client {
     outcomes: HashMap<MessageId, Result<Delivery, SmtpError>>,
     closed: Option<Option<SmtpError>>,
     bodies: VecDeque<BodySource>,
-    on_transcript: Option<Box<dyn FnMut(&TranscriptLine) + Send>>,
+    on_transcript: Option<TranscriptSink>,
     read_buf: Vec<u8>,
 }
 
@@ -101,7 +104,7 @@ impl Client {
         io: impl Io + 'static,
         config: Config,
         upgrader: impl TlsUpgrader + 'static,
-        on_transcript: Option<Box<dyn FnMut(&TranscriptLine) + Send>>,
+        on_transcript: Option<TranscriptSink>,
     ) -> Result<Client, SmtpError> {
         let epoch = std::time::Instant::now();
         let conn = Connection::new(config, Instant::from_millis(0))?;

@@ -87,6 +87,9 @@ pub struct Delivery {
 }
 
 /// Something the host must act on or may want to know.
+// `Ready` is the large variant; it comes once per connection and events are
+// polled one at a time, so boxing it would only cost every host a deref.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A line of the dialog for logs and `-v` output.

@@ -253,6 +253,8 @@ fn expect_ok(result: Result<Delivery, SmtpError>, transcript: &Transcript) -> De
 
 // ------------------------------------------------------------------ aiosmtpd
 
+// Named as the test servers' modes are (`--tls starttls`).
+#[allow(clippy::enum_variant_names)]
 #[derive(Default, Clone, Copy, PartialEq)]
 enum Tls {
     #[default]

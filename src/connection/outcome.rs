@@ -206,7 +206,7 @@ mod tests {
         );
         let env = Envelope::new("a@example.com", ["b@example.org"]);
         assert_eq!(mail_error(&env, &reply(552, "5.3.4 too big")).code, ErrorCode::Size);
-        assert_eq!(mail_error(&env, &reply(451, "4.7.1 later")).retryable, true);
+        assert!(mail_error(&env, &reply(451, "4.7.1 later")).retryable);
     }
 
     #[test]

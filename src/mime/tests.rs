@@ -927,7 +927,7 @@ proptest! {
 #[test]
 fn over_long_values_are_refused_not_cut() {
     let refused = |spec: MessageSpec, needle: &str| {
-        let err = MessageBuilder::new(spec, RANDOM, NOW).err().expect("refused");
+        let err = MessageBuilder::new(spec, RANDOM, NOW).expect_err("refused");
         assert_eq!(err.code, ErrorCode::Input);
         assert!(err.message.contains(needle), "{}", err.message);
     };

@@ -249,7 +249,8 @@ mod tests {
         conn.receive(b"250-mx.example.com\r\n250 PIPELINING\r\n", 2.0);
         let mut spec = WasmMessageSpec::new("ann@example.com".into());
         spec.add_to("bob@example.org".into());
-        spec.set_text("See the attachment.".into());
+        spec.set_text(b"See the attachment.".to_vec())
+            .unwrap_or_else(|_| panic!("UTF-8 text"));
         spec.add_attachment_stream(Some("big.bin".into()), None, None, None)
             .unwrap_or_else(|_| panic!("a valid attachment"));
         let mut builder = WasmMessageBuilder::new(spec, &[7; 32], 0.0).unwrap_or_else(|_| panic!("a valid spec"));
@@ -265,7 +266,7 @@ mod tests {
         let (mut pushed, mut blocked, mut buf) = (0, 0, vec![0u8; 1000]);
         loop {
             let status = conn
-                .write_body_from_builder(id.into(), &mut builder, 5.0)
+                .write_body_from_builder(id, &mut builder, 5.0)
                 .unwrap_or_else(|_| panic!("the body is wanted"));
             match status {
                 super::super::mime::FEED_DONE => break,
@@ -285,8 +286,7 @@ mod tests {
             }
         }
         assert!(blocked > 0, "back-pressure stopped the builder at least once");
-        conn.end_body(id.into(), 6.0)
-            .unwrap_or_else(|_| panic!("the end is wanted"));
+        conn.end_body(id, 6.0).unwrap_or_else(|_| panic!("the end is wanted"));
         while let Some(bytes) = conn.poll_transmit() {
             sent.extend(bytes);
         }
@@ -333,5 +333,22 @@ mod tests {
         let mut conn = upgraded(false);
         conn.socket_failed("internal error; reference = abc", false, 5.0);
         assert_eq!(closing_error(&mut conn).code(), "ECLOSED");
+    }
+
+    #[test]
+    fn bodies_given_as_bytes_must_be_utf8() {
+        use crate::wasm::WasmMessageSpec;
+        let mut spec = WasmMessageSpec::new("ann@example.com".into());
+        assert!(spec.set_text("Grüße 📎".as_bytes().to_vec()).is_ok());
+        let err = match spec.set_html(vec![b'<', b'p', 0xC3, b'>']) {
+            Err(err) => err,
+            Ok(()) => panic!("invalid UTF-8 is refused"),
+        };
+        assert_eq!((err.code().as_str(), err.phase().as_str()), ("EINPUT", "data"));
+        assert!(
+            err.message().contains("html body is not valid UTF-8 (at byte 2)"),
+            "{}",
+            err.message()
+        );
     }
 }
