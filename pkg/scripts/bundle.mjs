@@ -30,8 +30,11 @@ export const bundleOptions = {
   platform: 'node',
   target: 'node18',
   external: ['../wasm/*', 'bullmq', 'ioredis'],
-  // Readable output (stack traces stay meaningful), with a map to src/.
+  // Readable output (stack traces stay meaningful), with a map to src/;
+  // classes and functions keep their names (esbuild would rename a class
+  // that refers to itself: SmtpError.constructor.name '_SmtpError').
   minify: false,
+  keepNames: true,
   sourcemap: 'linked',
   sourcesContent: false,
   legalComments: 'none',

@@ -42,6 +42,10 @@ test('the bundle exports exactly what src/index.js exports', async () => {
   const bundled = await import(entryUrl.href);
   assert.deepEqual(Object.keys(bundled).sort(), Object.keys(source).sort());
   assert.equal(bundled.runtime, 'node');
+  // Names survive bundling (logs and util.inspect show them).
+  const error = new bundled.SmtpError({ code: 'EINPUT', phase: 'data', message: 'x' });
+  assert.equal(error.constructor.name, 'SmtpError');
+  assert.ok(error instanceof bundled.SmtpError);
   for (const name of ['createClient', 'createOutbox', 'diagnose', 'ready', 'spoolStore', 'bullmqStore']) {
     assert.equal(typeof bundled[name], 'function', name);
   }

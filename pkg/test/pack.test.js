@@ -1,0 +1,85 @@
+// The package as npm ships it: `npm pack`, installed into an empty project
+// with `npm install <tarball>` (no registry needed: wasmtp has no
+// dependencies, and its peers are optional). Checks that `files` carries
+// everything the entries load (dist/, the wasm artifacts and their glue),
+// and nothing that is only for development; then sends a message through
+// the installed `wasmtp` and runs its `wasmtp` command.
+
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { startServer } from './helpers/server.js';
+
+const pkgDir = fileURLToPath(new URL('../', import.meta.url));
+const npm = (args, cwd) => execFileSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, encoding: 'utf8' });
+
+let scratch;
+let packed;
+let server;
+
+before(async () => {
+  scratch = mkdtempSync(join(tmpdir(), 'wasmtp-pack-'));
+  [packed] = JSON.parse(npm(['pack', '--json', '--pack-destination', scratch], pkgDir));
+  writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  npm(['install', '--offline', join(scratch, packed.filename)], scratch);
+  server = await startServer();
+});
+
+after(async () => {
+  await server?.close();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+test('the tarball holds what the entry points load, and no tests or tooling', () => {
+  const files = packed.files.map((file) => file.path);
+  for (const needed of [
+    'package.json',
+    'dist/index.js',
+    'src/index.js',
+    'src/workers.js',
+    'src/browser.js',
+    'bin/wasmtp.js',
+    'index.d.ts',
+    'wasm/wasmtp.js',
+    'wasm/wasmtp_bg.wasm',
+    'wasm/wasmtp_tls.js',
+    'wasm/wasmtp_tls_bg.wasm',
+    'wasm/wasmtp_doctor.js',
+    'wasm/wasmtp_doctor_bg.wasm',
+  ]) {
+    assert.ok(files.includes(needed), `${needed} is missing from the package`);
+  }
+  const stray = files.filter((file) => /^(test|types-test|scripts|node_modules)\//.test(file));
+  assert.deepEqual(stray, [], 'development files in the package');
+});
+
+test('an application that installed the tarball sends a message through it', async () => {
+  writeFileSync(
+    join(scratch, 'send.js'),
+    `import { createClient, ready, runtime } from 'wasmtp';
+     await ready();
+     const client = createClient({ host: '127.0.0.1', port: ${server.port}, security: 'none' });
+     const result = await client.send({ from: 'ann@example.com', to: 'bob@example.org', subject: 'from the tarball', text: 'installed' });
+     await client.close();
+     console.log(JSON.stringify({ runtime, entry: import.meta.resolve('wasmtp'), accepted: result.accepted }));`,
+  );
+  // Asynchronous: the server runs in this process.
+  const { stdout } = await promisify(execFile)(process.execPath, ['send.js'], { cwd: scratch, encoding: 'utf8' });
+  const out = JSON.parse(stdout);
+  assert.deepEqual(out.accepted, ['bob@example.org']);
+  assert.equal(out.runtime, 'node');
+  assert.match(out.entry, /node_modules\/wasmtp\/dist\/index\.js$/);
+  assert.match(server.messages.at(-1).raw.toString('utf8'), /^Subject: from the tarball\r$/m);
+});
+
+test("the installed package's command runs", () => {
+  const help = execFileSync(join(scratch, 'node_modules', '.bin', 'wasmtp'), ['--help'], { encoding: 'utf8' });
+  assert.match(help, /wasmtp send/);
+  assert.match(help, /wasmtp doctor/);
+});
