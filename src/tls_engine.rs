@@ -383,6 +383,15 @@ impl SecureConnection {
         self.inner.state()
     }
 
+    /// Ready with nothing queued or awaited.
+    pub fn is_idle(&self) -> bool {
+        self.inner.is_idle()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
     // ----- Inside ----------------------------------------------------------------
 
     /// Moves what the SMTP connection produced: plaintext through TLS (or

@@ -1,10 +1,12 @@
-//! `Connection` for JS: the host reports, user verbs, drains and queries of
-//! [`crate::Connection`], one to one.
+//! `Connection` for JS: [`crate::Connection`] one to one. The methods it
+//! shares with `SecureConnection` are in `forward.rs`; here are its own:
+//! the constructor, the host's TLS reports, and `abort`.
 
 use wasm_bindgen::prelude::*;
 
+use super::forward::connection_class;
 use super::{EngineError, EngineEvent, WasmEnvelope, WasmMessageBuilder, WasmOptions, instant, message_id};
-use crate::connection::{Connection, State};
+use crate::connection::Connection;
 use crate::tls::{TlsFailure, TlsInfo};
 
 #[wasm_bindgen(js_name = Connection)]
@@ -12,8 +14,7 @@ pub struct WasmConnection {
     pub(super) inner: Connection,
 }
 
-#[wasm_bindgen(js_class = Connection)]
-impl WasmConnection {
+connection_class!(WasmConnection as Connection {
     /// A connection waiting for the host to open the socket. Throws an
     /// `EngineError` (`EINPUT`) when the options are unusable.
     #[wasm_bindgen(constructor)]
@@ -21,17 +22,6 @@ impl WasmConnection {
         Ok(WasmConnection {
             inner: Connection::new(options.config.clone(), instant(now))?,
         })
-    }
-
-    // ----- What the host reports
-
-    pub fn connected(&mut self, now: f64) {
-        self.inner.connected(instant(now));
-    }
-
-    #[wasm_bindgen(js_name = connectFailed)]
-    pub fn connect_failed(&mut self, detail: &str, now: f64) {
-        self.inner.connect_failed(detail, instant(now));
     }
 
     /// The TLS handshake finished. `handshakePending`: the host cannot tell
@@ -67,148 +57,11 @@ impl WasmConnection {
         self.inner.tls_failed(TlsFailure::from_message(message), instant(now));
     }
 
-    pub fn receive(&mut self, data: &[u8], now: f64) {
-        self.inner.receive(data, instant(now));
-    }
-
-    #[wasm_bindgen(js_name = receiveEof)]
-    pub fn receive_eof(&mut self, now: f64) {
-        self.inner.receive_eof(instant(now));
-    }
-
-    #[wasm_bindgen(js_name = handleTimeout)]
-    pub fn handle_timeout(&mut self, now: f64) {
-        self.inner.handle_timeout(instant(now));
-    }
-
-    #[wasm_bindgen(js_name = socketFailed)]
-    pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: f64) {
-        self.inner.socket_failed(detail, write_stalled, instant(now));
-    }
-
-    // ----- What the user asks for
-
-    /// Queues a message (the envelope is consumed); returns its id. Throws
-    /// an `EngineError` on invalid input, and nothing is sent.
-    pub fn submit(&mut self, envelope: WasmEnvelope, now: f64) -> Result<f64, EngineError> {
-        Ok(self.inner.submit(envelope.envelope, instant(now))?.0 as f64)
-    }
-
-    /// The message whose body the engine wants next, if it has room.
-    #[wasm_bindgen(js_name = wantsBody)]
-    pub fn wants_body(&self) -> Option<f64> {
-        self.inner.wants_body().map(|id| id.0 as f64)
-    }
-
-    #[wasm_bindgen(js_name = bodyCapacity)]
-    pub fn body_capacity(&self, id: f64) -> usize {
-        self.inner.body_capacity(message_id(id))
-    }
-
-    /// Pushes body bytes; returns how many were taken (0 when full).
-    #[wasm_bindgen(js_name = writeBody)]
-    pub fn write_body(&mut self, id: f64, data: &[u8], now: f64) -> Result<usize, EngineError> {
-        Ok(self.inner.write_body(message_id(id), data, instant(now))?)
-    }
-
-    /// Moves a structured message's bytes from its MIME builder straight
-    /// into the body (inside wasm, under the same back-pressure as
-    /// `writeBody`). Returns the index of the streamed attachment the
-    /// builder waits for (>= 0: push a chunk or end it, then call again),
-    /// -1 when the engine is full (drain `pollTransmit`, call again) or -2
-    /// when the builder is done (call `endBody`). Throws like `writeBody`.
-    #[wasm_bindgen(js_name = writeBodyFromBuilder)]
-    pub fn write_body_from_builder(
-        &mut self,
-        id: f64,
-        builder: &mut WasmMessageBuilder,
-        now: f64,
-    ) -> Result<i32, EngineError> {
-        let (id, now) = (message_id(id), instant(now));
-        Ok(builder.feed(|data| self.inner.write_body(id, data, now))?)
-    }
-
-    #[wasm_bindgen(js_name = endBody)]
-    pub fn end_body(&mut self, id: f64, now: f64) -> Result<(), EngineError> {
-        Ok(self.inner.end_body(message_id(id), instant(now))?)
-    }
-
-    pub fn noop(&mut self, now: f64) {
-        self.inner.noop(instant(now));
-    }
-
-    pub fn close(&mut self, now: f64) {
-        self.inner.close(instant(now));
-    }
-
+    /// Drops the connection at once.
     pub fn abort(&mut self) {
         self.inner.abort();
     }
-
-    // ----- What the host drains
-
-    /// Bytes for one socket write, or `undefined`.
-    #[wasm_bindgen(js_name = pollTransmit)]
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.inner.poll_transmit()
-    }
-
-    /// How many bytes `pollTransmit` would return now (0: none).
-    #[wasm_bindgen(getter, js_name = transmitLength)]
-    pub fn transmit_length(&self) -> usize {
-        self.inner.transmit_len()
-    }
-
-    /// `pollTransmit` into a buffer the host reuses (no new `ArrayBuffer`
-    /// per write): moves up to `buf.length` bytes, returns how many.
-    #[wasm_bindgen(js_name = pollTransmitInto)]
-    pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> usize {
-        self.inner.poll_transmit_into(buf)
-    }
-
-    #[wasm_bindgen(js_name = pollEvent)]
-    pub fn poll_event(&mut self) -> Option<EngineEvent> {
-        self.inner.poll_event().map(|event| EngineEvent { event })
-    }
-
-    /// When `handleTimeout` is due (ms, same epoch as `now`), or `undefined`.
-    #[wasm_bindgen(js_name = pollTimeout)]
-    pub fn poll_timeout(&self) -> Option<f64> {
-        self.inner.poll_timeout().map(|t| t.as_millis() as f64)
-    }
-
-    // ----- Queries
-
-    /// `"connecting"`, `"tls-handshake"`, `"setup"`, `"ready"`, `"quitting"` or `"closed"`.
-    #[wasm_bindgen(getter)]
-    pub fn state(&self) -> String {
-        state_name(self.inner.state())
-    }
-
-    /// Ready with nothing queued or awaited.
-    #[wasm_bindgen(getter, js_name = isIdle)]
-    pub fn is_idle(&self) -> bool {
-        self.inner.is_idle()
-    }
-
-    #[wasm_bindgen(getter, js_name = isClosed)]
-    pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
-}
-
-/// The JS name of a connection state.
-pub(super) fn state_name(state: State) -> String {
-    match state {
-        State::Connecting => "connecting",
-        State::TlsHandshake => "tls-handshake",
-        State::Setup => "setup",
-        State::Ready => "ready",
-        State::Quitting => "quitting",
-        State::Closed => "closed",
-    }
-    .to_string()
-}
+});
 
 #[cfg(test)]
 mod tests {

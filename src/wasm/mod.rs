@@ -17,6 +17,7 @@ mod connection;
 mod diagnose;
 mod error;
 mod event;
+mod forward;
 mod mime;
 mod options;
 #[cfg(feature = "tls-engine")]

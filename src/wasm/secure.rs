@@ -5,7 +5,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::connection::state_name;
+use super::forward::connection_class;
 use super::{EngineError, EngineEvent, WasmEnvelope, WasmMessageBuilder, WasmOptions, instant, message_id};
 use crate::error::{Phase, SmtpError};
 use crate::tls_engine::{SecureConnection, TlsOptions, parse_fingerprint};
@@ -84,8 +84,7 @@ pub struct WasmSecureConnection {
     pub(super) inner: SecureConnection,
 }
 
-#[wasm_bindgen(js_class = SecureConnection)]
-impl WasmSecureConnection {
+connection_class!(WasmSecureConnection as SecureConnection {
     /// A connection whose TLS runs here; the host opens a plain TCP socket.
     /// Throws an `EngineError` (`EINPUT`) for unusable options or CAs.
     #[wasm_bindgen(constructor)]
@@ -95,139 +94,9 @@ impl WasmSecureConnection {
         })
     }
 
-    // ----- What the host reports (raw socket facts)
-
-    pub fn connected(&mut self, now: f64) {
-        self.inner.connected(instant(now));
-    }
-
-    #[wasm_bindgen(js_name = connectFailed)]
-    pub fn connect_failed(&mut self, detail: &str, now: f64) {
-        self.inner.connect_failed(detail, instant(now));
-    }
-
-    /// Raw bytes from the socket (ciphertext once TLS has started).
-    pub fn receive(&mut self, data: &[u8], now: f64) {
-        self.inner.receive(data, instant(now));
-    }
-
-    #[wasm_bindgen(js_name = receiveEof)]
-    pub fn receive_eof(&mut self, now: f64) {
-        self.inner.receive_eof(instant(now));
-    }
-
-    #[wasm_bindgen(js_name = handleTimeout)]
-    pub fn handle_timeout(&mut self, now: f64) {
-        self.inner.handle_timeout(instant(now));
-    }
-
-    #[wasm_bindgen(js_name = socketFailed)]
-    pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: f64) {
-        self.inner.socket_failed(detail, write_stalled, instant(now));
-    }
-
-    // ----- What the user asks for
-
-    pub fn submit(&mut self, envelope: WasmEnvelope, now: f64) -> Result<f64, EngineError> {
-        Ok(self.inner.submit(envelope.envelope, instant(now))?.0 as f64)
-    }
-
-    #[wasm_bindgen(js_name = wantsBody)]
-    pub fn wants_body(&self) -> Option<f64> {
-        self.inner.wants_body().map(|id| id.0 as f64)
-    }
-
-    #[wasm_bindgen(js_name = bodyCapacity)]
-    pub fn body_capacity(&self, id: f64) -> usize {
-        self.inner.body_capacity(message_id(id))
-    }
-
-    #[wasm_bindgen(js_name = writeBody)]
-    pub fn write_body(&mut self, id: f64, data: &[u8], now: f64) -> Result<usize, EngineError> {
-        Ok(self.inner.write_body(message_id(id), data, instant(now))?)
-    }
-
-    /// Moves a structured message's bytes from its MIME builder straight
-    /// into the body (inside wasm, under the same back-pressure as
-    /// `writeBody`). Returns the index of the streamed attachment the
-    /// builder waits for (>= 0: push a chunk or end it, then call again),
-    /// -1 when the engine is full (drain `pollTransmit`, call again) or -2
-    /// when the builder is done (call `endBody`). Throws like `writeBody`.
-    #[wasm_bindgen(js_name = writeBodyFromBuilder)]
-    pub fn write_body_from_builder(
-        &mut self,
-        id: f64,
-        builder: &mut WasmMessageBuilder,
-        now: f64,
-    ) -> Result<i32, EngineError> {
-        let (id, now) = (message_id(id), instant(now));
-        Ok(builder.feed(|data| self.inner.write_body(id, data, now))?)
-    }
-
-    #[wasm_bindgen(js_name = endBody)]
-    pub fn end_body(&mut self, id: f64, now: f64) -> Result<(), EngineError> {
-        Ok(self.inner.end_body(message_id(id), instant(now))?)
-    }
-
-    pub fn noop(&mut self, now: f64) {
-        self.inner.noop(instant(now));
-    }
-
-    pub fn close(&mut self, now: f64) {
-        self.inner.close(instant(now));
-    }
-
     /// Drops the connection at once (a TLS close_notify is still produced).
     /// `now` may be omitted.
     pub fn abort(&mut self, now: Option<f64>) {
         self.inner.abort(instant(now.unwrap_or(0.0)));
     }
-
-    // ----- What the host drains
-
-    /// Raw bytes for one socket write, or `undefined`.
-    #[wasm_bindgen(js_name = pollTransmit)]
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.inner.poll_transmit()
-    }
-
-    /// How many bytes `pollTransmit` would return now (0: none).
-    #[wasm_bindgen(getter, js_name = transmitLength)]
-    pub fn transmit_length(&self) -> usize {
-        self.inner.transmit_len()
-    }
-
-    /// `pollTransmit` into a buffer the host reuses (no new `ArrayBuffer`
-    /// per write): moves up to `buf.length` bytes, returns how many.
-    #[wasm_bindgen(js_name = pollTransmitInto)]
-    pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> usize {
-        self.inner.poll_transmit_into(buf)
-    }
-
-    #[wasm_bindgen(js_name = pollEvent)]
-    pub fn poll_event(&mut self) -> Option<EngineEvent> {
-        self.inner.poll_event().map(|event| EngineEvent { event })
-    }
-
-    #[wasm_bindgen(js_name = pollTimeout)]
-    pub fn poll_timeout(&self) -> Option<f64> {
-        self.inner.poll_timeout().map(|t| t.as_millis() as f64)
-    }
-
-    // ----- Queries
-
-    #[wasm_bindgen(getter)]
-    pub fn state(&self) -> String {
-        state_name(self.inner.state())
-    }
-
-    #[wasm_bindgen(getter, js_name = isIdle)]
-    pub fn is_idle(&self) -> bool {
-        self.inner.smtp().is_idle()
-    }
-
-    #[wasm_bindgen(getter, js_name = isClosed)]
-    pub fn is_closed(&self) -> bool {
-        self.inner.smtp().is_closed()
-    }
-}
+});
