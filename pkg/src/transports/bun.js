@@ -74,6 +74,7 @@ class BunSocket {
     return {
       open: (socket) => {
         this.#socket ??= socket;
+        socket.setNoDelay?.(true); // every flight goes out at once (no Nagle delay)
         hooks.open?.();
       },
       handshake: (socket, ok, error) => {
