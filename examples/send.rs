@@ -10,10 +10,10 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use wasmtp::address::parse_mailbox;
 use wasmtp::connection::connect_error;
 use wasmtp::driver::{Client, RustlsUpgrader, TranscriptSink};
-use wasmtp::{Config, Credentials, Envelope, Phase, Security, SmtpError};
+use wasmtp::mime::{MessageBuilder, MessageSpec};
+use wasmtp::{Config, Credentials, Phase, Security, SmtpError};
 
 struct Args {
     host: String,
@@ -125,9 +125,26 @@ async fn run(args: Args) -> Result<(), SmtpError> {
         None => RustlsUpgrader::new(),
     };
 
-    let from = parse_mailbox(&args.from, Phase::Mail)?;
-    let message = build_message(&args.from, &from.address, &args.to, &args.subject, &args.text);
-    let mut envelope = Envelope::new(from.address.clone(), args.to.iter().map(|t| t.as_str()));
+    // The crate's MIME builder writes the headers (Date, Message-ID, encoded
+    // Subject) and the envelope (every recipient once).
+    let mut random = [0u8; 32];
+    futures_rustls::rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut random)
+        .map_err(|_| SmtpError::input(Phase::Data, "no random bytes from the operating system"))?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let spec = MessageSpec {
+        from: args.from.clone(),
+        to: args.to.clone(),
+        subject: Some(args.subject.clone()),
+        text: Some(args.text.clone()),
+        ..MessageSpec::default()
+    };
+    let builder = MessageBuilder::new(spec, random, now_ms)?;
+    let mut envelope = builder.envelope().clone();
+    let message = builder.into_vec()?;
     envelope.size = Some(message.len() as u64);
 
     let stream = smol::net::TcpStream::connect((args.host.as_str(), port))
@@ -152,51 +169,4 @@ async fn run(args: Args) -> Result<(), SmtpError> {
         println!("queue id: {id}");
     }
     client.quit().await
-}
-
-/// A minimal text/plain message (the full MIME builder is the npm package's).
-fn build_message(from_header: &str, from_addr: &str, to: &[String], subject: &str, text: &str) -> Vec<u8> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let domain = from_addr.rsplit('@').next().unwrap_or("localhost");
-    let ascii = subject.is_ascii() && text.is_ascii();
-    let mut m = String::new();
-    m.push_str(&format!("From: {from_header}\r\nTo: {}\r\n", to.join(", ")));
-    m.push_str(&format!("Subject: {subject}\r\nDate: {}\r\n", rfc5322_date(now)));
-    m.push_str(&format!("Message-ID: <{now}.{}@{domain}>\r\n", std::process::id()));
-    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n");
-    m.push_str(&format!(
-        "Content-Transfer-Encoding: {}\r\n\r\n",
-        if ascii { "7bit" } else { "8bit" }
-    ));
-    m.push_str(text);
-    m.push_str("\r\n");
-    m.into_bytes()
-}
-
-fn rfc5322_date(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Civil-from-days (proleptic Gregorian), valid for any date after 1970.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let month_name = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(month - 1) as usize];
-    format!(
-        "{weekday}, {day} {month_name} {year} {:02}:{:02}:{:02} +0000",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
