@@ -423,12 +423,7 @@ mod tests {
     }
 
     fn reply(code: u16, text: &str) -> Reply {
-        let enhanced = crate::reply::parse_enhanced_prefix(text, code).map(|(e, _)| e);
-        Reply {
-            code,
-            enhanced,
-            lines: vec![text.to_string()],
-        }
+        Reply::single_line(code, text)
     }
 
     fn decode(b64: &str) -> String {

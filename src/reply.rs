@@ -49,6 +49,17 @@ impl Reply {
         (500..600).contains(&self.code)
     }
 
+    /// A one-line reply as the parser would produce it (tests build replies
+    /// with this rather than through the parser).
+    #[cfg(test)]
+    pub(crate) fn single_line(code: u16, text: &str) -> Reply {
+        Reply {
+            code,
+            enhanced: parse_enhanced_prefix(text, code).map(|(enhanced, _)| enhanced),
+            lines: vec![text.to_string()],
+        }
+    }
+
     /// The reply's text, lines joined by a space, with the enhanced code of
     /// each line left out: what a person wants to read in an error message.
     pub fn message(&self) -> String {

@@ -177,12 +177,7 @@ mod tests {
     use super::*;
 
     fn reply(code: u16, text: &str) -> Reply {
-        let enhanced = crate::reply::parse_enhanced_prefix(text, code).map(|(e, _)| e);
-        Reply {
-            code,
-            enhanced,
-            lines: vec![text.to_string()],
-        }
+        Reply::single_line(code, text)
     }
 
     #[test]
