@@ -12,6 +12,7 @@ pub mod capabilities;
 pub mod config;
 pub mod connection;
 pub mod diagnose;
+pub mod dkim;
 #[cfg(feature = "driver")]
 pub mod driver;
 pub mod envelope;

@@ -249,6 +249,13 @@ impl WasmMessageBuilder {
     pub fn end_attachment(&mut self, index: usize) -> Result<(), EngineError> {
         Ok(self.builder.end_attachment(index)?)
     }
+
+    /// Puts whole header fields (the DKIM-Signature fields) before the
+    /// first header; only before the first poll.
+    #[wasm_bindgen(js_name = prependHeader)]
+    pub fn prepend_header(&mut self, fields: &str) -> Result<(), EngineError> {
+        Ok(self.builder.prepend_header(fields)?)
+    }
 }
 
 impl WasmMessageBuilder {
