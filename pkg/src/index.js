@@ -8,6 +8,8 @@
 import { readFile } from 'node:fs/promises';
 
 import { createClient as createClientWith } from './client.js';
+import { setDkimSpool } from './dkim.js';
+import { fileSpool } from './file-spool.js';
 import { setRandomSource, setWasmSource } from './engine.js';
 import { createOutbox as createOutboxWith } from './outbox/index.js';
 import { spoolStore } from './outbox/spool.js';
@@ -19,6 +21,9 @@ const wasmFile = (name) => () => readFile(new URL(`../wasm/${name}`, import.meta
 setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile('wasmtp_bg.wasm') });
 setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
+setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: wasmFile('wasmtp_dkim_bg.wasm') });
+// A one-shot stream in a DKIM-signed message is spooled to a temporary file.
+setDkimSpool(fileSpool);
 
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
 // `in`, not a read: Node builds its global `crypto` (WebCrypto and the

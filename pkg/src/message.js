@@ -36,6 +36,8 @@ function prepareRaw(engine, { raw, envelope }) {
   const to = Array.isArray(envelope.to) ? envelope.to : [envelope.to];
   let body = bodySource(raw);
   let first = true;
+  /** DKIM-Signature fields to send before the message (dkim.js), as bytes. */
+  let fields = null;
   // Built once now so the engine checks the addresses before anything connects.
   buildEnvelope(engine, { ...envelope, to }, body.size).free();
   return {
@@ -45,9 +47,34 @@ function prepareRaw(engine, { raw, envelope }) {
     attempt() {
       if (!first) body = body.replay();
       first = false;
-      return { envelope: buildEnvelope(engine, { ...envelope, to }, body.size), body };
+      const sent = fields ? withFields(fields, body) : body;
+      return { envelope: buildEnvelope(engine, { ...envelope, to }, sent.size), body: sent };
+    },
+    /** For DKIM (dkim.js): read the message once, then put the signatures first. */
+    signing: {
+      async firstPass(update, reread) {
+        const { first: copy, second, spool } = await reread(body);
+        for (let chunk = await copy.next(); chunk !== null; chunk = await copy.next()) update(chunk);
+        body = second ?? spool.source();
+      },
+      setFields(text) {
+        fields = encoder.encode(text);
+      },
     },
   };
+}
+
+/** `body` with header fields before it. */
+function withFields(fields, body) {
+  return new BodySource({
+    size: body.size === undefined ? undefined : fields.byteLength + body.size,
+    replayable: false,
+    open: async function* () {
+      yield fields;
+      for (let chunk = await body.next(); chunk !== null; chunk = await body.next()) yield chunk;
+    },
+    abort: () => body.cancel(),
+  });
 }
 
 /** A wasm Envelope from { from, to, smtputf8?, requireTls?, dsn? }. */
@@ -97,22 +124,60 @@ function prepareStructured(engine, message) {
   let builder = newBuilder(engine, message, attachments, random, now);
   const messageId = builder.messageId;
   let used = false;
+  /** DKIM-Signature fields to put first (dkim.js), and the signed message's size. */
+  let signed = null;
   return {
     messageId,
-    /** A streamed attachment already read cannot be sent again. */
-    canRetry: () => !attachments.some((a) => a.stream?.started),
+    /** A streamed attachment already read cannot be sent again (a spooled or reopenable one can). */
+    canRetry: () => !attachments.some((a) => a.stream?.started && !a.stream.replayable),
     attempt() {
       if (used) builder = newBuilder(engine, message, attachments, random, now);
       used = true;
       const current = builder;
+      if (signed) current.prependHeader(signed.fields);
       const envelope = current.envelope();
-      const streams = attachments.map((a) => a.stream);
+      if (signed && current.size === undefined) envelope.setSize(signed.size);
+      const streams = attachments.map((a) => (a.stream?.started ? a.stream.replay() : a.stream));
       const mime = mimeBody(current, streams);
       const body = new BodySource({ size: current.size, replayable: false, open: () => mimeChunks(mime) });
       // The driver moves the builder's output into the engine inside wasm
       // (Connection.writeBodyFromBuilder) and only feeds it attachment chunks.
       body.mime = mime;
       return { envelope, body };
+    },
+    /**
+     * For DKIM (dkim.js): the message built once more from the same
+     * randomness and time (so with the same bytes) and read through
+     * `update`; streamed attachments are read from a copy or spooled.
+     */
+    signing: {
+      async firstPass(update, reread) {
+        const copies = [];
+        for (const a of attachments) copies.push(a.stream ? await reread(a.stream) : null);
+        const hashed = newBuilder(engine, message, attachments, random, now);
+        try {
+          for (;;) {
+            const bytes = hashed.pollOutput();
+            if (bytes !== undefined) {
+              update(bytes);
+              continue;
+            }
+            const index = hashed.waitingFor;
+            if (index === undefined) break;
+            const chunk = await copies[index].first.next();
+            if (chunk === null) hashed.endAttachment(index);
+            else hashed.pushAttachment(index, chunk);
+          }
+        } finally {
+          hashed.free();
+        }
+        attachments.forEach((a, i) => {
+          if (copies[i]) a.stream = copies[i].second ?? copies[i].spool.source();
+        });
+      },
+      setFields(fields, size) {
+        signed = { fields, size };
+      },
     },
   };
 }

@@ -2,6 +2,7 @@
 // `Options`. The engine validates every value it understands (security
 // mode, EHLO name, auth method...); JS only fills defaults and reshapes.
 
+import { normalizeDkim } from './dkim.js';
 import { SmtpError } from './errors.js';
 
 export const POOL_DEFAULTS = Object.freeze({
@@ -48,6 +49,8 @@ export function normalizeOptions(options, defaultTransport) {
     pool,
     onTranscript: typeof options.onTranscript === 'function' ? options.onTranscript : undefined,
     transport,
+    /** DKIM keys every message is signed with (send()'s options.dkim replaces them). */
+    dkim: normalizeDkim(options.dkim),
   };
 }
 
