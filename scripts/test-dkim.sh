@@ -6,6 +6,7 @@
 #     dnsmasq-base (the DNS server on loopback that publishes the test keys)
 #   - scripts/setup-js.sh (wasm build, pkg/node_modules)
 #   - npm ci in tests/dkim (nodemailer, pinned: the interop test)
+#   - cargo build of examples/dkim_sign (the native Rust signer)
 #   - node --test tests/dkim/*.test.mjs (Postfix, OpenDKIM and dnsmasq on
 #     127.0.0.1 high ports, started and stopped by PID; needs root for Postfix)
 set -euo pipefail
@@ -45,6 +46,12 @@ else
 fi
 # The package under test, by name.
 ln -sfn ../../../pkg "$DIR/node_modules/wasmtp"
+
+# The native API's signer (examples/dkim_sign, feature dkim-sign), checked by the same verifiers.
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+log "cargo build --features dkim-sign --example dkim_sign"
+(cd "$ROOT" && cargo build --quiet --features dkim-sign --example dkim_sign)
+export WASMTP_DKIM_EXAMPLE="$ROOT/target/debug/examples/dkim_sign"
 
 cd "$DIR"
 timeout --kill-after=10 "${DKIM_TESTS_TIMEOUT:-300}" \

@@ -155,11 +155,13 @@ function prepareStructured(engine, message) {
         const copies = [];
         for (const a of attachments) copies.push(a.stream ? await reread(a.stream) : null);
         const hashed = newBuilder(engine, message, attachments, random, now);
+        // One buffer for the whole pass: a big message makes no garbage.
+        const buffer = new Uint8Array(64 * 1024);
         try {
           for (;;) {
-            const bytes = hashed.pollOutput();
-            if (bytes !== undefined) {
-              update(bytes);
+            const filled = hashed.pollOutputInto(buffer);
+            if (filled > 0) {
+              update(buffer.subarray(0, filled));
               continue;
             }
             const index = hashed.waitingFor;

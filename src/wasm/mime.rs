@@ -250,6 +250,22 @@ impl WasmMessageBuilder {
         Ok(self.builder.end_attachment(index)?)
     }
 
+    /// Like `pollOutput`, into `buf` (one buffer the caller reuses, so
+    /// reading a big message makes no garbage: the DKIM first pass).
+    /// Returns the bytes written; 0 when the builder waits for an
+    /// attachment (`waitingFor`) or is done.
+    #[wasm_bindgen(js_name = pollOutputInto)]
+    pub fn poll_output_into(&mut self, buf: &mut [u8]) -> Result<usize, EngineError> {
+        let mut filled = 0;
+        self.feed(|bytes| {
+            let n = bytes.len().min(buf.len() - filled);
+            buf[filled..filled + n].copy_from_slice(&bytes[..n]);
+            filled += n;
+            Ok(n)
+        })?;
+        Ok(filled)
+    }
+
     /// Puts whole header fields (the DKIM-Signature fields) before the
     /// first header; only before the first poll.
     #[wasm_bindgen(js_name = prependHeader)]

@@ -190,6 +190,21 @@ describe('signed messages pass OpenDKIM and dkimpy', () => {
   });
 });
 
+describe('the native Rust API (feature dkim-sign, ring) signs what the verifiers accept', () => {
+  test('examples/dkim_sign with RSA (PKCS#8 and PKCS#1) and Ed25519 keys', async (t) => {
+    const example = process.env.WASMTP_DKIM_EXAMPLE;
+    if (!example) return t.skip('WASMTP_DKIM_EXAMPLE is not set (scripts/test-dkim.sh builds examples/dkim_sign and sets it)');
+    const keyFiles = ['rsa', 'ed', 'pkcs1'].map((name) => {
+      const file = join(work, `native-${name}.pem`);
+      writeFileSync(file, keys[name].pem);
+      return `${name}=${file}`;
+    });
+    const signed = execFileSync(example, [DOMAIN, ...keyFiles], { timeout: 30_000 });
+    const [stored] = await sendAndStore(client(undefined), [[{ raw: signed, envelope: { from: `ann@${DOMAIN}`, to: ['bob@y.test'] } }]]);
+    assertPasses(stored, ['rsa', 'ed', 'pkcs1'], 'native');
+  });
+});
+
 describe('what must fail does', () => {
   /** A signed message as sent (server fields removed), for tampering. */
   let signed;
