@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 
 import { createClient as createClientWith } from './client.js';
-import { setDkimSpool } from './dkim.js';
+import { memorySpool, setDkimSpool } from './dkim.js';
 import { fileSpool } from './file-spool.js';
 import { setRandomSource, setWasmSource } from './engine.js';
 import { createOutbox as createOutboxWith } from './outbox/index.js';
@@ -22,8 +22,9 @@ setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile(
 setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
 setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: wasmFile('wasmtp_dkim_bg.wasm') });
-// A one-shot stream in a DKIM-signed message is spooled to a temporary file.
-setDkimSpool(fileSpool);
+// A one-shot stream in a DKIM-signed message is spooled to a temporary file
+// (in memory, up to its limit, where files cannot be written: Deno without --allow-write).
+setDkimSpool(() => fileSpool().catch(() => memorySpool()));
 
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
 // `in`, not a read: Node builds its global `crypto` (WebCrypto and the
