@@ -5,11 +5,14 @@
 
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 
 import { MEMORY_SPOOL_LIMIT, memorySpool } from '../src/dkim.js';
-import { createClient, SmtpError } from '../src/index.js';
+import { createClient, createOutbox, SmtpError, spoolStore } from '../src/index.js';
 import { startServer } from './helpers/server.js';
 
 const data = (name) => readFileSync(new URL(`../../tests/data/${name}`, import.meta.url), 'utf8');
@@ -122,6 +125,29 @@ describe('signing with a server', () => {
     assert.match(two, /s=rsa;[^]*h=from:from:subject;/);
     assert.equal(none, raw);
     for (const line of one.split('\r\n')) assert.ok(line.length <= 78, line);
+  });
+
+  test('the outbox stores the message, not a signature; each attempt is signed when it is sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wasmtp-dkim-outbox-'));
+    const c = createClient({ host: '127.0.0.1', port: server.port, security: 'none', ...dkim(ED25519) });
+    const outbox = createOutbox({ client: c, store: spoolStore({ dir, pollInterval: 50 }) });
+    try {
+      const id = await outbox.enqueue({ ...MESSAGE, subject: 'via the outbox' });
+      const files = (function walk(d) {
+        return readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? walk(join(d, n)) : [join(d, n)]));
+      })(dir);
+      assert.ok(files.length > 0);
+      for (const file of files) assert.doesNotMatch(readFileSync(file, 'latin1'), /DKIM-Signature|dkim/i, file);
+      await outbox.work({ concurrency: 1 });
+      for (let i = 0; i < 200 && (await outbox.status(id)).state !== 'sent'; i++) await sleep(50);
+      assert.equal((await outbox.status(id)).state, 'sent');
+      const received = server.messages.find((m) => m.raw.includes('via the outbox'));
+      assert.match(received.raw.toString(), /^DKIM-Signature: v=1; a=ed25519-sha256;/);
+    } finally {
+      await outbox.close();
+      await c.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
