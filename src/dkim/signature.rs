@@ -403,6 +403,31 @@ mod tests {
     }
 
     #[test]
+    fn prepend_header_takes_whole_fields_before_the_first_poll() {
+        use crate::mime::{MessageBuilder, MessageSpec, Segment};
+        let spec = MessageSpec {
+            from: "a@example.com".into(),
+            to: vec!["b@example.org".into()],
+            text: Some("x".into()),
+            ..MessageSpec::default()
+        };
+        let mut builder = MessageBuilder::new(spec.clone(), [0; 32], 0).unwrap();
+        let size = builder.envelope().size.unwrap();
+        for bad in ["X: y", "X: y\n", " X: y\r\n", "X: y\r\nZ\r", "X: y\rZ\r\n"] {
+            assert!(builder.prepend_header(bad).is_err(), "{bad:?}");
+        }
+        builder.prepend_header("X-Test: 1\r\n").unwrap();
+        assert_eq!(builder.envelope().size, Some(size + 11));
+        let bytes = builder.into_vec().unwrap();
+        assert!(bytes.starts_with(b"X-Test: 1\r\nDate: "));
+        assert_eq!(bytes.len() as u64, size + 11);
+
+        let mut polled = MessageBuilder::new(spec, [0; 32], 0).unwrap();
+        assert!(matches!(polled.poll_output(), Segment::Bytes(_)));
+        assert!(polled.prepend_header("X: y\r\n").is_err());
+    }
+
+    #[test]
     fn bottom_up_instances_and_input_checks() {
         let message = b"From: a@example.com\r\nReceived: 1\r\nReceived: 2\r\n\r\n";
         let mut spec = SignatureSpec::new("example.com", "sel");
