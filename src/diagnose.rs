@@ -13,11 +13,9 @@ use crate::error::{ErrorCode, Phase, SmtpError};
 use crate::reply::Reply;
 use crate::tls::TlsInfo;
 
-mod certificate;
-#[cfg(feature = "tls-engine")]
-pub(crate) use certificate::is_self_issued;
 mod explain;
 
+pub use crate::certificate::CertificateFacts;
 pub use explain::TranscriptExplainer;
 
 /// What opening the TCP connection gave.
@@ -81,24 +79,6 @@ impl Reachability {
             Reachability::Failed(_) => "failed",
         }
     }
-}
-
-/// The server certificate, as the host's TLS layer saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CertificateFacts {
-    pub subject: String,
-    pub alt_names: Vec<String>,
-    pub issuer: String,
-    pub valid_from: String,
-    pub valid_to: String,
-    /// The certificate names itself as issuer.
-    pub self_signed: bool,
-    /// `AB:CD:…`, as `openssl x509 -fingerprint -sha256` prints it.
-    pub fingerprint_sha256: String,
-    /// The certificate covers the host name that was dialled.
-    pub name_matches: bool,
-    /// Outside its validity period now.
-    pub expired: bool,
 }
 
 /// How the optional login attempt went.

@@ -20,6 +20,7 @@ use crate::connection::Connection;
 use crate::diagnose::{
     self, AuthOutcome, CertificateFacts, Diagnosis, Finding, PortProbe, Reachability, TranscriptExplainer,
 };
+use crate::engine::Engine;
 use crate::error::{ErrorCode, Phase, SmtpError};
 use crate::reply::Reply;
 
