@@ -271,7 +271,9 @@ export type ErrorCode =
   | 'EUTF8'
   | 'EPROTOCOL'
   | 'ECLOSED'
-  | 'EINPUT';
+  | 'EINPUT'
+  /** The outbox: the message is being sent, or its record changed meanwhile (try again). */
+  | 'EBUSY';
 
 export type Phase = 'connect' | 'tls' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
 
@@ -494,8 +496,9 @@ export interface RetryPolicy {
 
 /** An error as the outbox keeps it (plain data, no transcript). */
 export interface OutboxError {
-  /** An SmtpError code, or EWORKER_LOST (a worker died mid-attempt), EDISCARDED (discard()), EINTERNAL. */
-  code: ErrorCode | 'EWORKER_LOST' | 'EDISCARDED' | 'EINTERNAL';
+  /** An SmtpError code, or EWORKER_LOST (a worker died mid-attempt), EDISCARDED (discard()),
+   *  EEXPIRED (retry.maxAge passed before any attempt failed), EINTERNAL. */
+  code: ErrorCode | 'EWORKER_LOST' | 'EDISCARDED' | 'EEXPIRED' | 'EINTERNAL';
   phase: Phase;
   /** The sentence; for a message given up on, why (attempts or age) and the last failure. */
   message: string;
