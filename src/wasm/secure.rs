@@ -56,12 +56,6 @@ impl WasmTlsOptions {
         Ok(())
     }
 
-    /// `false` trusts only the CAs given with `addCa` (and pins).
-    #[wasm_bindgen(js_name = setPublicRoots)]
-    pub fn set_public_roots(&mut self, on: bool) {
-        self.options.no_public_roots = !on;
-    }
-
     /// Verification cannot be turned off inside the engine: `false` is an
     /// `EINPUT` whose hint points at pinning, the safe way to trust one server.
     #[wasm_bindgen(js_name = setRejectUnauthorized)]
