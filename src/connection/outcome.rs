@@ -1,7 +1,7 @@
 //! Server replies and host failures turned into errors a person can act on.
 
 use crate::envelope::Envelope;
-use crate::error::{ErrorCode, Phase, SmtpError};
+use crate::error::{DeliveryState, ErrorCode, Phase, SmtpError};
 use crate::reply::{EnhancedCode, Reply};
 
 fn enhanced_is(reply: &Reply, class_any: bool, subject: u16, detail: u16) -> bool {
@@ -53,6 +53,31 @@ pub(super) fn mail_error(envelope: &Envelope, reply: &Reply) -> SmtpError {
         reply,
     )
     .with_hint(hint)
+}
+
+/// MAIL FROM was answered 503 because the server still held a transaction
+/// (Exim: "sender already given"; Dovecot: "MAIL already given"). The
+/// recipients and data pipelined behind it may have joined that transaction.
+/// `data_taken`: the server accepted the data (or its reply cannot be known),
+/// so the message may have gone out under another message's sender.
+pub(super) fn nested_mail_error(reply: &Reply, data_taken: bool) -> SmtpError {
+    let err = SmtpError::from_reply(
+        ErrorCode::Protocol,
+        Phase::Mail,
+        format!(
+            "the server answered MAIL FROM with {reply}: it still held an earlier transaction, and what was pipelined behind this MAIL joined that one."
+        ),
+        reply,
+    );
+    if data_taken {
+        err.with_delivery_state(DeliveryState::Unknown)
+            .retryable(false)
+            .with_hint("the server may have delivered this message under another message's sender; check the recipient's mailbox before resending.")
+    } else {
+        err.retryable(true).with_hint(
+            "the server did not take this message's data, and wasmtp resets the transaction before the next message; resending is safe.",
+        )
+    }
 }
 
 /// Every recipient was refused.

@@ -46,6 +46,10 @@ pub(super) struct Transaction {
     /// Nothing more of this transaction will be sent.
     pub wire_ended: bool,
     pub failure: Option<SmtpError>,
+    /// The server answered this MAIL with 503 (it still held another
+    /// transaction) after the end of data was out: the final reply decides
+    /// between `unknown` and `not-sent`, never a delivery.
+    pub mail_into_open_transaction: Option<Reply>,
     /// Delivered or Failed was emitted.
     pub reported: bool,
 }
@@ -69,6 +73,7 @@ impl Transaction {
             end_sent: false,
             wire_ended: false,
             failure: None,
+            mail_into_open_transaction: None,
             reported: false,
         }
     }
