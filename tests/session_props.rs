@@ -3,6 +3,9 @@
 //! the server does, the engine must not panic, must end every message with
 //! exactly one outcome, must never claim a delivery it did not get, and must
 //! never send a credential or an envelope before TLS in `starttls` mode.
+//! Then model servers that keep transaction state the way Postfix, Exim,
+//! Dovecot LMTP and OpenSMTPD do: no message is reported `not-sent` that the
+//! server accepted, and none is accepted under another message's envelope.
 
 use proptest::prelude::*;
 use wasmtp::testkit::Harness;
