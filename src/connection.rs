@@ -1580,6 +1580,9 @@ impl Connection {
                         .to_string(),
                 );
             } else {
+                // Its end of data never went out: the server cannot have it,
+                // whatever the connection's own error says.
+                tx_err.delivery_state = DeliveryState::NotSent;
                 if tx.step != Step::Mail {
                     tx_err.phase = tx.phase();
                 }

@@ -2100,3 +2100,40 @@ RSET\r\nMAIL FROM:<s2@example.com>\r\nRCPT TO:<r2@example.org>\r\nBDAT 5 LAST\r\
     );
     assert!(h.closed().is_some());
 }
+
+/// LMTP answers the end of data once per recipient of the transaction; once
+/// MAIL met a transaction the server held, that count is unknown, so the
+/// connection ends and every message whose data is out is `unknown`.
+#[test]
+fn lmtp_mail_already_given_after_the_data_went_out_ends_the_connection() {
+    let mut h = Harness::new(config(Security::None, 24).protocol(Protocol::Lmtp));
+    h.run(
+        "
+        S: 220 mail.example.com Dovecot ready.
+        C: LHLO client.example.com
+        S: 250-mail.example.com
+        S: 250-CHUNKING
+        S: 250-ENHANCEDSTATUSCODES
+        S: 250 PIPELINING
+    ",
+    );
+    let joined = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    let behind = h.submit(message_from(2, &["r2@example.org"]), b"two");
+    let waiting = h.conn.submit(message_from(3, &["r3@example.org"]), h.now).unwrap();
+    h.expect_client_bytes(
+        b"MAIL FROM:<s1@example.com>\r\nRCPT TO:<r1@example.org>\r\nBDAT 5 LAST\r\none\r\n\
+RSET\r\nMAIL FROM:<s2@example.com>\r\nRCPT TO:<r2@example.org>\r\nBDAT 5 LAST\r\ntwo\r\n\
+RSET\r\nMAIL FROM:<s3@example.com>\r\nRCPT TO:<r3@example.org>\r\n",
+    );
+    h.server("503 5.5.0 MAIL already given");
+    for id in [joined, behind] {
+        let err = h.failure(id).unwrap();
+        assert_eq!(err.delivery_state, DeliveryState::Unknown, "{err}");
+    }
+    let err = h.failure(waiting).unwrap();
+    assert_eq!(err.delivery_state, DeliveryState::NotSent, "{err}");
+    let err = h.close_error();
+    assert_eq!(err.code, ErrorCode::Protocol);
+    assert!(err.message.contains("MAIL already given"), "{err}");
+    h.expect_silence();
+}
