@@ -19,9 +19,9 @@
 #     recipient gets "550 5.1.1 ... User doesn't exist" at RCPT;
 #   - user "full" has a 1-byte quota: a message to it gets a per-recipient
 #     552 5.2.2 (mailbox full) after its data;
-#   - every delivered message lands in mail/<user>/new/ (maildir, written as
+#   - every delivered message lands in mail/<user>/Maildir/new/ (written as
 #     uid/gid nobody) with "Return-Path: <envelope sender>" added at the top
-#     and Delivered-To: <recipient>.
+#     (Delivered-To: only when the transaction had a single recipient).
 set -euo pipefail
 
 DIR="" PORT="" USERS="user0 user1 user2 user3 user4 user5 user6 user7 user8 user9 full"

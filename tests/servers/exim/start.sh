@@ -2,7 +2,8 @@
 # Starts a private Exim 4.96 (Debian 12's exim4-daemon-light, unpacked into
 # .tools/mta by scripts/setup-mtas.sh) on 127.0.0.1 for wasmtp's tests.
 #
-#   start.sh --dir WORKDIR --port PORT --data-port PORT2 --no-pipelining-port PORT3
+#   start.sh --dir WORKDIR --port PORT --data-port PORT2 --no-pipelining-port PORT3 \
+#            --no-pipelining-data-port PORT4
 #
 # Everything lives under WORKDIR (created if missing): exim.conf, spool/,
 # log/ (mainlog, paniclog, rejectlog), mail/ and exim.pid.
@@ -14,13 +15,14 @@
 #   PORT                  PIPELINING and CHUNKING (Exim's defaults)
 #   PORT2                 PIPELINING, no CHUNKING (the DATA path)
 #   PORT3                 CHUNKING, no PIPELINING (one command per round trip)
+#   PORT4                 neither (one command per round trip, DATA)
 # Plaintext only (no STARTTLS) and no AUTH: loopback relay for any domain.
 #
 # ACLs that make the server fail on purpose, chosen by address:
 #   MAIL FROM:<tempfail...@...>     451 4.3.0 at MAIL
 #   RCPT TO:<nouser...@...>         550 5.1.1 at RCPT (no such user)
-#   MAIL FROM:<refuse-data...@...>  554 5.7.1 to the DATA command, or to the
-#                                   first BDAT (acl_smtp_predata)
+#   MAIL FROM:<refuse-data...@...>  554 5.7.1 to the DATA command
+#                                   (acl_smtp_predata; Exim does not run it for BDAT)
 #   MAIL FROM:<reject-body...@...>  550 5.7.1 after the end of data: the reply
 #                                   to "." or to BDAT ... LAST (acl_smtp_data)
 #
@@ -30,18 +32,19 @@
 # delivered with.
 set -euo pipefail
 
-DIR="" PORT="" DATA_PORT="" NOPIPE_PORT=""
+DIR="" PORT="" DATA_PORT="" NOPIPE_PORT="" NOPIPE_DATA_PORT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --dir) DIR="$2"; shift 2 ;;
         --port) PORT="$2"; shift 2 ;;
         --data-port) DATA_PORT="$2"; shift 2 ;;
         --no-pipelining-port) NOPIPE_PORT="$2"; shift 2 ;;
+        --no-pipelining-data-port) NOPIPE_DATA_PORT="$2"; shift 2 ;;
         *) echo "start.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[ -n "$DIR" ] && [ -n "$PORT" ] && [ -n "$DATA_PORT" ] && [ -n "$NOPIPE_PORT" ] || {
-    echo "usage: start.sh --dir WORKDIR --port PORT --data-port PORT2 --no-pipelining-port PORT3" >&2; exit 2; }
+[ -n "$DIR" ] && [ -n "$PORT" ] && [ -n "$DATA_PORT" ] && [ -n "$NOPIPE_PORT" ] && [ -n "$NOPIPE_DATA_PORT" ] || {
+    echo "usage: start.sh --dir WORKDIR --port PORT --data-port PORT2 --no-pipelining-port PORT3 --no-pipelining-data-port PORT4" >&2; exit 2; }
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
@@ -64,7 +67,7 @@ qualify_domain = exim.test
 # Deliveries re-execute the binary: the unpacked one, not /usr/sbin/exim4.
 exim_path = $EXIM
 local_interfaces = 127.0.0.1
-daemon_smtp_ports = $PORT : $DATA_PORT : $NOPIPE_PORT
+daemon_smtp_ports = $PORT : $DATA_PORT : $NOPIPE_PORT : $NOPIPE_DATA_PORT
 spool_directory = $DIR/spool
 log_file_path = $DIR/log/%slog
 keep_environment =
@@ -81,8 +84,8 @@ message_size_limit = 100M
 tls_advertise_hosts =
 
 # What each listener offers (host lists are expanded per connection).
-pipelining_advertise_hosts = \${if eq{\$received_port}{$NOPIPE_PORT}{}{*}}
-chunking_advertise_hosts = \${if eq{\$received_port}{$DATA_PORT}{}{*}}
+pipelining_advertise_hosts = \${if or{{eq{\$received_port}{$NOPIPE_PORT}}{eq{\$received_port}{$NOPIPE_DATA_PORT}}}{}{*}}
+chunking_advertise_hosts = \${if or{{eq{\$received_port}{$DATA_PORT}}{eq{\$received_port}{$NOPIPE_DATA_PORT}}}{}{*}}
 
 acl_smtp_mail = acl_check_mail
 acl_smtp_rcpt = acl_check_rcpt
@@ -154,7 +157,7 @@ ok=0
 for _ in $(seq 1 100); do
     if [ -s "$DIR/exim.pid" ]; then
         ok=1
-        for port in "$PORT" "$DATA_PORT" "$NOPIPE_PORT"; do
+        for port in "$PORT" "$DATA_PORT" "$NOPIPE_PORT" "$NOPIPE_DATA_PORT"; do
             case "$(greet "$port")" in 220*) ;; *) ok=0 ;; esac
         done
         [ "$ok" -eq 1 ] && break
@@ -164,7 +167,7 @@ done
 if [ "$ok" -eq 1 ]; then
     echo "ready pid=$(tr -d ' \n' < "$DIR/exim.pid")"
 else
-    echo "start.sh: Exim did not greet on 127.0.0.1:$PORT/$DATA_PORT/$NOPIPE_PORT within 10 s." >&2
+    echo "start.sh: Exim did not greet on 127.0.0.1:$PORT/$DATA_PORT/$NOPIPE_PORT/$NOPIPE_DATA_PORT within 10 s." >&2
     tail -n 30 "$DIR/start.log" "$DIR/log/paniclog" "$DIR/log/mainlog" 2>/dev/null >&2 || true
     "$HERE/stop.sh" "$DIR" --keep >/dev/null 2>&1 || true
     exit 1
