@@ -36,6 +36,9 @@ pub struct Harness {
     pub now: Instant,
     /// Every byte the client sent.
     pub sent: Vec<u8>,
+    /// The same bytes, one entry per write (per `poll_transmit`): what a
+    /// server without PIPELINING sees arrive at once.
+    pub writes: Vec<Vec<u8>>,
     /// Every event the client emitted, in order.
     pub events: Vec<Event>,
     /// Feed server bytes one at a time (true) or in whole lines (false).
@@ -62,6 +65,7 @@ impl Harness {
             conn,
             now,
             sent: Vec::new(),
+            writes: Vec::new(),
             events: Vec::new(),
             bytewise: true,
             unmatched: Vec::new(),
@@ -78,6 +82,7 @@ impl Harness {
             while let Some(bytes) = self.conn.poll_transmit() {
                 self.sent.extend_from_slice(&bytes);
                 self.unmatched.extend_from_slice(&bytes);
+                self.writes.push(bytes);
                 progressed = true;
             }
             while let Some(event) = self.conn.poll_event() {
