@@ -6,7 +6,7 @@
 #      (the engine must build for wasm, also with TLS inside: --features tls-engine)
 #   3. lint: cargo fmt --check, cargo clippy --all-features --all-targets -D warnings
 #   4. scripts/test-js.sh and the other suites (npm package, outbox, doctor,
-#      fail-safe, fuzz, runtimes)
+#      fail-safe, other MTAs, fuzz, runtimes)
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any step failed. Works unattended (CI=true, no stdin).
 set -uo pipefail
@@ -41,6 +41,7 @@ fi
 if [ -f scripts/test-outbox.sh ]; then step "outbox tests" bash scripts/test-outbox.sh; fi
 if [ -f scripts/test-doctor.sh ]; then step "doctor tests" bash scripts/test-doctor.sh; fi
 if [ -f scripts/test-faults.sh ]; then step "fail-safe tests" bash scripts/test-faults.sh; fi
+if [ -f scripts/test-mtas.sh ]; then step "other MTAs (Exim, Dovecot LMTP, OpenSMTPD, Postfix)" bash scripts/test-mtas.sh; fi
 # A bounded pass of every fuzz target over its committed corpus (FUZZ_SECONDS each).
 if [ -f scripts/fuzz.sh ]; then step "fuzz (bounded)" bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"; fi
 if [ -f scripts/test-runtimes.sh ]; then step "runtime tests" bash scripts/test-runtimes.sh; fi

@@ -24,14 +24,18 @@ let runs = 0;
  * @param {object} o.client      createClient options (host, port, security, lmtp, tls, auth ...)
  * @param {(i: number) => string} o.sender     the envelope sender of message i
  * @param {(i: number) => string[]} o.recipients  its recipients
- * @param {Record<number, {code: number, errorCode?: string}>} o.failing
+ * @param {Record<number, {code: number, errorCode?: string, retryable?: boolean}>} o.failing
  *        messages the server must refuse, with the reply code it refuses them with
- *        (and, when given, the SmtpError code wasmtp must report)
+ *        (and, when given, the SmtpError code wasmtp must report; retryable defaults
+ *        to code < 500)
  * @param {Record<number, string[]>} [o.refusedRecipients]
  *        recipients the server refuses while it accepts the message for the others
  * @param {number} [o.connections]  how many connections the batch may use (default 1)
+ * @param {boolean} [o.lockstep]   the server offers no PIPELINING: the client must write one
+ *        command per round trip, RSET included (checked on the transcript, as well as by the
+ *        servers themselves, which refuse early commands)
  */
-export async function sendAndCheckBatch(server, { client: clientOptions, sender, recipients, failing, refusedRecipients = {}, connections = 1 }) {
+export async function sendAndCheckBatch(server, { client: clientOptions, sender, recipients, failing, refusedRecipients = {}, connections = 1, lockstep = false }) {
   const wanted = (i) => recipients(i).filter((r) => !refusedRecipients[i]?.includes(r));
   const tag = `batch${++runs}-${process.pid}-${Date.now()}`;
   const transcript = [];
@@ -91,13 +95,19 @@ export async function sendAndCheckBatch(server, { client: clientOptions, sender,
     }
     expect(error.reply?.code === expected.code, `message ${n} must fail with the server's own reply ${expected.code}, not ${error.reply?.code}`);
     if (expected.errorCode) expect(error.code === expected.errorCode, `message ${n}: ${error.code}, expected ${expected.errorCode}`);
-    expect(error.retryable === expected.code < 500, `message ${n}: retryable=${error.retryable} after a ${expected.code}`);
+    const retryable = expected.retryable ?? expected.code < 500;
+    expect(error.retryable === retryable, `message ${n}: retryable=${error.retryable} after a ${expected.code}`);
   }
 
   // One pooled connection: one EHLO/LHLO per connection (two with STARTTLS).
   const greetings = transcript.filter((l) => /^C: (EHLO|LHLO) /i.test(l)).length;
   const tlsUpgrades = transcript.filter((l) => /^C: STARTTLS$/i.test(l)).length;
   expect(greetings - tlsUpgrades === connections, `the batch used ${greetings - tlsUpgrades} connections, expected ${connections}`);
+
+  if (lockstep) {
+    const early = commandsWrittenBeforeTheLastReply(transcript);
+    expect(early.length === 0, `without PIPELINING, commands were written before the previous reply: ${early.join(' | ')}`);
+  }
 
   // What the server delivered: wait for every delivery wasmtp reported, then
   // a little longer, so that a delivery it did not report is seen too.
@@ -136,6 +146,26 @@ export async function sendAndCheckBatch(server, { client: clientOptions, sender,
     );
   }
   return { results, transcript, delivered };
+}
+
+/**
+ * Client lines of a one-connection transcript that were written while a
+ * reply was still due. Message content ("<message body, N bytes>") goes
+ * after a 354 and is not a command; "." is the end-of-data command.
+ */
+function commandsWrittenBeforeTheLastReply(transcript) {
+  const early = [];
+  let awaiting = null;
+  for (const line of transcript) {
+    if (line.startsWith('C: ')) {
+      if (line.startsWith('C: <')) continue;
+      if (awaiting) early.push(`${line.slice(3)} (before the reply to ${awaiting})`);
+      awaiting = line.slice(3);
+    } else if (/^S: \d{3}( |$)/.test(line)) {
+      awaiting = null;
+    }
+  }
+  return early;
 }
 
 /** The same addresses, in any order. */

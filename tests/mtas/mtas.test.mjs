@@ -38,13 +38,13 @@ describe('Exim 4.96 (PIPELINING, CHUNKING; ACLs refuse message 4 at each step)',
     sendAndCheckBatch(exim, { client: plain(exim.dataPort), sender, recipients: noSuchFourth, failing: { [FOURTH]: { code: 550 } } }));
 
   test('message 4 has no valid recipient: BDAT, no PIPELINING offered (one command per round trip)', () =>
-    sendAndCheckBatch(exim, { client: plain(exim.noPipeliningPort), sender, recipients: noSuchFourth, failing: { [FOURTH]: { code: 550 } } }));
+    sendAndCheckBatch(exim, { client: plain(exim.noPipeliningPort), lockstep: true, sender, recipients: noSuchFourth, failing: { [FOURTH]: { code: 550 } } }));
 
   test('message 4 has no valid recipient: DATA, no PIPELINING offered (one command per round trip)', () =>
-    sendAndCheckBatch(exim, { client: plain(exim.noPipeliningDataPort), sender, recipients: noSuchFourth, failing: { [FOURTH]: { code: 550 } } }));
+    sendAndCheckBatch(exim, { client: plain(exim.noPipeliningDataPort), lockstep: true, sender, recipients: noSuchFourth, failing: { [FOURTH]: { code: 550 } } }));
 
   test('a 5xx on the final BDAT of message 4, no PIPELINING', () =>
-    sendAndCheckBatch(exim, { client: plain(exim.noPipeliningPort), sender: fourthSender('reject-body'), recipients: rcpt, failing: { [FOURTH]: { code: 550 } } }));
+    sendAndCheckBatch(exim, { client: plain(exim.noPipeliningPort), lockstep: true, sender: fourthSender('reject-body'), recipients: rcpt, failing: { [FOURTH]: { code: 550 } } }));
 
   test('a 4xx on MAIL for message 4', () =>
     sendAndCheckBatch(exim, { client: plain(exim.port), sender: fourthSender('tempfail'), recipients: rcpt, failing: { [FOURTH]: { code: 451 } } }));
@@ -62,7 +62,7 @@ describe('Exim 4.96 (PIPELINING, CHUNKING; ACLs refuse message 4 at each step)',
     sendAndCheckBatch(exim, { client: plain(exim.dataPort), sender: fourthSender('refuse-data'), recipients: rcpt, failing: { [FOURTH]: { code: 554 } } }));
 
   test('the server refuses the DATA command of message 4, no PIPELINING', () =>
-    sendAndCheckBatch(exim, { client: plain(exim.noPipeliningDataPort), sender: fourthSender('refuse-data'), recipients: rcpt, failing: { [FOURTH]: { code: 554 } } }));
+    sendAndCheckBatch(exim, { client: plain(exim.noPipeliningDataPort), lockstep: true, sender: fourthSender('refuse-data'), recipients: rcpt, failing: { [FOURTH]: { code: 554 } } }));
 });
 
 describe('Dovecot 2.3 LMTP (LHLO, PIPELINING, CHUNKING; recipients checked against its userdb)', () => {
@@ -91,6 +91,15 @@ describe('Dovecot 2.3 LMTP (LHLO, PIPELINING, CHUNKING; recipients checked again
       failing: {},
       refusedRecipients: { [FOURTH]: [`nobody${FOURTH + 1}@lmtp.test`] },
     }));
+
+  test("message 4's only recipient has a full mailbox (552 5.2.2 after its data)", () =>
+    sendAndCheckBatch(dovecot, {
+      client: lmtp(),
+      sender,
+      recipients: (i) => [i === FOURTH ? 'full@lmtp.test' : `user${i}@lmtp.test`],
+      // A full mailbox is about the recipient, not the message's size.
+      failing: { [FOURTH]: { code: 552, errorCode: 'ERECIPIENTS' } },
+    }));
 });
 
 describe('OpenSMTPD 6.8 (plaintext, no PIPELINING, DATA)', () => {
@@ -106,6 +115,7 @@ describe('OpenSMTPD 6.8 (plaintext, no PIPELINING, DATA)', () => {
   test('message 4 has no valid recipient, one command per round trip', () =>
     sendAndCheckBatch(smtpd, {
       client: { port: smtpd.port, security: 'none' },
+      lockstep: true,
       sender,
       recipients: (i) => [i === FOURTH ? `nosuch${i + 1}@smtpd.test` : `user${i}@smtpd.test`],
       failing: { [FOURTH]: { code: 524 } },
