@@ -22,8 +22,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf '[setup-mtas] %s\n' "$*" >&2; }
 
 if [ "$(id -u)" -ne 0 ]; then
-    log "not root: the private Exim, Dovecot and OpenSMTPD instances need root; nothing installed"
-    exit 1
+    # Not fatal for the rest of the set-up: tests/mtas fails with this reason.
+    log "WARNING: not root: nothing installed; the private Exim, Dovecot and OpenSMTPD instances (tests/mtas) need root"
+    exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 

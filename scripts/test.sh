@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up the machine (scripts/setup.sh) and runs every test:
 #   1. cargo test --all-features   (unit, scripted and real-server tests:
-#      aiosmtpd and a private Postfix on 127.0.0.1, see tests/real_servers.rs)
+#      aiosmtpd and a private Postfix on 127.0.0.1, see tests/real_servers.rs;
+#      Exim, Dovecot LMTP and OpenSMTPD, see tests/other_mtas.rs)
 #   2. cargo build --target wasm32-unknown-unknown --no-default-features --lib
 #      (the engine must build for wasm, also with TLS inside: --features tls-engine)
 #   3. lint: cargo fmt --check, cargo clippy --all-features --all-targets -D warnings
