@@ -104,6 +104,14 @@ export async function sendAndCheckBatch(server, { client: clientOptions, sender,
   const tlsUpgrades = transcript.filter((l) => /^C: STARTTLS$/i.test(l)).length;
   expect(greetings - tlsUpgrades === connections, `the batch used ${greetings - tlsUpgrades} connections, expected ${connections}`);
 
+  // The messages are 7-bit ASCII: no MAIL FROM declares them 8BITMIME.
+  const eightBit = transcript.filter((l) => /^C: MAIL FROM:.*BODY=8BITMIME/i.test(l));
+  expect(eightBit.length === 0, `7-bit messages declared BODY=8BITMIME: ${eightBit.join(' | ')}`);
+  // A reply is reported as the server wrote it: one space after the code, even for multi-line replies.
+  for (const [i, r] of results.entries()) {
+    if (r.status === 'fulfilled') expect(!/^\d{3}  /.test(r.value.response), `message ${i + 1}: response ${JSON.stringify(r.value.response)}`);
+  }
+
   if (lockstep) {
     const early = commandsWrittenBeforeTheLastReply(transcript);
     expect(early.length === 0, `without PIPELINING, commands were written before the previous reply: ${early.join(' | ')}`);
