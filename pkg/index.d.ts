@@ -50,6 +50,12 @@ export interface TlsOptions {
    * ("AB:CD:…" as `openssl x509 -noout -fingerprint -sha256` prints it, or hex); no CA needed then. Default: none.
    */
   pin?: string | string[];
+  /**
+   * The oldest TLS version accepted. Default and floor: "TLSv1.2" (older versions are never used).
+   * "TLSv1.3" is checked after every handshake; a server that negotiates less fails with ETLS before
+   * any command is sent. Not available with `engine: 'wasm'`.
+   */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
 /** Time-outs in milliseconds; each phase fails with ETIMEDOUT when it takes longer. */
@@ -129,15 +135,22 @@ export interface Attachment {
   contentDisposition?: 'inline' | 'attachment';
 }
 
-/** A message built by wasmtp (MIME in Rust). */
+/** An address: "ann@example.com", "Ann <ann@example.com>" or { name, address }. */
+export type Address = string | { name?: string; address: string };
+
+/**
+ * A message built by wasmtp (MIME in Rust). Every key is checked: an unknown one (nodemailer's
+ * names included) or a value of the wrong type is EINPUT before anything connects; `null` and
+ * `undefined` mean absent.
+ */
 export interface StructuredMessage {
-  /** The author: "ann@example.com" or "Ann <ann@example.com>"; also the envelope sender. */
-  from: string;
-  to?: string | string[];
-  cc?: string | string[];
+  /** The author; also the envelope sender unless `envelope.from` is given. */
+  from: Address;
+  to?: Address | Address[];
+  cc?: Address | Address[];
   /** Recipients left out of the headers. */
-  bcc?: string | string[];
-  replyTo?: string | string[];
+  bcc?: Address | Address[];
+  replyTo?: Address | Address[];
   subject?: string;
   /** The plain-text body. */
   text?: string;
@@ -148,20 +161,27 @@ export interface StructuredMessage {
   headers?: Record<string, string> | [string, string][];
   /** Default: generated from random bytes and the sender's domain. */
   messageId?: string;
+  /**
+   * MAIL FROM / RCPT TO when they differ from the headers (bounce addresses, list expansion), and
+   * DSN / REQUIRETLS. `from` defaults to the From address, `to` to To + Cc + Bcc.
+   */
+  envelope?: Partial<Envelope>;
   raw?: undefined;
 }
 
 export interface Envelope {
   /** MAIL FROM: a bare address, or "" for the null sender. */
-  from: string;
-  /** RCPT TO: bare addresses. */
-  to: string | string[];
+  from: string | { address: string };
+  /** RCPT TO: bare addresses. `cc` and `bcc` are recipients too. */
+  to: string | { address: string } | (string | { address: string })[];
+  cc?: string | { address: string } | (string | { address: string })[];
+  bcc?: string | { address: string } | (string | { address: string })[];
   /** Declare SMTPUTF8 even for ASCII addresses (UTF-8 headers). Default: only when an address needs it. */
   smtputf8?: boolean;
   /** RFC 8689 REQUIRETLS. Default: false. */
   requireTls?: boolean;
-  /** Delivery status notifications (RFC 3461). Default: none. */
-  dsn?: { ret?: 'full' | 'headers'; envid?: string; notify?: ('success' | 'failure' | 'delay' | 'never')[] };
+  /** Delivery status notifications (RFC 3461). Default: none. `notify`: some of success, failure, delay, or ['never'] alone. */
+  dsn?: { ret?: 'full' | 'headers'; envid?: string; notify?: ('success' | 'failure' | 'delay')[] | ['never'] };
 }
 
 /** A message given as RFC 5322 bytes, sent as is. */

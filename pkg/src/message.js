@@ -7,6 +7,8 @@
 import { BodySource, bodySource } from './body.js';
 import { randomBytes } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
+import { checkMessage, envelopeRecipients, formatAddress } from './message-fields.js';
+import { absent } from './strict.js';
 
 /**
  * Checks a message and prepares its first attempt (input mistakes throw
@@ -17,8 +19,9 @@ export function prepareMessage(engine, message) {
   if (message === null || typeof message !== 'object') {
     throw SmtpError.input('send() needs a message object.', 'pass { from, to, subject, text } or { raw, envelope: { from, to } }.');
   }
+  checkMessage(message);
   try {
-    return message.raw !== undefined ? prepareRaw(engine, message) : prepareStructured(engine, message);
+    return message.raw !== undefined && message.raw !== null ? prepareRaw(engine, message) : prepareStructured(engine, message);
   } catch (thrown) {
     throw toSmtpError(thrown);
   }
@@ -27,17 +30,17 @@ export function prepareMessage(engine, message) {
 // ----- raw: an RFC 5322 message as given, with an explicit envelope
 
 function prepareRaw(engine, { raw, envelope }) {
-  if (!envelope || typeof envelope.from !== 'string' || envelope.to === undefined) {
+  if (!envelope || absent(envelope.from) || envelopeRecipients(envelope) === undefined) {
     throw SmtpError.input(
       'a raw message needs an envelope with from and to.',
       'pass envelope: { from: "ann@example.com", to: ["bob@example.org"] } next to raw.',
     );
   }
-  const to = Array.isArray(envelope.to) ? envelope.to : [envelope.to];
+  const given = envelopeFields(envelope);
   let body = bodySource(raw);
   let first = true;
   // Built once now so the engine checks the addresses before anything connects.
-  buildEnvelope(engine, { ...envelope, to }, body.size).free();
+  buildEnvelope(engine, given, body.size).free();
   return {
     messageId: typeof raw === 'string' || raw instanceof Uint8Array ? findMessageId(raw) : undefined,
     /** A stream already read cannot be sent again. */
@@ -45,8 +48,24 @@ function prepareRaw(engine, { raw, envelope }) {
     attempt() {
       if (!first) body = body.replay();
       first = false;
-      return { envelope: buildEnvelope(engine, { ...envelope, to }, body.size), body };
+      return { envelope: buildEnvelope(engine, given, body.size), body };
     },
+  };
+}
+
+/**
+ * The envelope a message gives (`envelope: { from, to, cc, bcc, ... }`) with
+ * addresses as bare text; cc and bcc are recipients like to (nodemailer's
+ * envelope has them too). `from`/`to` stay undefined when not given.
+ */
+function envelopeFields(envelope) {
+  const to = envelopeRecipients(envelope);
+  return {
+    from: envelope.from === undefined || envelope.from === null ? undefined : formatAddress(envelope.from, 'envelope.from', true),
+    to,
+    smtputf8: envelope.smtputf8 === true,
+    requireTls: envelope.requireTls === true,
+    dsn: envelope.dsn ?? undefined,
   };
 }
 
@@ -55,13 +74,13 @@ function buildEnvelope(engine, { from, to, smtputf8, requireTls, dsn }, size) {
   const built = new engine.Envelope(from);
   try {
     for (const address of to) {
-      if (dsn?.notify) built.addRecipientWithDsn(String(address), dsn.notify, undefined);
-      else built.addRecipient(String(address));
+      if (dsn?.notify !== undefined && dsn.notify !== null) built.addRecipientWithDsn(address, dsn.notify, undefined);
+      else built.addRecipient(address);
     }
     if (size !== undefined) built.setSize(size);
     if (smtputf8) built.setSmtpUtf8(true);
     if (requireTls) built.setRequireTls(true);
-    if (dsn && (dsn.ret || dsn.envid)) built.setDsn(dsn.ret, dsn.envid);
+    if (dsn && (dsn.ret || dsn.envid)) built.setDsn(dsn.ret ?? undefined, dsn.envid ?? undefined);
     built.validate();
     return built;
   } catch (error) {
@@ -84,7 +103,7 @@ function findMessageId(raw) {
 const encoder = new TextEncoder();
 
 function prepareStructured(engine, message) {
-  if (typeof message.from !== 'string') {
+  if (message.from === undefined || message.from === null) {
     throw SmtpError.input(
       'the message has no from (or raw).',
       'pass { from, to, subject, text }, or raw with envelope: { from, to }.',
@@ -96,6 +115,15 @@ function prepareStructured(engine, message) {
   const attachments = (message.attachments ?? []).map(attachmentInput);
   let builder = newBuilder(engine, message, attachments, random, now);
   const messageId = builder.messageId;
+  // envelope: { from, to, dsn, requireTls } overrides what the headers say;
+  // checked now, so a mistake in it fails before anything connects.
+  const custom = message.envelope ? envelopeFields(message.envelope) : null;
+  const envelopeFor = (current) => {
+    if (custom === null) return current.envelope();
+    const fields = { ...custom, from: custom.from ?? current.envelopeFrom, to: custom.to ?? current.recipients };
+    return current.envelopeWith(buildEnvelope(engine, fields, undefined));
+  };
+  envelopeFor(builder).free();
   let used = false;
   return {
     messageId,
@@ -105,7 +133,7 @@ function prepareStructured(engine, message) {
       if (used) builder = newBuilder(engine, message, attachments, random, now);
       used = true;
       const current = builder;
-      const envelope = current.envelope();
+      const envelope = envelopeFor(current);
       const streams = attachments.map((a) => a.stream);
       const mime = mimeBody(current, streams);
       const body = new BodySource({ size: current.size, replayable: false, open: () => mimeChunks(mime) });
@@ -119,7 +147,7 @@ function prepareStructured(engine, message) {
 
 /** Attachment content: bytes in hand (strings, byte arrays) or a stream. */
 function attachmentInput(attachment, index) {
-  if (attachment === null || typeof attachment !== 'object' || attachment.content === undefined) {
+  if (attachment === null || typeof attachment !== 'object' || attachment.content === undefined || attachment.content === null) {
     throw SmtpError.input(`attachment ${index} has no content.`, 'pass attachments: [{ filename, content }].', 'data');
   }
   const { content } = attachment;
@@ -130,20 +158,20 @@ function attachmentInput(attachment, index) {
 }
 
 function newBuilder(engine, message, attachments, random, now) {
-  const spec = new engine.MessageSpec(message.from);
+  const spec = new engine.MessageSpec(formatAddress(message.from, 'from'));
   try {
-    for (const address of list(message.to)) spec.addTo(String(address));
-    for (const address of list(message.cc)) spec.addCc(String(address));
-    for (const address of list(message.bcc)) spec.addBcc(String(address));
-    for (const address of list(message.replyTo)) spec.addReplyTo(String(address));
-    if (message.subject !== undefined) spec.setSubject(String(message.subject));
+    for (const address of addressList(message.to, 'to')) spec.addTo(address);
+    for (const address of addressList(message.cc, 'cc')) spec.addCc(address);
+    for (const address of addressList(message.bcc, 'bcc')) spec.addBcc(address);
+    for (const address of addressList(message.replyTo, 'replyTo')) spec.addReplyTo(address);
+    if (!absent(message.subject)) spec.setSubject(message.subject);
     // Bodies cross into wasm as UTF-8 bytes: one native encode and one copy.
-    if (message.text !== undefined) spec.setText(encoder.encode(String(message.text)));
-    if (message.html !== undefined) spec.setHtml(encoder.encode(String(message.html)));
-    if (message.messageId !== undefined) spec.setMessageId(String(message.messageId));
-    for (const [name, value] of headerEntries(message.headers)) spec.addHeader(name, String(value));
+    if (!absent(message.text)) spec.setText(textBytes(message.text));
+    if (!absent(message.html)) spec.setHtml(textBytes(message.html));
+    if (!absent(message.messageId)) spec.setMessageId(message.messageId);
+    for (const [name, value] of headerEntries(message.headers)) spec.addHeader(name, value);
     for (const { attachment: a, bytes } of attachments) {
-      const args = [a.filename, a.contentType, a.cid, a.contentDisposition];
+      const args = [a.filename ?? undefined, a.contentType ?? undefined, a.cid ?? undefined, a.contentDisposition ?? undefined];
       if (bytes) spec.addAttachmentBytes(bytes, ...args);
       else spec.addAttachmentStream(...args);
     }
@@ -152,6 +180,18 @@ function newBuilder(engine, message, attachments, random, now) {
     throw error;
   }
   return new engine.MessageBuilder(spec, random, now); // consumes spec
+}
+
+/** A body given as text or as UTF-8 bytes. */
+function textBytes(value) {
+  return typeof value === 'string' ? encoder.encode(value) : value instanceof Uint8Array ? value : new Uint8Array(value);
+}
+
+/** An address field as header text: each entry a string or { name, address }. */
+function addressList(value, field) {
+  if (absent(value)) return [];
+  const entries = Array.isArray(value) ? value : [value];
+  return entries.map((entry, index) => formatAddress(entry, Array.isArray(value) ? `${field}[${index}]` : field));
 }
 
 /**
@@ -194,13 +234,9 @@ async function* mimeChunks({ builder, streams, release }) {
   }
 }
 
-function list(value) {
-  if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value : [value];
-}
-
+/** Header entries as [name, value] pairs; an array value repeats the header. */
 function headerEntries(headers) {
-  if (!headers) return [];
-  if (Array.isArray(headers)) return headers; // [[name, value], ...] keeps order and repeats
-  return Object.entries(headers);
+  if (absent(headers)) return [];
+  const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
+  return pairs.flatMap(([name, value]) => (absent(value) ? [] : Array.isArray(value) ? value.map((v) => [name, v]) : [[name, value]]));
 }

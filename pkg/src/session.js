@@ -313,6 +313,11 @@ export class Session {
           break;
         case 'tls-up': {
           const info = this.#socket?.tlsInfo ?? {};
+          const tooOld = belowMinVersion(info.version, this.#target.tls.minVersion);
+          if (tooOld) {
+            conn.tlsFailed(tooOld, now);
+            break;
+          }
           // handshakePending: the platform reports a refused certificate only
           // at the first read or write (Workers); the engine then names it.
           conn.tlsEstablished(info.version ?? 'TLS', info.cipher, info.authorized === true, info.authorizationError, now, info.handshakePending === true);
@@ -787,6 +792,17 @@ function newSecureConnection(engine, engineOptions, tls) {
   } finally {
     options.free();
   }
+}
+
+/**
+ * Why a handshake's TLS version does not meet `tls.minVersion`, or null.
+ * A version the transport did not report does not meet 'TLSv1.3'.
+ */
+function belowMinVersion(version, minVersion) {
+  if (minVersion !== 'TLSv1.3' || version === 'TLSv1.3') return null;
+  return version && version !== 'TLS'
+    ? `the server negotiated ${version}, below tls.minVersion ${minVersion}`
+    : `the runtime's TLS did not report its version, so tls.minVersion ${minVersion} cannot be confirmed`;
 }
 
 function list(value) {

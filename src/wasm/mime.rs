@@ -202,6 +202,37 @@ impl WasmMessageBuilder {
         }
     }
 
+    /// The envelope sender the headers give (the From address).
+    #[wasm_bindgen(getter, js_name = envelopeFrom)]
+    pub fn envelope_from(&self) -> String {
+        self.builder.envelope().from.clone()
+    }
+
+    /// The recipients the headers give (To, Cc and Bcc, each once).
+    #[wasm_bindgen(getter)]
+    pub fn recipients(&self) -> Vec<String> {
+        self.builder
+            .envelope()
+            .recipients
+            .iter()
+            .map(|r| r.address.clone())
+            .collect()
+    }
+
+    /// The envelope for a message that names its own (`envelope: { from,
+    /// to, dsn, requireTls }`): the addresses and options of `custom`
+    /// (consumed) with this message's size and body type. SMTPUTF8 is on
+    /// when `custom` asks for it or the headers need it.
+    #[wasm_bindgen(js_name = envelopeWith)]
+    pub fn envelope_with(&self, custom: WasmEnvelope) -> WasmEnvelope {
+        let own = self.builder.envelope();
+        let mut envelope = custom.envelope;
+        envelope.size = own.size;
+        envelope.body_type = own.body_type;
+        envelope.smtputf8 |= own.smtputf8;
+        WasmEnvelope { envelope }
+    }
+
     /// The Message-ID, angle brackets included.
     #[wasm_bindgen(getter, js_name = messageId)]
     pub fn message_id(&self) -> String {
