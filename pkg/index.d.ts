@@ -122,17 +122,65 @@ export interface ClientOptions {
 /** Message body content: text, bytes, or a stream of either. */
 export type Content = string | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array | string> | AsyncIterable<Uint8Array | string>;
 
-export interface Attachment {
+/** Text or HTML body: text, bytes, a stream, a file (`{ path }`, Node/Deno/Bun) or a URL (`{ href }`); files and URLs are read before connecting (at most 32 MiB). */
+export type BodyContent = Content | { path: string } | { href: string; httpHeaders?: Record<string, string> };
+
+/** Where a part's bytes come from: exactly one of `content`, `path` or `href`. */
+export interface PartSource {
+  /** The bytes, or a stream read as the message is sent. A string is UTF-8 unless `encoding` says otherwise. */
+  content?: Content;
+  /** How a string `content` spells its bytes: "base64", "hex", "binary" (one byte per character) or "utf8" (default). */
+  encoding?: 'base64' | 'base64url' | 'hex' | 'binary' | 'latin1' | 'ascii' | 'utf8' | 'utf-8';
+  /** A file, streamed as the message is sent (Node, Deno, Bun); checked before connecting. An http(s) or data: URL is fetched instead. */
+  path?: string;
+  /** A URL fetched and streamed as the message is sent (data: URLs too); a failed fetch ends the message unsent (EINPUT). */
+  href?: string;
+  /** Request headers for `href`. */
+  httpHeaders?: Record<string, string>;
+  /** More headers of this part (not the Content-* ones, which come from the fields). */
+  headers?: Record<string, string | string[]> | [string, string][];
+  /** Only "base64" (what wasmtp always uses for parts). */
+  contentTransferEncoding?: 'base64';
+}
+
+export interface Attachment extends PartSource {
   /** The file name shown to the recipient. */
   filename?: string;
-  /** The bytes, or a stream read as the message is sent. */
-  content: Content;
   /** e.g. "application/pdf". Default: guessed from the file name's extension. */
   contentType?: string;
   /** Content-ID, for `<img src="cid:...">` in the HTML. Default: none. */
   cid?: string;
   /** Default: "inline" with a cid, "attachment" otherwise. */
   contentDisposition?: 'inline' | 'attachment';
+}
+
+/** Another version of the body, next to text and html in multipart/alternative. */
+export interface Alternative extends PartSource {
+  /** e.g. "text/x-web-markdown". Default: guessed from `filename`. */
+  contentType?: string;
+  filename?: string;
+}
+
+/** A calendar invitation: a text/calendar alternative with `method`, and the same file attached as invite.ics. */
+export type IcalEvent =
+  | string
+  | { method?: string; content?: string | Uint8Array; path?: string; href?: string; httpHeaders?: Record<string, string>; filename?: string; encoding?: 'base64' | 'hex' | 'binary' | 'utf8' };
+
+/** One List-* URL: a URL, an e-mail address (mailto:) or a host (http://), with an optional ASCII comment. */
+export type ListUrl = string | { url: string; comment?: string };
+
+/** List-* headers (RFC 2369, RFC 2919). An array gives one header per entry; an entry that is an array lists several URLs in one header. */
+export interface ListHeaders {
+  help?: ListUrl | (ListUrl | ListUrl[])[];
+  unsubscribe?: ListUrl | (ListUrl | ListUrl[])[];
+  subscribe?: ListUrl | (ListUrl | ListUrl[])[];
+  post?: ListUrl | (ListUrl | ListUrl[])[];
+  owner?: ListUrl | (ListUrl | ListUrl[])[];
+  archive?: ListUrl | (ListUrl | ListUrl[])[];
+  /** List-Id: one list identifier, e.g. { url: 'news.example.com', comment: 'Example News' }. */
+  id?: ListUrl;
+  /** RFC 8058 one-click unsubscribe: adds List-Unsubscribe-Post; needs an https unsubscribe URL. */
+  oneClick?: boolean;
 }
 
 /** An address: "ann@example.com", "Ann <ann@example.com>" or { name, address }. */
@@ -151,14 +199,28 @@ export interface StructuredMessage {
   /** Recipients left out of the headers. */
   bcc?: Address | Address[];
   replyTo?: Address | Address[];
+  /** Sender: who sent the message on behalf of `from`. */
+  sender?: Address;
   subject?: string;
   /** The plain-text body. */
-  text?: string;
+  text?: BodyContent;
   /** The HTML body; with `text` too, the message offers both. */
-  html?: string;
+  html?: BodyContent;
   attachments?: Attachment[];
-  /** Extra headers (line breaks refused); an array keeps order and repeats. */
-  headers?: Record<string, string> | [string, string][];
+  /** More versions of the body (after text and html). */
+  alternatives?: Alternative[];
+  icalEvent?: IcalEvent;
+  /** In-Reply-To: the Message-ID this message answers. */
+  inReplyTo?: string;
+  /** References: Message-IDs of the thread (a string may hold several, space-separated). */
+  references?: string | string[];
+  /** The Date header. Default: now. */
+  date?: Date | string | number;
+  /** "high" / "low" add X-Priority, X-MSMail-Priority and Importance. Default: none. */
+  priority?: 'high' | 'normal' | 'low';
+  list?: ListHeaders;
+  /** Extra headers (line breaks refused); an array keeps order and repeats, an array value repeats the header. */
+  headers?: Record<string, string | string[]> | [string, string][];
   /** Default: generated from random bytes and the sender's domain. */
   messageId?: string;
   /**

@@ -2,8 +2,8 @@
 
 import { loadEngine } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
-import { prepareMessage } from './message.js';
-import { engineOptions, normalizeOptions } from './options.js';
+import { prepareMessageAsync } from './message.js';
+import { defaultClientName, engineOptions, normalizeOptions } from './options.js';
 import { Pool } from './pool.js';
 import { Session } from './session.js';
 
@@ -21,6 +21,8 @@ class Client {
   #pool;
   /** Sends still being checked, not yet queued in the pool (close() waits for them). */
   #preparing = new Set();
+  /** Sends whose outcome is not known yet (close() resolves once they are). */
+  #sending = new Set();
   #closing = false;
   /** Messages settled per connection (successes and failures), for the retry rule. */
   #outcomes = new WeakMap();
@@ -42,12 +44,17 @@ class Client {
     if (beforeDataEnd !== undefined && typeof beforeDataEnd !== 'function') {
       return Promise.reject(SmtpError.input('send() options.beforeDataEnd must be a function.', 'pass beforeDataEnd: async () => { ... }, or leave it out.'));
     }
-    // The message is checked (by the engine) before it takes a connection.
-    const prepared = loadEngine(this.#opts.engine).then((engine) => prepareMessage(engine, message));
+    // The message is checked (by the engine) before it takes a connection;
+    // bodies given as a stream, file or URL are read first.
+    const prepared = loadEngine(this.#opts.engine).then((engine) => prepareMessageAsync(engine, message));
     this.#preparing.add(prepared);
     const done = () => this.#preparing.delete(prepared);
     prepared.then(done, done);
-    return prepared.then((p) => this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq, beforeDataEnd)));
+    const sending = prepared.then((p) => this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq, beforeDataEnd)));
+    this.#sending.add(sending);
+    const settled = () => this.#sending.delete(sending);
+    sending.then(settled, settled);
+    return sending;
   }
 
   /** Connects, runs TLS, EHLO and AUTH, then QUITs: resolves with what was established. */
@@ -61,18 +68,25 @@ class Client {
     }
   }
 
-  /** Lets queued and in-flight messages finish, then closes every connection. */
+  /**
+   * Lets queued and in-flight messages finish, then closes every connection
+   * (QUIT). Resolves once every message's outcome is known, without waiting
+   * for the QUIT replies, which end within a few seconds in the background.
+   */
   async close() {
     this.#closing = true;
     await Promise.allSettled([...this.#preparing]);
-    await this.#pool.close();
+    const closed = this.#pool.close();
+    closed.catch(() => {}); // a failed QUIT after every outcome is known concerns nobody
+    await Promise.race([closed, Promise.allSettled([...this.#sending])]);
   }
 
   async #openSession() {
     const engine = await loadEngine(this.#opts.engine);
+    const clientName = this.#opts.clientName ?? (await defaultClientName());
     let built;
     try {
-      built = engineOptions(engine, this.#opts);
+      built = engineOptions(engine, { ...this.#opts, clientName });
     } catch (thrown) {
       throw toSmtpError(thrown);
     }

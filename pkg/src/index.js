@@ -5,10 +5,12 @@
 // The TLS-in-wasm artifact is read only when a client asks for it
 // (tls: { engine: 'wasm' }), the doctor's only by diagnose().
 
-import { readFile } from 'node:fs/promises';
+import { access, constants, open, readFile } from 'node:fs/promises';
 
+import { setFileReader } from './body.js';
 import { createClient as createClientWith } from './client.js';
 import { setRandomSource, setWasmSource } from './engine.js';
+import { setHostNameSource } from './options.js';
 import { createOutbox as createOutboxWith } from './outbox/index.js';
 import { spoolStore } from './outbox/spool.js';
 import { bunTransport } from './transports/bun.js';
@@ -19,6 +21,24 @@ const wasmFile = (name) => () => readFile(new URL(`../wasm/${name}`, import.meta
 setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile('wasmtp_bg.wasm') });
 setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
+
+// Attachments and bodies given as { path }: checked before connecting, then
+// read in chunks as the message is sent.
+setFileReader({
+  check: (path) => access(path, constants.R_OK),
+  async *open(path) {
+    const file = await open(path, 'r');
+    try {
+      yield* file.createReadStream({ autoClose: false, highWaterMark: 64 * 1024 });
+    } finally {
+      await file.close();
+    }
+  },
+});
+
+// The EHLO name defaults to this machine's name (node:os, also on Deno and
+// Bun), imported on the first connection.
+setHostNameSource(() => import('node:os').then((os) => os.hostname()));
 
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
 // `in`, not a read: Node builds its global `crypto` (WebCrypto and the

@@ -194,6 +194,34 @@ function tlsMinVersion(value, engine) {
   return value;
 }
 
+/**
+ * Where the machine's host name comes from (set by the Node/Deno/Bun entry:
+ * node:os hostname()); other runtimes have none and keep the engine's
+ * default EHLO name.
+ */
+let hostNameSource = null;
+let machineName = null;
+
+export function setHostNameSource(source) {
+  hostNameSource = source;
+  machineName = null;
+}
+
+/**
+ * The EHLO name when clientName is not given: the machine's fully
+ * qualified name when the runtime tells it (receivers score a bare
+ * "localhost" as spam), otherwise undefined (the engine's default).
+ * A name without a dot is not a FQDN (RFC 5321 §4.1.1.1) and is not used.
+ */
+export async function defaultClientName() {
+  if (hostNameSource === null) return undefined;
+  machineName ??= Promise.resolve()
+    .then(hostNameSource)
+    .then((name) => (typeof name === 'string' && /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/.test(name) ? name.toLowerCase() : undefined))
+    .catch(() => undefined);
+  return machineName;
+}
+
 /** Longest timer delay JS runtimes honour (2^31 - 1 ms, about 24.8 days). */
 const MAX_DELAY = 2 ** 31 - 1;
 

@@ -29,6 +29,14 @@ const MIME_DONE = -2;
 /** First size of the buffer the engine's output is written from (it grows to the largest flight). */
 const TX_BUFFER = 64 * 1024;
 
+/**
+ * How long the QUIT reply is awaited once every message's outcome is known:
+ * the server has nothing more to say that matters, so a server that never
+ * answers QUIT must not hold the connection (or close()) for the command
+ * time-out.
+ */
+const QUIT_REPLY_WAIT = 3000;
+
 /** Transcript lines kept for `SmtpError.transcript`. */
 const TRANSCRIPT_KEPT = 60;
 
@@ -223,6 +231,7 @@ export class Session {
         this.#dispatchEvents();
         this.#releaseReads();
         if (this.#done) break;
+        if (this.#quitting && this.#jobs.size === 0) this.#limitQuitWait();
         if (this.#inbox.length === 0 && !moved && !wrote) await this.#sleep();
       }
       await this.#flush(); // a final QUIT, if the engine produced one
@@ -718,8 +727,18 @@ export class Session {
     }).finally(() => clearTimeout(timer));
   }
 
+  /** Drops the link if the QUIT reply takes longer than QUIT_REPLY_WAIT. */
+  #limitQuitWait() {
+    if (this.#quitTimer !== null) return;
+    this.#quitTimer = setTimeout(() => this.#post({ kind: 'abort' }), QUIT_REPLY_WAIT);
+    this.#quitTimer.unref?.();
+  }
+
+  #quitTimer = null;
+
   #finish() {
     this.#done = true;
+    clearTimeout(this.#quitTimer);
     try {
       this.#inspect?.(this.#conn);
     } catch {}

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 import { testCertificates } from './helpers/certs.js';
 import { PASS, USER, startServer } from './helpers/server.js';
+import { EHLO_NAME } from './helpers/ehlo-name.js';
 
 const PKG = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(PKG, 'bin', 'wasmtp.js');
@@ -95,7 +96,7 @@ describe('wasmtp CLI', { timeout: 120_000 }, () => {
     assert.match(result.stdout, /^accepted: bob@example\.org$/m);
     assert.match(result.stdout, /^server: 250 OK queued as Q\d+$/m);
     const transcript = result.stderr;
-    for (const line of [/^S: 220 /m, /^C: EHLO localhost$/m, /^C: STARTTLS$/m, /^TLS: TLSv1\.3 .*certificate verified$/m,
+    for (const line of [/^S: 220 /m, new RegExp(`^C: EHLO ${EHLO_NAME.replace(/\./g, '\\.')}$`, 'm'), /^C: STARTTLS$/m, /^TLS: TLSv1\.3 .*certificate verified$/m,
       /^C: AUTH PLAIN <redacted>$/m, /^S: 235 /m, /^C: MAIL FROM:<ann@example\.com>/m, /^C: RCPT TO:<bob@example\.org>$/m,
       /^S: 250 OK queued as Q\d+$/m, /^C: QUIT$/m]) {
       assert.match(transcript, line);
