@@ -328,6 +328,31 @@ export interface Client {
 
 export function createClient(options: ClientOptions): Client;
 
+/** What `send` would transmit for a message, built without sending. */
+export interface BuiltMessage {
+  /** MAIL FROM and RCPT TO: from the headers (From; To, Cc, Bcc), or the message's `envelope`. */
+  envelope: { from: string; to: string[] };
+  /** The Message-ID (for raw messages, when the headers have one). */
+  messageId?: string;
+}
+
+/**
+ * Builds a message exactly as `send` would (same checks, same EINPUT errors) and returns its bytes
+ * (the message itself, without SMTP dot transparency) and envelope; with `{ stream: true }` a
+ * ReadableStream of the bytes instead, for messages with large streamed attachments.
+ */
+export function buildMessage(message: Message): Promise<BuiltMessage & { raw: Uint8Array }>;
+export function buildMessage(message: Message, options: { stream: true }): Promise<BuiltMessage & { stream: ReadableStream<Uint8Array> }>;
+
+/** A client that sends nothing and keeps every message in memory, for testing mail code without a server. */
+export interface TestClient extends Client {
+  /** Every message `send` took, in order. */
+  readonly messages: (BuiltMessage & { raw: Uint8Array })[];
+}
+
+/** Creates a capturing client: `send` builds the message like a real client, resolves with every recipient accepted, and appends it to `messages`. */
+export function createTestClient(): TestClient;
+
 /**
  * Loads, compiles and instantiates the wasm engine now rather than at the
  * first connection: call it during a server's start-up or a warm-up request.

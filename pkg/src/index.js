@@ -9,7 +9,8 @@ import { access, constants, open, readFile } from 'node:fs/promises';
 
 import { setFileReader } from './body.js';
 import { createClient as createClientWith } from './client.js';
-import { setRandomSource, setWasmSource } from './engine.js';
+import { loadEngine, setRandomSource, setWasmSource } from './engine.js';
+import { buildMessage as buildMessageWith } from './message.js';
 import { setHostNameSource } from './options.js';
 import { createOutbox as createOutboxWith } from './outbox/index.js';
 import { spoolStore } from './outbox/spool.js';
@@ -72,6 +73,12 @@ export function createOutbox(options) {
   return createOutboxWith(options, { defaultStore: () => spoolStore({ dir: 'wasmtp-outbox' }) });
 }
 
+/** The message `send` would transmit, built without sending: { envelope, messageId, raw } (or `stream`). See index.d.ts. */
+export async function buildMessage(message, options) {
+  return buildMessageWith(await loadEngine('core'), message, options);
+}
+
+export { createTestClient } from './capture.js';
 export { ready } from './engine.js';
 export { SmtpError } from './errors.js';
 export { bullmqStore } from './outbox/bullmq.js';

@@ -40,6 +40,57 @@ export async function prepareMessageAsync(engine, message) {
   return prepareMessage(engine, message);
 }
 
+/**
+ * The message `send` would transmit, without sending it: its envelope
+ * ({ from, to }), Message-ID and bytes (`raw`, a Uint8Array), or with
+ * `stream: true` a ReadableStream of the bytes instead (attachments are then
+ * read as the stream is). The bytes are the message itself: the SMTP dot
+ * transparency the engine adds on the wire is not in them.
+ */
+export async function buildMessage(engine, message, { stream = false } = {}) {
+  const prepared = await prepareMessageAsync(engine, message);
+  const { from, to } = prepared.envelopeInfo();
+  const { envelope, body } = prepared.attempt();
+  const size = body.size;
+  envelope.free();
+  const result = { messageId: prepared.messageId, envelope: { from, to } };
+  if (stream) {
+    return {
+      ...result,
+      stream: new ReadableStream({
+        async pull(controller) {
+          try {
+            const chunk = await body.next();
+            if (chunk === null) controller.close();
+            else controller.enqueue(chunk.slice());
+          } catch (error) {
+            controller.error(error);
+          }
+        },
+        cancel: () => body.cancel(),
+      }),
+    };
+  }
+  const chunks = [];
+  let length = 0;
+  try {
+    for (let chunk = await body.next(); chunk !== null; chunk = await body.next()) {
+      chunks.push(chunk.slice()); // the builder may reuse its buffer
+      length += chunk.byteLength;
+    }
+  } finally {
+    body.cancel();
+  }
+  const raw = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    raw.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  if (size !== undefined && size !== length) throw new Error(`wasmtp: the message is ${length} bytes, announced ${size}`);
+  return { ...result, raw };
+}
+
 // ----- raw: an RFC 5322 message as given, with an explicit envelope
 
 function prepareRaw(engine, { raw, envelope }) {
@@ -59,6 +110,8 @@ function prepareRaw(engine, { raw, envelope }) {
   buildEnvelope(engine, given, body.size).free();
   return {
     messageId: typeof raw === 'string' || raw instanceof Uint8Array ? findMessageId(raw) : undefined,
+    /** MAIL FROM and RCPT TO as plain text. */
+    envelopeInfo: () => ({ from: given.from, to: [...given.to] }),
     /** A stream already read cannot be sent again. */
     canRetry: () => body.replay() !== null,
     attempt() {
@@ -146,15 +199,17 @@ function prepareStructured(engine, message) {
   // envelope: { from, to, dsn, requireTls } overrides what the headers say;
   // checked now, so a mistake in it fails before anything connects.
   const custom = message.envelope ? envelopeFields(message.envelope) : null;
+  const fieldsFor = (current) => ({ ...custom, from: custom.from ?? current.envelopeFrom, to: custom.to ?? current.recipients });
   const envelopeFor = (current) => {
     if (custom === null) return current.envelope();
-    const fields = { ...custom, from: custom.from ?? current.envelopeFrom, to: custom.to ?? current.recipients };
-    return current.envelopeWith(buildEnvelope(engine, fields, undefined));
+    return current.envelopeWith(buildEnvelope(engine, fieldsFor(current), undefined));
   };
   envelopeFor(builder).free();
   let used = false;
   return {
     messageId,
+    /** MAIL FROM and RCPT TO as plain text (what the headers give, or `envelope`). */
+    envelopeInfo: () => (custom === null ? { from: builder.envelopeFrom, to: builder.recipients } : fieldsFor(builder)),
     /** A stream already read cannot be sent again (files and URLs are read again). */
     canRetry: () => !parts.some((p) => p.stream?.started && !p.stream.replayable),
     attempt() {
