@@ -266,6 +266,8 @@ export interface RejectedRecipient {
 export interface SendResult {
   /** The Message-ID header (for raw messages, when the headers have one). */
   messageId?: string;
+  /** MAIL FROM and RCPT TO as sent (after A-label conversion of international domains). */
+  envelope: { from: string; to: string[] };
   /** Recipients the server accepted. */
   accepted: string[];
   /** Recipients the server refused while others were accepted. */

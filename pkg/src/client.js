@@ -110,7 +110,8 @@ class Client {
     try {
       const delivery = await session.submit(envelope, body, { beforeDataEnd });
       this.#countOutcome(session);
-      return { messageId: prepared.messageId, ...delivery };
+      const { from, to } = prepared.envelopeInfo();
+      return { messageId: prepared.messageId, envelope: { from, to: [...to] }, ...delivery };
     } catch (error) {
       // Outcomes settle in the order the engine reports them, so the first
       // message to fail on a connection sees no earlier outcome.

@@ -205,11 +205,13 @@ function prepareStructured(engine, message) {
     return current.envelopeWith(buildEnvelope(engine, fieldsFor(current), undefined));
   };
   envelopeFor(builder).free();
+  const { from, to } = custom === null ? { from: builder.envelopeFrom, to: builder.recipients } : fieldsFor(builder);
+  const envelopeInfo = { from, to };
   let used = false;
   return {
     messageId,
     /** MAIL FROM and RCPT TO as plain text (what the headers give, or `envelope`). */
-    envelopeInfo: () => (custom === null ? { from: builder.envelopeFrom, to: builder.recipients } : fieldsFor(builder)),
+    envelopeInfo: () => envelopeInfo,
     /** A stream already read cannot be sent again (files and URLs are read again). */
     canRetry: () => !parts.some((p) => p.stream?.started && !p.stream.replayable),
     attempt() {
