@@ -18,7 +18,12 @@ import { bunTransport } from './transports/bun.js';
 import { denoTransport } from './transports/deno.js';
 import { nodeTransport } from './transports/node.js';
 
-const wasmFile = (name) => () => readFile(new URL(`../wasm/${name}`, import.meta.url));
+// Read from the package directory; the engine is used only after one of
+// these has loaded, so it is also where Node 18 gets its WebCrypto (below).
+const wasmFile = (name) => async () => {
+  await webCryptoReady();
+  return readFile(new URL(`../wasm/${name}`, import.meta.url));
+};
 setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile('wasmtp_bg.wasm') });
 setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
@@ -42,12 +47,19 @@ setFileReader({
 setHostNameSource(() => import('node:os').then((os) => os.hostname()));
 
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
-// `in`, not a read: Node builds its global `crypto` (WebCrypto and the
-// streams it needs, ~2 ms) on first access, which start-up need not pay.
-if (!('crypto' in globalThis)) {
-  const { webcrypto } = await import('node:crypto');
-  setRandomSource((bytes) => webcrypto.getRandomValues(bytes));
-  globalThis.crypto ??= webcrypto;
+// It is imported with the first wasm artifact rather than at start-up: no
+// top-level await, so the entry can also be a CommonJS module
+// (require('wasmtp')). `in`, not a read: Node builds its global `crypto`
+// (WebCrypto and the streams it needs, ~2 ms) on first access, which
+// start-up need not pay.
+let webCrypto = null;
+function webCryptoReady() {
+  if ('crypto' in globalThis) return undefined;
+  webCrypto ??= import('node:crypto').then(({ webcrypto }) => {
+    setRandomSource((bytes) => webcrypto.getRandomValues(bytes));
+    globalThis.crypto ??= webcrypto;
+  });
+  return webCrypto;
 }
 
 /** Which runtime this is: 'deno', 'bun' or 'node'. */
