@@ -53,7 +53,8 @@ export interface TlsOptions {
   /**
    * The oldest TLS version accepted. Default and floor: "TLSv1.2" (older versions are never used).
    * "TLSv1.3" is checked after every handshake; a server that negotiates less fails with ETLS before
-   * any command is sent. Not available with `engine: 'wasm'`.
+   * any command is sent, and so does a runtime whose TLS does not report the version (Deno).
+   * Not available with `engine: 'wasm'` (EINPUT).
    */
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
@@ -105,7 +106,7 @@ export interface ClientOptions {
   tls?: TlsOptions;
   /** Allow credentials over an unencrypted connection (only for a trusted local test server). Default: false. */
   allowInsecureAuth?: boolean;
-  /** The name sent with EHLO. Default: "localhost". */
+  /** The name sent with EHLO. Default: the machine's fully qualified name where the runtime tells it (Node, Deno, Bun), else "localhost". */
   clientName?: string;
   /** Per-phase time-outs in ms. */
   timeouts?: Timeouts;
