@@ -113,6 +113,8 @@ export function clientOptions(given) {
   };
   for (const key of ['host', 'port', 'security', 'clientName', 'allowInsecureAuth', 'onTranscript', 'transport', 'lmtp', 'dkim']) copy(key);
   copy('name', 'clientName');
+  // nodemailer takes the port as a number or numeric text (from an environment variable).
+  if (typeof out.port === 'string' && /^\d+$/.test(out.port)) out.port = Number(out.port);
   if (absent(out.host)) out.host = 'localhost'; // nodemailer's default
   out.security = security(options);
   if (absent(out.port) && out.security !== undefined) out.port = options.secure === true ? 465 : 587;
@@ -146,7 +148,7 @@ function security(options) {
   }
   if (mode !== undefined) return mode;
   // nodemailer's default: implicit TLS on 465, otherwise STARTTLS when offered.
-  if (secure === undefined && options.port === 465) return 'tls';
+  if (secure === undefined && Number(options.port) === 465) return 'tls';
   return 'opportunistic';
 }
 

@@ -116,9 +116,7 @@ impl WasmMessageSpec {
                 })?;
                 spec.date = Some(ms);
             }
-            other => {
-                return Err(SmtpError::input(Phase::Data, format!("the message has no field {other}.")).into());
-            }
+            _ => return Err(SmtpError::input(Phase::Data, "setField was given an unknown field name.").into()),
         }
         Ok(())
     }

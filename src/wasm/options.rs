@@ -174,7 +174,7 @@ impl WasmEnvelope {
                 if words.is_empty() || (never && words.len() > 1) {
                     return Err(SmtpError::input(
                         Phase::Rcpt,
-                        format!("DSN notify [{}] is not a valid set of conditions.", words.join(", ")),
+                        "DSN notify is empty or has \"never\" next to a condition (RFC 3461 §4.1).",
                     )
                     .with_hint(
                         "use some of \"success\", \"failure\", \"delay\", or [\"never\"] alone for no notification.",
