@@ -251,7 +251,7 @@ export function wasmtpMessage(mail, defaults, access) {
     delete message.dsn;
     message.envelope = { ...(message.envelope ?? {}), dsn: dsnOptions(dsn) };
   } else if ('dsn' in message) delete message.dsn;
-  if (!absent(message.headers)) message.headers = unwrapHeaders(message.headers);
+  if (!absent(message.headers)) message.headers = fieldsFromHeaders(message, unwrapHeaders(message.headers));
   for (const field of ['text', 'html']) {
     const value = message[field];
     if (isObject(value) && 'content' in value && Object.keys(value).every((k) => k === 'content')) message[field] = value.content;
@@ -270,6 +270,23 @@ function unwrapHeaders(headers) {
   const pairs = Array.isArray(headers) ? headers.map((h) => (Array.isArray(h) ? h : [h?.key, h?.value])) : Object.entries(headers);
   const value = (v) => (isObject(v) && 'value' in v ? v.value : v);
   return pairs.map(([name, v]) => [name, Array.isArray(v) ? v.map(value) : value(v)]);
+}
+
+/** Headers nodemailer lets `headers` set that wasmtp writes from fields. */
+const HEADER_FIELDS = Object.freeze({ 'in-reply-to': 'inReplyTo', references: 'references', sender: 'sender', 'message-id': 'messageId', date: 'date' });
+
+/**
+ * Moves In-Reply-To, References, Sender, Message-ID and Date given in
+ * `headers` to their fields (the builder writes those headers itself); when
+ * the field is set too, the header stays and the builder refuses the pair.
+ */
+function fieldsFromHeaders(message, pairs) {
+  return pairs.filter(([name, value]) => {
+    const field = typeof name === 'string' ? HEADER_FIELDS[name.toLowerCase()] : undefined;
+    if (field === undefined || !absent(message[field]) || typeof value !== 'string') return true;
+    message[field] = value;
+    return false;
+  });
 }
 
 /** nodemailer's dsn { id, return, notify, recipient } as the envelope's { envid, ret, notify }. */

@@ -55,6 +55,7 @@ function shapes({ file, bodyFile, httpUrl }) {
     'reply-to': () => ({ ...base, replyTo: 'Replies <replies@example.com>', text: 'x' }),
     sender: () => ({ ...base, sender: 'Robot <robot@example.com>', text: 'x' }),
     'threading with an array of references': () => ({ ...base, inReplyTo: '<first@example.com>', references: ['<root@example.com>', '<first@example.com>'], subject: 'Re: x', text: 'x' }),
+    'threading given as headers': () => ({ ...base, headers: { 'In-Reply-To': '<first@example.com>', References: '<root@example.com> <first@example.com>' }, text: 'x' }),
     'references as a string': () => ({ ...base, references: '<a@example.com> <b@example.com>', text: 'x' }),
     'a given date': () => ({ ...base, date: new Date('2024-02-29T12:34:56Z'), text: 'x' }),
     'a given message id': () => ({ ...base, messageId: '<given-id@example.com>', text: 'x' }),

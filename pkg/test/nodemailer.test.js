@@ -68,6 +68,17 @@ describe('wasmtp/nodemailer', () => {
     assert.match(raw, /^X-Extra: yes\r\n/m);
   });
 
+  test('In-Reply-To, References, Sender and Message-ID given as headers become their fields', async () => {
+    const transporter = createTransport({ host: HOST, port: plain.port });
+    const info = await transporter.sendMail({ ...mail, headers: { 'In-Reply-To': '<a@example.com>', References: '<r@example.com> <a@example.com>', Sender: 'robot@example.com', 'Message-ID': '<mine@example.com>' } });
+    await transporter.close();
+    assert.equal(info.messageId, '<mine@example.com>');
+    const raw = plain.messages.at(-1).raw.toString();
+    for (const line of ['In-Reply-To: <a@example.com>', 'References: <r@example.com> <a@example.com>', 'Sender: robot@example.com', 'Message-ID: <mine@example.com>']) {
+      assert.equal(raw.split('\r\n').filter((l) => l === line).length, 1, line);
+    }
+  });
+
   test('secure: true is implicit TLS; requireTLS refuses a server without STARTTLS; ignoreTLS never upgrades', async () => {
     const secure = createTransport({ host: HOST, port: implicit.port, secure: true, tls: { ca } });
     await secure.sendMail(mail);
