@@ -5,7 +5,7 @@
 // The TLS-in-wasm artifact is read only when a client asks for it
 // (tls: { engine: 'wasm' }), the doctor's only by diagnose().
 
-import { access, constants, open, readFile } from 'node:fs/promises';
+import { access, constants, readFile } from 'node:fs/promises';
 
 import { setFileReader } from './body.js';
 import { createClient as createClientWith } from './client.js';
@@ -33,12 +33,9 @@ setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: 
 setFileReader({
   check: (path) => access(path, constants.R_OK),
   async *open(path) {
-    const file = await open(path, 'r');
-    try {
-      yield* file.createReadStream({ autoClose: false, highWaterMark: 64 * 1024 });
-    } finally {
-      await file.close();
-    }
+    // Stopping early (the message failed) destroys the stream, closing the file.
+    const { createReadStream } = await import('node:fs');
+    yield* createReadStream(path, { highWaterMark: 64 * 1024 });
   },
 });
 
