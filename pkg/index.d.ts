@@ -325,7 +325,11 @@ export interface Client {
   send(message: Message, options?: SendOptions): Promise<SendResult>;
   /** Connects, runs TLS, EHLO and AUTH, then QUITs; rejects with SmtpError. */
   verify(): Promise<VerifyResult>;
-  /** Lets queued messages finish, then closes every connection. */
+  /**
+   * Lets queued messages finish, then closes every connection (QUIT). Resolves once every message's
+   * outcome is known, without waiting for the QUIT replies (a server that never answers QUIT is cut
+   * off after 3 seconds).
+   */
   close(): Promise<void>;
 }
 
