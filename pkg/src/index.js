@@ -10,6 +10,7 @@ import { access, constants, readFile } from 'node:fs/promises';
 import { setFileReader } from './body.js';
 import { createClient as createClientWith } from './client.js';
 import { loadEngine, setRandomSource, setWasmSource } from './engine.js';
+import { SmtpError } from './errors.js';
 import { buildMessage as buildMessageWith } from './message.js';
 import { setHostNameSource } from './options.js';
 import { createOutbox as createOutboxWith } from './outbox/index.js';
@@ -68,6 +69,15 @@ export const defaultTransport = runtime === 'deno' ? denoTransport : nodeTranspo
 
 /** Creates a client; see index.d.ts. Uses the runtime's sockets unless `transport` is given. */
 export function createClient(options) {
+  // Deno.startTls does not report the negotiated version: a TLS 1.3 minimum
+  // could only fail at every connection, so it is refused up front.
+  if (runtime === 'deno' && options?.tls?.minVersion === 'TLSv1.3' && options.tls.engine !== 'wasm' && !options.transport) {
+    throw SmtpError.input(
+      "Deno's TLS does not report the version it negotiated, so tls.minVersion 'TLSv1.3' cannot be enforced here.",
+      'leave tls.minVersion out (TLS 1.2 or newer is always used), or run on Node or Bun.',
+      'tls',
+    );
+  }
   return createClientWith(options, defaultTransport);
 }
 
