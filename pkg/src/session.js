@@ -813,23 +813,6 @@ function newSecureConnection(engine, engineOptions, tls) {
   }
 }
 
-/** TLS versions in order, as runtimes name them. */
-const TLS_RANK = { SSLv3: 0, TLSv1: 1, 'TLSv1.1': 2, 'TLSv1.2': 3, 'TLSv1.3': 4 };
-
-/**
- * Why a handshake's TLS version does not meet `tls.minVersion` (default and
- * floor TLS 1.2, whatever the runtime's own default was set to), or null.
- * A version the transport did not report meets TLS 1.2 (every runtime's
- * TLS refuses older ones by default) but not a TLS 1.3 minimum.
- */
-function belowMinVersion(version, minVersion = 'TLSv1.2') {
-  const got = TLS_RANK[version];
-  if (got === undefined) {
-    return TLS_RANK[minVersion] > TLS_RANK['TLSv1.2'] ? `the runtime's TLS did not report its version, so tls.minVersion ${minVersion} cannot be confirmed` : null;
-  }
-  return got < TLS_RANK[minVersion] ? `the server negotiated ${version}, below tls.minVersion ${minVersion}` : null;
-}
-
 function list(value) {
   if (value === undefined || value === null) return [];
   return Array.isArray(value) ? value : [value];
@@ -884,4 +867,21 @@ function describe(error) {
   // to a multi-line message with library internals.
   const message = typeof error.reason === 'string' && error.reason ? error.reason : (error.message ?? String(error));
   return error.code && !message.includes(error.code) ? `${message} (${error.code})` : message;
+}
+
+/** TLS versions in order, as runtimes name them. */
+const TLS_RANK = { SSLv3: 0, TLSv1: 1, 'TLSv1.1': 2, 'TLSv1.2': 3, 'TLSv1.3': 4 };
+
+/**
+ * Why a handshake's TLS version does not meet `tls.minVersion` (default and
+ * floor TLS 1.2, whatever the runtime's own default was set to), or null.
+ * A version the transport did not report meets TLS 1.2 (every runtime's
+ * TLS refuses older ones by default) but not a TLS 1.3 minimum.
+ */
+function belowMinVersion(version, minVersion = 'TLSv1.2') {
+  const got = TLS_RANK[version];
+  if (got === undefined) {
+    return TLS_RANK[minVersion] > TLS_RANK['TLSv1.2'] ? `the runtime's TLS did not report its version, so tls.minVersion ${minVersion} cannot be confirmed` : null;
+  }
+  return got < TLS_RANK[minVersion] ? `the server negotiated ${version}, below tls.minVersion ${minVersion}` : null;
 }
