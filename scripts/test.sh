@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Sets up the machine (scripts/setup.sh) and runs every test:
 #   1. cargo test --all-features   (unit, scripted and real-server tests:
-#      aiosmtpd and a private Postfix on 127.0.0.1, see tests/real_servers.rs)
+#      aiosmtpd and a private Postfix on 127.0.0.1, see tests/real_servers.rs;
+#      Exim, Dovecot LMTP and OpenSMTPD, see tests/other_mtas.rs)
 #   2. cargo build --target wasm32-unknown-unknown --no-default-features --lib
 #      (the engine must build for wasm, also with TLS inside: --features tls-engine)
 #   3. lint: cargo fmt --check, cargo clippy --all-features --all-targets -D warnings
 #   4. scripts/test-js.sh and the other suites (npm package, outbox, doctor,
-#      fail-safe, DKIM against OpenDKIM and dkimpy, fuzz, runtimes)
+#      fail-safe, other MTAs, DKIM against OpenDKIM and dkimpy, fuzz, runtimes)
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any step failed. Works unattended (CI=true, no stdin).
 set -uo pipefail
@@ -35,16 +36,17 @@ step "wasm build" cargo build --target wasm32-unknown-unknown --no-default-featu
 step "wasm build (TLS in the engine)" cargo build --target wasm32-unknown-unknown --no-default-features --features tls-engine --lib
 step "rustfmt" cargo fmt --check
 step "clippy" cargo clippy --quiet --all-features --all-targets -- -D warnings
-if [ -f scripts/test-js.sh ]; then
-    step "js tests" bash scripts/test-js.sh
-fi
-if [ -f scripts/test-outbox.sh ]; then step "outbox tests" bash scripts/test-outbox.sh; fi
-if [ -f scripts/test-doctor.sh ]; then step "doctor tests" bash scripts/test-doctor.sh; fi
-if [ -f scripts/test-faults.sh ]; then step "fail-safe tests" bash scripts/test-faults.sh; fi
-if [ -f scripts/test-dkim.sh ]; then step "dkim tests" bash scripts/test-dkim.sh; fi
+# Every suite is mandatory: a missing script fails its step (bash cannot
+# open it) instead of dropping the suite from the run.
+step "js tests" bash scripts/test-js.sh
+step "outbox tests" bash scripts/test-outbox.sh
+step "doctor tests" bash scripts/test-doctor.sh
+step "fail-safe tests" bash scripts/test-faults.sh
+step "other MTAs (Exim, Dovecot LMTP, OpenSMTPD, Postfix)" bash scripts/test-mtas.sh
+step "dkim tests" bash scripts/test-dkim.sh
 # A bounded pass of every fuzz target over its committed corpus (FUZZ_SECONDS each).
-if [ -f scripts/fuzz.sh ]; then step "fuzz (bounded)" bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"; fi
-if [ -f scripts/test-runtimes.sh ]; then step "runtime tests" bash scripts/test-runtimes.sh; fi
+step "fuzz (bounded)" bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+step "runtime tests" bash scripts/test-runtimes.sh
 
 echo
 if [ "${#failed[@]}" -gt 0 ]; then

@@ -3,10 +3,11 @@
 import { normalizeDkim, signMessage } from './dkim.js';
 import { loadEngine } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
-import { prepareMessage } from './message.js';
-import { engineOptions, normalizeOptions } from './options.js';
+import { prepareMessageAsync } from './message.js';
+import { defaultClientName, engineOptions, normalizeOptions } from './options.js';
 import { Pool } from './pool.js';
 import { Session } from './session.js';
+import { closedClientError } from './util.js';
 
 /**
  * Creates a client. Nothing connects until the first `send` or `verify`.
@@ -22,6 +23,8 @@ class Client {
   #pool;
   /** Sends still being checked, not yet queued in the pool (close() waits for them). */
   #preparing = new Set();
+  /** Sends whose outcome is not known yet (close() resolves once they are). */
+  #sending = new Set();
   #closing = false;
   /** Messages settled per connection (successes and failures), for the retry rule. */
   #outcomes = new WeakMap();
@@ -50,9 +53,10 @@ class Client {
     } catch (error) {
       return Promise.reject(error);
     }
-    // The message is checked (by the engine) and signed before it takes a connection.
+    // The message is checked (by the engine) and signed before it takes a
+    // connection; bodies given as a stream, file or URL are read first.
     const prepared = loadEngine(this.#opts.engine).then(async (engine) => {
-      const p = prepareMessage(engine, message);
+      const p = await prepareMessageAsync(engine, message);
       if (dkim) await signMessage(p, dkim);
       return p;
     });
@@ -60,9 +64,13 @@ class Client {
     const done = () => this.#preparing.delete(prepared);
     prepared.then(done, done);
     // A spooled stream (dkim.js) is removed once the message has settled.
-    return prepared.then((p) =>
+    const sending = prepared.then((p) =>
       this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq, beforeDataEnd)).finally(() => p.release?.()),
     );
+    this.#sending.add(sending);
+    const settled = () => this.#sending.delete(sending);
+    sending.then(settled, settled);
+    return sending;
   }
 
   /** Connects, runs TLS, EHLO and AUTH, then QUITs: resolves with what was established. */
@@ -76,18 +84,25 @@ class Client {
     }
   }
 
-  /** Lets queued and in-flight messages finish, then closes every connection. */
+  /**
+   * Lets queued and in-flight messages finish, then closes every connection
+   * (QUIT). Resolves once every message's outcome is known, without waiting
+   * for the QUIT replies, which end within a few seconds in the background.
+   */
   async close() {
     this.#closing = true;
     await Promise.allSettled([...this.#preparing]);
-    await this.#pool.close();
+    const closed = this.#pool.close();
+    closed.catch(() => {}); // a failed QUIT after every outcome is known concerns nobody
+    await Promise.race([closed, Promise.allSettled([...this.#sending])]);
   }
 
   async #openSession() {
     const engine = await loadEngine(this.#opts.engine);
+    const clientName = this.#opts.clientName ?? (await defaultClientName());
     let built;
     try {
-      built = engineOptions(engine, this.#opts);
+      built = engineOptions(engine, { ...this.#opts, clientName });
     } catch (thrown) {
       throw toSmtpError(thrown);
     }
@@ -111,7 +126,8 @@ class Client {
     try {
       const delivery = await session.submit(envelope, body, { beforeDataEnd });
       this.#countOutcome(session);
-      return { messageId: prepared.messageId, ...delivery };
+      const { from, to } = prepared.envelopeInfo();
+      return { messageId: prepared.messageId, envelope: { from, to: [...to] }, ...delivery };
     } catch (error) {
       // Outcomes settle in the order the engine reports them, so the first
       // message to fail on a connection sees no earlier outcome.
@@ -141,15 +157,6 @@ class Client {
 
 /** Attempts per message when connections keep going away under it. */
 const MAX_ATTEMPTS = 10;
-
-function closedClientError() {
-  return new SmtpError({
-    code: 'ECLOSED',
-    phase: 'mail',
-    message: 'the client is closed; the message was not sent.',
-    hint: 'create a new client, or send before calling close().',
-  });
-}
 
 /** Not sent, because the connection closed (or the server said 421, closing). */
 function isConnectionLost(error) {

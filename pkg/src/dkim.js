@@ -27,7 +27,7 @@ const ALGORITHMS = ['rsa-sha256', 'ed25519-sha256'];
 const CANONICALIZATIONS = ['relaxed/relaxed', 'relaxed/simple', 'simple/relaxed', 'simple/simple', 'relaxed', 'simple'];
 const KEY_EXPECTED =
   'an unencrypted PEM private key: PKCS#8 (-----BEGIN PRIVATE KEY-----, RSA or Ed25519) or PKCS#1 (-----BEGIN RSA PRIVATE KEY-----), a CryptoKey, or a signer function (data) => Promise<Uint8Array>';
-const KEY_HINT = `pass ${KEY_EXPECTED}; \`wasmtp dkim keygen\` writes a PEM key.`;
+const KEY_HINT = '`wasmtp dkim keygen` writes a new key in that form; `openssl pkey -in key.pem -out pkcs8.pem` converts an existing unencrypted one to PKCS#8.';
 
 /**
  * Checks the `dkim` option (one key or an array of keys), synchronously, so

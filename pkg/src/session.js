@@ -18,6 +18,7 @@
 // follows the engine's pace.
 
 import { SmtpError, toSmtpError } from './errors.js';
+import { list, monotonicNow as clock } from './util.js';
 
 /** Body bytes read ahead of the engine per message (one chunk of body.js). */
 const READ_AHEAD = 64 * 1024;
@@ -29,11 +30,19 @@ const MIME_DONE = -2;
 /** First size of the buffer the engine's output is written from (it grows to the largest flight). */
 const TX_BUFFER = 64 * 1024;
 
+/**
+ * How long the QUIT reply is awaited once every message's outcome is known:
+ * the server has nothing more to say that matters, so a server that never
+ * answers QUIT must not hold the connection (or close()) for the command
+ * time-out.
+ */
+const QUIT_REPLY_WAIT = 3000;
+
 /** Transcript lines kept for `SmtpError.transcript`. */
 const TRANSCRIPT_KEPT = 60;
 
-/** Milliseconds on a monotonic clock (the engine's deadlines use the same epoch). */
-const monotonicNow = () => Math.floor(globalThis.performance?.now?.() ?? Date.now());
+/** Whole milliseconds on the monotonic clock (the engine's deadlines use the same epoch). */
+const monotonicNow = () => Math.floor(clock());
 
 /**
  * One SMTP connection: set-up on creation, then messages via `submit`.
@@ -223,6 +232,7 @@ export class Session {
         this.#dispatchEvents();
         this.#releaseReads();
         if (this.#done) break;
+        if (this.#quitting && this.#jobs.size === 0) this.#limitQuitWait();
         if (this.#inbox.length === 0 && !moved && !wrote) await this.#sleep();
       }
       await this.#flush(); // a final QUIT, if the engine produced one
@@ -313,6 +323,11 @@ export class Session {
           break;
         case 'tls-up': {
           const info = this.#socket?.tlsInfo ?? {};
+          const tooOld = belowMinVersion(info.version, this.#target.tls.minVersion);
+          if (tooOld) {
+            conn.tlsFailed(tooOld, now);
+            break;
+          }
           // handshakePending: the platform reports a refused certificate only
           // at the first read or write (Workers); the engine then names it.
           conn.tlsEstablished(info.version ?? 'TLS', info.cipher, info.authorized === true, info.authorizationError, now, info.handshakePending === true);
@@ -713,8 +728,18 @@ export class Session {
     }).finally(() => clearTimeout(timer));
   }
 
+  /** Drops the link if the QUIT reply takes longer than QUIT_REPLY_WAIT. */
+  #limitQuitWait() {
+    if (this.#quitTimer !== null) return;
+    this.#quitTimer = setTimeout(() => this.#post({ kind: 'abort' }), QUIT_REPLY_WAIT);
+    this.#quitTimer.unref?.();
+  }
+
+  #quitTimer = null;
+
   #finish() {
     this.#done = true;
+    clearTimeout(this.#quitTimer);
     try {
       this.#inspect?.(this.#conn);
     } catch {}
@@ -789,11 +814,6 @@ function newSecureConnection(engine, engineOptions, tls) {
   }
 }
 
-function list(value) {
-  if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value : [value];
-}
-
 /** The plain object `verify()` and the pool see for a ready session. */
 function sessionInfo(s) {
   return {
@@ -843,4 +863,21 @@ function describe(error) {
   // to a multi-line message with library internals.
   const message = typeof error.reason === 'string' && error.reason ? error.reason : (error.message ?? String(error));
   return error.code && !message.includes(error.code) ? `${message} (${error.code})` : message;
+}
+
+/** TLS versions in order, as runtimes name them. */
+const TLS_RANK = { SSLv3: 0, TLSv1: 1, 'TLSv1.1': 2, 'TLSv1.2': 3, 'TLSv1.3': 4 };
+
+/**
+ * Why a handshake's TLS version does not meet `tls.minVersion` (default and
+ * floor TLS 1.2, whatever the runtime's own default was set to), or null.
+ * A version the transport did not report meets TLS 1.2 (every runtime's
+ * TLS refuses older ones by default) but not a TLS 1.3 minimum.
+ */
+function belowMinVersion(version, minVersion = 'TLSv1.2') {
+  const got = TLS_RANK[version];
+  if (got === undefined) {
+    return TLS_RANK[minVersion] > TLS_RANK['TLSv1.2'] ? `the runtime's TLS did not report its version, so tls.minVersion ${minVersion} cannot be confirmed` : null;
+  }
+  return got < TLS_RANK[minVersion] ? `the server negotiated ${version}, below tls.minVersion ${minVersion}` : null;
 }

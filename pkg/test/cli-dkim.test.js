@@ -80,7 +80,7 @@ test('send --dkim-key signs with the From domain (or --dkim-domain); a bad key i
   assert.equal(noSelector.code, 2);
   assert.match(noSelector.stderr, /--dkim-key needs --dkim-selector/);
   const bad = await wasmtp([...base, '--dkim-key', BIN, '--dkim-selector', 'cli'], dir);
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, 2); // EINPUT: a value from the command line the engine refused
   assert.match(bad.stderr, /EINPUT \(data\): dkim\.privateKey is not a PEM key: received text that is not PEM/);
   assert.equal(server.messages.length, count);
 });
