@@ -151,6 +151,24 @@ describe('signing with a server', () => {
   });
 });
 
+test("wasmtp/nodemailer maps nodemailer's dkim options and refuses what it cannot honour", async () => {
+  const { createTransport } = await import('wasmtp/nodemailer');
+  const server = await startServer();
+  try {
+    const transport = createTransport({ host: '127.0.0.1', port: server.port, ignoreTLS: true, dkim: { domainName: 'example.com', keySelector: 'nm', privateKey: RSA_PKCS1, headerFieldNames: 'From:Subject' } });
+    await transport.sendMail(MESSAGE);
+    transport.close();
+    const sent = server.messages.at(-1).raw.toString().replace(/\r\n\t/g, ' ');
+    assert.match(sent, /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.com; s=nm; t=\d+; h=from:from:subject;/);
+  } finally {
+    await server.close();
+  }
+  const base = { domainName: 'example.com', keySelector: 'nm', privateKey: RSA_PKCS1 };
+  assert.throws(() => createTransport({ dkim: { ...base, cacheDir: '/tmp' } }), /cacheDir is not needed/);
+  assert.throws(() => createTransport({ dkim: { ...base, hashAlgo: 'sha1' } }), /hashAlgo "sha1"/);
+  assert.throws(() => createTransport({ dkim: { ...base, skipFields: 'message-id' } }), /skipFields/);
+});
+
 test('a one-shot stream over the memory spool limit is EINPUT naming the limit', () => {
   const spool = memorySpool();
   const chunk = new Uint8Array(1024 * 1024);
