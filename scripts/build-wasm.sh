@@ -77,4 +77,4 @@ build() {
 build core wasm
 build tls wasm,tls-engine
 build doctor wasm,doctor
-build dkim dkim-wasm
+build dkim wasm,dkim-wasm

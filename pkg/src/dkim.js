@@ -5,7 +5,8 @@
 // first header goes out. So a message is read twice: a first pass through
 // the DKIM artifact (pkg/wasm/wasmtp_dkim_bg.wasm: canonicalization, SHA-256,
 // the DKIM-Signature layout), then the real send with the finished fields
-// put first. What can be read twice (strings, bytes, content given as a
+// put first (a structured message's first copy is built inside the DKIM
+// artifact, which also has the MIME builder). What can be read twice (strings, bytes, content given as a
 // function that opens a fresh stream) is simply read again; a one-shot
 // stream is spooled during the first pass, to a temporary file where there
 // is a file system (set by the Node/Deno/Bun entry), otherwise to memory up
@@ -333,7 +334,8 @@ export async function signMessage(prepared, configs) {
       });
       return { first, second: null, spool };
     };
-    await signing.firstPass(update, reread);
+    const absorb = (builder) => callDkim(() => hasher.absorbBuilder(builder));
+    await signing.firstPass({ dkim, update, absorb }, reread);
     const size = callDkim(() => hasher.finish());
     const timestamp = Math.floor(Date.now() / 1000);
     let fields = '';

@@ -4,9 +4,10 @@
 //              rustls + ring), loaded only by clients with tls: { engine: 'wasm' };
 //   'doctor' — 'tls' plus the connection doctor (`Probe`, `Doctor`),
 //              loaded only by diagnose();
-//   'dkim'   — DKIM canonicalization, hashing and signature layout alone
-//              (`DkimHasher`, `DkimPending`; no SMTP engine), loaded only
-//              by clients that sign.
+//   'dkim'   — the core's bindings plus DKIM canonicalization, hashing and
+//              the signature layout (`DkimHasher`, `DkimPending`): a signed
+//              message's first pass is built and hashed inside it. Loaded
+//              only by clients that sign.
 // Each entry point (Node/Deno/Bun, Workers) registers, per artifact, its JS
 // glue and how to obtain the module: bytes read from disk, a precompiled
 // `WebAssembly.Module` (workerd cannot compile from bytes), a `Response` or

@@ -124,7 +124,7 @@ function prepareRaw(engine, { raw, envelope }) {
     },
     /** For DKIM (dkim.js): read the message once, then put the signatures first. */
     signing: {
-      async firstPass(update, reread) {
+      async firstPass({ update }, reread) {
         const { first: copy, second, spool } = await reread(body);
         for (let chunk = await copy.next(); chunk !== null; chunk = await copy.next()) update(chunk);
         body = second ?? spool.source();
@@ -134,6 +134,12 @@ function prepareRaw(engine, { raw, envelope }) {
       },
     },
   };
+}
+
+/** The chunks of `chunks` (an async iterator) with `prefix` before them. */
+async function* withPrefix(prefix, chunks) {
+  yield prefix;
+  yield* chunks;
 }
 
 /** `body` with header fields before it. */
@@ -257,12 +263,18 @@ function prepareStructured(engine, message) {
       }
       used = true;
       const current = builder;
-      if (signed) current.prependHeader(signed.fields);
       const envelope = envelopeFor(current);
-      if (signed && current.size === undefined) envelope.setSize(signed.size);
+      if (signed) envelope.setSize(signed.size);
       const streams = parts.map((p) => p.stream);
       const mime = mimeBody(current, streams);
-      const body = new BodySource({ size: current.size, replayable: false, open: () => mimeChunks(mime) });
+      const prefix = signed?.fields;
+      const body = new BodySource({
+        size: signed ? signed.size : current.size,
+        replayable: false,
+        open: prefix ? () => withPrefix(prefix, mimeChunks(mime)) : () => mimeChunks(mime),
+      });
+      // DKIM-Signature fields go first: the driver writes them before the builder's output.
+      if (prefix) body.prefix = prefix;
       // The driver moves the builder's output into the engine inside wasm
       // (Connection.writeBodyFromBuilder) and only feeds it attachment chunks.
       body.mime = mime;
@@ -274,21 +286,14 @@ function prepareStructured(engine, message) {
      * `update`; streamed parts are read from a copy or spooled.
      */
     signing: {
-      async firstPass(update, reread) {
+      async firstPass({ dkim, absorb }, reread) {
         const copies = [];
         for (const p of parts) copies.push(p.stream ? await reread(p.stream) : null);
-        const hashed = newBuilder(engine, message, attachments, alternatives, random, now);
-        // One buffer for the whole pass: a big message makes no garbage.
-        const buffer = new Uint8Array(64 * 1024);
+        // Built in the DKIM artifact, whose hasher reads the builder's output
+        // inside wasm: no byte of the first pass crosses into JS.
+        const hashed = newBuilder(dkim, message, attachments, alternatives, random, now);
         try {
-          for (;;) {
-            const filled = hashed.pollOutputInto(buffer);
-            if (filled > 0) {
-              update(buffer.subarray(0, filled));
-              continue;
-            }
-            const index = hashed.waitingFor;
-            if (index === undefined) break;
+          for (let index = absorb(hashed); index >= 0; index = absorb(hashed)) {
             const chunk = await copies[index].first.next();
             if (chunk === null) hashed.endAttachment(index);
             else hashed.pushAttachment(index, chunk);
@@ -301,7 +306,7 @@ function prepareStructured(engine, message) {
         });
       },
       setFields(fields, size) {
-        signed = { fields, size };
+        signed = { fields: encoder.encode(fields), size };
       },
     },
   };

@@ -5,9 +5,11 @@
 //! (WebCrypto, or the user's signer function), so no signing code is here.
 //!
 //! It is its own artifact because it does not fit the core's size budget
-//! (about 11 KB gzip against 4 KB of room; see BENCHMARKS.md). The core
-//! only gains `MessageBuilder.prependHeader`; a structured message's bytes
-//! cross through JS into this module during the first pass.
+//! (about 11 KB gzip against 4 KB of room; see BENCHMARKS.md). It is built
+//! with the `wasm` bindings too (`--features wasm,dkim-wasm`), so the first
+//! pass builds its own copy of a structured message here and hashes the
+//! builder's output inside wasm (`absorbBuilder`): no byte crosses to JS,
+//! and the core artifact is unchanged.
 //!
 //! Errors are thrown as JS `Error`s whose message is the engine's message,
 //! a line feed, then its hint (pkg/src/dkim.js makes an EINPUT SmtpError).
@@ -45,6 +47,18 @@ impl WasmDkimHasher {
     pub fn update(&mut self, bytes: &[u8]) -> Result<(), JsError> {
         let hasher = self.hasher.as_mut().ok_or_else(out_of_order)?;
         hasher.update(bytes).map_err(thrown)
+    }
+
+    /// Hashes a builder's output (a builder of this artifact) until it
+    /// waits for streamed part `i` (returns `i`: push its next chunk and
+    /// call again) or is done (returns -2).
+    #[cfg(feature = "wasm")]
+    #[wasm_bindgen(js_name = absorbBuilder)]
+    pub fn absorb_builder(&mut self, builder: &mut crate::wasm::WasmMessageBuilder) -> Result<i32, JsError> {
+        let hasher = self.hasher.as_mut().ok_or_else(out_of_order)?;
+        builder
+            .feed(|bytes| hasher.update(bytes).map(|()| bytes.len()))
+            .map_err(thrown)
     }
 
     /// Ends the message; returns its size in octets.

@@ -355,29 +355,6 @@ impl WasmMessageBuilder {
     pub fn end_attachment(&mut self, index: usize) -> Result<(), EngineError> {
         Ok(self.builder.end_attachment(index)?)
     }
-
-    /// Like `pollOutput`, into `buf` (one buffer the caller reuses, so
-    /// reading a big message makes no garbage: the DKIM first pass).
-    /// Returns the bytes written; 0 when the builder waits for an
-    /// attachment (`waitingFor`) or is done.
-    #[wasm_bindgen(js_name = pollOutputInto)]
-    pub fn poll_output_into(&mut self, buf: &mut [u8]) -> Result<usize, EngineError> {
-        let mut filled = 0;
-        self.feed(|bytes| {
-            let n = bytes.len().min(buf.len() - filled);
-            buf[filled..filled + n].copy_from_slice(&bytes[..n]);
-            filled += n;
-            Ok(n)
-        })?;
-        Ok(filled)
-    }
-
-    /// Puts whole header fields (the DKIM-Signature fields) before the
-    /// first header; only before the first poll.
-    #[wasm_bindgen(js_name = prependHeader)]
-    pub fn prepend_header(&mut self, fields: &str) -> Result<(), EngineError> {
-        Ok(self.builder.prepend_header(fields)?)
-    }
 }
 
 impl WasmMessageBuilder {
@@ -385,7 +362,7 @@ impl WasmMessageBuilder {
     /// until it takes no more, without a round trip through JS. Returns the
     /// index of the streamed attachment the builder waits for (>= 0),
     /// [`FEED_BLOCKED`] or [`FEED_DONE`]. Output that did not fit stays here.
-    pub(super) fn feed(&mut self, mut write: impl FnMut(&[u8]) -> Result<usize, SmtpError>) -> Result<i32, SmtpError> {
+    pub(crate) fn feed(&mut self, mut write: impl FnMut(&[u8]) -> Result<usize, SmtpError>) -> Result<i32, SmtpError> {
         loop {
             if self.pending_at < self.pending.len() {
                 self.pending_at += write(&self.pending[self.pending_at..])?;
