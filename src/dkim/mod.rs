@@ -17,8 +17,9 @@
 //!
 //! Canonicalization and hashing are protocol work and live here, in the
 //! engine; the private-key operation does not. The npm package builds this
-//! module as its own small wasm artifact (feature `dkim-wasm`), loaded only
-//! by clients that sign, and signs with the host's WebCrypto.
+//! module into its own wasm artifact (features `wasm,dkim-wasm`: the core
+//! bindings plus DKIM), loaded only by clients that sign, and signs with
+//! the host's WebCrypto; the core artifact does not carry it.
 //!
 //! ```
 //! # #[cfg(feature = "dkim-sign")] {

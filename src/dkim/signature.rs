@@ -131,7 +131,9 @@ impl SignatureSpec {
             Some(names) => names.iter().map(|n| n.to_ascii_lowercase()).collect(),
             None => DEFAULT_HEADERS.iter().map(|n| n.to_string()).collect(),
         };
-        wanted.dedup();
+        // Each name once, in the order given (instances are counted below).
+        let mut seen = std::collections::HashSet::new();
+        wanted.retain(|name| seen.insert(name.clone()));
         if !wanted.iter().any(|n| n == "from") {
             wanted.insert(0, "from".to_string());
         }
@@ -431,7 +433,7 @@ mod tests {
     fn bottom_up_instances_and_input_checks() {
         let message = b"From: a@example.com\r\nReceived: 1\r\nReceived: 2\r\n\r\n";
         let mut spec = SignatureSpec::new("example.com", "sel");
-        spec.headers = Some(vec!["received".into()]);
+        spec.headers = Some(vec!["received".into(), "Received".into()]);
         let pending = PendingSignature::new(&spec, &hashed(message), 1).unwrap();
         let data = String::from_utf8(pending.data).unwrap();
         assert!(
