@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, randomBytes, sign as nodeSign, webcrypto } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -191,9 +191,9 @@ describe('signed messages pass OpenDKIM and dkimpy', () => {
 });
 
 describe('the native Rust API (feature dkim-sign, ring) signs what the verifiers accept', () => {
-  test('examples/dkim_sign with RSA (PKCS#8 and PKCS#1) and Ed25519 keys', async (t) => {
-    const example = process.env.WASMTP_DKIM_EXAMPLE;
-    if (!example) return t.skip('WASMTP_DKIM_EXAMPLE is not set (scripts/test-dkim.sh builds examples/dkim_sign and sets it)');
+  test('examples/dkim_sign with RSA (PKCS#8 and PKCS#1) and Ed25519 keys', async () => {
+    const example = process.env.WASMTP_DKIM_EXAMPLE ?? join(ROOT, 'target', 'debug', 'examples', 'dkim_sign');
+    assert.ok(existsSync(example), `${example} is missing: cargo build --features dkim-sign --example dkim_sign (scripts/test-dkim.sh does)`);
     const keyFiles = ['rsa', 'ed', 'pkcs1'].map((name) => {
       const file = join(work, `native-${name}.pem`);
       writeFileSync(file, keys[name].pem);
