@@ -128,8 +128,22 @@ export class Pool {
     }
     clearTimeout(this.#tokenTimer);
     this.#tokenTimer = null;
-    await Promise.all([...this.#sessions].map((s) => this.#retire(s)));
+    const quits = [...this.#sessions].map((s) => this.#retire(s));
+    this.#quitsAsked = true;
+    this.#notify();
+    await Promise.all(quits);
   }
+
+  /**
+   * Resolves once close() has asked every connection to QUIT and each QUIT
+   * is written (or its connection is gone), without waiting for the replies.
+   */
+  async quitsWritten() {
+    while (!this.#quitsAsked) await this.#changed();
+    await Promise.all([...this.#sessions].map((s) => s.quitWritten));
+  }
+
+  #quitsAsked = false;
 
   #schedule() {
     while (this.#queue.length > 0) {

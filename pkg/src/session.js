@@ -77,6 +77,11 @@ export class Session {
     this.closed = new Promise((resolve) => {
       this.#closedResolve = resolve;
     });
+    // After quit(): the QUIT is written (or the connection is gone), so a
+    // caller that only waits for outcomes knows the server was told.
+    this.quitWritten = new Promise((resolve) => {
+      this.#quitWrittenResolve = resolve;
+    });
     // Throws an EngineError (EINPUT) for unusable options: the caller converts it.
     this.#tlsInEngine = target.tls?.engine === 'wasm';
     this.#conn = this.#tlsInEngine
@@ -212,6 +217,7 @@ export class Session {
   #readyResolve;
   #readyReject;
   #closedResolve;
+  #quitWrittenResolve;
 
   #post(item) {
     this.#inbox.push(item);
@@ -232,7 +238,11 @@ export class Session {
         this.#dispatchEvents();
         this.#releaseReads();
         if (this.#done) break;
-        if (this.#quitting && this.#jobs.size === 0) this.#limitQuitWait();
+        if (this.#quitting && this.#jobs.size === 0) {
+          // Every message is settled, so the engine wrote its QUIT in this flush.
+          this.#quitWrittenResolve();
+          this.#limitQuitWait();
+        }
         if (this.#inbox.length === 0 && !moved && !wrote) await this.#sleep();
       }
       await this.#flush(); // a final QUIT, if the engine produced one
@@ -757,6 +767,7 @@ export class Session {
     this.#conn.free();
     this.#releaseReads();
     this.#closedResolve();
+    this.#quitWrittenResolve();
     this.#changed();
   }
 
