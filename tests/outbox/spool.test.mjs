@@ -4,7 +4,7 @@
 // idempotency keys, streams, and two worker processes sharing one spool.
 
 import assert from 'node:assert/strict';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -124,7 +124,9 @@ describe('spool store', () => {
       assert.equal(smtp.count('spool/basic'), 1);
       assert.equal(smtp.accepted.find((m) => m.subject === 'spool/basic').messageId, queued.messageId);
       assert.deepEqual(t.outcomes.map((o) => [o.id, o.state]), [[id, 'sent']]);
-      assert.deepEqual(readdirSync(join(t.dir, 'msg')), [], 'a sent message body is deleted');
+      const kept = JSON.parse(readFileSync(join(t.dir, 'msg', `${id}.json`), 'utf8'));
+      assert.equal(kept.message, undefined, 'a sent message body is deleted');
+      assert.equal(kept.id, id, 'its file stays, as the reservation of the id');
     } finally {
       await t.cleanup();
     }
