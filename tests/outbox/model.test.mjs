@@ -121,7 +121,7 @@ class Model {
   }
 
   fail(text) {
-    if (this.violations.length < 50) this.violations.push(text);
+    if (this.violations.length < 50 && !this.violations.includes(text)) this.violations.push(text);
   }
 
   /** A decision on `id` starts; the returned function ends it (kept: true when it took effect). */

@@ -298,6 +298,46 @@ describe('spool store', () => {
     }
   });
 
+  test('an idempotency key is remembered after sent and failed (keepSent / keepFailed), then pruned and free again', async () => {
+    const t = setup();
+    try {
+      await t.outbox.enqueue(msg('spool/key-sent'), { id: 'key-sent' });
+      await t.outbox.enqueue(msg('spool/key-failed', { to: ['reject-key@example.org'] }), { id: 'key-failed' });
+      await t.outbox.work();
+      assert.equal((await settled(t.outbox, 'key-sent')).state, 'sent');
+      assert.equal((await settled(t.outbox, 'key-failed')).state, 'failed');
+      // The same keys again: nothing is stored, nothing is sent again.
+      assert.equal(await t.outbox.enqueue(msg('spool/key-sent-again'), { id: 'key-sent' }), 'key-sent');
+      assert.equal(await t.outbox.enqueue(msg('spool/key-failed-again'), { id: 'key-failed' }), 'key-failed');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await t.outbox.status('key-sent')).state, 'sent');
+      assert.equal((await t.outbox.status('key-failed')).state, 'failed');
+      assert.equal(smtp.count('spool/key-sent'), 1);
+      assert.equal(smtp.dataEnds.filter((m) => /^spool\/key-.*-again$/.test(m.subject)).length, 0);
+      assert.deepEqual(readdirSync(join(t.dir, 'queue')), []);
+      await t.outbox.stop();
+
+      // Past their retention (the clock moved on), prune() deletes both records and frees the ids.
+      const store = spoolStore({ dir: t.dir, keepSent: 0, keepFailed: 0 });
+      const later = spoolStore({ dir: t.dir, keepSent: 60_000, keepFailed: 60_000 });
+      await later.prune();
+      assert.ok(await later.get('key-sent'), 'kept while younger than keepSent');
+      await new Promise((r) => setTimeout(r, 20));
+      await store.prune();
+      assert.equal(await store.get('key-sent'), null);
+      assert.equal(await store.get('key-failed'), null);
+      assert.deepEqual(readdirSync(join(t.dir, 'msg')), []);
+      await store.close();
+      await later.close();
+      assert.equal(await t.outbox.enqueue(msg('spool/key-sent-new'), { id: 'key-sent' }), 'key-sent');
+      assert.equal((await t.outbox.status('key-sent')).state, 'queued');
+      assert.throws(() => spoolStore({ dir: t.dir, keepSend: 1 }), /spoolStore has no option keepSend/);
+      assert.throws(() => spoolStore({ dir: t.dir, keepFailed: 'long' }), /keepFailed must be a number/);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
   test('streams (raw and attachments) are read at enqueue and sent byte for byte', async () => {
     const t = setup();
     try {
