@@ -24,8 +24,9 @@
 // BullMQ's (each job in exactly one BullMQ state, its record matching) are
 // checked with the workers frozen.
 //
-// OUTBOX_MODEL_SEED=<n> replays a seed (the operations; timing still varies);
-// OUTBOX_MODEL_OPS sets the number of operations (default 140).
+// Each run prints its seed; OUTBOX_MODEL_SEED=<n> replays one (the same
+// operations; timing still varies). OUTBOX_MODEL_RUNS: runs per store, each
+// with a fresh seed (default 2); OUTBOX_MODEL_OPS: operations per run (140).
 
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -327,7 +328,10 @@ async function modelRun(kindName, seed) {
   }
 }
 
-const seeds = process.env.OUTBOX_MODEL_SEED ? [Number(process.env.OUTBOX_MODEL_SEED)] : [Math.floor(Math.random() * 2 ** 31)];
+const RUNS = Number(process.env.OUTBOX_MODEL_RUNS ?? 2);
+const seeds = process.env.OUTBOX_MODEL_SEED
+  ? [Number(process.env.OUTBOX_MODEL_SEED)]
+  : Array.from({ length: RUNS }, () => Math.floor(Math.random() * 2 ** 31));
 
 for (const kind of ['spool', 'bullmq']) {
   describe(`model-based test (${kind} store)`, () => {
