@@ -67,7 +67,7 @@ const stores = {
   },
   bullmq: () => {
     const queueName = `model-${Math.random().toString(36).slice(2)}`;
-    const opts = { connection: redis.connection, queueName, lockDuration: 1500, stalledInterval: 500 };
+    const opts = { connection: redis.connection, queueName, lockDuration: 3000, stalledInterval: 1000 };
     let store;
     return {
       kind: 'bullmq',

@@ -10,7 +10,10 @@
 // wait after `lockDuration`: the outbox then finds the saved record
 // ("sending": tried again; "committing": `unknown`). Outcomes map onto
 // BullMQ states: sent → completed; deferred → delayed (moveToDelayed);
-// failed and unknown → failed (the record says which).
+// failed and unknown → failed (the record says which). A worker's saves are
+// fenced by its BullMQ lock (a Lua check of the lock token), so a worker
+// that lost its lock cannot save "committing" and never sends the end of
+// data of a message another worker now holds.
 //
 // Consistency: status() reads the record and the BullMQ state in one Lua
 // script (one snapshot; two reads could straddle a worker's step). A
@@ -110,6 +113,16 @@ if redis.call('LPOS', KEYS[2], ARGV[1]) then return 0 end
 if (redis.call('HGET', KEYS[1], 'progress') or '') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'progress', ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+`;
+
+// A worker's save, fenced by its lock: a worker whose lock ran out (and whose
+// job another worker may hold now) cannot overwrite the record, so it never
+// goes on to send the end of data.
+// KEYS: job, its lock; ARGV: the worker's lock token, the record
+const SAVE_LOCKED = `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'progress', ARGV[2])
 return 1
 `;
 
@@ -227,16 +240,22 @@ class BullStore {
   async consume(processJob, { concurrency = 8 } = {}) {
     const { Worker, DelayedError, UnrecoverableError } = await lib();
     const o = this.#opts;
+    const queue = await this.#q();
+    const redis = await this.#redis();
+    const save = async (job, token, record) => {
+      const jobKey = queue.toKey(job.id);
+      if ((await redis.eval(SAVE_LOCKED, 2, jobKey, `${jobKey}:lock`, token, JSON.stringify(record))) !== 1) throw lostLock(job.id);
+    };
     const worker = new Worker(
       o.queueName,
       async (job, token) => {
         let outcome = null;
         await processJob({
-          record: recordOf({ state: 'active', progress: JSON.stringify(job.progress ?? ''), data: JSON.stringify(job.data) }),
+          record: currentRecord(job.progress, job.data),
           message: async () => job.data.message,
-          save: (record) => job.updateProgress(record),
+          save: (record) => save(job, token, record),
           finish: async (record) => {
-            await job.updateProgress(record);
+            await save(job, token, record);
             outcome = record;
           },
         });
@@ -335,15 +354,20 @@ class BullStore {
   }
 }
 
+/** The job's current record: the progress field when set, else the first one (in the job data). */
+function currentRecord(progress, data) {
+  const record = progress && typeof progress === 'object' && typeof progress.state === 'string' ? progress : data?.record;
+  if (!record) throw new Error('an outbox job without a record (not written by the outbox?)');
+  return record;
+}
+
 /**
- * The record in a snapshot: the progress field when set, else the first
- * one. A job BullMQ failed by itself (e.g. it stalled too often) while the
- * record says it was in flight is reported for what it is.
+ * The record in a snapshot. A job BullMQ failed by itself (e.g. it stalled
+ * too often) while the record says it was in flight is reported for what it is.
  */
 function recordOf({ state, progress, data, failedReason }) {
   const saved = parse(progress);
-  const record = saved && typeof saved === 'object' && typeof saved.state === 'string' ? saved : parse(data)?.record;
-  if (!record) throw new Error('an outbox job without a record (not written by the outbox?)');
+  const record = currentRecord(saved, saved?.state ? null : parse(data));
   if (FINISHED.includes(record.state) || state !== 'failed') return record;
   if (record.state !== 'sending' && record.state !== 'committing') return record; // a decision being applied
   const afterData = record.state === 'committing';
@@ -367,6 +391,14 @@ function parse(text) {
   } catch {
     return null;
   }
+}
+
+function lostLock(id) {
+  return new SmtpError({
+    code: 'EBUSY',
+    phase: 'mail',
+    message: `this worker's lock on the outbox message ${id} ran out (the process was frozen longer than lockDuration?); the record was left as the worker now holding it sets it.`,
+  });
 }
 
 function busy(id) {

@@ -123,7 +123,10 @@ class Spool {
     try {
       await link(tmp, this.#path('msg', `${id}.json`));
     } catch (error) {
-      if (error.code !== 'EEXIST') throw error;
+      if (error.code !== 'EEXIST') {
+        await unlink(this.#path('tmp', stage)).catch(() => {});
+        throw error;
+      }
       reserved = false;
     } finally {
       await unlink(tmp).catch(() => {});
