@@ -449,17 +449,20 @@ class Spool {
 
   /**
    * The record of `id`: { dir, name, path, record } or null. A record that
-   * moves while the directories are read can be missed: while the id's
-   * message file exists and no enqueue of it is under way, look again.
+   * moves while the directories are read can be missed: while the id is
+   * reserved (its message file exists) and its enqueue has finished, look
+   * again.
    */
   async #locate(id) {
     const deadline = Date.now() + 2000;
     for (let tries = 0; ; tries++) {
       const found = await this.#locateOnce(id);
       if (found) return found;
-      if (!(await stat(this.#path('msg', `${id}.json`)).catch(() => null))) return null;
-      const staged = (await readdir(this.#path('tmp'))).some((n) => n.startsWith(`${id}.`) && n.endsWith('.stage'));
-      if (staged || Date.now() > deadline) return null; // an enqueue not finished: not stored yet
+      const reservation = await readJson(this.#path('msg', `${id}.json`));
+      if (!reservation) return null;
+      // The enqueue that reserved the id has not renamed its record into queue/ yet: not stored yet.
+      if (reservation.stage && (await stat(this.#path('tmp', reservation.stage)).catch(() => null))) return null;
+      if (Date.now() > deadline) return null;
       await pause(tries < 3 ? 0 : 2);
     }
   }
