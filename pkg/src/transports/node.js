@@ -12,10 +12,14 @@ const loadTls = async () => (tls ??= (await import('node:tls')).default);
 export const nodeTransport = {
   async connect({ host, port, tls: implicitTls, servername, ca, rejectUnauthorized = true }) {
     net ??= (await import('node:net')).default;
-    if (implicitTls || ca != null) await loadTls();
-    // The TLS context for a custom CA is built while the network is busy:
-    // during the TCP handshake (implicit TLS) or the greeting and EHLO (STARTTLS).
-    const tcp = await openTcp({ host, port }, () => trustContext(ca));
+    // node:tls and the context for a custom CA are made ready while the
+    // network is busy: during the TCP handshake (and, for STARTTLS, the
+    // greeting and EHLO that follow), not before the first packet.
+    let tlsReady = null;
+    const tcp = await openTcp({ host, port }, () => {
+      if (implicitTls || ca != null) tlsReady = loadTls().then(() => trustContext(ca));
+    });
+    await tlsReady;
     const raw = implicitTls ? await openTls(tcp, { servername, ca, rejectUnauthorized }) : tcp;
     return new NodeSocket(raw, { host, rejectUnauthorized });
   },
@@ -49,18 +53,23 @@ function tlsName(name) {
   return net.isIP(name) ? { checkServerIdentity } : { servername: name, checkServerIdentity };
 }
 
-/** Opens TCP; `whileConnecting` runs once the SYN is on its way (CPU work that hides in the wait). */
+/** Opens TCP; `whileConnecting` runs once the SYN is on its way, so CPU work hides in the wait. */
 function openTcp({ host, port }, whileConnecting) {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });
     socket.setNoDelay(true);
-    const busy = setImmediate(whileConnecting);
+    // A host name is looked up first, and the SYN leaves when that answer
+    // comes; an address connects on the next tick.
+    let busy = null;
+    const afterSyn = () => (busy = setImmediate(whileConnecting));
+    if (net.isIP(host)) afterSyn();
+    else socket.once('lookup', afterSyn);
     socket.once('connect', () => {
       socket.off('error', fail);
       resolve(socket);
     });
     function fail(error) {
-      clearImmediate(busy);
+      if (busy !== null) clearImmediate(busy);
       reject(error);
     }
     socket.once('error', fail);
