@@ -151,7 +151,7 @@ async function roundsFor(proxy, connections, { reset = true } = {}) {
   // The proxy counts a connection once both ends closed (the delayed FINs).
   for (let i = 0; i < 100; i++) {
     const stats = await proxy.ask('stats');
-    if (stats.connections >= connections) {
+    if (stats.connections >= connections && stats.open === 0) {
       if (reset) await proxy.ask('reset');
       return stats.rounds;
     }
@@ -213,6 +213,10 @@ const SCENARIOS = [
   { id: 'loopback-1', title: 'loopback, 1 connection (smtp-server)', target: sinkTarget, connections: 1 },
   { id: 'loopback-4', title: 'loopback, 4 connections (smtp-server)', target: sinkTarget, connections: 4 },
   { id: 'rtt20-sink', title: '20 ms RTT, 1 connection (smtp-server, DATA)', target: sinkTarget, connections: 1, proxy: sinkProxy },
+  // The same two at each library's default messages per connection (100):
+  // the connection is replaced every 100 messages.
+  { id: 'loopback-1-rotating', title: 'loopback, 1 connection replaced every 100 messages (defaults; smtp-server)', target: sinkTarget, connections: 1, defaultLimits: true },
+  { id: 'rtt20-sink-rotating', title: '20 ms RTT, 1 connection replaced every 100 messages (defaults; smtp-server, DATA)', target: sinkTarget, connections: 1, defaultLimits: true, proxy: sinkProxy },
   postfix && { id: 'loopback-postfix', title: 'loopback, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1 },
   postfix && { id: 'rtt20-postfix', title: '20 ms RTT, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1, proxy: postfixProxy },
   { id: 'attachment-100mb', title: '100 MB attachment from a stream (smtp-server)', target: sinkTarget, connections: 1, attachment: true },
@@ -234,13 +238,14 @@ for (let run = 0; run < RUNS; run++) {
         lib,
         ...target,
         connections: s.connections,
+        defaultLimits: s.defaultLimits === true,
         kind: s.attachment ? 'attachment' : 'batch',
         messages: s.attachment ? 1 : MESSAGES,
         attachmentBytes: ATTACHMENT_BYTES,
       };
       const before = s.target === sinkTarget ? await sink.ask('stats') : null;
       const result = await runNode('lib/client.mjs', [JSON.stringify(spec)]);
-      if (s.proxy) result.rounds = await roundsFor(s.proxy, s.connections);
+      if (s.proxy) result.rounds = await roundsFor(s.proxy, s.defaultLimits ? Math.ceil(MESSAGES / 100) : s.connections);
       if (before) {
         const after = await sink.ask('stats');
         result.serverMessages = after.messages - before.messages;

@@ -5,7 +5,7 @@
 //
 //   node|deno run -A|bun lib/cold.mjs '<json spec>'
 // spec: { lib: 'wasmtp'|'nodemailer', entry (wasmtp's module URL), port,
-//         security: 'starttls'|'tls', caPath }
+//         security: 'starttls'|'tls', caPath, tlsEngine?: 'wasm' (TLS inside the engine) }
 // prints: { sentMs, sentAt, importMs, phases: { <phase>: ms after the start } }
 //
 // The clock starts before the library is imported: import, engine
@@ -50,7 +50,7 @@ if (spec.lib === 'wasmtp') {
     host: 'localhost',
     port: spec.port,
     security: spec.security,
-    tls: { ca },
+    tls: spec.tlsEngine ? { ca, engine: spec.tlsEngine } : { ca },
     auth: { user: 'bench', pass: 'bench' },
     onTranscript: (line) => note(line.text),
   });

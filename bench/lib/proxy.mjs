@@ -15,8 +15,9 @@
 // flight counts far fewer.
 //
 //   node lib/proxy.mjs <targetPort> <oneWayDelayMs>   prints "ready <port>"
-// IPC: { op: 'stats' } → { connections, rounds } (connections closed since
-// the last reset, and the sum of their highest rounds); { op: 'reset' };
+// IPC: { op: 'stats' } → { open, connections, rounds } (connections open
+// now; connections closed since the last reset, and the sum of their
+// highest rounds); { op: 'reset' };
 // { op: 'roundsBefore', at } → { rounds }: for the connections closed since
 // the last reset, the sum of the highest rounds of the client chunks that
 // arrived before `at` (epoch ms): the round trips up to a moment the client
@@ -28,6 +29,7 @@ const [targetPort, delayArg] = process.argv.slice(2);
 const DELAY = Number(delayArg);
 
 let closed = [];
+let openConnections = 0;
 
 /** Delivers chunks `DELAY` ms after they arrived, in order, with one timer per pipe. */
 class DelayPipe {
@@ -73,6 +75,7 @@ class DelayPipe {
 
 const server = net.createServer({ allowHalfOpen: true }, (client) => {
   client.setNoDelay(true);
+  openConnections += 1;
   const upstream = net.connect({ host: '127.0.0.1', port: Number(targetPort), allowHalfOpen: true });
   upstream.setNoDelay(true);
   const state = { deliveredToClient: 0, deliveredToServer: 0, maxClientRound: 0, arrivals: [] };
@@ -95,7 +98,10 @@ const server = net.createServer({ allowHalfOpen: true }, (client) => {
   let open = 2;
   const closedOne = () => {
     open -= 1;
-    if (open === 0) closed.push(state);
+    if (open === 0) {
+      openConnections -= 1;
+      closed.push(state);
+    }
   };
   client.on('close', closedOne);
   upstream.on('close', closedOne);
@@ -111,7 +117,7 @@ server.listen(0, '127.0.0.1', () => process.stdout.write(`ready ${server.address
 
 process.on('message', (msg) => {
   if (msg?.op === 'stats') {
-    process.send({ op: 'stats', connections: closed.length, rounds: closed.reduce((a, c) => a + c.maxClientRound, 0) });
+    process.send({ op: 'stats', open: openConnections, connections: closed.length, rounds: closed.reduce((a, c) => a + c.maxClientRound, 0) });
   }
   if (msg?.op === 'roundsBefore') {
     const roundsBefore = (c) => c.arrivals.reduce((max, a) => (a.at < msg.at ? Math.max(max, a.round) : max), 0);
