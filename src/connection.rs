@@ -728,6 +728,14 @@ impl Connection {
         }
     }
 
+    /// The error AUTH would end with over TLS, when none of the mechanisms
+    /// this plaintext EHLO offers fits the credentials given.
+    fn mechanisms_unusable_even_over_tls(&self) -> Option<SmtpError> {
+        let credentials = self.config.credentials.as_ref()?;
+        let offered = &self.caps.as_ref()?.auth;
+        choose_mechanism(offered, credentials, self.config.auth_mechanism, true).err()
+    }
+
     /// Why credentials may not be sent on this link, if they may not: it is
     /// unencrypted, or encrypted with a certificate nobody verified (which
     /// anyone on the path could have presented).
@@ -741,14 +749,18 @@ impl Connection {
                 } else {
                     "use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true."
                 };
-                Some(
-                    SmtpError::new(
-                        ErrorCode::AuthInsecure,
-                        Phase::Auth,
-                        format!("refusing to send credentials to {host}:{port} over an unencrypted connection (security: '{security}')."),
-                    )
-                    .with_hint(hint),
-                )
+                let mut message = format!("refusing to send credentials to {host}:{port} over an unencrypted connection (security: '{security}').");
+                let mut hint = hint.to_string();
+                // Name the second problem too, so one error tells the whole
+                // story: what the server offers is unusable even over TLS
+                // (an Exchange server with only GSSAPI and NTLM, say).
+                if let Some(unusable) = self.mechanisms_unusable_even_over_tls() {
+                    message.push_str(&format!(" Besides, {}", unusable.message));
+                    if let Some(fix) = unusable.hint {
+                        hint.push_str(&format!(" And for AUTH: {fix}"));
+                    }
+                }
+                Some(SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, message).with_hint(hint))
             }
             Some(tls) if !tls.authorized => Some(
                 SmtpError::new(

@@ -588,6 +588,46 @@ fn opportunistic_without_starttls_continues_but_never_sends_credentials() {
     nothing_sensitive_sent(&h);
 }
 
+/// Exchange on 587 without STARTTLS, offering only GSSAPI and NTLM: one
+/// error names both problems, the missing encryption and mechanisms that
+/// would not do even over TLS.
+#[test]
+fn insecure_auth_error_also_names_mechanisms_unusable_even_over_tls() {
+    let mut h = Harness::new(with_auth(config(Security::Opportunistic, 587)));
+    h.run(
+        "
+        S: 220 exchange.example.com Microsoft ESMTP MAIL Service ready
+        C: EHLO client.example.com
+        S: 250-exchange.example.com Hello
+        S: 250-SIZE 37748736
+        S: 250-PIPELINING
+        S: 250 AUTH GSSAPI NTLM
+    ",
+    );
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::AuthInsecure, Phase::Auth));
+    assert!(err.message.contains("unencrypted"), "{}", err.message);
+    assert!(err.message.contains("only AUTH GSSAPI NTLM"), "{}", err.message);
+    let hint = err.hint.as_deref().unwrap();
+    assert!(hint.contains("security: 'tls'"), "{hint}");
+    assert!(hint.contains("Exchange"), "{hint}");
+    nothing_sensitive_sent(&h);
+
+    // With a usable mechanism on offer, only the encryption is named.
+    let mut h = Harness::new(with_auth(config(Security::Opportunistic, 587)));
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 AUTH GSSAPI NTLM LOGIN
+    ",
+    );
+    let err = h.close_error();
+    assert_eq!(err.code, ErrorCode::AuthInsecure);
+    assert!(!err.message.contains("Besides"), "{}", err.message);
+}
+
 #[test]
 fn insecure_auth_only_when_opted_in_and_then_prefers_cram_md5() {
     let mut h = Harness::new(with_auth(config(Security::None, 2525)).allow_insecure_auth(true));
