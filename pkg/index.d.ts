@@ -72,8 +72,8 @@ export interface PoolOptions {
   /**
    * Messages sent over one connection before it is replaced. Default: 100.
    * The successor connects while the old connection sends its last messages
-   * (briefly two connections for one place), unless the server refused such
-   * an overlap once.
+   * (briefly `maxConnections` + 1 connections), unless the server refused
+   * such an overlap once.
    */
   maxMessagesPerConnection?: number;
   /** An unused connection is closed (QUIT) after this many ms; it does not keep the process alive meanwhile. Default: 30000. */

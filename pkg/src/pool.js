@@ -7,8 +7,9 @@
 // connection takes to set up (and at the latest in the last tenth of its
 // budget), it gives up its place among `maxConnections`, so its successor
 // connects (greeting, TLS, AUTH) while it sends its last messages, and its
-// QUIT is off the critical path. So a place holds at most two connections
-// at once: one finishing, one starting. An optional token bucket (`rate` messages
+// QUIT is off the critical path. One connection hands over at a time, so
+// the pool holds at most `maxConnections` + 1 connections: the extra one is
+// finishing while its successor starts (as a closing one could before). An optional token bucket (`rate` messages
 // per second, `rateBurst` at once) paces the messages across the pool.
 //
 // Scheduling only: which bytes go out and what a reply means is decided by
@@ -267,15 +268,15 @@ export class Pool {
    * Whether `session`, about to take another message, should let a successor
    * start: when its remaining budget, at the rate it has finished messages so
    * far, lasts no longer than the last connection's set-up took; at the
-   * latest in the last tenth of the budget. At most `maxConnections`
-   * sessions hand over at a time, so the pool never holds more than twice
-   * `maxConnections` connections, each place one finishing and one starting.
+   * latest in the last tenth of the budget. One session hands over at a
+   * time, so the pool never holds more than `maxConnections` + 1
+   * connections.
    */
   #timeToHandOver(session) {
     if (!this.#makeBeforeBreak) return false;
     let handingOver = 0;
     for (const s of this.#sessions) if (this.#handingOver.has(s)) handingOver += 1;
-    if (handingOver >= this.#limits.maxConnections) return false;
+    if (handingOver > 0) return false;
     const max = this.#limits.maxMessagesPerConnection;
     if (session.submitted + 1 >= latestHandover(max)) return true;
     // Finished messages give the rate: assignments come in bursts (a window at once).

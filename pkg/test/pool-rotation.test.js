@@ -24,7 +24,7 @@ async function sendAll(client, count) {
   return outcomes.map((o) => o.value);
 }
 
-test('a replaced connection overlaps its successor: every message once, never more than two connections per place', { timeout: 60_000 }, async () => {
+test('a replaced connection overlaps its successor: every message once, never more than maxConnections + 1 connections', { timeout: 60_000 }, async () => {
   const server = await startServer();
   const client = createClient({ host: '127.0.0.1', port: server.port, security: 'none', pool: { maxConnections: 1, maxMessagesPerConnection: 10 } });
   try {
