@@ -296,6 +296,12 @@ impl SecureConnection {
         self.pump(now);
     }
 
+    /// The probe runs on a connection of its own, outside this TLS session.
+    pub fn port_probe_result(&mut self, first_bytes: &[u8], now: Instant) {
+        self.inner.port_probe_result(first_bytes, now);
+        self.pump(now);
+    }
+
     // ----- What the user asks for (as on `Connection`) -------------------------
 
     pub fn submit(&mut self, envelope: Envelope, now: Instant) -> Result<MessageId, SmtpError> {
