@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtp::connection::connect_error;
-use wasmtp::driver::{Client, RustlsUpgrader, TranscriptSink};
+use wasmtp::driver::{Client, TranscriptSink};
 use wasmtp::mime::{MessageBuilder, MessageSpec};
+use wasmtp::tls_engine::TlsOptions;
 use wasmtp::{Config, Credentials, Phase, Security, SmtpError};
 
 struct Args {
@@ -116,19 +117,22 @@ async fn run(args: Args) -> Result<(), SmtpError> {
         })?;
         config = config.credentials(Credentials::Password { user, pass });
     }
-    let upgrader = match &args.ca {
+    let tls = match &args.ca {
         Some(path) => {
-            let pem =
-                std::fs::read(path).map_err(|e| SmtpError::input(Phase::Tls, format!("cannot read {path}: {e}")))?;
-            RustlsUpgrader::with_ca_pem(&pem)?
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| SmtpError::input(Phase::Tls, format!("cannot read {path}: {e}")))?;
+            TlsOptions {
+                ca_pem: vec![pem],
+                ..TlsOptions::default()
+            }
         }
-        None => RustlsUpgrader::new(),
+        None => TlsOptions::default(),
     };
 
     // The crate's MIME builder writes the headers (Date, Message-ID, encoded
     // Subject) and the envelope (every recipient once).
     let mut random = [0u8; 32];
-    futures_rustls::rustls::crypto::ring::default_provider()
+    rustls::crypto::ring::default_provider()
         .secure_random
         .fill(&mut random)
         .map_err(|_| SmtpError::input(Phase::Data, "no random bytes from the operating system"))?;
@@ -158,7 +162,7 @@ async fn run(args: Args) -> Result<(), SmtpError> {
     } else {
         None
     };
-    let mut client = Client::connect_with_transcript(stream, config, upgrader, transcript).await?;
+    let mut client = Client::connect_tls_with_transcript(stream, config, tls, transcript).await?;
     let delivery = client.send(envelope, smol::io::Cursor::new(message)).await?;
     println!("accepted: {}", delivery.accepted.join(", "));
     for rejected in &delivery.rejected {

@@ -276,7 +276,9 @@ export type ErrorCode =
   | 'EUTF8'
   | 'EPROTOCOL'
   | 'ECLOSED'
-  | 'EINPUT';
+  | 'EINPUT'
+  /** The outbox: the message is being sent, or its record changed meanwhile (try again). */
+  | 'EBUSY';
 
 export type Phase = 'connect' | 'tls' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
 
@@ -374,15 +376,43 @@ export type DiagnoseProgress =
   | { port: number; security: Security; stage: 'start' }
   | { port: number; security: Security; stage: 'done'; reachable: PortReport['reachable']; error: ErrorCode | null; ms: number };
 
+/** What a doctor's finding is about (the README's "Findings" list says what each means). */
+export type FindingCode =
+  | 'HOST_UNKNOWN'
+  | 'NOTHING_WORKS'
+  | 'PORT_CLOSED'
+  | 'PORT_TIMEOUT'
+  | 'CONNECT_FAILED'
+  | 'PORT_WORKS'
+  | 'TLS_WHERE_PLAINTEXT_EXPECTED'
+  | 'PLAINTEXT_WHERE_TLS_EXPECTED'
+  | 'NO_STARTTLS'
+  | 'CREDENTIALS_IN_CLEAR'
+  | 'CERT_REJECTED'
+  | 'TIMED_OUT'
+  | 'NOT_SMTP'
+  | 'CLOSED'
+  | 'REFUSED_SESSION'
+  | 'TLS_FAILED'
+  | 'PORT_MISMATCH'
+  | 'FAILED'
+  | 'CERT_SELF_SIGNED'
+  | 'CERT_PRIVATE_CA'
+  | 'CERT_EXPIRED'
+  | 'CERT_NAME_MISMATCH'
+  | 'AUTH_OFFERED'
+  | 'AUTH_UNSUPPORTED_ONLY'
+  | 'AUTH_IN_CLEAR'
+  | 'AUTH_OK'
+  | 'AUTH_FAILED';
+
 /** One observation, with what to do about it. */
 export interface Finding {
   /** The port it is about; null for the host as a whole. */
   port: number | null;
   severity: 'ok' | 'info' | 'warning' | 'error';
-  /** Stable identifier: PORT_WORKS, PORT_TIMEOUT, PORT_CLOSED, HOST_UNKNOWN, NO_STARTTLS, CERT_SELF_SIGNED,
-   *  CERT_PRIVATE_CA, CERT_EXPIRED, CERT_NAME_MISMATCH, PLAINTEXT_WHERE_TLS_EXPECTED, TLS_WHERE_PLAINTEXT_EXPECTED,
-   *  AUTH_UNSUPPORTED_ONLY, AUTH_OFFERED, AUTH_IN_CLEAR, CREDENTIALS_IN_CLEAR, AUTH_OK, AUTH_FAILED, NOTHING_WORKS, ... */
-  code: string;
+  /** Stable identifier of the case; see FindingCode. */
+  code: FindingCode;
   message: string;
   hint: string | null;
 }
@@ -471,8 +501,9 @@ export interface RetryPolicy {
 
 /** An error as the outbox keeps it (plain data, no transcript). */
 export interface OutboxError {
-  /** An SmtpError code, or EWORKER_LOST (a worker died mid-attempt), EDISCARDED (discard()), EINTERNAL. */
-  code: ErrorCode | 'EWORKER_LOST' | 'EDISCARDED' | 'EINTERNAL';
+  /** An SmtpError code, or EWORKER_LOST (a worker died mid-attempt), EDISCARDED (discard()),
+   *  EEXPIRED (retry.maxAge passed before any attempt failed), EINTERNAL. */
+  code: ErrorCode | 'EWORKER_LOST' | 'EDISCARDED' | 'EEXPIRED' | 'EINTERNAL';
   phase: Phase;
   /** The sentence; for a message given up on, why (attempts or age) and the last failure. */
   message: string;

@@ -33,6 +33,7 @@ fi
 node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a === 18 && b >= 3) ? 0 : 1)' \
     || { log "Node.js 18.3 or later is needed (socket.resetAndDestroy)"; exit 1; }
 command -v openssl >/dev/null || { log "openssl is needed for the test CA (scripts/setup.sh installs it)"; exit 1; }
+command -v python3 >/dev/null || { log "python3 is needed for a listener that never accepts (scripts/setup.sh installs it)"; exit 1; }
 
 cd "$ROOT"
 files=()

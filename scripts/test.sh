@@ -35,15 +35,15 @@ step "wasm build" cargo build --target wasm32-unknown-unknown --no-default-featu
 step "wasm build (TLS in the engine)" cargo build --target wasm32-unknown-unknown --no-default-features --features tls-engine --lib
 step "rustfmt" cargo fmt --check
 step "clippy" cargo clippy --quiet --all-features --all-targets -- -D warnings
-if [ -f scripts/test-js.sh ]; then
-    step "js tests" bash scripts/test-js.sh
-fi
-if [ -f scripts/test-outbox.sh ]; then step "outbox tests" bash scripts/test-outbox.sh; fi
-if [ -f scripts/test-doctor.sh ]; then step "doctor tests" bash scripts/test-doctor.sh; fi
-if [ -f scripts/test-faults.sh ]; then step "fail-safe tests" bash scripts/test-faults.sh; fi
+# Every suite is mandatory: a missing script fails its step (bash cannot
+# open it) instead of dropping the suite from the run.
+step "js tests" bash scripts/test-js.sh
+step "outbox tests" bash scripts/test-outbox.sh
+step "doctor tests" bash scripts/test-doctor.sh
+step "fail-safe tests" bash scripts/test-faults.sh
 # A bounded pass of every fuzz target over its committed corpus (FUZZ_SECONDS each).
-if [ -f scripts/fuzz.sh ]; then step "fuzz (bounded)" bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"; fi
-if [ -f scripts/test-runtimes.sh ]; then step "runtime tests" bash scripts/test-runtimes.sh; fi
+step "fuzz (bounded)" bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+step "runtime tests" bash scripts/test-runtimes.sh
 
 echo
 if [ "${#failed[@]}" -gt 0 ]; then

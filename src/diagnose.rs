@@ -13,12 +13,12 @@ use crate::error::{ErrorCode, Phase, SmtpError};
 use crate::reply::Reply;
 use crate::tls::TlsInfo;
 
-mod certificate;
-#[cfg(feature = "tls-engine")]
-pub(crate) use certificate::is_self_issued;
 mod explain;
+mod finding_code;
 
+pub use crate::certificate::CertificateFacts;
 pub use explain::TranscriptExplainer;
+pub use finding_code::FindingCode;
 
 /// What opening the TCP connection gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,24 +81,6 @@ impl Reachability {
             Reachability::Failed(_) => "failed",
         }
     }
-}
-
-/// The server certificate, as the host's TLS layer saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct CertificateFacts {
-    pub subject: String,
-    pub alt_names: Vec<String>,
-    pub issuer: String,
-    pub valid_from: String,
-    pub valid_to: String,
-    /// The certificate names itself as issuer.
-    pub self_signed: bool,
-    /// `AB:CD:…`, as `openssl x509 -fingerprint -sha256` prints it.
-    pub fingerprint_sha256: String,
-    /// The certificate covers the host name that was dialled.
-    pub name_matches: bool,
-    /// Outside its validity period now.
-    pub expired: bool,
 }
 
 /// How the optional login attempt went.
@@ -210,8 +192,8 @@ pub struct Finding {
     /// The port it is about (`None` for the host as a whole).
     pub port: Option<u16>,
     pub severity: Severity,
-    /// A stable identifier, e.g. `"CERT_SELF_SIGNED"`.
-    pub code: &'static str,
+    /// What it is about, e.g. [`FindingCode::CertSelfSigned`].
+    pub code: FindingCode,
     /// What was found, as a sentence.
     pub message: String,
     /// What to do, as a sentence.
@@ -273,7 +255,7 @@ pub fn diagnose(host: &str, probes: &[PortProbe]) -> Diagnosis {
         findings.push(Finding {
             port: None,
             severity: Severity::Error,
-            code: "HOST_UNKNOWN",
+            code: FindingCode::HostUnknown,
             message: format!("the host name \"{host}\" does not resolve."),
             hint: Some(
                 "check its spelling; your provider's documentation names its SMTP host (often smtp.<domain>).".into(),
@@ -296,7 +278,7 @@ pub fn diagnose(host: &str, probes: &[PortProbe]) -> Diagnosis {
         findings.push(Finding {
             port: None,
             severity: Severity::Error,
-            code: "NOTHING_WORKS",
+            code: FindingCode::NothingWorks,
             message: format!("no port of {host} gave a usable SMTP session."),
             hint: Some("see the findings above for each port; a blocked network is the most common cause when every port times out.".into()),
         });
@@ -311,7 +293,7 @@ struct PortFindings<'a> {
 }
 
 impl PortFindings<'_> {
-    fn add(&mut self, severity: Severity, code: &'static str, message: String, hint: Option<String>) {
+    fn add(&mut self, severity: Severity, code: FindingCode, message: String, hint: Option<String>) {
         self.list.push(Finding {
             port: Some(self.port),
             severity,
@@ -330,7 +312,7 @@ fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &m
         Reachability::Refused => {
             out.add(
                 Severity::Error,
-                "PORT_CLOSED",
+                FindingCode::PortClosed,
                 format!("nothing accepts connections on {host}:{port}."),
                 Some("the server does not offer this port; use one of the others.".into()),
             );
@@ -339,7 +321,7 @@ fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &m
         Reachability::TimedOut => {
             out.add(
                 Severity::Error,
-                "PORT_TIMEOUT",
+                FindingCode::PortTimeout,
                 format!("{host}:{port} did not answer: the connection timed out."),
                 Some(
                     "the network or hosting provider may block outbound SMTP (port 25 very often is); try 587 or 465, or 2525 if the provider offers it."
@@ -351,7 +333,7 @@ fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &m
         Reachability::Unresolved => {
             out.add(
                 Severity::Error,
-                "HOST_UNKNOWN",
+                FindingCode::HostUnknown,
                 format!("the host name \"{host}\" does not resolve."),
                 None,
             );
@@ -360,7 +342,7 @@ fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &m
         Reachability::Failed(detail) => {
             out.add(
                 Severity::Error,
-                "CONNECT_FAILED",
+                FindingCode::ConnectFailed,
                 format!("could not connect to {host}:{port} ({detail})."),
                 None,
             );
@@ -373,30 +355,30 @@ fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &m
         match err.code {
             _ if silent && (tls_works_there || err.code == ErrorCode::TlsPortMismatch) => out.add(
                 Severity::Error,
-                "TLS_WHERE_PLAINTEXT_EXPECTED",
+                FindingCode::TlsWherePlaintextExpected,
                 format!("port {port} stayed silent without TLS: it expects TLS from the first byte."),
                 Some(format!("use port {port} with security: 'tls'.")),
             ),
             ErrorCode::TlsPortMismatch if probe.security == Security::Tls => out.add(
                 Severity::Error,
-                "PLAINTEXT_WHERE_TLS_EXPECTED",
+                FindingCode::PlaintextWhereTlsExpected,
                 format!("port {port} answered with a plaintext greeting, not TLS: it does not speak TLS from the first byte."),
                 Some(format!("use port {port} with security: 'starttls'.")),
             ),
             ErrorCode::AuthInsecure if probe.tls.is_none() => out.add(
                 Severity::Error,
-                "CREDENTIALS_IN_CLEAR",
+                FindingCode::CredentialsInClear,
                 format!("the credentials would cross the network in clear on port {port} (no encryption there); wasmtp did not send them."),
                 Some("log in over TLS instead: 465 with security: 'tls', or 587 with 'starttls'. allowInsecureAuth is only for a trusted local test server.".into()),
             ),
             ErrorCode::StartTlsUnavailable => out.add(
                 Severity::Error,
-                "NO_STARTTLS",
+                FindingCode::NoStarttls,
                 format!("port {port} does not offer STARTTLS{}.", reply_suffix(err)),
                 Some("without STARTTLS the password and the mail would cross the network in clear; use 465 with security: 'tls' if offered, or ask the administrator to enable STARTTLS.".into()),
             ),
             ErrorCode::Cert if probe.certificate.is_none() => {
-                out.add(Severity::Error, "CERT_REJECTED", err.message.clone(), err.hint.clone())
+                out.add(Severity::Error, FindingCode::CertRejected, err.message.clone(), err.hint.clone())
             }
             ErrorCode::Cert | ErrorCode::AuthInsecure | ErrorCode::Auth | ErrorCode::AuthUnsupported => {}
             _ => out.add(Severity::Error, code_name(err.code), err.message.clone(), err.hint.clone()),
@@ -418,11 +400,16 @@ fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &m
         AuthOutcome::NotTried => {}
         AuthOutcome::Succeeded(mechanism) => out.add(
             Severity::Ok,
-            "AUTH_OK",
+            FindingCode::AuthOk,
             format!("login with AUTH {mechanism} succeeded on port {port}."),
             None,
         ),
-        AuthOutcome::Failed(err) => out.add(Severity::Error, "AUTH_FAILED", err.message.clone(), err.hint.clone()),
+        AuthOutcome::Failed(err) => out.add(
+            Severity::Error,
+            FindingCode::AuthFailed,
+            err.message.clone(),
+            err.hint.clone(),
+        ),
     }
 
     if probe.works() {
@@ -438,7 +425,7 @@ fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &m
         };
         out.add(
             severity,
-            "PORT_WORKS",
+            FindingCode::PortWorks,
             format!("port {port} with security '{}' works ({how}).", probe.security.as_str()),
             None,
         );
@@ -452,7 +439,7 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
     if cert.self_signed && !verified {
         out.add(
             Severity::Error,
-            "CERT_SELF_SIGNED",
+            FindingCode::CertSelfSigned,
             format!(
                 "port {port} presents a self-signed certificate ({}), which no one can verify by default.",
                 cert.subject
@@ -464,7 +451,7 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
     } else if !verified && !cert.expired && cert.name_matches {
         out.add(
             Severity::Error,
-            "CERT_PRIVATE_CA",
+            FindingCode::CertPrivateCa,
             format!(
                 "port {port} presents a certificate issued by \"{}\", a CA this client does not trust.",
                 cert.issuer
@@ -477,7 +464,7 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
     if cert.expired {
         out.add(
             Severity::Error,
-            "CERT_EXPIRED",
+            FindingCode::CertExpired,
             format!(
                 "the certificate on port {port} is outside its validity ({} to {}).",
                 cert.valid_from, cert.valid_to
@@ -493,7 +480,7 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
         };
         out.add(
             Severity::Error,
-            "CERT_NAME_MISMATCH",
+            FindingCode::CertNameMismatch,
             format!("the certificate on port {port} is for {names}, not for \"{host}\"."),
             Some("connect with one of the names the certificate lists, or set tls.servername to it.".into()),
         );
@@ -510,7 +497,7 @@ fn judge_auth_offer(port: u16, probe: &PortProbe, caps: &Capabilities, findings:
             .all(|m| matches!(m.as_str(), "GSSAPI" | "NTLM" | "KERBEROS_V4"));
         out.add(
             Severity::Error,
-            "AUTH_UNSUPPORTED_ONLY",
+            FindingCode::AuthUnsupportedOnly,
             format!(
                 "port {port} offers only AUTH {}, which wasmtp cannot use.",
                 caps.auth.join(" ")
@@ -525,7 +512,7 @@ fn judge_auth_offer(port: u16, probe: &PortProbe, caps: &Capabilities, findings:
         let list: Vec<&str> = usable.iter().map(|s| s.as_str()).collect();
         out.add(
             Severity::Info,
-            "AUTH_OFFERED",
+            FindingCode::AuthOffered,
             format!("port {port} offers AUTH {}.", list.join(" ")),
             None,
         );
@@ -533,7 +520,7 @@ fn judge_auth_offer(port: u16, probe: &PortProbe, caps: &Capabilities, findings:
     if probe.tls.is_none() && !caps.auth.is_empty() && !probe.credentials_withheld_in_clear() {
         out.add(
             Severity::Warning,
-            "AUTH_IN_CLEAR",
+            FindingCode::AuthInClear,
             format!("port {port} offers AUTH without encryption: a password sent there crosses the network in clear."),
             Some("use a port with TLS (465 with security: 'tls', or 587 with 'starttls'); wasmtp refuses to send credentials here unless allowInsecureAuth is set.".into()),
         );
@@ -588,15 +575,15 @@ fn reply_suffix(err: &SmtpError) -> String {
         .unwrap_or_default()
 }
 
-fn code_name(code: ErrorCode) -> &'static str {
+fn code_name(code: ErrorCode) -> FindingCode {
     match code {
-        ErrorCode::TimedOut => "TIMED_OUT",
-        ErrorCode::Protocol => "NOT_SMTP",
-        ErrorCode::Closed => "CLOSED",
-        ErrorCode::Connect => "REFUSED_SESSION",
-        ErrorCode::Tls => "TLS_FAILED",
-        ErrorCode::TlsPortMismatch => "PORT_MISMATCH",
-        _ => "FAILED",
+        ErrorCode::TimedOut => FindingCode::TimedOut,
+        ErrorCode::Protocol => FindingCode::NotSmtp,
+        ErrorCode::Closed => FindingCode::Closed,
+        ErrorCode::Connect => FindingCode::RefusedSession,
+        ErrorCode::Tls => FindingCode::TlsFailed,
+        ErrorCode::TlsPortMismatch => FindingCode::PortMismatch,
+        _ => FindingCode::Failed,
     }
 }
 
@@ -638,7 +625,7 @@ mod tests {
     }
 
     fn codes(d: &Diagnosis) -> Vec<&'static str> {
-        d.findings.iter().map(|f| f.code).collect()
+        d.findings.iter().map(|f| f.code.as_str()).collect()
     }
 
     #[test]
@@ -654,7 +641,7 @@ mod tests {
         let rec = d.recommended.clone().unwrap();
         assert_eq!((rec.port, rec.security, rec.needs_ca), (465, Security::Tls, false));
         assert!(codes(&d).contains(&"PORT_TIMEOUT"));
-        let timeout = d.findings.iter().find(|f| f.code == "PORT_TIMEOUT").unwrap();
+        let timeout = d.findings.iter().find(|f| f.code.as_str() == "PORT_TIMEOUT").unwrap();
         assert!(timeout.hint.as_deref().unwrap().contains("2525"));
     }
 
@@ -672,7 +659,11 @@ mod tests {
             codes(&d),
             vec!["NO_STARTTLS", "AUTH_UNSUPPORTED_ONLY", "AUTH_IN_CLEAR", "NOTHING_WORKS"]
         );
-        let auth = d.findings.iter().find(|f| f.code == "AUTH_UNSUPPORTED_ONLY").unwrap();
+        let auth = d
+            .findings
+            .iter()
+            .find(|f| f.code.as_str() == "AUTH_UNSUPPORTED_ONLY")
+            .unwrap();
         assert!(auth.message.contains("GSSAPI NTLM"));
         assert!(auth.hint.as_deref().unwrap().contains("PLAIN or LOGIN"));
         assert!(!d.has_working_configuration());
@@ -694,7 +685,11 @@ mod tests {
             ..CertificateFacts::default()
         });
         let d = diagnose("mx.local", &[p587]);
-        let cert = d.findings.iter().find(|f| f.code == "CERT_SELF_SIGNED").unwrap();
+        let cert = d
+            .findings
+            .iter()
+            .find(|f| f.code.as_str() == "CERT_SELF_SIGNED")
+            .unwrap();
         let hint = cert.hint.as_deref().unwrap();
         assert!(
             hint.starts_with("pass that certificate as tls.ca") && hint.contains("AB:CD"),
@@ -715,7 +710,7 @@ mod tests {
         let f: Vec<_> = d
             .findings
             .iter()
-            .map(|f| (f.code, f.hint.clone().unwrap_or_default()))
+            .map(|f| (f.code.as_str(), f.hint.clone().unwrap_or_default()))
             .collect();
         assert_eq!(f[0].0, "PLAINTEXT_WHERE_TLS_EXPECTED");
         assert!(f[0].1.contains("'starttls'"));
@@ -729,7 +724,7 @@ mod tests {
         p25.capabilities = Some(caps(&["PLAIN"], false));
         let d = diagnose("relay.local", &[p25]);
         assert!(codes(&d).contains(&"AUTH_IN_CLEAR"));
-        let works = d.findings.iter().find(|f| f.code == "PORT_WORKS").unwrap();
+        let works = d.findings.iter().find(|f| f.code.as_str() == "PORT_WORKS").unwrap();
         assert_eq!(works.severity, Severity::Warning);
         assert_eq!(d.recommended.unwrap().security, Security::None);
     }

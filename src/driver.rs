@@ -1,11 +1,16 @@
-//! The native driver: moves bytes between a [`Connection`] and any socket
+//! The native driver: moves bytes between an [`Engine`] and any socket
 //! that implements the `futures` I/O traits, on any async runtime.
 //!
 //! The driver owns no protocol knowledge. It writes what the engine hands
 //! out (one write per flight), feeds back what it reads, arms one timer at
-//! the engine's next deadline, runs the TLS upgrade the engine asks for
-//! through a [`TlsUpgrader`], and streams message bodies with the engine's
+//! the engine's next deadline, and streams message bodies with the engine's
 //! back-pressure.
+//!
+//! TLS: [`Client::connect_tls`] (feature `tls-engine`, or `rustls`) runs the
+//! [`SecureConnection`] over the raw socket, so rustls lives inside the
+//! engine exactly as in wasm. [`Client::connect`] drives a plain
+//! [`Connection`] and runs the upgrades it asks for through a
+//! [`TlsUpgrader`]: the hook for other TLS stacks (or [`NoTls`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -17,16 +22,14 @@ use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Curso
 
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::engine::Engine;
 use crate::envelope::Envelope;
 use crate::error::{ErrorCode, Phase, SmtpError};
 use crate::event::{Delivery, Event, MessageId, SessionInfo, TranscriptLine};
 use crate::time::Instant;
 use crate::tls::{TlsFailure, TlsFailureKind, TlsInfo};
-
-#[cfg(feature = "rustls")]
-mod rustls;
-#[cfg(feature = "rustls")]
-pub use self::rustls::RustlsUpgrader;
+#[cfg(feature = "tls-engine")]
+use crate::tls_engine::{SecureConnection, TlsOptions};
 
 /// A byte stream the driver can use: a TCP socket, a TLS stream over one...
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -38,8 +41,9 @@ pub type BoxIo = Box<dyn Io>;
 /// What a TLS upgrade resolves to.
 pub type UpgradeFuture = Pin<Box<dyn Future<Output = Result<(BoxIo, TlsInfo), TlsFailure>> + Send>>;
 
-/// The TLS-upgrade hook: turns the plain stream into a TLS stream in place
-/// (implicit TLS right after connecting, or after the STARTTLS 220).
+/// The TLS-upgrade hook for TLS stacks other than the engine's own: turns
+/// the plain stream into a TLS stream in place (implicit TLS right after
+/// connecting, or after the STARTTLS 220).
 pub trait TlsUpgrader: Send {
     fn upgrade(&self, io: BoxIo, server_name: &str) -> UpgradeFuture;
 }
@@ -73,9 +77,10 @@ struct BodySource {
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// An SMTP client session over one connection.
-pub struct Client {
-    conn: Connection,
+/// An SMTP client session over one connection, driving engine `E`: a plain
+/// [`Connection`] (TLS through a [`TlsUpgrader`]) or a `SecureConnection`.
+pub struct Client<E: Engine = Connection> {
+    conn: E,
     io: Option<BoxIo>,
     upgrader: Box<dyn TlsUpgrader>,
     epoch: std::time::Instant,
@@ -87,9 +92,9 @@ pub struct Client {
     read_buf: Vec<u8>,
 }
 
-impl Client {
+impl Client<Connection> {
     /// Runs the session set-up (greeting, EHLO, TLS, AUTH) over an open
-    /// connection to `config.host`.
+    /// connection to `config.host`, with TLS through `upgrader`.
     pub async fn connect(
         io: impl Io + 'static,
         config: Config,
@@ -108,10 +113,54 @@ impl Client {
     ) -> Result<Client, SmtpError> {
         let epoch = std::time::Instant::now();
         let conn = Connection::new(config, Instant::from_millis(0))?;
+        Client::start(conn, epoch, Box::new(io), Box::new(upgrader), on_transcript).await
+    }
+}
+
+#[cfg(feature = "tls-engine")]
+impl Client<SecureConnection> {
+    /// Runs the session set-up over an open connection to `config.host`,
+    /// with TLS (implicit or STARTTLS, per `config.security`) inside the
+    /// engine: rustls trusting what `options` says. `options.unix_time_ms`
+    /// 0 (the default) means the system clock's time.
+    pub async fn connect_tls(io: impl Io + 'static, config: Config, options: TlsOptions) -> Result<Self, SmtpError> {
+        Client::connect_tls_with_transcript(io, config, options, None).await
+    }
+
+    /// Like [`Client::connect_tls`], with a callback that sees every
+    /// transcript line (credentials already redacted) from the first byte on.
+    pub async fn connect_tls_with_transcript(
+        io: impl Io + 'static,
+        config: Config,
+        mut options: TlsOptions,
+        on_transcript: Option<TranscriptSink>,
+    ) -> Result<Self, SmtpError> {
+        let epoch = std::time::Instant::now();
+        if options.unix_time_ms == 0 {
+            let since_1970 = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            options.unix_time_ms = u64::try_from(since_1970.as_millis()).unwrap_or(u64::MAX);
+        }
+        let conn = SecureConnection::new(config, options, Instant::from_millis(0))?;
+        // The engine runs TLS itself and never asks the host to.
+        Client::start(conn, epoch, Box::new(io), Box::new(NoTls), on_transcript).await
+    }
+}
+
+impl<E: Engine> Client<E> {
+    /// Opens the session on `conn` (created at `epoch`, its time 0) and runs the set-up.
+    async fn start(
+        conn: E,
+        epoch: std::time::Instant,
+        io: BoxIo,
+        upgrader: Box<dyn TlsUpgrader>,
+        on_transcript: Option<TranscriptSink>,
+    ) -> Result<Self, SmtpError> {
         let mut client = Client {
             conn,
-            io: Some(Box::new(io)),
-            upgrader: Box::new(upgrader),
+            io: Some(io),
+            upgrader,
             epoch,
             session: None,
             outcomes: HashMap::new(),
@@ -197,7 +246,7 @@ impl Client {
     }
 
     /// Pumps until `done` holds or the connection is closed.
-    async fn drive(&mut self, mut done: impl FnMut(&Client) -> bool) {
+    async fn drive(&mut self, mut done: impl FnMut(&Self) -> bool) {
         loop {
             self.flush().await;
             // Handling an event can make output (the EHLO after a TLS
@@ -275,6 +324,10 @@ impl Client {
     }
 
     async fn upgrade(&mut self, server_name: &str) {
+        // Only an engine that takes the host's TLS reports asks for TLS.
+        if self.conn.host_tls().is_none() {
+            return;
+        }
         let Some(io) = self.io.take() else { return };
         let limit = self.conn.config().timeouts.tls_handshake;
         let result = match select(self.upgrader.upgrade(io, server_name), Delay::new(limit)).await {
@@ -285,9 +338,15 @@ impl Client {
         match result {
             Some(Ok((io, info))) => {
                 self.io = Some(io);
-                self.conn.tls_established(info, now);
+                if let Some(host_tls) = self.conn.host_tls() {
+                    host_tls.tls_established(info, now);
+                }
             }
-            Some(Err(failure)) => self.conn.tls_failed(failure, now),
+            Some(Err(failure)) => {
+                if let Some(host_tls) = self.conn.host_tls() {
+                    host_tls.tls_failed(failure, now);
+                }
+            }
             // The engine's own handshake deadline turns this into ETIMEDOUT.
             None => self.conn.handle_timeout(now + limit),
         }
@@ -313,7 +372,8 @@ impl Client {
                     self.bodies.retain(|b| b.id != id);
                     self.outcomes.insert(id, Err(err));
                     // The engine still holds a half-sent message: only dropping the link is safe.
-                    self.conn.abort();
+                    let now = self.now();
+                    self.conn.abort(now);
                     return true;
                 }
             }
@@ -344,7 +404,7 @@ impl Client {
         let now = self.now();
         let deadline = self.conn.poll_timeout();
         let Some(io) = self.io.as_mut() else {
-            self.conn.abort();
+            self.conn.abort(now);
             return;
         };
         let read = io.read(&mut self.read_buf);

@@ -188,12 +188,6 @@ impl SmtpError {
         self
     }
 
-    /// Sets the delivery state.
-    pub fn with_delivery_state(mut self, state: DeliveryState) -> Self {
-        self.delivery_state = state;
-        self
-    }
-
     /// Shorthand for an `EINPUT` error (caller mistakes are never retryable).
     pub fn input(phase: Phase, message: impl Into<String>) -> Self {
         SmtpError::new(ErrorCode::Input, phase, message)

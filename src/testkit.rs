@@ -1,5 +1,6 @@
 //! A scripted server for tests: plays a server's side of a conversation
-//! byte by byte against a [`Connection`], with a fake clock and no sockets
+//! byte by byte against an [`Engine`] (a [`Connection`] unless another is
+//! given), with a fake clock and no sockets
 //! (the quinn-proto way). Used by this crate's tests and the fuzz targets,
 //! and usable by anyone testing code built on the engine.
 //!
@@ -18,6 +19,7 @@ use std::collections::VecDeque;
 
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::engine::Engine;
 use crate::envelope::Envelope;
 use crate::error::SmtpError;
 use crate::event::{Delivery, Event, MessageId, SessionInfo};
@@ -30,9 +32,9 @@ struct Body {
     offset: usize,
 }
 
-/// A connection under test plus everything it said.
-pub struct Harness {
-    pub conn: Connection,
+/// An engine under test plus everything it said.
+pub struct Harness<E: Engine = Connection> {
+    pub conn: E,
     pub now: Instant,
     /// Every byte the client sent.
     pub sent: Vec<u8>,
@@ -45,21 +47,32 @@ pub struct Harness {
     tls_requests_handled: usize,
 }
 
-impl Harness {
+impl Harness<Connection> {
     /// A connection to `config` whose TCP connection just opened at time 0.
     pub fn new(config: Config) -> Self {
-        let mut harness = Harness::unconnected(config);
+        Harness::connect(Connection::new(config, Instant::from_millis(0)).expect("valid test configuration"))
+    }
+
+    /// A connection still waiting for its TCP connection.
+    pub fn unconnected(config: Config) -> Self {
+        Harness::unconnected_engine(Connection::new(config, Instant::from_millis(0)).expect("valid test configuration"))
+    }
+}
+
+impl<E: Engine> Harness<E> {
+    /// `engine` (created at time 0) whose TCP connection just opened.
+    pub fn connect(engine: E) -> Self {
+        let mut harness = Harness::unconnected_engine(engine);
         harness.conn.connected(harness.now);
         harness.pump();
         harness
     }
 
-    /// A connection still waiting for its TCP connection.
-    pub fn unconnected(config: Config) -> Self {
+    /// `engine` (created at time 0), still waiting for its TCP connection.
+    pub fn unconnected_engine(engine: E) -> Self {
         let now = Instant::from_millis(0);
-        let conn = Connection::new(config, now).expect("valid test configuration");
         Harness {
-            conn,
+            conn: engine,
             now,
             sent: Vec::new(),
             events: Vec::new(),
@@ -180,7 +193,10 @@ impl Harness {
             self.transcript()
         );
         self.tls_requests_handled = requests;
-        self.conn.tls_established(info, self.now);
+        self.conn
+            .host_tls()
+            .expect("an engine that asks for TLS takes the host's report")
+            .tls_established(info, self.now);
         self.pump();
     }
 

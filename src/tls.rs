@@ -1,8 +1,11 @@
 //! TLS policy: the facts a host reports about a handshake, and how a failed
 //! handshake becomes an error that names the cause and the fix.
 //!
-//! The engine never does TLS itself (hosts have native TLS); it decides when
-//! TLS must start, what a failure means, and what to tell the user.
+//! The plain engine never does TLS itself (hosts have native TLS); it decides
+//! when TLS must start, what a failure means, and what to tell the user. The
+//! in-engine TLS (`tls_engine`) reports its typed rustls failures through the
+//! same [`TlsFailure`]; only hosts that see nothing but error text (Node,
+//! Deno, Bun, workerd) go through [`TlsFailure::from_message`].
 
 use crate::config::Security;
 use crate::error::{ErrorCode, Phase, SmtpError};

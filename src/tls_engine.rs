@@ -3,8 +3,9 @@
 //! move raw bytes (a Workers socket with `secureTransport: 'off'`, a
 //! WebSocket bridge) still gets verified TLS, a custom CA and pinning.
 //!
-//! It has the same sans-IO shape as `Connection`: raw bytes in, raw bytes
-//! out, events, deadlines. The `StartTls` event never reaches the host: the
+//! It is an [`Engine`] like `Connection`: raw bytes in, raw bytes out,
+//! events, deadlines. The native driver runs it over a raw socket
+//! (`Client::connect_tls`), the npm package over a JS one. The `StartTls` event never reaches the host: the
 //! handshake happens here, and the host only ever sees ciphertext. Time for
 //! certificate validity comes from the host (wasm has no clock).
 
@@ -20,9 +21,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::certificate::is_self_issued;
 use crate::config::Config;
 use crate::connection::{Connection, State};
-use crate::diagnose::is_self_issued;
+use crate::engine::Engine;
 use crate::envelope::Envelope;
 use crate::error::{Phase, SmtpError};
 use crate::event::{Event, MessageId};
@@ -43,6 +45,8 @@ pub struct TlsOptions {
     pub no_public_roots: bool,
     /// The wall-clock time, in milliseconds since 1970, at the `now` the
     /// connection is created with. Certificate validity is checked against it.
+    /// The native driver (`Client::connect_tls`) reads the system clock when
+    /// this is 0.
     pub unix_time_ms: u64,
     /// For the connection doctor only: complete the handshake whatever the
     /// certificate, so that its facts can be reported. The session then
@@ -251,151 +255,12 @@ impl SecureConnection {
         })
     }
 
-    // ----- What the host reports (raw socket facts) ---------------------------
-
-    pub fn connected(&mut self, now: Instant) {
-        self.clock.advance_to(now);
-        self.inner.connected(now);
-        self.pump(now);
-    }
-
-    pub fn connect_failed(&mut self, detail: &str, now: Instant) {
-        self.inner.connect_failed(detail, now);
-        self.pump(now);
-    }
-
-    /// Raw bytes from the socket (ciphertext once TLS has started).
-    pub fn receive(&mut self, data: &[u8], now: Instant) {
-        self.clock.advance_to(now);
-        if self.inner.is_closed() {
-            // Bytes still in flight when the session ended: rustls must not
-            // see them (it would answer with a second alert after Closed).
-            return;
-        }
-        if self.tls.is_none() {
-            self.inner.receive(data, now);
-        } else {
-            self.receive_tls(data, now);
-        }
-        self.pump(now);
-    }
-
-    pub fn receive_eof(&mut self, now: Instant) {
-        self.inner.receive_eof(now);
-        self.pump(now);
-    }
-
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.clock.advance_to(now);
-        self.inner.handle_timeout(now);
-        self.pump(now);
-    }
-
-    pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: Instant) {
-        self.inner.socket_failed(detail, write_stalled, now);
-        self.pump(now);
-    }
-
-    /// The probe runs on a connection of its own, outside this TLS session.
-    pub fn port_probe_result(&mut self, first_bytes: &[u8], now: Instant) {
-        self.inner.port_probe_result(first_bytes, now);
-        self.pump(now);
-    }
-
-    // ----- What the user asks for (as on `Connection`) -------------------------
-
-    pub fn submit(&mut self, envelope: Envelope, now: Instant) -> Result<MessageId, SmtpError> {
-        let id = self.inner.submit(envelope, now);
-        self.pump(now);
-        id
-    }
-
-    pub fn wants_body(&self) -> Option<MessageId> {
-        self.inner.wants_body()
-    }
-
-    pub fn body_capacity(&self, id: MessageId) -> usize {
-        self.inner.body_capacity(id)
-    }
-
-    pub fn write_body(&mut self, id: MessageId, data: &[u8], now: Instant) -> Result<usize, SmtpError> {
-        let taken = self.inner.write_body(id, data, now);
-        self.pump(now);
-        taken
-    }
-
-    pub fn end_body(&mut self, id: MessageId, now: Instant) -> Result<(), SmtpError> {
-        let result = self.inner.end_body(id, now);
-        self.pump(now);
-        result
-    }
-
-    pub fn noop(&mut self, now: Instant) {
-        self.inner.noop(now);
-        self.pump(now);
-    }
-
-    pub fn close(&mut self, now: Instant) {
-        self.inner.close(now);
-        self.pump(now);
-    }
-
-    pub fn abort(&mut self, now: Instant) {
-        self.inner.abort();
-        self.pump(now);
-    }
-
-    // ----- What the host drains --------------------------------------------------
-
-    /// How many bytes [`poll_transmit`](Self::poll_transmit) would return now.
-    pub fn transmit_len(&self) -> usize {
-        self.out.len()
-    }
-
-    /// Like [`poll_transmit`](Self::poll_transmit), into the caller's buffer
-    /// (reused from write to write): moves up to `buf.len()` bytes, returns how many.
-    pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> usize {
-        crate::outbuf::take_into(&mut self.out, buf)
-    }
-
-    /// Raw bytes for the socket.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        crate::outbuf::take_all(&mut self.out)
-    }
-
-    /// Events; `StartTls` is handled here and never shows up.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
-    }
-
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
-    }
-
     /// The server's certificate (DER) and its SHA-256 once the handshake has
     /// seen it, also when it was refused: what the connection doctor reports.
     pub fn peer_certificate(&self) -> Option<(Vec<u8>, [u8; 32])> {
         let der = self.verifier.leaf.lock().expect("not poisoned").clone()?;
         let fingerprint = sha256(&CertificateDer::from(der.as_slice()));
         Some((der, fingerprint))
-    }
-
-    /// The SMTP connection inside, for queries.
-    pub fn smtp(&self) -> &Connection {
-        &self.inner
-    }
-
-    pub fn state(&self) -> State {
-        self.inner.state()
-    }
-
-    /// Ready with nothing queued or awaited.
-    pub fn is_idle(&self) -> bool {
-        self.inner.is_idle()
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
     }
 
     // ----- Inside ----------------------------------------------------------------
@@ -543,6 +408,114 @@ impl SecureConnection {
         let seen = self.verifier.seen.lock().expect("not poisoned").clone();
         let failure = classify_failure(err, seen, &self.first_tls_bytes);
         self.inner.tls_failed(failure, now);
+    }
+}
+
+/// The host moves raw bytes; plaintext goes through TLS here, and what the
+/// SMTP session produces is pumped out after every call.
+impl Engine for SecureConnection {
+    fn connected(&mut self, now: Instant) {
+        self.clock.advance_to(now);
+        self.inner.connected(now);
+        self.pump(now);
+    }
+
+    fn connect_failed(&mut self, detail: &str, now: Instant) {
+        self.inner.connect_failed(detail, now);
+        self.pump(now);
+    }
+
+    /// Raw bytes from the socket (ciphertext once TLS has started).
+    fn receive(&mut self, data: &[u8], now: Instant) {
+        self.clock.advance_to(now);
+        if self.inner.is_closed() {
+            // Bytes still in flight when the session ended: rustls must not
+            // see them (it would answer with a second alert after Closed).
+            return;
+        }
+        if self.tls.is_none() {
+            self.inner.receive(data, now);
+        } else {
+            self.receive_tls(data, now);
+        }
+        self.pump(now);
+    }
+
+    fn receive_eof(&mut self, now: Instant) {
+        self.inner.receive_eof(now);
+        self.pump(now);
+    }
+
+    fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: Instant) {
+        self.inner.socket_failed(detail, write_stalled, now);
+        self.pump(now);
+    }
+
+    /// The probe runs on a connection of its own, outside this TLS session.
+    fn port_probe_result(&mut self, first_bytes: &[u8], now: Instant) {
+        self.inner.port_probe_result(first_bytes, now);
+        self.pump(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.clock.advance_to(now);
+        self.inner.handle_timeout(now);
+        self.pump(now);
+    }
+
+    fn submit(&mut self, envelope: Envelope, now: Instant) -> Result<MessageId, SmtpError> {
+        let id = self.inner.submit(envelope, now);
+        self.pump(now);
+        id
+    }
+
+    fn write_body(&mut self, id: MessageId, data: &[u8], now: Instant) -> Result<usize, SmtpError> {
+        let taken = self.inner.write_body(id, data, now);
+        self.pump(now);
+        taken
+    }
+
+    fn end_body(&mut self, id: MessageId, now: Instant) -> Result<(), SmtpError> {
+        let result = self.inner.end_body(id, now);
+        self.pump(now);
+        result
+    }
+
+    fn noop(&mut self, now: Instant) {
+        self.inner.noop(now);
+        self.pump(now);
+    }
+
+    fn close(&mut self, now: Instant) {
+        self.inner.close(now);
+        self.pump(now);
+    }
+
+    /// Drops the connection at once (a TLS close_notify is still produced).
+    fn abort(&mut self, now: Instant) {
+        self.inner.abort();
+        self.pump(now);
+    }
+
+    fn transmit_len(&self) -> usize {
+        self.out.len()
+    }
+
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        crate::outbuf::take_all(&mut self.out)
+    }
+
+    fn poll_transmit_into(&mut self, buf: &mut [u8]) -> usize {
+        crate::outbuf::take_into(&mut self.out, buf)
+    }
+
+    /// Events; `StartTls` is handled here and never shows up.
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn smtp(&self) -> &Connection {
+        &self.inner
     }
 }
 

@@ -29,7 +29,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use futures_util::io::Cursor;
-use wasmtp::driver::{Client, RustlsUpgrader};
+use wasmtp::driver::Client;
+use wasmtp::tls_engine::{SecureConnection, TlsOptions};
 use wasmtp::{
     Config, Credentials, Delivery, Envelope, ErrorCode, Mechanism, Security, SmtpError, Timeouts, TranscriptLine,
 };
@@ -218,8 +219,8 @@ async fn tcp(port: u16) -> smol::net::TcpStream {
 type Transcript = Arc<Mutex<Vec<String>>>;
 
 /// Connects with a transcript recorder; panics with the transcript on error.
-async fn connect(port: u16, config: Config, upgrader: RustlsUpgrader) -> (Client, Transcript) {
-    match try_connect(port, config, upgrader).await {
+async fn connect(port: u16, config: Config, tls: TlsOptions) -> (Client<SecureConnection>, Transcript) {
+    match try_connect(port, config, tls).await {
         (Ok(client), transcript) => (client, transcript),
         (Err(err), transcript) => panic!(
             "connect failed: {err}\ntranscript:\n{}",
@@ -228,7 +229,11 @@ async fn connect(port: u16, config: Config, upgrader: RustlsUpgrader) -> (Client
     }
 }
 
-async fn try_connect(port: u16, config: Config, upgrader: RustlsUpgrader) -> (Result<Client, SmtpError>, Transcript) {
+async fn try_connect(
+    port: u16,
+    config: Config,
+    tls: TlsOptions,
+) -> (Result<Client<SecureConnection>, SmtpError>, Transcript) {
     let transcript: Transcript = Arc::default();
     let sink = transcript.clone();
     let live = std::env::var_os("WASMTP_TEST_TRACE").is_some();
@@ -239,8 +244,16 @@ async fn try_connect(port: u16, config: Config, upgrader: RustlsUpgrader) -> (Re
         }
         sink.lock().unwrap().push(text);
     });
-    let result = Client::connect_with_transcript(tcp(port).await, config, upgrader, Some(callback)).await;
+    let result = Client::connect_tls_with_transcript(tcp(port).await, config, tls, Some(callback)).await;
     (result, transcript)
+}
+
+/// The public roots plus the CA (or self-signed certificate) in `pem`.
+fn trust_ca(pem: &[u8]) -> TlsOptions {
+    TlsOptions {
+        ca_pem: vec![String::from_utf8(pem.to_vec()).expect("PEM is text")],
+        ..TlsOptions::default()
+    }
 }
 
 fn dump(transcript: &Transcript) -> String {
@@ -426,7 +439,7 @@ fn plaintext_send_with_security_none() {
         let config = local_config(server.port)
             .security(Security::None)
             .client_name("client.test");
-        let (mut client, transcript) = connect(server.port, config, RustlsUpgrader::new()).await;
+        let (mut client, transcript) = connect(server.port, config, TlsOptions::default()).await;
         assert!(client.session().tls.is_none());
         assert!(client.session().auth_method.is_none());
         let envelope = Envelope::new("sender@client.test", ["rcpt@server.test"]);
@@ -464,7 +477,7 @@ fn security_none_never_sends_starttls_even_when_offered() {
     let body = message("none-offered", "");
     run(async {
         let config = local_config(server.port).security(Security::None);
-        let (mut client, transcript) = connect(server.port, config, RustlsUpgrader::new()).await;
+        let (mut client, transcript) = connect(server.port, config, TlsOptions::default()).await;
         assert!(client.session().capabilities.starttls, "the server offers STARTTLS");
         assert!(client.session().tls.is_none());
         expect_ok(
@@ -500,8 +513,8 @@ fn starttls_with_the_test_ca() {
         let config = local_config(server.port)
             .security(Security::StartTls)
             .client_name("client.test");
-        let upgrader = RustlsUpgrader::with_ca_pem(&certs.ca_pem()).unwrap();
-        let (mut client, transcript) = connect(server.port, config, upgrader).await;
+        let tls = trust_ca(&certs.ca_pem());
+        let (mut client, transcript) = connect(server.port, config, tls).await;
         let tls = client.session().tls.clone().expect("a TLS session after STARTTLS");
         assert!(tls.authorized);
         assert!(tls.version.starts_with("TLSv1."), "version {:?}", tls.version);
@@ -540,8 +553,8 @@ fn implicit_tls_with_the_test_ca() {
     let body = message("implicit", "");
     run(async {
         let config = local_config(server.port).security(Security::Tls);
-        let upgrader = RustlsUpgrader::with_ca_pem(&certs.ca_pem()).unwrap();
-        let (mut client, transcript) = connect(server.port, config, upgrader).await;
+        let tls = trust_ca(&certs.ca_pem());
+        let (mut client, transcript) = connect(server.port, config, tls).await;
         assert!(client.session().tls.is_some());
         assert!(!client.session().capabilities.starttls);
         expect_ok(
@@ -577,8 +590,8 @@ fn auth_over_starttls(mechanism: Mechanism, server_name: &str) {
             .security(Security::StartTls)
             .credentials(password())
             .auth_mechanism(mechanism);
-        let upgrader = RustlsUpgrader::with_ca_pem(&certs.ca_pem()).unwrap();
-        let (mut client, transcript) = connect(server.port, config, upgrader).await;
+        let tls = trust_ca(&certs.ca_pem());
+        let (mut client, transcript) = connect(server.port, config, tls).await;
         assert_eq!(client.session().auth_method, Some(mechanism));
         expect_ok(
             client
@@ -638,8 +651,8 @@ fn auth_with_a_wrong_password_fails_with_eauth() {
                 pass: "wrong".into(),
             })
             .auth_mechanism(Mechanism::Plain);
-        let upgrader = RustlsUpgrader::with_ca_pem(&certs.ca_pem()).unwrap();
-        let (result, transcript) = try_connect(server.port, config, upgrader).await;
+        let tls = trust_ca(&certs.ca_pem());
+        let (result, transcript) = try_connect(server.port, config, tls).await;
         let err = result
             .err()
             .unwrap_or_else(|| panic!("a wrong password must fail\n{}", dump(&transcript)));
@@ -666,7 +679,7 @@ fn plaintext_auth_needs_allow_insecure_auth() {
         let config = local_config(server.port)
             .security(Security::None)
             .credentials(password());
-        let (result, transcript) = try_connect(server.port, config, RustlsUpgrader::new()).await;
+        let (result, transcript) = try_connect(server.port, config, TlsOptions::default()).await;
         let err = result.err().expect("credentials over plaintext must be refused");
         assert_eq!(err.code, ErrorCode::AuthInsecure, "{err}");
         assert!(!dump(&transcript).contains("C: AUTH"), "{}", dump(&transcript));
@@ -677,7 +690,7 @@ fn plaintext_auth_needs_allow_insecure_auth() {
             .credentials(password())
             .auth_mechanism(Mechanism::Login)
             .allow_insecure_auth(true);
-        let (mut client, transcript) = connect(server.port, config, RustlsUpgrader::new()).await;
+        let (mut client, transcript) = connect(server.port, config, TlsOptions::default()).await;
         assert_eq!(client.session().auth_method, Some(Mechanism::Login));
         expect_ok(
             client
@@ -703,7 +716,7 @@ fn partial_recipients_are_delivered_and_the_rejected_listed() {
     let body = message("partial", "");
     run(async {
         let config = local_config(server.port).security(Security::None);
-        let (mut client, transcript) = connect(server.port, config, RustlsUpgrader::new()).await;
+        let (mut client, transcript) = connect(server.port, config, TlsOptions::default()).await;
         let envelope = Envelope::new(
             "a@client.test",
             ["ok1@server.test", "reject-me@server.test", "ok2@server.test"],
@@ -760,8 +773,8 @@ fn send_all_pipelines_several_messages() {
         let config = local_config(server.port)
             .security(Security::StartTls)
             .credentials(password());
-        let upgrader = RustlsUpgrader::with_ca_pem(&certs.ca_pem()).unwrap();
-        let (mut client, transcript) = connect(server.port, config, upgrader).await;
+        let tls = trust_ca(&certs.ca_pem());
+        let (mut client, transcript) = connect(server.port, config, tls).await;
         assert!(client.session().capabilities.pipelining);
         let batch = bodies
             .iter()
@@ -816,7 +829,7 @@ fn self_signed_server_without_ca_fails_with_ecert() {
                 Security::StartTls
             };
             let config = local_config(server.port).security(security).credentials(password());
-            let (result, transcript) = try_connect(server.port, config, RustlsUpgrader::new()).await;
+            let (result, transcript) = try_connect(server.port, config, TlsOptions::default()).await;
             let err = result
                 .err()
                 .unwrap_or_else(|| panic!("an unknown self-signed certificate must fail\n{}", dump(&transcript)));
@@ -843,7 +856,7 @@ fn self_signed_server_with_its_certificate_as_ca_works() {
     run(async {
         let pem = std::fs::read(certs.path("selfsigned.pem")).unwrap();
         let config = local_config(server.port).security(Security::StartTls);
-        let (mut client, transcript) = connect(server.port, config, RustlsUpgrader::with_ca_pem(&pem).unwrap()).await;
+        let (mut client, transcript) = connect(server.port, config, trust_ca(&pem)).await;
         expect_ok(
             client
                 .send(
@@ -873,8 +886,8 @@ fn starttls_required_but_not_offered_fails_before_credentials() {
         let config = local_config(server.port)
             .security(Security::StartTls)
             .credentials(password());
-        let upgrader = RustlsUpgrader::with_ca_pem(&certs.ca_pem()).unwrap();
-        let (result, transcript) = try_connect(server.port, config, upgrader).await;
+        let tls = trust_ca(&certs.ca_pem());
+        let (result, transcript) = try_connect(server.port, config, tls).await;
         let err = result
             .err()
             .unwrap_or_else(|| panic!("STARTTLS is required\n{}", dump(&transcript)));
@@ -1022,12 +1035,12 @@ fn strip_postfix_received(raw: &[u8]) -> &[u8] {
     }
 }
 
-fn postfix_config(port: u16, certs: &Certs) -> (Config, RustlsUpgrader) {
+fn postfix_config(port: u16, certs: &Certs) -> (Config, TlsOptions) {
     let config = local_config(port)
         .security(Security::StartTls)
         .client_name("client.test")
         .credentials(password());
-    (config, RustlsUpgrader::with_ca_pem(&certs.ca_pem()).unwrap())
+    (config, trust_ca(&certs.ca_pem()))
 }
 
 #[test]
@@ -1043,8 +1056,8 @@ fn postfix_bdat_and_pipelining_with_sasl_over_starttls() {
         .collect();
     let mut queue_ids = Vec::new();
     run(async {
-        let (config, upgrader) = postfix_config(postfix.port, &certs);
-        let (mut client, transcript) = connect(postfix.port, config, upgrader).await;
+        let (config, tls) = postfix_config(postfix.port, &certs);
+        let (mut client, transcript) = connect(postfix.port, config, tls).await;
         let session = client.session();
         assert!(session.tls.is_some());
         assert!(
@@ -1149,8 +1162,8 @@ fn postfix_bdat_window_with_failures_in_the_middle_needs_no_rset() {
         .collect();
     let mut queue_ids = Vec::new();
     run(async {
-        let (config, upgrader) = postfix_config(postfix.port, &certs);
-        let (mut client, transcript) = connect(postfix.port, config, upgrader).await;
+        let (config, tls) = postfix_config(postfix.port, &certs);
+        let (mut client, transcript) = connect(postfix.port, config, tls).await;
         let batch = bodies
             .iter()
             .enumerate()
@@ -1211,9 +1224,9 @@ fn postfix_data_path_pipelined_when_chunking_is_off() {
         .collect();
     let mut queue_ids = Vec::new();
     run(async {
-        let (mut config, upgrader) = postfix_config(postfix.port, &certs);
+        let (mut config, tls) = postfix_config(postfix.port, &certs);
         config.use_chunking = false;
-        let (mut client, transcript) = connect(postfix.port, config, upgrader).await;
+        let (mut client, transcript) = connect(postfix.port, config, tls).await;
         let batch = bodies
             .iter()
             .enumerate()
@@ -1250,8 +1263,8 @@ fn postfix_sasl_mechanisms() {
     let mut queue_ids = Vec::new();
     run(async {
         for (mechanism, body) in mechanisms.iter().zip(&bodies) {
-            let (config, upgrader) = postfix_config(postfix.port, &certs);
-            let (mut client, transcript) = connect(postfix.port, config.auth_mechanism(*mechanism), upgrader).await;
+            let (config, tls) = postfix_config(postfix.port, &certs);
+            let (mut client, transcript) = connect(postfix.port, config.auth_mechanism(*mechanism), tls).await;
             assert_eq!(client.session().auth_method, Some(*mechanism));
             let delivery = expect_ok(
                 client
@@ -1263,12 +1276,12 @@ fn postfix_sasl_mechanisms() {
             client.quit().await.unwrap();
         }
         // And a wrong password is EAUTH with Postfix's 535.
-        let (config, upgrader) = postfix_config(postfix.port, &certs);
+        let (config, tls) = postfix_config(postfix.port, &certs);
         let config = config.credentials(Credentials::Password {
             user: USER.into(),
             pass: "nope".into(),
         });
-        let (result, transcript) = try_connect(postfix.port, config, upgrader).await;
+        let (result, transcript) = try_connect(postfix.port, config, tls).await;
         let err = result
             .err()
             .unwrap_or_else(|| panic!("wrong password accepted?\n{}", dump(&transcript)));

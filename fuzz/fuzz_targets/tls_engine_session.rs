@@ -19,6 +19,7 @@
 mod script;
 
 use libfuzzer_sys::fuzz_target;
+use wasmtp::testkit::Harness;
 use wasmtp::tls_engine::{SecureConnection, TlsOptions};
 use wasmtp::*;
 
@@ -48,128 +49,70 @@ fuzz_target!(|data: &[u8]| {
         unix_time_ms: 1_700_000_000_000,
         ..TlsOptions::default()
     };
-    let mut now = Instant::from_millis(0);
-    let mut conn = SecureConnection::new(config, options, now).expect("valid configuration");
-    let mut run = Run::default();
-    conn.connected(now);
-    run.pump(&mut conn, now);
+    let conn = SecureConnection::new(config, options, Instant::from_millis(0)).expect("valid configuration");
+    // The same harness as the `session` target, over the TLS engine; each
+    // run of server bytes arrives in one read.
+    let mut h = Harness::connect(conn);
+    h.bytewise = false;
 
+    let mut ids = Vec::new();
     let mut closing = false;
     let mut script = Script::new(script);
     while let Some(step) = script.next_step() {
         let op = match step {
+            // Bytes keep coming after the close too (NOTES-fuzz-findings.md,
+            // finding 2, fixed in ae9f7e4: they used to reach rustls after
+            // its close_notify).
             Step::Bytes(bytes) => {
-                receive(&mut conn, &bytes, now);
-                run.pump(&mut conn, now);
+                h.server_bytes(&bytes);
                 continue;
             }
             Step::Action(op) => op,
         };
         match op {
-            b'W' => {
-                let ms = script.wait_ms();
-                now = advance(&mut conn, &mut run, now, Duration::from_millis(ms));
-            }
-            b'E' => conn.receive_eof(now),
+            b'W' => h.advance(Duration::from_millis(script.wait_ms())),
+            b'E' => h.eof(),
             b'M' => {
                 let n = script.arg();
-                if !closing && !matches!(conn.state(), State::Closed | State::Quitting) {
+                if !closing && !matches!(h.conn.state(), State::Closed | State::Quitting) {
                     let envelope = Envelope::new("ann@example.com", [format!("r{n}@example.org")]);
-                    let id = conn.submit(envelope, now).expect("valid envelope");
-                    run.messages.push((id, 0));
+                    ids.push(h.submit(envelope, b"Subject: x\r\n\r\nbody\r\n"));
                 }
             }
             b'C' => {
                 closing = true;
-                conn.close(now);
+                h.conn.close(h.now);
             }
-            b'A' => conn.abort(now),
-            b'N' => conn.noop(now),
-            b'S' => conn.socket_failed("fuzz: reset", script.arg() & 1 == 1, now),
+            b'A' => h.conn.abort(h.now),
+            b'N' => h.conn.noop(h.now),
+            b'S' => h.conn.socket_failed("fuzz: reset", script.arg() & 1 == 1, h.now),
             _ => {}
         }
-        run.pump(&mut conn, now);
+        h.pump();
     }
-    conn.receive_eof(now);
-    run.pump(&mut conn, now);
-    advance(&mut conn, &mut run, now, Duration::from_secs(3600));
+    h.eof();
+    h.advance(Duration::from_secs(3600));
 
+    assert!(h.conn.is_closed(), "the connection did not end: {:?}", h.conn.state());
+    assert!(h.conn.poll_timeout().is_none(), "a closed connection still wants a timer");
+    let closes = h.events.iter().filter(|e| matches!(e, Event::Closed(_))).count();
+    assert_eq!(closes, 1, "{closes} Closed events");
     assert!(
-        conn.smtp().is_closed(),
-        "the connection did not end: {:?}",
-        conn.state()
+        !h.events.iter().any(|e| matches!(e, Event::StartTls { .. })),
+        "StartTls reached the host of a SecureConnection"
     );
-    assert!(conn.poll_timeout().is_none(), "a closed connection still wants a timer");
-    assert_eq!(run.closed, 1, "{} Closed events", run.closed);
-    for (id, outcomes) in &run.messages {
-        assert_eq!(*outcomes, 1, "message {id:?} got {outcomes} outcomes");
+    for id in &ids {
+        assert_eq!(h.outcomes(*id), 1, "message {id:?} needs exactly one outcome");
+    }
+    for event in &h.events {
+        if let Event::Delivered(id, _) | Event::Failed(id, _) = event {
+            assert!(ids.contains(id), "an outcome for unknown message {id:?}");
+        }
     }
     assert!(
-        run.sent <= 64 * 1024 + 64 * data.len(),
+        h.sent.len() <= 64 * 1024 + 64 * data.len(),
         "{} bytes sent for {} input bytes",
-        run.sent,
+        h.sent.len(),
         data.len()
     );
 });
-
-/// Bytes keep coming after the close too (NOTES-fuzz-findings.md, finding
-/// 2, fixed in ae9f7e4: they used to reach rustls after its close_notify).
-fn receive(conn: &mut SecureConnection, bytes: &[u8], now: Instant) {
-    conn.receive(bytes, now);
-}
-
-#[derive(Default)]
-struct Run {
-    sent: usize,
-    closed: usize,
-    /// Each submitted message and how many outcomes it got.
-    messages: Vec<(MessageId, usize)>,
-}
-
-impl Run {
-    fn pump(&mut self, conn: &mut SecureConnection, now: Instant) {
-        loop {
-            let mut progressed = false;
-            while let Some(bytes) = conn.poll_transmit() {
-                self.sent += bytes.len();
-                progressed = true;
-            }
-            while let Some(event) = conn.poll_event() {
-                progressed = true;
-                match event {
-                    Event::StartTls { .. } => panic!("StartTls reached the host of a SecureConnection"),
-                    Event::Delivered(id, _) | Event::Failed(id, _) => {
-                        if let Some(m) = self.messages.iter_mut().find(|m| m.0 == id) {
-                            m.1 += 1;
-                        } else {
-                            panic!("an outcome for unknown message {id:?}");
-                        }
-                    }
-                    Event::Closed(_) => self.closed += 1,
-                    _ => {}
-                }
-            }
-            if let Some(id) = conn.wants_body() {
-                let _ = conn.write_body(id, b"Subject: x\r\n\r\nbody\r\n", now);
-                let _ = conn.end_body(id, now);
-                progressed = true;
-            }
-            if !progressed {
-                return;
-            }
-        }
-    }
-}
-
-fn advance(conn: &mut SecureConnection, run: &mut Run, mut now: Instant, by: Duration) -> Instant {
-    let target = now + by;
-    while let Some(deadline) = conn.poll_timeout() {
-        if deadline > target {
-            break;
-        }
-        now = now.max(deadline);
-        conn.handle_timeout(now);
-        run.pump(conn, now);
-    }
-    target
-}

@@ -6,6 +6,7 @@ import { prepareMessage } from './message.js';
 import { engineOptions, normalizeOptions } from './options.js';
 import { Pool } from './pool.js';
 import { Session } from './session.js';
+import { closedClientError } from './util.js';
 
 /**
  * Creates a client. Nothing connects until the first `send` or `verify`.
@@ -126,15 +127,6 @@ class Client {
 
 /** Attempts per message when connections keep going away under it. */
 const MAX_ATTEMPTS = 10;
-
-function closedClientError() {
-  return new SmtpError({
-    code: 'ECLOSED',
-    phase: 'mail',
-    message: 'the client is closed; the message was not sent.',
-    hint: 'create a new client, or send before calling close().',
-  });
-}
 
 /** Not sent, because the connection closed (or the server said 421, closing). */
 function isConnectionLost(error) {

@@ -18,14 +18,13 @@ import { hasWasmSource, loadEngine } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
 import { engineOptions, normalizeOptions } from './options.js';
 import { Session } from './session.js';
+import { monotonicNow as now } from './util.js';
 
 /** The ports probed unless `probes` replaces them. */
 export const DEFAULT_PORTS = Object.freeze([465, 587, 25]);
 
 /** Short time-outs: a probe that hangs says enough. */
 const PROBE_TIMEOUTS = Object.freeze({ connect: 5000, tlsHandshake: 5000, greeting: 5000, command: 8000 });
-
-const now = () => globalThis.performance?.now?.() ?? Date.now();
 
 /**
  * @param {object} options `{ host, ports?, probes?, auth?, tls?, timeouts?,

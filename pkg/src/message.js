@@ -7,6 +7,7 @@
 import { BodySource, bodySource } from './body.js';
 import { randomBytes } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
+import { list } from './util.js';
 
 /**
  * Checks a message and prepares its first attempt (input mistakes throw
@@ -192,11 +193,6 @@ async function* mimeChunks({ builder, streams, release }) {
   } finally {
     release();
   }
-}
-
-function list(value) {
-  if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value : [value];
 }
 
 function headerEntries(headers) {

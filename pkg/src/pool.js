@@ -15,7 +15,7 @@
 // Scheduling only: which bytes go out and what a reply means is decided by
 // the engine in each session.
 
-import { SmtpError } from './errors.js';
+import { closedClientError, monotonicNow as now } from './util.js';
 
 /**
  * Messages one connection may have in flight at once (the engine pipelines
@@ -40,9 +40,6 @@ function latestHandover(maxMessages) {
 
 /** Messages a connection finishes before its rate is trusted for a hand-over. */
 const MIN_FINISHED_FOR_RATE = 8;
-
-/** Milliseconds on a monotonic clock. */
-const now = () => globalThis.performance?.now?.() ?? Date.now();
 
 /**
  * A token bucket: `rate` tokens per second, at most `burst` saved up.
@@ -125,14 +122,7 @@ export class Pool {
    */
   run(task) {
     if (this.#closing) {
-      return Promise.reject(
-        new SmtpError({
-          code: 'ECLOSED',
-          phase: 'mail',
-          message: 'the client is closed; the message was not sent.',
-          hint: 'create a new client, or send before calling close().',
-        }),
-      );
+      return Promise.reject(closedClientError());
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ task, resolve, reject, seq: this.#seq++ });

@@ -18,6 +18,7 @@
 // follows the engine's pace.
 
 import { SmtpError, toSmtpError } from './errors.js';
+import { list, monotonicNow as clock } from './util.js';
 
 /** Body bytes read ahead of the engine per message (one chunk of body.js). */
 const READ_AHEAD = 64 * 1024;
@@ -35,8 +36,8 @@ const PORT_PROBE_WAIT_MS = 1000;
 /** Transcript lines kept for `SmtpError.transcript`. */
 const TRANSCRIPT_KEPT = 60;
 
-/** Milliseconds on a monotonic clock (the engine's deadlines use the same epoch). */
-const monotonicNow = () => Math.floor(globalThis.performance?.now?.() ?? Date.now());
+/** Whole milliseconds on the monotonic clock (the engine's deadlines use the same epoch). */
+const monotonicNow = () => Math.floor(clock());
 
 /**
  * One SMTP connection: set-up on creation, then messages via `submit`.
@@ -829,11 +830,6 @@ function newSecureConnection(engine, engineOptions, tls) {
   } finally {
     options.free();
   }
-}
-
-function list(value) {
-  if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value : [value];
 }
 
 /** The plain object `verify()` and the pool see for a ready session. */

@@ -1,12 +1,13 @@
-//! `Connection` for JS: [`crate::Connection`] one to one. The methods it
-//! shares with `SecureConnection` are in `forward.rs`; here are its own:
-//! the constructor, the host's TLS reports, and `abort`.
+//! `Connection` for JS: [`crate::Connection`] one to one. The methods every
+//! engine has come from `engine_class.rs`; here are its own: the
+//! constructor and the host's TLS reports.
 
 use wasm_bindgen::prelude::*;
 
-use super::forward::connection_class;
+use super::engine_class::engine_class;
 use super::{EngineError, EngineEvent, WasmEnvelope, WasmMessageBuilder, WasmOptions, instant, message_id};
 use crate::connection::Connection;
+use crate::engine::Engine;
 use crate::tls::{TlsFailure, TlsInfo};
 
 #[wasm_bindgen(js_name = Connection)]
@@ -14,7 +15,7 @@ pub struct WasmConnection {
     pub(super) inner: Connection,
 }
 
-connection_class!(WasmConnection as Connection {
+engine_class!(WasmConnection as Connection {
     /// A connection waiting for the host to open the socket. Throws an
     /// `EngineError` (`EINPUT`) when the options are unusable.
     #[wasm_bindgen(constructor)]
@@ -55,11 +56,6 @@ connection_class!(WasmConnection as Connection {
     #[wasm_bindgen(js_name = tlsFailed)]
     pub fn tls_failed(&mut self, message: &str, now: f64) {
         self.inner.tls_failed(TlsFailure::from_message(message), instant(now));
-    }
-
-    /// Drops the connection at once.
-    pub fn abort(&mut self) {
-        self.inner.abort();
     }
 });
 

@@ -20,6 +20,7 @@ use crate::connection::Connection;
 use crate::diagnose::{
     self, AuthOutcome, CertificateFacts, Diagnosis, Finding, PortProbe, Reachability, TranscriptExplainer,
 };
+use crate::engine::Engine;
 use crate::error::{ErrorCode, Phase, SmtpError};
 use crate::reply::Reply;
 
@@ -397,7 +398,7 @@ impl WasmFinding {
     /// A stable identifier, e.g. `"CERT_SELF_SIGNED"`.
     #[wasm_bindgen(getter)]
     pub fn code(&self) -> String {
-        self.finding.code.to_string()
+        self.finding.code.as_str().to_string()
     }
 
     #[wasm_bindgen(getter)]

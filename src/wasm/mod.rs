@@ -15,9 +15,9 @@
 mod connection;
 #[cfg(feature = "doctor")]
 mod diagnose;
+mod engine_class;
 mod error;
 mod event;
-mod forward;
 mod mime;
 mod options;
 #[cfg(feature = "tls-engine")]

@@ -88,16 +88,6 @@ impl WasmOptions {
         self.config.protocol = if lmtp { Protocol::Lmtp } else { Protocol::Smtp };
     }
 
-    #[wasm_bindgen(js_name = setPipelining)]
-    pub fn set_pipelining(&mut self, enabled: bool) {
-        self.config.use_pipelining = enabled;
-    }
-
-    #[wasm_bindgen(js_name = setChunking)]
-    pub fn set_chunking(&mut self, enabled: bool) {
-        self.config.use_chunking = enabled;
-    }
-
     /// Time-outs in milliseconds; `undefined` keeps a default.
     #[wasm_bindgen(js_name = setTimeouts)]
     pub fn set_timeouts(

@@ -5,8 +5,9 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::forward::connection_class;
+use super::engine_class::engine_class;
 use super::{EngineError, EngineEvent, WasmEnvelope, WasmMessageBuilder, WasmOptions, instant, message_id};
+use crate::engine::Engine;
 use crate::error::{Phase, SmtpError};
 use crate::tls_engine::{SecureConnection, TlsOptions, parse_fingerprint};
 
@@ -55,12 +56,6 @@ impl WasmTlsOptions {
         Ok(())
     }
 
-    /// `false` trusts only the CAs given with `addCa` (and pins).
-    #[wasm_bindgen(js_name = setPublicRoots)]
-    pub fn set_public_roots(&mut self, on: bool) {
-        self.options.no_public_roots = !on;
-    }
-
     /// Verification cannot be turned off inside the engine: `false` is an
     /// `EINPUT` whose hint points at pinning, the safe way to trust one server.
     #[wasm_bindgen(js_name = setRejectUnauthorized)]
@@ -84,7 +79,7 @@ pub struct WasmSecureConnection {
     pub(super) inner: SecureConnection,
 }
 
-connection_class!(WasmSecureConnection as SecureConnection {
+engine_class!(WasmSecureConnection as SecureConnection {
     /// A connection whose TLS runs here; the host opens a plain TCP socket.
     /// Throws an `EngineError` (`EINPUT`) for unusable options or CAs.
     #[wasm_bindgen(constructor)]
@@ -92,11 +87,5 @@ connection_class!(WasmSecureConnection as SecureConnection {
         Ok(WasmSecureConnection {
             inner: SecureConnection::new(options.config.clone(), tls.options.clone(), instant(now))?,
         })
-    }
-
-    /// Drops the connection at once (a TLS close_notify is still produced).
-    /// `now` may be omitted.
-    pub fn abort(&mut self, now: Option<f64>) {
-        self.inner.abort(instant(now.unwrap_or(0.0)));
     }
 });

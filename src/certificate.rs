@@ -1,10 +1,28 @@
-//! The facts the doctor reports about a server certificate, read from its
-//! DER with a minimal walk (RFC 5280): subject, issuer, validity, subject
-//! alternative names. No signature is checked here — verification is the
-//! TLS layer's job; this only describes what the server presented, so that
-//! Node's TLS and the engine's own TLS give the same report.
+//! What a server certificate says, read from its DER with a minimal walk
+//! (RFC 5280): subject, issuer, validity, subject alternative names, and
+//! whether it issued itself. No signature is checked here — verification
+//! is the TLS layer's job; this only describes what the server presented,
+//! so that Node's TLS and the engine's own TLS give the same report (the
+//! connection doctor's), and the engine's TLS can tell a self-signed
+//! certificate from one of an unknown CA.
 
-use super::CertificateFacts;
+/// The server certificate, as the host's TLS layer saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CertificateFacts {
+    pub subject: String,
+    pub alt_names: Vec<String>,
+    pub issuer: String,
+    pub valid_from: String,
+    pub valid_to: String,
+    /// The certificate names itself as issuer.
+    pub self_signed: bool,
+    /// `AB:CD:…`, as `openssl x509 -fingerprint -sha256` prints it.
+    pub fingerprint_sha256: String,
+    /// The certificate covers the host name that was dialled.
+    pub name_matches: bool,
+    /// Outside its validity period now.
+    pub expired: bool,
+}
 
 /// One DER element: tag, contents, and what follows it.
 fn tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
