@@ -295,7 +295,7 @@ export class SmtpError extends Error {
   readonly reply?: { code: number; enhancedCode?: string; lines: string[] };
   /** Trying again later may succeed (4xx replies, time-outs, dropped connections). */
   readonly retryable: boolean;
-  /** "unknown": the connection died after the data and before the final reply; resending may duplicate. */
+  /** "unknown": the connection died after the data and before the final reply, or the server took the data into a transaction it still held from before (its MAIL was answered 503); resending may duplicate. */
   readonly deliveryState: 'not-sent' | 'unknown';
   /** The last lines of the dialog, credentials redacted. */
   readonly transcript?: TranscriptLine[];

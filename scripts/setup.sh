@@ -8,6 +8,7 @@
 #          when no node is on PATH
 #   - rustup target wasm32-unknown-unknown, components clippy and rustfmt (the lint step)
 #   - a project-local Python venv in .tools/venv with aiosmtpd
+#   - scripts/setup-mtas.sh: Exim, Dovecot LMTP and OpenSMTPD for tests/mtas
 #   - then scripts/setup-js.sh, if present (npm / wasm-bindgen tooling)
 set -euo pipefail
 
@@ -85,6 +86,11 @@ else
     "$PY" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
 fi
+
+# ------------------------------------- other MTAs (Exim, Dovecot, OpenSMTPD)
+# Private instances for the tests/mtas suite; see the script for how Exim and
+# OpenSMTPD run beside the postfix package they conflict with.
+bash "$ROOT/scripts/setup-mtas.sh"
 
 # ------------------------------------------------ JS / wasm tooling (others)
 # scripts/setup-js.sh (npm, wasm-bindgen, ...) is owned by the wasm/npm work;

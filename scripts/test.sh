@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Sets up the machine (scripts/setup.sh) and runs every test:
 #   1. cargo test --all-features   (unit, scripted and real-server tests:
-#      aiosmtpd and a private Postfix on 127.0.0.1, see tests/real_servers.rs)
+#      aiosmtpd and a private Postfix on 127.0.0.1, see tests/real_servers.rs;
+#      Exim, Dovecot LMTP and OpenSMTPD, see tests/other_mtas.rs)
 #   2. cargo build --target wasm32-unknown-unknown --no-default-features --lib
 #      (the engine must build for wasm, also with TLS inside: --features tls-engine)
 #   3. lint: cargo fmt --check, cargo clippy --all-features --all-targets -D warnings
 #   4. scripts/test-js.sh and the other suites (npm package, outbox, doctor,
-#      fail-safe, fuzz, runtimes)
+#      fail-safe, other MTAs, fuzz, runtimes)
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any step failed. Works unattended (CI=true, no stdin).
 set -uo pipefail
@@ -41,6 +42,7 @@ step "js tests" bash scripts/test-js.sh
 step "outbox tests" bash scripts/test-outbox.sh
 step "doctor tests" bash scripts/test-doctor.sh
 step "fail-safe tests" bash scripts/test-faults.sh
+step "other MTAs (Exim, Dovecot LMTP, OpenSMTPD, Postfix)" bash scripts/test-mtas.sh
 # A bounded pass of every fuzz target over its committed corpus (FUZZ_SECONDS each).
 step "fuzz (bounded)" bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 step "runtime tests" bash scripts/test-runtimes.sh

@@ -29,7 +29,7 @@ mod port_probe;
 mod transaction;
 
 pub use outcome::connect_error;
-use outcome::{data_error, mail_error, recipients_error};
+use outcome::{data_error, mail_error, nested_mail_error, recipients_error};
 pub use port_probe::client_hello as port_probe_client_hello;
 use port_probe::{PortProbe, ProbeAnswer};
 use transaction::{Step, Transaction};
@@ -130,8 +130,12 @@ pub struct Connection {
     tls_unconfirmed: bool,
     sasl: Option<SaslClient>,
     auth_method: Option<Mechanism>,
-    /// A failed transaction may have left the server mid-transaction.
-    rset_before_next_mail: bool,
+    /// The message whose MAIL FROM was written last, while the server may
+    /// still hold its transaction at the end of what was written: the next
+    /// MAIL FROM is then preceded by RSET (see `start_transaction`). `None`
+    /// once RSET, an end of DATA or a 2xx to BDAT LAST (or a refused MAIL)
+    /// shows the server holds none.
+    open_transaction: Option<MessageId>,
     quit_requested: bool,
     noop_requested: bool,
 }
@@ -177,7 +181,7 @@ impl Connection {
             tls_unconfirmed: false,
             sasl: None,
             auth_method: None,
-            rset_before_next_mail: false,
+            open_transaction: None,
             quit_requested: false,
             noop_requested: false,
         })
@@ -1077,8 +1081,44 @@ impl Connection {
             tx.mail_ok = true;
             return;
         }
+        if reply.code == 503 {
+            // Bad sequence: the server still holds a transaction this client
+            // did not know of (Exim's "sender already given", Dovecot's "MAIL
+            // already given"), and the RCPTs and data pipelined behind this
+            // MAIL join it, under its sender.
+            return self.on_mail_into_open_transaction(idx, reply);
+        }
+        // A refused MAIL opens no transaction (RFC 5321 §4.1.1.2), and what
+        // was pipelined behind it is answered "need MAIL" (RFC 2920 §3.1).
+        if self.open_transaction == Some(id) {
+            self.open_transaction = None;
+        }
         let err = mail_error(&tx.envelope, &reply);
         self.fail_tx(idx, err);
+    }
+
+    /// MAIL met a transaction the server still held. What is not on the wire
+    /// yet is not sent (the next MAIL is preceded by RSET, which ends that
+    /// transaction). Once the end of data is out, the final reply tells
+    /// whether the server took the data into the other transaction: then the
+    /// message may have gone out under another sender, and its state is
+    /// `unknown`, never `not-sent`.
+    fn on_mail_into_open_transaction(&mut self, idx: usize, reply: Reply) {
+        let tx = &mut self.txs[idx];
+        if !tx.end_sent {
+            let err = nested_mail_error(&reply, false);
+            self.fail_tx(idx, err);
+            return;
+        }
+        if self.config.protocol == Protocol::Lmtp {
+            // LMTP answers the end of data once per recipient of the
+            // transaction, and that one holds recipients this client never
+            // sent: the replies that follow cannot be paired any more.
+            let err = nested_mail_error(&reply, true);
+            self.fail_connection(err, false);
+            return;
+        }
+        tx.mail_into_open_transaction = Some(reply);
     }
 
     fn on_rcpt(&mut self, id: MessageId, index: usize, reply: Reply) {
@@ -1086,7 +1126,10 @@ impl Connection {
         let tx = &mut self.txs[idx];
         tx.outstanding -= 1;
         tx.rcpt_replies.push((index, reply));
-        if tx.rcpt_replies.len() < tx.envelope.recipients.len() || tx.failure.is_some() {
+        if tx.rcpt_replies.len() < tx.envelope.recipients.len()
+            || tx.failure.is_some()
+            || tx.mail_into_open_transaction.is_some()
+        {
             return;
         }
         if tx.accepted_indexes().is_empty() {
@@ -1100,47 +1143,71 @@ impl Connection {
         let tx = &mut self.txs[idx];
         tx.outstanding -= 1;
         if reply.code == 354 {
-            if tx.failure.is_some() {
-                // The server opened DATA for a transaction that already failed
-                // (pipelined): end it empty; no accepted recipient can receive it.
-                self.out.extend_from_slice(b".\r\n");
-                self.transcript(Direction::Client, ".".to_string());
-                let tx = &mut self.txs[idx];
-                tx.outstanding += 1;
-                tx.end_sent = true;
-                tx.wire_ended = true;
-                self.expect(Expect::Final(id), now + self.config.timeouts.data_end);
-            } else {
+            if tx.failure.is_none() {
                 tx.data_go = true;
+                return;
             }
+            if !tx.accepted_indexes().is_empty() {
+                // The failed message has recipients on the server (its MAIL
+                // met a transaction the server still held): an empty end of
+                // data would deliver an empty message to them. Only dropping
+                // the connection abandons DATA.
+                let err = SmtpError::new(
+                    ErrorCode::Closed,
+                    Phase::Data,
+                    "the connection was dropped to abandon DATA that the server opened for a message that had already failed, so that nothing is delivered under another message's envelope.",
+                )
+                .retryable(true);
+                self.fail_connection(err, false);
+                return;
+            }
+            // The server opened DATA for a transaction that already failed
+            // (pipelined): end it empty; no accepted recipient can receive it.
+            self.out.extend_from_slice(b".\r\n");
+            self.transcript(Direction::Client, ".".to_string());
+            let tx = &mut self.txs[idx];
+            tx.outstanding += 1;
+            tx.end_sent = true;
+            tx.wire_ended = true;
+            self.end_of_data_sent(id);
+            self.expect(Expect::Final(id), now + self.config.timeouts.data_end);
             return;
         }
-        let mail_ok = tx.mail_ok;
+        if reply.code < 400 {
+            // Only 354 opens DATA. Any other non-failure reply means the
+            // replies are out of step with the commands (a server that
+            // answered one command twice), so nothing can be paired safely.
+            let err = SmtpError::from_reply(
+                ErrorCode::Protocol,
+                Phase::Data,
+                format!("the server answered DATA with {reply} instead of 354; its replies are out of step with the commands."),
+                &reply,
+            )
+            .with_hint("the server (or something on the path) broke the dialog; wasmtp stops rather than pair replies with the wrong commands. The message was not sent.");
+            self.fail_connection(err, false);
+            return;
+        }
         if tx.failure.is_none() {
             let err = data_error(&reply, "the server refused DATA");
             self.fail_tx(idx, err);
         }
-        self.end_wire(idx, mail_ok);
+        self.end_wire(idx);
     }
 
     fn on_bdat(&mut self, id: MessageId, reply: Reply) {
         let Some(idx) = self.tx_index(id) else { return };
         let tx = &mut self.txs[idx];
         tx.outstanding -= 1;
-        if reply.is_positive() {
-            return;
-        }
-        // RFC 3030 §2: once a BDAT failed, RSET before further commands.
-        // Those already pipelined behind it are paired as usual: the server
-        // discards the chunks up to LAST and answers each.
-        self.rset_before_next_mail = true;
-        if tx.failure.is_some() {
+        // A refused chunk leaves `open_transaction` set: RFC 3030 §2 asks for
+        // RSET before further commands once a BDAT failed. Those already
+        // pipelined behind it are paired as usual: the server answers each.
+        if reply.is_positive() || tx.failure.is_some() || tx.mail_into_open_transaction.is_some() {
             return;
         }
         let err = data_error(&reply, "the server refused a BDAT chunk");
         self.fail_tx(idx, err);
         if !self.txs[idx].wire_ended {
-            self.end_wire(idx, true);
+            self.end_wire(idx);
         }
     }
 
@@ -1165,11 +1232,22 @@ impl Connection {
             return;
         }
         tx.outstanding -= 1;
-        if !lmtp && !tx.final_replies[0].is_positive() && self.framing() == Framing::Bdat {
-            // A refused BDAT LAST: RFC 3030 §2's RSET before further commands.
-            self.rset_before_next_mail = true;
+        // A 2xx to the end of the data is the server saying the transaction
+        // is over. Anything else leaves `open_transaction` set: whether a
+        // refused BDAT LAST ends the transaction is the server's own choice
+        // (Postfix: yes; Exim and Dovecot: no).
+        let data_taken = if lmtp && !accepted.is_empty() {
+            tx.final_replies.iter().any(Reply::is_positive)
+        } else {
+            tx.final_replies[0].is_positive()
+        };
+        if data_taken && self.open_transaction == Some(id) {
+            self.open_transaction = None;
         }
-        let tx = &mut self.txs[idx];
+        if let Some(mail_reply) = tx.mail_into_open_transaction.clone() {
+            self.fail_tx(idx, nested_mail_error(&mail_reply, data_taken));
+            return;
+        }
         if tx.failure.is_some() {
             return;
         }
@@ -1218,7 +1296,7 @@ impl Connection {
                     return false;
                 }
                 if self.txs[idx].failure.is_some() {
-                    return self.end_wire(idx, false);
+                    return self.end_wire(idx);
                 }
                 let tx = &mut self.txs[idx];
                 let line = tx.commands.as_ref().expect("built with MAIL").rcpts[i].clone();
@@ -1237,8 +1315,7 @@ impl Connection {
                     return false;
                 }
                 if self.txs[idx].failure.is_some() {
-                    let mail_ok = self.txs[idx].mail_ok;
-                    return self.end_wire(idx, mail_ok);
+                    return self.end_wire(idx);
                 }
                 let tx = &mut self.txs[idx];
                 let id = tx.id;
@@ -1269,8 +1346,7 @@ impl Connection {
                 Framing::Bdat if self.txs[idx].failure.is_some() => {
                     // MAIL or every RCPT failed before the whole body was
                     // there: the host stops feeding it, so end it here.
-                    let mail_ok = self.txs[idx].mail_ok;
-                    self.end_wire(idx, mail_ok)
+                    self.end_wire(idx)
                 }
                 Framing::Bdat => self.send_bdat_chunks(idx, now),
             },
@@ -1296,16 +1372,24 @@ impl Connection {
                 return true;
             }
         };
-        // No RSET between pipelined transactions: one sent in full ends on
-        // the server with its end of data or BDAT LAST, whatever the replies
-        // (RFC 3030 §2: chunks after a failed one are discarded up to LAST;
-        // Postfix resets at LAST even after its 554 or 551). RSET goes only
-        // where the server may still hold a transaction: one this client
-        // stopped sending, or after a failed BDAT (RFC 3030 §2 asks for RSET
-        // before further commands once a BDAT failed).
-        if self.rset_before_next_mail {
-            self.rset_before_next_mail = false;
+        // RSET goes before MAIL whenever the server may still hold a
+        // transaction at this point of the wire: one that failed, one this
+        // client stopped sending, or one whose BDAT LAST is not answered
+        // yet. After a refused BDAT, what a server keeps is its own choice
+        // (RFC 3030 §2 only says the transaction failed): Postfix ends it at
+        // BDAT LAST, Exim and Dovecot keep the MAIL open, and a MAIL written
+        // behind it would join it ("503 sender already given") and its data
+        // would go out under the other message's sender. RSET inside a
+        // pipelined group costs no round trip (RFC 2920 §3.1) and is
+        // harmless after a success. No RSET is needed after an end of DATA
+        // (RFC 5321 §4.1.1.4: it clears the transaction, whatever the
+        // reply), nor after a 2xx to BDAT LAST. Without PIPELINING, RSET
+        // is a round trip of its own: MAIL waits for its reply.
+        if self.open_transaction.take().is_some() {
             self.send_command("RSET", None, Expect::Rset, now);
+            if !self.pipelining() {
+                return true;
+            }
         }
         let pipelining = self.pipelining();
         let tx = &mut self.txs[idx];
@@ -1316,6 +1400,7 @@ impl Connection {
         tx.outstanding += 1;
         let id = tx.id;
         self.send_command(&mail, None, Expect::Mail(id), now);
+        self.open_transaction = Some(id);
         if !pipelining {
             return true;
         }
@@ -1348,6 +1433,7 @@ impl Connection {
         tx.end_sent = true;
         tx.wire_ended = true;
         tx.outstanding += 1;
+        self.end_of_data_sent(id);
         self.transcript(Direction::Client, summary);
         self.transcript(Direction::Client, ".".to_string());
         self.expect(Expect::Final(id), now + self.config.timeouts.data_end);
@@ -1375,7 +1461,7 @@ impl Connection {
             }
             if let Some(err) = tx.seven_bit_violation() {
                 self.fail_tx(idx, err);
-                self.end_wire(idx, true);
+                self.end_wire(idx);
                 return true;
             }
         }
@@ -1410,17 +1496,22 @@ impl Connection {
         true
     }
 
-    /// Stops sending a failed transaction. When the server may still hold
-    /// it open (MAIL accepted), the next MAIL is preceded by RSET.
-    fn end_wire(&mut self, idx: usize, server_may_hold_it: bool) -> bool {
+    /// Stops sending a failed transaction. The server may still hold it
+    /// (`open_transaction` stays set), so the next MAIL is preceded by RSET.
+    fn end_wire(&mut self, idx: usize) -> bool {
         let tx = &mut self.txs[idx];
         tx.wire_ended = true;
         tx.raw = Vec::new();
         tx.chunk = Vec::new();
-        if server_may_hold_it && !tx.end_sent {
-            self.rset_before_next_mail = true;
-        }
         true
+    }
+
+    /// The end of DATA went out: RFC 5321 §4.1.1.4 has the server clear the
+    /// transaction there, whatever its reply, so the next MAIL needs no RSET.
+    fn end_of_data_sent(&mut self, id: MessageId) {
+        if self.open_transaction == Some(id) {
+            self.open_transaction = None;
+        }
     }
 
     /// Fails a message whose body cannot be sent and returns its error.
@@ -1433,7 +1524,7 @@ impl Connection {
         match self.framing() {
             Framing::Data if self.txs[idx].step == Step::Body => self.close_mid_body(),
             _ => {
-                self.end_wire(idx, true);
+                self.end_wire(idx);
             }
         }
         failure
@@ -1549,6 +1640,9 @@ impl Connection {
                         .to_string(),
                 );
             } else {
+                // Its end of data never went out: the server cannot have it,
+                // whatever the connection's own error says.
+                tx_err.delivery_state = DeliveryState::NotSent;
                 if tx.step != Step::Mail {
                     tx_err.phase = tx.phase();
                 }

@@ -112,6 +112,21 @@ impl Envelope {
         Ok(needs_utf8)
     }
 
+    /// Every address is ASCII: SMTPUTF8, if needed, is asked for by the
+    /// message itself (UTF-8 in its headers), not by the envelope.
+    pub(crate) fn addresses_are_ascii(&self) -> bool {
+        self.from.is_ascii() && self.recipients.iter().all(|r| r.address.is_ascii())
+    }
+
+    /// What to do when SMTPUTF8 is needed and not available.
+    pub(crate) fn smtputf8_hint(&self) -> &'static str {
+        if self.addresses_are_ascii() {
+            "the addresses are ASCII but the message asks for SMTPUTF8 (UTF-8 in its headers): send through a server that offers SMTPUTF8, or keep the headers ASCII (non-ASCII names and subjects as RFC 2047 encoded words)."
+        } else {
+            "use ASCII addresses (an IDNA/punycode domain works), or a server that offers SMTPUTF8."
+        }
+    }
+
     fn wants_dsn(&self) -> bool {
         self.dsn.is_some() || self.recipients.iter().any(|r| r.notify.is_some() || r.orcpt.is_some())
     }
@@ -167,12 +182,12 @@ pub fn build_commands(
 
     if needs_utf8 {
         if !caps.smtputf8 {
-            return Err(SmtpError::new(
-                ErrorCode::Utf8,
-                Phase::Mail,
-                "an address in the envelope (or the message) needs SMTPUTF8, which the server does not offer.",
-            )
-            .with_hint("use ASCII addresses (an IDNA/punycode domain works), or a server that offers SMTPUTF8."));
+            let what = if envelope.addresses_are_ascii() {
+                "the message needs SMTPUTF8 (UTF-8 in its headers), which the server does not offer."
+            } else {
+                "an address in the envelope needs SMTPUTF8, which the server does not offer."
+            };
+            return Err(SmtpError::new(ErrorCode::Utf8, Phase::Mail, what).with_hint(envelope.smtputf8_hint()));
         }
         mail.push_str(" SMTPUTF8");
     }
@@ -299,6 +314,21 @@ mod tests {
         assert_eq!(
             build_commands(&env, &c, false).unwrap().mail,
             "MAIL FROM:<josé@example.com> BODY=8BITMIME SMTPUTF8"
+        );
+        assert!(err.hint.unwrap().contains("use ASCII addresses"));
+    }
+
+    #[test]
+    fn smtputf8_asked_for_by_the_message_is_not_blamed_on_ascii_addresses() {
+        let mut env = Envelope::new("a@example.com", ["b@example.org"]);
+        env.smtputf8 = true;
+        let err = build_commands(&env, &Capabilities::default(), false).unwrap_err();
+        assert_eq!(err.code, ErrorCode::Utf8);
+        assert!(err.message.contains("the message needs SMTPUTF8"), "{err}");
+        let hint = err.hint.unwrap();
+        assert!(
+            !hint.contains("use ASCII addresses") && hint.contains("headers"),
+            "{hint}"
         );
     }
 

@@ -120,8 +120,10 @@ pub enum DeliveryState {
     /// The server cannot have accepted the message: resending is safe.
     #[default]
     NotSent,
-    /// The link died after the end of data and before the final reply: the
-    /// server may or may not have queued the message. Resending may duplicate it.
+    /// The link died after the end of data and before the final reply, or
+    /// the server took the data into a transaction it still held from before
+    /// (MAIL answered 503): the server may or may not have queued the
+    /// message, possibly under another sender. Resending may duplicate it.
     Unknown,
 }
 
@@ -185,6 +187,12 @@ impl SmtpError {
     /// Sets whether a retry may succeed.
     pub fn retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
+        self
+    }
+
+    /// Sets the delivery state.
+    pub fn with_delivery_state(mut self, state: DeliveryState) -> Self {
+        self.delivery_state = state;
         self
     }
 

@@ -69,10 +69,13 @@ impl Reply {
                 Some((_, rest)) => rest,
                 None => line.as_str(),
             };
+            // Some servers pad a line ("250- 53 byte chunk, total 53": Exim's
+            // BDAT reply); one space between lines is enough.
+            let text = text.trim();
             if !out.is_empty() && !text.is_empty() {
                 out.push(' ');
             }
-            out.push_str(text.trim_end());
+            out.push_str(text);
         }
         out
     }
@@ -382,6 +385,10 @@ mod tests {
         assert_eq!(r.lines, vec!["mx.example.com", "PIPELINING", "SIZE 1000"]);
         assert!(r.enhanced.is_none());
         assert_eq!(r.to_string(), "250 mx.example.com PIPELINING SIZE 1000");
+
+        // Exim pads its BDAT reply's first line: still one space between lines.
+        let r = one("250- 53 byte chunk, total 53\r\n250 OK id=1vAbcD-000Abc-1x\r\n");
+        assert_eq!(r.to_string(), "250 53 byte chunk, total 53 OK id=1vAbcD-000Abc-1x");
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct Harness<E: Engine = Connection> {
     pub now: Instant,
     /// Every byte the client sent.
     pub sent: Vec<u8>,
+    /// The same bytes, one entry per write (per `poll_transmit`): what a
+    /// server without PIPELINING sees arrive at once.
+    pub writes: Vec<Vec<u8>>,
     /// Every event the client emitted, in order.
     pub events: Vec<Event>,
     /// Feed server bytes one at a time (true) or in whole lines (false).
@@ -75,6 +78,7 @@ impl<E: Engine> Harness<E> {
             conn: engine,
             now,
             sent: Vec::new(),
+            writes: Vec::new(),
             events: Vec::new(),
             bytewise: true,
             unmatched: Vec::new(),
@@ -91,6 +95,7 @@ impl<E: Engine> Harness<E> {
             while let Some(bytes) = self.conn.poll_transmit() {
                 self.sent.extend_from_slice(&bytes);
                 self.unmatched.extend_from_slice(&bytes);
+                self.writes.push(bytes);
                 progressed = true;
             }
             while let Some(event) = self.conn.poll_event() {

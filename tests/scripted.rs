@@ -212,12 +212,13 @@ fn bdat_window_sends_several_transactions_in_one_flight() {
     let a = h.submit(envelope(&["a@example.org"]), b"body a");
     let b = h.submit(envelope(&["reject@example.org"]), b"body b");
     let c = h.submit(envelope(&["c@example.org"]), b".dot\nbody c");
-    // No stuffing under BDAT, bare LF normalised, and no RSET between
-    // whole transactions: each ends on the server at its BDAT LAST.
+    // No stuffing under BDAT, bare LF normalised, and RSET before every
+    // MAIL written while the previous BDAT LAST is unanswered: if that
+    // transaction fails, some servers keep it open (Exim, Dovecot).
     h.expect_client_bytes(
         b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<a@example.org>\r\nBDAT 8 LAST\r\nbody a\r\n\
-MAIL FROM:<ann@example.com>\r\nRCPT TO:<reject@example.org>\r\nBDAT 8 LAST\r\nbody b\r\n\
-MAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\nBDAT 14 LAST\r\n.dot\r\nbody c\r\n",
+RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<reject@example.org>\r\nBDAT 8 LAST\r\nbody b\r\n\
+RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\nBDAT 14 LAST\r\n.dot\r\nbody c\r\n",
     );
     h.expect_silence();
     // Postfix's replies to exactly this (tested against it in real_servers.rs).
@@ -226,9 +227,11 @@ MAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\nBDAT 14 LAST\r\n.dot\r
         S: 250 2.1.0 Ok
         S: 250 2.1.5 Ok
         S: 250 2.0.0 Ok: queued as A1
+        S: 250 2.0.0 Ok
         S: 250 2.1.0 Ok
         S: 550 5.1.1 <reject@example.org>: User unknown
         S: 554 5.5.1 Error: no valid recipients
+        S: 250 2.0.0 Ok
         S: 250 2.1.0 Ok
         S: 250 2.1.5 Ok
         S: 250 2.0.0 Ok: queued as C3
@@ -241,16 +244,20 @@ MAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\nBDAT 14 LAST\r\n.dot\r
         assert_eq!(h.outcomes(id), 1);
     }
     assert!(h.conn.is_idle());
-    // RFC 3030 §2: a BDAT failed, so the next command sent after learning
-    // it is an RSET.
+    // The last transaction ended with a 2xx to its BDAT LAST: the server
+    // holds nothing, so the next MAIL needs no RSET.
     let d = h.submit(envelope(&["d@example.org"]), b"d");
-    h.expect_client_bytes(b"RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<d@example.org>\r\nBDAT 3 LAST\r\nd\r\n");
-    h.run("S: 250 2.0.0 Ok\nS: 250 ok\nS: 250 ok\nS: 250 2.0.0 Ok: queued as D4");
+    h.expect_client_bytes(b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<d@example.org>\r\nBDAT 3 LAST\r\nd\r\n");
+    h.run("S: 250 ok\nS: 250 ok\nS: 250 2.0.0 Ok: queued as D4");
     assert!(h.delivered(d).is_some() && h.conn.is_idle());
+    // A refused BDAT LAST (seen before the next message): RSET first.
     let e = h.submit(envelope(&["e@example.org"]), b"e");
-    h.expect_client_bytes(b"MAIL FROM:<ann@example.com>\r\n");
-    h.run("C: RCPT TO:<e@example.org>\nC: BDAT 3 LAST\nC: e\nS: 250 ok\nS: 250 ok\nS: 250 queued");
-    assert!(h.delivered(e).is_some());
+    h.run("C: MAIL FROM:<ann@example.com>\nC: RCPT TO:<e@example.org>\nC: BDAT 3 LAST\nC: e\nS: 250 ok\nS: 250 ok\nS: 554 5.7.1 spam");
+    assert_eq!(h.failure(e).unwrap().code, ErrorCode::Message);
+    let f = h.submit(envelope(&["f@example.org"]), b"f");
+    h.expect_client_bytes(b"RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<f@example.org>\r\nBDAT 3 LAST\r\nf\r\n");
+    h.run("S: 250 2.0.0 Ok\nS: 250 ok\nS: 250 ok\nS: 250 queued");
+    assert!(h.delivered(f).is_some() && h.conn.is_idle());
 }
 
 #[test]
@@ -265,14 +272,14 @@ fn bdat_window_pairs_every_reply_after_failed_mail_rcpt_and_bdat() {
     // Three chunks; the first one fails while the rest is in the pipeline.
     let bad_chunk = h.submit(envelope(&["c@example.org"]), b"0123456789abcdefghij0");
     let ok2 = h.submit(envelope(&["d@example.org"]), b"five");
-    // Everything in one flight, no RSET anywhere.
+    // Everything in one flight, each MAIL after the first behind an RSET.
     h.expect_client_bytes(
         b"MAIL FROM:<ann@example.com>\r\nRCPT TO:<a@example.org>\r\nBDAT 5 LAST\r\none\r\n\
-MAIL FROM:<ann@example.com>\r\nRCPT TO:<b@example.org>\r\nBDAT 5 LAST\r\ntwo\r\n\
-MAIL FROM:<ann@example.com>\r\nRCPT TO:<x@example.org>\r\nRCPT TO:<y@example.org>\r\nBDAT 7 LAST\r\nthree\r\n\
-MAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\n\
+RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<b@example.org>\r\nBDAT 5 LAST\r\ntwo\r\n\
+RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<x@example.org>\r\nRCPT TO:<y@example.org>\r\nBDAT 7 LAST\r\nthree\r\n\
+RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<c@example.org>\r\n\
 BDAT 10\r\n0123456789BDAT 10\r\nabcdefghijBDAT 3 LAST\r\n0\r\n\
-MAIL FROM:<ann@example.com>\r\nRCPT TO:<d@example.org>\r\nBDAT 6 LAST\r\nfive\r\n",
+RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<d@example.org>\r\nBDAT 6 LAST\r\nfive\r\n",
     );
     h.expect_silence();
     // Postfix's answers to each failure (see real_servers.rs).
@@ -281,18 +288,22 @@ MAIL FROM:<ann@example.com>\r\nRCPT TO:<d@example.org>\r\nBDAT 6 LAST\r\nfive\r\
         S: 250 2.1.0 Ok
         S: 250 2.1.5 Ok
         S: 250 2.0.0 Ok: queued as Q1
+        S: 250 2.0.0 Ok
         S: 552 5.3.4 Message size exceeds fixed limit
         S: 503 5.5.1 Error: need MAIL command
         S: 503 5.5.1 Error: need RCPT command
+        S: 250 2.0.0 Ok
         S: 250 2.1.0 Ok
         S: 550 5.1.1 <x@example.org>: User unknown
         S: 450 4.2.0 <y@example.org>: greylisted
         S: 554 5.5.1 Error: no valid recipients
+        S: 250 2.0.0 Ok
         S: 250 2.1.0 Ok
         S: 250 2.1.5 Ok
         S: 452 4.3.1 Insufficient system storage
         S: 551 5.0.0 Discarded 10 bytes after earlier error
         S: 551 5.0.0 Discarded 3 bytes after earlier error
+        S: 250 2.0.0 Ok
         S: 250 2.1.0 Ok
         S: 250 2.1.5 Ok
         S: 250 2.0.0 Ok: queued as Q5
@@ -431,18 +442,19 @@ fn the_window_refills_as_replies_arrive_in_one_write_each() {
     assert_eq!(writes.len(), 1, "one write for the whole flight");
     let flight = String::from_utf8(writes.pop().unwrap()).unwrap();
     assert_eq!(flight.matches("MAIL FROM").count(), 3, "the window is 3:\n{flight}");
-    // The final reply of the first frees one slot: the fourth goes at once.
+    // The final reply of the first frees one slot: the fourth goes at once
+    // (behind an RSET: the third's BDAT LAST is not answered yet).
     h.conn.receive(b"250 ok\r\n250 ok\r\n250 queued\r\n", h.now);
     feed(&mut h);
     let flight = String::from_utf8(h.conn.poll_transmit().unwrap()).unwrap();
     assert_eq!(
         flight,
-        "MAIL FROM:<ann@example.com>\r\nRCPT TO:<r3@example.org>\r\nBDAT 8 LAST\r\nbody 3\r\n"
+        "RSET\r\nMAIL FROM:<ann@example.com>\r\nRCPT TO:<r3@example.org>\r\nBDAT 8 LAST\r\nbody 3\r\n"
     );
     assert!(h.conn.poll_transmit().is_none());
     // Two at once free two slots: both go in one write.
     h.conn.receive(
-        b"250 ok\r\n250 ok\r\n250 queued\r\n250 ok\r\n250 ok\r\n250 queued\r\n",
+        b"250 reset\r\n250 ok\r\n250 ok\r\n250 queued\r\n250 reset\r\n250 ok\r\n250 ok\r\n250 queued\r\n",
         h.now,
     );
     feed(&mut h);
@@ -1560,4 +1572,688 @@ fn a_failure_right_after_an_unconfirmed_handshake_is_a_tls_failure() {
     h.conn.socket_failed("internal error; reference = abc", false, h.now);
     h.pump();
     assert_eq!(h.close_error().code, ErrorCode::Closed);
+}
+
+// ----- Servers that keep a failed transaction --------------------------------
+//
+// What a server holds after a refused transaction is its own choice: Postfix
+// ends it at BDAT LAST whatever happened; Exim and Dovecot LMTP keep the MAIL
+// open after a refused BDAT (or DATA), and a MAIL written behind it meets
+// "503 sender already given". The replies below are those servers' own
+// (Exim 4.96, Dovecot 2.3 LMTP, OpenSMTPD 6.8, Postfix 3.7).
+
+fn sender(i: usize) -> String {
+    format!("s{i}@example.com")
+}
+
+fn message_from(i: usize, to: &[&str]) -> Envelope {
+    Envelope::new(sender(i), to.iter().copied())
+}
+
+/// One end of data (`.` or `BDAT … LAST`) as the server saw it: the sender
+/// the client meant it for (its last MAIL FROM), the sender of the
+/// transaction the server actually held (per its replies), and the reply.
+#[derive(Debug, PartialEq, Eq)]
+struct Landing {
+    meant_for: String,
+    held_by: Option<String>,
+    code: u16,
+}
+
+/// Replays the transcript the way the server lived it: replies pair with
+/// commands in order (SMTP: one each), a 250 to MAIL opens a transaction
+/// under that sender (a 503 leaves the one held), a 250 to RSET and any
+/// reply to an end of DATA close it, and a reply to BDAT LAST closes it when
+/// it is a 2xx, or always when `ends_at_bdat_last` (Postfix).
+fn landings(h: &Harness, ends_at_bdat_last: bool) -> Vec<Landing> {
+    let transcript = h.transcript();
+    let mut commands = Vec::new();
+    let mut replies = Vec::new();
+    for line in transcript.lines() {
+        if let Some(text) = line.strip_prefix("C: ") {
+            if !text.starts_with('<') && !text.starts_with('(') {
+                commands.push(text.to_string());
+            }
+        } else if let Some(text) = line.strip_prefix("S: ") {
+            // The last line of a reply has a space (or nothing) after its code.
+            if text.len() == 3 || text.as_bytes()[3] == b' ' {
+                replies.push(text[..3].parse::<u16>().unwrap());
+            }
+        }
+    }
+    let mut held: Option<String> = None;
+    let mut meant_for = String::new();
+    let mut out = Vec::new();
+    // The first reply is the greeting.
+    for (command, code) in commands.iter().zip(replies.iter().skip(1).copied()) {
+        if let Some(path) = command.strip_prefix("MAIL FROM:<") {
+            let from = path[..path.find('>').unwrap()].to_string();
+            meant_for.clone_from(&from);
+            if code == 250 {
+                held = Some(from);
+            }
+        } else if command == "RSET" && code == 250 {
+            held = None;
+        } else if command == "." || (command.starts_with("BDAT ") && command.contains(" LAST ")) {
+            out.push(Landing {
+                meant_for: meant_for.clone(),
+                held_by: held.clone(),
+                code,
+            });
+            if command == "." || ends_at_bdat_last || (200..300).contains(&code) {
+                held = None;
+            }
+        }
+    }
+    out
+}
+
+/// Every end of data the server accepted belonged to a transaction opened
+/// by the message it carried; returns the senders of those, in order.
+fn accepted_under_own_sender(h: &Harness, ends_at_bdat_last: bool) -> Vec<String> {
+    let mut accepted = Vec::new();
+    for landing in landings(h, ends_at_bdat_last) {
+        if (200..300).contains(&landing.code) {
+            assert_eq!(
+                landing.held_by.as_deref(),
+                Some(landing.meant_for.as_str()),
+                "data accepted under another message's envelope\n{}",
+                h.transcript()
+            );
+            accepted.push(landing.meant_for);
+        }
+    }
+    accepted
+}
+
+/// Without PIPELINING every write holds one command (a BDAT with its chunk,
+/// or message data ending in `.`, counts as one): OpenSMTPD answers two
+/// commands in one write with "500 5.5.1 Invalid command: Pipelining not supported".
+fn assert_one_command_per_write(h: &Harness) {
+    for write in &h.writes {
+        let text = String::from_utf8_lossy(write);
+        if text.ends_with("\r\n.\r\n") || text == ".\r\n" {
+            continue; // message data after 354
+        }
+        let line_end = text.find("\r\n").expect("a write ends a command") + 2;
+        let expected = match text.strip_prefix("BDAT ") {
+            Some(rest) => line_end + rest.split([' ', '\r']).next().unwrap().parse::<usize>().unwrap(),
+            None => line_end,
+        };
+        assert_eq!(
+            write.len(),
+            expected,
+            "more than one command in one write: {text:?}\n{}",
+            h.transcript()
+        );
+    }
+}
+
+#[test]
+fn exim_keeps_a_refused_bdat_transaction_so_the_next_mail_goes_behind_rset() {
+    both_splits(
+        |h| {
+            h.run(
+                "
+                S: 220 mail.example.com ESMTP Exim 4.96
+                C: EHLO client.example.com
+                S: 250-mail.example.com Hello client.example.com [127.0.0.1]
+                S: 250-SIZE 52428800
+                S: 250-PIPELINING
+                S: 250-CHUNKING
+                S: 250 HELP
+            ",
+            );
+            let ok1 = h.submit(message_from(1, &["r1@example.org"]), b"one");
+            let refused = h.submit(message_from(2, &["nobody@example.org"]), b"two");
+            let ok3 = h.submit(message_from(3, &["r3@example.org"]), b"three");
+            h.expect_client_bytes(
+                b"MAIL FROM:<s1@example.com>\r\nRCPT TO:<r1@example.org>\r\nBDAT 5 LAST\r\none\r\n\
+RSET\r\nMAIL FROM:<s2@example.com>\r\nRCPT TO:<nobody@example.org>\r\nBDAT 5 LAST\r\ntwo\r\n\
+RSET\r\nMAIL FROM:<s3@example.com>\r\nRCPT TO:<r3@example.org>\r\nBDAT 7 LAST\r\nthree\r\n",
+            );
+            h.expect_silence();
+            h.run(
+                "
+                S: 250 OK
+                S: 250 Accepted
+                S: 250- 5 byte chunk, total 5
+                S: 250 OK id=1vA001-000001-AB
+                S: 250 Reset OK
+                S: 250 OK
+                S: 550 Unrouteable address
+                S: 503 Valid RCPT command must precede BDAT
+                S: 250 Reset OK
+                S: 250 OK
+                S: 250 Accepted
+                S: 250- 7 byte chunk, total 7
+                S: 250 OK id=1vA003-000003-CD
+            ",
+            );
+            let d = h.delivered(ok1).unwrap();
+            assert_eq!(d.queue_id.as_deref(), Some("1vA001-000001-AB"));
+            assert_eq!(d.reply.to_string(), "250 5 byte chunk, total 5 OK id=1vA001-000001-AB");
+            let err = h.failure(refused).unwrap();
+            assert_eq!(
+                (err.code, err.delivery_state),
+                (ErrorCode::Recipients, DeliveryState::NotSent)
+            );
+            assert_eq!(h.delivered(ok3).unwrap().queue_id.as_deref(), Some("1vA003-000003-CD"));
+            assert_eq!(accepted_under_own_sender(h, false), [sender(1), sender(3)]);
+            assert!(h.conn.is_idle());
+        },
+        || Harness::new(config(Security::None, 25)),
+    );
+}
+
+/// What the engine did before it knew: MAIL right behind the refused BDAT
+/// LAST. The transcript pairing shows Exim would have delivered message 3
+/// under message 2's sender; the engine no longer writes this.
+#[test]
+fn the_landing_check_sees_data_accepted_under_another_sender() {
+    let mut h = Harness::new(config(Security::None, 25));
+    h.run("S: 220 mx\nC: EHLO client.example.com\nS: 250 mx");
+    // Built by hand: the replies Exim gives when MAIL is written right
+    // behind a refused BDAT LAST, checked with the same replay as above.
+    let transcript_events = [
+        ("C", "MAIL FROM:<s2@example.com>"),
+        ("C", "RCPT TO:<nobody@example.org>"),
+        ("C", "BDAT 5 LAST <5 bytes of message data>"),
+        ("C", "MAIL FROM:<s3@example.com>"),
+        ("C", "RCPT TO:<r3@example.org>"),
+        ("C", "BDAT 7 LAST <7 bytes of message data>"),
+        ("S", "250 OK"),
+        ("S", "550 Unrouteable address"),
+        ("S", "503 Valid RCPT command must precede BDAT"),
+        ("S", "503 sender already given"),
+        ("S", "250 Accepted"),
+        ("S", "250 OK id=1vA003-000003-CD"),
+    ];
+    for (dir, text) in transcript_events {
+        h.events.push(Event::Transcript(TranscriptLine {
+            dir: if dir == "C" {
+                Direction::Client
+            } else {
+                Direction::Server
+            },
+            text: text.to_string(),
+        }));
+    }
+    let landed = landings(&h, false);
+    assert_eq!(
+        landed.last().unwrap(),
+        &Landing {
+            meant_for: sender(3),
+            held_by: Some(sender(2)),
+            code: 250
+        }
+    );
+}
+
+#[test]
+fn exim_with_data_a_refused_transaction_mid_batch_is_reset_before_the_next() {
+    let mut h = Harness::new(config(Security::None, 25));
+    h.run(
+        "
+        S: 220 mail.example.com ESMTP Exim 4.96
+        C: EHLO client.example.com
+        S: 250-mail.example.com Hello client.example.com [127.0.0.1]
+        S: 250-PIPELINING
+        S: 250 HELP
+    ",
+    );
+    let ok1 = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    let refused = h.submit(message_from(2, &["nobody@example.org"]), b"two");
+    let ok3 = h.submit(message_from(3, &["r3@example.org"]), b"three");
+    h.run(
+        "
+        C: MAIL FROM:<s1@example.com>
+        C: RCPT TO:<r1@example.org>
+        C: DATA
+        S: 250 OK
+        S: 250 Accepted
+        S: 354 Enter message, ending with \".\" on a line by itself
+    ",
+    );
+    // The end of DATA clears the transaction (RFC 5321 §4.1.1.4): the next
+    // envelope shares the write, without RSET.
+    h.expect_client_bytes(b"one\r\n.\r\nMAIL FROM:<s2@example.com>\r\nRCPT TO:<nobody@example.org>\r\nDATA\r\n");
+    h.run(
+        "
+        S: 250 OK id=1vA001-000001-AB
+        S: 250 OK
+        S: 550 Unrouteable address
+        S: 503-All RCPT commands were rejected with this error:
+        S: 503-550 Unrouteable address
+        S: 503 Valid RCPT command must precede DATA
+    ",
+    );
+    // Exim still holds s2's MAIL: RSET, in the same flight as the next envelope.
+    h.expect_client_bytes(b"RSET\r\nMAIL FROM:<s3@example.com>\r\nRCPT TO:<r3@example.org>\r\nDATA\r\n");
+    h.run(
+        "
+        S: 250 Reset OK
+        S: 250 OK
+        S: 250 Accepted
+        S: 354 Enter message, ending with \".\" on a line by itself
+        C: three
+        C: .
+        S: 250 OK id=1vA003-000003-CD
+    ",
+    );
+    assert!(h.delivered(ok1).is_some());
+    let err = h.failure(refused).unwrap();
+    assert_eq!(
+        (err.code, err.delivery_state),
+        (ErrorCode::Recipients, DeliveryState::NotSent)
+    );
+    assert!(h.delivered(ok3).is_some());
+    assert_eq!(accepted_under_own_sender(&h, false), [sender(1), sender(3)]);
+}
+
+/// Dovecot LMTP keeps MAIL after "503 5.5.0 No valid recipients" and then
+/// answers every MAIL "503 5.5.0 MAIL already given" and every BDAT
+/// "503 5.5.0 Previous data chunk failed, issue RSET first" until RSET.
+#[test]
+fn dovecot_lmtp_demands_rset_after_a_refused_chunk() {
+    let mut h = Harness::new(config(Security::None, 24).protocol(Protocol::Lmtp));
+    h.run(
+        "
+        S: 220 mail.example.com Dovecot ready.
+        C: LHLO client.example.com
+        S: 250-mail.example.com
+        S: 250-8BITMIME
+        S: 250-CHUNKING
+        S: 250-ENHANCEDSTATUSCODES
+        S: 250 PIPELINING
+    ",
+    );
+    let ok1 = h.submit(message_from(1, &["r1@example.org", "full@example.org"]), b"one");
+    let refused = h.submit(message_from(2, &["nobody@example.org"]), b"two");
+    let ok3 = h.submit(message_from(3, &["r3@example.org"]), b"three");
+    let all_full = h.submit(message_from(4, &["full@example.org"]), b"four");
+    h.expect_client_bytes(
+        b"MAIL FROM:<s1@example.com> BODY=8BITMIME\r\nRCPT TO:<r1@example.org>\r\nRCPT TO:<full@example.org>\r\nBDAT 5 LAST\r\none\r\n\
+RSET\r\nMAIL FROM:<s2@example.com> BODY=8BITMIME\r\nRCPT TO:<nobody@example.org>\r\nBDAT 5 LAST\r\ntwo\r\n\
+RSET\r\nMAIL FROM:<s3@example.com> BODY=8BITMIME\r\nRCPT TO:<r3@example.org>\r\nBDAT 7 LAST\r\nthree\r\n\
+RSET\r\nMAIL FROM:<s4@example.com> BODY=8BITMIME\r\nRCPT TO:<full@example.org>\r\nBDAT 6 LAST\r\nfour\r\n",
+    );
+    h.run(
+        "
+        S: 250 2.1.0 OK
+        S: 250 2.1.5 OK
+        S: 250 2.1.5 OK
+        S: 250 2.0.0 <r1@example.org> Kx2Lr3nX1GYbDAAA Saved
+        S: 552 5.2.2 <full@example.org> Quota exceeded (mailbox for user is full)
+        S: 250 2.0.0 OK
+        S: 250 2.1.0 OK
+        S: 550 5.1.1 <nobody@example.org> User doesn't exist: nobody@example.org
+        S: 503 5.5.0 No valid recipients
+        S: 250 2.0.0 OK
+        S: 250 2.1.0 OK
+        S: 250 2.1.5 OK
+        S: 250 2.0.0 <r3@example.org> Mx2Lr3nX1GYbDAAA Saved
+        S: 250 2.0.0 OK
+        S: 250 2.1.0 OK
+        S: 250 2.1.5 OK
+        S: 552 5.2.2 <full@example.org> Quota exceeded (mailbox for user is full)
+    ",
+    );
+    let d = h.delivered(ok1).unwrap();
+    assert_eq!(d.accepted, ["r1@example.org"]);
+    assert_eq!(d.rejected[0].address, "full@example.org");
+    let err = h.failure(refused).unwrap();
+    assert_eq!(
+        (err.code, err.delivery_state),
+        (ErrorCode::Recipients, DeliveryState::NotSent)
+    );
+    assert!(h.delivered(ok3).is_some());
+    // A full mailbox is about the recipient, not about the message's size.
+    let err = h.failure(all_full).unwrap();
+    assert_eq!(err.code, ErrorCode::Recipients, "{err}");
+    assert!(err.message.contains("full@example.org (552 5.2.2"), "{err}");
+    assert!(err.hint.as_deref().unwrap().contains("mailbox is full"), "{err}");
+    assert!(h.conn.is_idle() && h.closed().is_none());
+    assert!(!h.transcript().contains("S: 503 5.5.0 MAIL already given"));
+}
+
+/// OpenSMTPD offers no PIPELINING and refuses two commands in one write:
+/// the RSET after a refused transaction is a round trip of its own.
+#[test]
+fn without_pipelining_rset_and_mail_never_share_a_write() {
+    let mut h = Harness::new(config(Security::None, 25));
+    h.run(
+        "
+        S: 220 mail.example.com ESMTP OpenSMTPD
+        C: EHLO client.example.com
+        S: 250-mail.example.com Hello client.example.com [127.0.0.1], pleased to meet you
+        S: 250-8BITMIME
+        S: 250-ENHANCEDSTATUSCODES
+        S: 250-SIZE 36700160
+        S: 250 HELP
+    ",
+    );
+    let ok1 = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    let refused = h.submit(message_from(2, &["nobody@example.org"]), b"two");
+    let later = h.submit(message_from(3, &["r3@example.org"]), b"three");
+    let ok4 = h.submit(message_from(4, &["r4@example.org"]), b"four");
+    h.run(
+        "
+        C: MAIL FROM:<s1@example.com> BODY=8BITMIME
+        S: 250 2.0.0 Ok
+        C: RCPT TO:<r1@example.org>
+        S: 250 2.1.5 Destination address valid: Recipient ok
+        C: DATA
+        S: 354 Enter mail, end with \".\" on a line by itself
+        C: one
+        C: .
+        S: 250 2.0.0 6a1f2c3d Message accepted for delivery
+        C: MAIL FROM:<s2@example.com> BODY=8BITMIME
+        S: 250 2.0.0 Ok
+        C: RCPT TO:<nobody@example.org>
+        S: 524 5.2.4 Mailing list expansion problem: <nobody@example.org>
+        C: RSET
+        S: 250 2.0.0 Reset state
+        C: MAIL FROM:<s3@example.com> BODY=8BITMIME
+        S: 451 4.3.0 Temporary failure, try again later
+        C: MAIL FROM:<s4@example.com> BODY=8BITMIME
+        S: 250 2.0.0 Ok
+        C: RCPT TO:<r4@example.org>
+        S: 250 2.1.5 Destination address valid: Recipient ok
+        C: DATA
+        S: 354 Enter mail, end with \".\" on a line by itself
+        C: four
+        C: .
+        S: 250 2.0.0 7b2e3d4f Message accepted for delivery
+    ",
+    );
+    assert_one_command_per_write(&h);
+    assert!(h.delivered(ok1).is_some());
+    assert_eq!(h.failure(refused).unwrap().code, ErrorCode::Recipients);
+    let err = h.failure(later).unwrap();
+    assert_eq!(
+        (err.code, err.retryable, err.delivery_state),
+        (ErrorCode::Envelope, true, DeliveryState::NotSent)
+    );
+    assert!(h.delivered(ok4).is_some());
+    assert_eq!(accepted_under_own_sender(&h, false), [sender(1), sender(4)]);
+    h.conn.close(h.now);
+    h.run("C: QUIT\nS: 221 2.0.0 Bye");
+    assert_one_command_per_write(&h);
+}
+
+/// A 4xx on MAIL (Postfix, BDAT window): the RCPT and BDAT pipelined behind
+/// it are answered "need MAIL"; nothing is held, every other message goes.
+#[test]
+fn a_4xx_on_mail_in_a_bdat_window() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_chunking(&mut h);
+    let ok1 = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    let deferred = h.submit(message_from(2, &["r2@example.org"]), b"two");
+    let ok3 = h.submit(message_from(3, &["r3@example.org"]), b"three");
+    h.expect_client_bytes(
+        b"MAIL FROM:<s1@example.com>\r\nRCPT TO:<r1@example.org>\r\nBDAT 5 LAST\r\none\r\n\
+RSET\r\nMAIL FROM:<s2@example.com>\r\nRCPT TO:<r2@example.org>\r\nBDAT 5 LAST\r\ntwo\r\n\
+RSET\r\nMAIL FROM:<s3@example.com>\r\nRCPT TO:<r3@example.org>\r\nBDAT 7 LAST\r\nthree\r\n",
+    );
+    h.run(
+        "
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.0.0 Ok: queued as Q1
+        S: 250 2.0.0 Ok
+        S: 451 4.3.0 <s2@example.com>: Temporary lookup failure
+        S: 503 5.5.1 Error: need MAIL command
+        S: 503 5.5.1 Error: need MAIL command
+        S: 250 2.0.0 Ok
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.0.0 Ok: queued as Q3
+    ",
+    );
+    assert!(h.delivered(ok1).is_some() && h.delivered(ok3).is_some());
+    let err = h.failure(deferred).unwrap();
+    assert_eq!(
+        (err.code, err.phase, err.retryable, err.delivery_state),
+        (ErrorCode::Envelope, Phase::Mail, true, DeliveryState::NotSent)
+    );
+    assert_eq!(accepted_under_own_sender(&h, true), [sender(1), sender(3)]);
+    // MAIL refused opens nothing: the next message needs no RSET.
+    let ok4 = h.submit(message_from(4, &["r4@example.org"]), b"four");
+    h.run("C: MAIL FROM:<s4@example.com>\nC: RCPT TO:<r4@example.org>\nC: BDAT 6 LAST\nC: four");
+    h.run("S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 250 2.0.0 Ok: queued as Q4");
+    assert!(h.delivered(ok4).is_some());
+}
+
+/// A 5xx on the final BDAT (Exim's data ACL): the message fails with the
+/// server's reason, and the next one (already behind an RSET) is delivered.
+#[test]
+fn a_5xx_on_the_final_bdat() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_chunking(&mut h);
+    let refused = h.submit(message_from(1, &["r1@example.org"]), b"spam");
+    let ok2 = h.submit(message_from(2, &["r2@example.org"]), b"ham");
+    h.expect_client_bytes(
+        b"MAIL FROM:<s1@example.com>\r\nRCPT TO:<r1@example.org>\r\nBDAT 6 LAST\r\nspam\r\n\
+RSET\r\nMAIL FROM:<s2@example.com>\r\nRCPT TO:<r2@example.org>\r\nBDAT 5 LAST\r\nham\r\n",
+    );
+    h.run(
+        "
+        S: 250 OK
+        S: 250 Accepted
+        S: 550 Administrative prohibition
+        S: 250 Reset OK
+        S: 250 OK
+        S: 250 Accepted
+        S: 250- 5 byte chunk, total 5
+        S: 250 OK id=1vA002-000002-BC
+    ",
+    );
+    let err = h.failure(refused).unwrap();
+    assert_eq!(
+        (err.code, err.phase, err.delivery_state),
+        (ErrorCode::Message, Phase::Data, DeliveryState::NotSent)
+    );
+    assert!(err.message.contains("550 Administrative prohibition"), "{err}");
+    assert!(h.delivered(ok2).is_some());
+    assert_eq!(accepted_under_own_sender(&h, false), [sender(2)]);
+    // The refused BDAT LAST is known now: RSET before the next message.
+    let ok3 = h.submit(message_from(3, &["r3@example.org"]), b"x");
+    h.run("C: MAIL FROM:<s3@example.com>");
+    let ok4 = h.submit(message_from(4, &["r4@example.org"]), b"y");
+    h.run("C: RCPT TO:<r3@example.org>\nC: BDAT 3 LAST\nC: x\nS: 250 OK\nS: 250 Accepted\nS: 554 5.7.1 rejected");
+    assert!(h.failure(ok3).is_some());
+    h.run("C: RSET\nC: MAIL FROM:<s4@example.com>\nC: RCPT TO:<r4@example.org>\nC: BDAT 3 LAST\nC: y");
+    h.run("S: 250 Reset OK\nS: 250 OK\nS: 250 Accepted\nS: 250 OK id=4");
+    assert!(h.delivered(ok4).is_some());
+}
+
+/// The server refuses the DATA command (and another answers it with 250,
+/// which is out of step, not a refusal).
+#[test]
+fn a_server_that_rejects_the_data_command() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    let refused = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    let ok2 = h.submit(message_from(2, &["r2@example.org"]), b"two");
+    h.run(
+        "
+        C: MAIL FROM:<s1@example.com>
+        C: RCPT TO:<r1@example.org>
+        C: DATA
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 554 5.7.1 DATA refused by policy
+        C: RSET
+        C: MAIL FROM:<s2@example.com>
+        C: RCPT TO:<r2@example.org>
+        C: DATA
+        S: 250 2.0.0 Ok
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 354 go ahead
+        C: two
+        C: .
+        S: 250 2.0.0 Ok: queued as Q2
+    ",
+    );
+    let err = h.failure(refused).unwrap();
+    assert_eq!(
+        (err.code, err.phase, err.delivery_state),
+        (ErrorCode::Message, Phase::Data, DeliveryState::NotSent)
+    );
+    assert!(err.message.contains("refused DATA"), "{err}");
+    assert!(h.delivered(ok2).is_some());
+    assert_eq!(accepted_under_own_sender(&h, false), [sender(2)]);
+
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    let odd = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    h.run(
+        "
+        C: MAIL FROM:<s1@example.com>
+        C: RCPT TO:<r1@example.org>
+        C: DATA
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 ok
+    ",
+    );
+    let err = h.failure(odd).unwrap();
+    assert_eq!(
+        (err.code, err.phase, err.delivery_state),
+        (ErrorCode::Protocol, Phase::Data, DeliveryState::NotSent),
+        "{err}"
+    );
+    assert!(err.message.contains("instead of 354"), "{err}");
+    assert_eq!(h.close_error().code, ErrorCode::Protocol);
+    h.expect_silence();
+}
+
+/// A server that still holds a transaction nobody knew of answers MAIL with
+/// 503; the RCPT and data pipelined behind it join that transaction. Once
+/// the data is out, a 2xx means it went out under another sender: `unknown`,
+/// never `not-sent` nor delivered. Before the data is out, the message
+/// stops there (not sent) and RSET clears the server for the next one.
+#[test]
+fn mail_answered_sender_already_given_is_never_attributed_to_the_message() {
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_chunking(&mut h);
+    let joined = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    let next = h.submit(message_from(2, &["r2@example.org"]), b"two");
+    h.expect_client_bytes(
+        b"MAIL FROM:<s1@example.com>\r\nRCPT TO:<r1@example.org>\r\nBDAT 5 LAST\r\none\r\n\
+RSET\r\nMAIL FROM:<s2@example.com>\r\nRCPT TO:<r2@example.org>\r\nBDAT 5 LAST\r\ntwo\r\n",
+    );
+    h.run(
+        "
+        S: 503 sender already given
+        S: 250 Accepted
+        S: 250 OK id=1vA009-000009-ZZ
+        S: 250 Reset OK
+        S: 250 OK
+        S: 250 Accepted
+        S: 250 OK id=1vA002-000002-BC
+    ",
+    );
+    let err = h.failure(joined).unwrap();
+    assert_eq!(
+        (err.code, err.delivery_state, err.retryable),
+        (ErrorCode::Protocol, DeliveryState::Unknown, false),
+        "{err}"
+    );
+    assert!(err.message.contains("503 sender already given"), "{err}");
+    assert!(h.delivered(joined).is_none());
+    assert!(h.delivered(next).is_some());
+
+    // The same 503 seen before the data went out (no PIPELINING): not sent.
+    let mut h = Harness::new(config(Security::None, 25));
+    h.run("S: 220 mx\nC: EHLO client.example.com\nS: 250-mx\nS: 250 CHUNKING");
+    let stopped = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    let next = h.submit(message_from(2, &["r2@example.org"]), b"two");
+    h.run(
+        "
+        C: MAIL FROM:<s1@example.com>
+        S: 503 sender already given
+        C: RSET
+        S: 250 Reset OK
+        C: MAIL FROM:<s2@example.com>
+        S: 250 OK
+        C: RCPT TO:<r2@example.org>
+        S: 250 Accepted
+        C: BDAT 5 LAST
+        C: two
+        S: 250 OK id=2
+    ",
+    );
+    assert_one_command_per_write(&h);
+    let err = h.failure(stopped).unwrap();
+    assert_eq!(
+        (err.code, err.delivery_state, err.retryable),
+        (ErrorCode::Protocol, DeliveryState::NotSent, true),
+        "{err}"
+    );
+    assert!(h.delivered(next).is_some());
+
+    // With DATA the server opens DATA for the joined transaction: ending it
+    // empty would deliver an empty message, so the connection is dropped.
+    let mut h = Harness::new(config(Security::None, 25));
+    ready_plain(&mut h);
+    let joined = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    let behind = h.submit(message_from(2, &["r2@example.org"]), b"two");
+    h.run(
+        "
+        C: MAIL FROM:<s1@example.com>
+        C: RCPT TO:<r1@example.org>
+        C: DATA
+        S: 503 sender already given
+        S: 250 Accepted
+        S: 354 Enter message
+    ",
+    );
+    h.expect_silence();
+    assert_eq!(h.failure(joined).unwrap().delivery_state, DeliveryState::NotSent);
+    let err = h.failure(behind).unwrap();
+    assert_eq!(
+        (err.code, err.retryable, err.delivery_state),
+        (ErrorCode::Closed, true, DeliveryState::NotSent)
+    );
+    assert!(h.closed().is_some());
+}
+
+/// LMTP answers the end of data once per recipient of the transaction; once
+/// MAIL met a transaction the server held, that count is unknown, so the
+/// connection ends and every message whose data is out is `unknown`.
+#[test]
+fn lmtp_mail_already_given_after_the_data_went_out_ends_the_connection() {
+    let mut h = Harness::new(config(Security::None, 24).protocol(Protocol::Lmtp));
+    h.run(
+        "
+        S: 220 mail.example.com Dovecot ready.
+        C: LHLO client.example.com
+        S: 250-mail.example.com
+        S: 250-CHUNKING
+        S: 250-ENHANCEDSTATUSCODES
+        S: 250 PIPELINING
+    ",
+    );
+    let joined = h.submit(message_from(1, &["r1@example.org"]), b"one");
+    let behind = h.submit(message_from(2, &["r2@example.org"]), b"two");
+    let waiting = h.conn.submit(message_from(3, &["r3@example.org"]), h.now).unwrap();
+    h.expect_client_bytes(
+        b"MAIL FROM:<s1@example.com>\r\nRCPT TO:<r1@example.org>\r\nBDAT 5 LAST\r\none\r\n\
+RSET\r\nMAIL FROM:<s2@example.com>\r\nRCPT TO:<r2@example.org>\r\nBDAT 5 LAST\r\ntwo\r\n\
+RSET\r\nMAIL FROM:<s3@example.com>\r\nRCPT TO:<r3@example.org>\r\n",
+    );
+    h.server("503 5.5.0 MAIL already given");
+    for id in [joined, behind] {
+        let err = h.failure(id).unwrap();
+        assert_eq!(err.delivery_state, DeliveryState::Unknown, "{err}");
+    }
+    let err = h.failure(waiting).unwrap();
+    assert_eq!(err.delivery_state, DeliveryState::NotSent, "{err}");
+    let err = h.close_error();
+    assert_eq!(err.code, ErrorCode::Protocol);
+    assert!(err.message.contains("MAIL already given"), "{err}");
+    h.expect_silence();
 }

@@ -36,9 +36,10 @@ function prepareRaw(engine, { raw, envelope }) {
   }
   const to = Array.isArray(envelope.to) ? envelope.to : [envelope.to];
   let body = bodySource(raw);
+  const bodyType = rawBodyType(raw);
   let first = true;
   // Built once now so the engine checks the addresses before anything connects.
-  buildEnvelope(engine, { ...envelope, to }, body.size).free();
+  buildEnvelope(engine, { ...envelope, to, bodyType }, body.size).free();
   return {
     messageId: typeof raw === 'string' || raw instanceof Uint8Array ? findMessageId(raw) : undefined,
     /** A stream already read cannot be sent again. */
@@ -46,13 +47,29 @@ function prepareRaw(engine, { raw, envelope }) {
     attempt() {
       if (!first) body = body.replay();
       first = false;
-      return { envelope: buildEnvelope(engine, { ...envelope, to }, body.size), body };
+      return { envelope: buildEnvelope(engine, { ...envelope, to, bodyType }, body.size), body };
     },
   };
 }
 
+/**
+ * RFC 6152's BODY= for a raw message given whole: 8BITMIME only when a byte
+ * is above 127 (the engine then refuses a server without 8BITMIME), 7-bit
+ * otherwise. A stream cannot be read ahead: 'auto' declares 8BITMIME when
+ * the server offers it, the one declaration that holds whatever the stream
+ * turns out to carry (7-bit text is valid 8BITMIME content, while an 8-bit
+ * byte under a 7-bit declaration would break RFC 6152).
+ */
+function rawBodyType(raw) {
+  if (typeof raw === 'string') return /[^\x00-\x7f]/.test(raw) ? '8bitmime' : '7bit';
+  const bytes = raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw instanceof Uint8Array ? raw : null;
+  if (bytes === null) return 'auto';
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return '8bitmime';
+  return '7bit';
+}
+
 /** A wasm Envelope from { from, to, smtputf8?, requireTls?, dsn? }. */
-function buildEnvelope(engine, { from, to, smtputf8, requireTls, dsn }, size) {
+function buildEnvelope(engine, { from, to, smtputf8, requireTls, dsn, bodyType }, size) {
   const built = new engine.Envelope(from);
   try {
     for (const address of to) {
@@ -61,6 +78,7 @@ function buildEnvelope(engine, { from, to, smtputf8, requireTls, dsn }, size) {
     }
     if (size !== undefined) built.setSize(size);
     if (smtputf8) built.setSmtpUtf8(true);
+    if (bodyType) built.setBodyType(bodyType);
     if (requireTls) built.setRequireTls(true);
     if (dsn && (dsn.ret || dsn.envid)) built.setDsn(dsn.ret, dsn.envid);
     built.validate();

@@ -46,6 +46,28 @@ describe('plaintext server', () => {
     assert.deepEqual(new Uint8Array(server.messages.at(-1).raw), raw);
   });
 
+  test('declares BODY=8BITMIME for raw messages only when a byte is above 127 (streams: when offered)', async () => {
+    const lines = [];
+    const c = createClient({ host: '127.0.0.1', port: server.port, security: 'none', onTranscript: (l) => lines.push(l.text) });
+    const envelope = { from: FROM, to: 'bob@example.org' };
+    try {
+      await c.send({ raw: message('plain ASCII\r\n'), envelope });
+      await c.send({ raw: new TextEncoder().encode(message('plain ASCII bytes\r\n')), envelope });
+      await c.send({ raw: message('Grüße\r\n'), envelope });
+      await c.send({ raw: new TextEncoder().encode(message('Grüße\r\n')), envelope });
+      // A stream cannot be read ahead: 8BITMIME is the declaration that holds either way.
+      await c.send({ raw: Readable.from([Buffer.from(message('streamed\r\n'))]), envelope });
+    } finally {
+      await c.close();
+    }
+    const mails = lines.filter((t) => t.startsWith('MAIL FROM'));
+    assert.deepEqual(
+      mails.map((t) => t.includes(' BODY=8BITMIME')),
+      [false, false, true, true, true],
+      mails.join('\n'),
+    );
+  });
+
   test('reports refused recipients when others are accepted', async () => {
     const result = await client.send({
       raw: message(),

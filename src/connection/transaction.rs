@@ -7,7 +7,7 @@ use crate::error::{ErrorCode, Phase, SmtpError};
 use crate::event::{Delivery, MessageId, RejectedRecipient};
 use crate::reply::Reply;
 
-use super::outcome::{data_error, queue_id};
+use super::outcome::{data_error, lmtp_data_error, queue_id};
 
 /// The next thing this transaction puts on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,10 @@ pub(super) struct Transaction {
     /// Nothing more of this transaction will be sent.
     pub wire_ended: bool,
     pub failure: Option<SmtpError>,
+    /// The server answered this MAIL with 503 (it still held another
+    /// transaction) after the end of data was out: the final reply decides
+    /// between `unknown` and `not-sent`, never a delivery.
+    pub mail_into_open_transaction: Option<Reply>,
     /// Delivered or Failed was emitted.
     pub reported: bool,
 }
@@ -69,6 +73,7 @@ impl Transaction {
             end_sent: false,
             wire_ended: false,
             failure: None,
+            mail_into_open_transaction: None,
             reported: false,
         }
     }
@@ -164,11 +169,12 @@ impl Transaction {
                 queue_id: queue_id(reply),
             }),
             None => {
-                let failed = self.final_replies.iter().find(|r| !r.is_positive()).unwrap_or(first);
-                Err(data_error(
-                    failed,
-                    "the LMTP server refused the message for every recipient after its data",
-                ))
+                let failures: Vec<(&str, &Reply)> = accepted
+                    .iter()
+                    .zip(&self.final_replies)
+                    .map(|(i, r)| (self.envelope.recipients[*i].address.as_str(), r))
+                    .collect();
+                Err(lmtp_data_error(&failures))
             }
         }
     }
