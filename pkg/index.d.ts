@@ -50,6 +50,13 @@ export interface TlsOptions {
    * ("AB:CD:…" as `openssl x509 -noout -fingerprint -sha256` prints it, or hex); no CA needed then. Default: none.
    */
   pin?: string | string[];
+  /**
+   * The oldest TLS version accepted. Default and floor: "TLSv1.2" (older versions are never used).
+   * "TLSv1.3" is checked after every handshake; a server that negotiates less fails with ETLS before
+   * any command is sent, and so does a runtime whose TLS does not report the version (Deno).
+   * Not available with `engine: 'wasm'` (EINPUT).
+   */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
 /** Time-outs in milliseconds; each phase fails with ETIMEDOUT when it takes longer. */
@@ -104,7 +111,7 @@ export interface ClientOptions {
   tls?: TlsOptions;
   /** Allow credentials over an unencrypted connection (only for a trusted local test server). Default: false. */
   allowInsecureAuth?: boolean;
-  /** The name sent with EHLO. Default: "localhost". */
+  /** The name sent with EHLO. Default: the machine's fully qualified name where the runtime tells it (Node, Deno, Bun), else "localhost". */
   clientName?: string;
   /** Per-phase time-outs in ms. */
   timeouts?: Timeouts;
@@ -121,11 +128,30 @@ export interface ClientOptions {
 /** Message body content: text, bytes, or a stream of either. */
 export type Content = string | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array | string> | AsyncIterable<Uint8Array | string>;
 
-export interface Attachment {
+/** Text or HTML body: text, bytes, a stream, a file (`{ path }`, Node/Deno/Bun) or a URL (`{ href }`); files and URLs are read before connecting (at most 32 MiB). */
+export type BodyContent = Content | { path: string } | { href: string; httpHeaders?: Record<string, string> };
+
+/** Where a part's bytes come from: exactly one of `content`, `path` or `href`. */
+export interface PartSource {
+  /** The bytes, or a stream read as the message is sent. A string is UTF-8 unless `encoding` says otherwise. */
+  content?: Content;
+  /** How a string `content` spells its bytes: "base64", "hex", "binary" (one byte per character) or "utf8" (default). */
+  encoding?: 'base64' | 'base64url' | 'hex' | 'binary' | 'latin1' | 'ascii' | 'utf8' | 'utf-8';
+  /** A file, streamed as the message is sent (Node, Deno, Bun); checked before connecting. An http(s) or data: URL is fetched instead. */
+  path?: string;
+  /** A URL fetched and streamed as the message is sent (data: URLs too); a failed fetch ends the message unsent (EINPUT). */
+  href?: string;
+  /** Request headers for `href`. */
+  httpHeaders?: Record<string, string>;
+  /** More headers of this part (not the Content-* ones, which come from the fields). */
+  headers?: Record<string, string | string[]> | [string, string][];
+  /** Only "base64" (what wasmtp always uses for parts). */
+  contentTransferEncoding?: 'base64';
+}
+
+export interface Attachment extends PartSource {
   /** The file name shown to the recipient. */
   filename?: string;
-  /** The bytes, or a stream read as the message is sent. */
-  content: Content;
   /** e.g. "application/pdf". Default: guessed from the file name's extension. */
   contentType?: string;
   /** Content-ID, for `<img src="cid:...">` in the HTML. Default: none. */
@@ -134,39 +160,96 @@ export interface Attachment {
   contentDisposition?: 'inline' | 'attachment';
 }
 
-/** A message built by wasmtp (MIME in Rust). */
+/** Another version of the body, next to text and html in multipart/alternative. */
+export interface Alternative extends PartSource {
+  /** e.g. "text/x-web-markdown". Default: guessed from `filename`. */
+  contentType?: string;
+  filename?: string;
+}
+
+/** A calendar invitation: a text/calendar alternative with `method`, and the same file attached as invite.ics. */
+export type IcalEvent =
+  | string
+  | { method?: string; content?: string | Uint8Array; path?: string; href?: string; httpHeaders?: Record<string, string>; filename?: string; encoding?: 'base64' | 'hex' | 'binary' | 'utf8' };
+
+/** One List-* URL: a URL, an e-mail address (mailto:) or a host (http://), with an optional ASCII comment. */
+export type ListUrl = string | { url: string; comment?: string };
+
+/** List-* headers (RFC 2369, RFC 2919). An array gives one header per entry; an entry that is an array lists several URLs in one header. */
+export interface ListHeaders {
+  help?: ListUrl | (ListUrl | ListUrl[])[];
+  unsubscribe?: ListUrl | (ListUrl | ListUrl[])[];
+  subscribe?: ListUrl | (ListUrl | ListUrl[])[];
+  post?: ListUrl | (ListUrl | ListUrl[])[];
+  owner?: ListUrl | (ListUrl | ListUrl[])[];
+  archive?: ListUrl | (ListUrl | ListUrl[])[];
+  /** List-Id: one list identifier, e.g. { url: 'news.example.com', comment: 'Example News' }. */
+  id?: ListUrl;
+  /** RFC 8058 one-click unsubscribe: adds List-Unsubscribe-Post; needs an https unsubscribe URL. */
+  oneClick?: boolean;
+}
+
+/** An address: "ann@example.com", "Ann <ann@example.com>" or { name, address }. */
+export type Address = string | { name?: string; address: string };
+
+/**
+ * A message built by wasmtp (MIME in Rust). Every key is checked: an unknown one (nodemailer's
+ * names included) or a value of the wrong type is EINPUT before anything connects; `null` and
+ * `undefined` mean absent.
+ */
 export interface StructuredMessage {
-  /** The author: "ann@example.com" or "Ann <ann@example.com>"; also the envelope sender. */
-  from: string;
-  to?: string | string[];
-  cc?: string | string[];
+  /** The author; also the envelope sender unless `envelope.from` is given. */
+  from: Address;
+  to?: Address | Address[];
+  cc?: Address | Address[];
   /** Recipients left out of the headers. */
-  bcc?: string | string[];
-  replyTo?: string | string[];
+  bcc?: Address | Address[];
+  replyTo?: Address | Address[];
+  /** Sender: who sent the message on behalf of `from`. */
+  sender?: Address;
   subject?: string;
   /** The plain-text body. */
-  text?: string;
+  text?: BodyContent;
   /** The HTML body; with `text` too, the message offers both. */
-  html?: string;
+  html?: BodyContent;
   attachments?: Attachment[];
-  /** Extra headers (line breaks refused); an array keeps order and repeats. */
-  headers?: Record<string, string> | [string, string][];
+  /** More versions of the body (after text and html). */
+  alternatives?: Alternative[];
+  icalEvent?: IcalEvent;
+  /** In-Reply-To: the Message-ID this message answers. */
+  inReplyTo?: string;
+  /** References: Message-IDs of the thread (a string may hold several, space-separated). */
+  references?: string | string[];
+  /** The Date header. Default: now. */
+  date?: Date | string | number;
+  /** "high" / "low" add X-Priority, X-MSMail-Priority and Importance. Default: none. */
+  priority?: 'high' | 'normal' | 'low';
+  list?: ListHeaders;
+  /** Extra headers (line breaks refused); an array keeps order and repeats, an array value repeats the header. */
+  headers?: Record<string, string | string[]> | [string, string][];
   /** Default: generated from random bytes and the sender's domain. */
   messageId?: string;
+  /**
+   * MAIL FROM / RCPT TO when they differ from the headers (bounce addresses, list expansion), and
+   * DSN / REQUIRETLS. `from` defaults to the From address, `to` to To + Cc + Bcc.
+   */
+  envelope?: Partial<Envelope>;
   raw?: undefined;
 }
 
 export interface Envelope {
   /** MAIL FROM: a bare address, or "" for the null sender. */
-  from: string;
-  /** RCPT TO: bare addresses. */
-  to: string | string[];
+  from: string | { address: string };
+  /** RCPT TO: bare addresses. `cc` and `bcc` are recipients too. */
+  to: string | { address: string } | (string | { address: string })[];
+  cc?: string | { address: string } | (string | { address: string })[];
+  bcc?: string | { address: string } | (string | { address: string })[];
   /** Declare SMTPUTF8 even for ASCII addresses (UTF-8 headers). Default: only when an address needs it. */
   smtputf8?: boolean;
   /** RFC 8689 REQUIRETLS. Default: false. */
   requireTls?: boolean;
-  /** Delivery status notifications (RFC 3461). Default: none. */
-  dsn?: { ret?: 'full' | 'headers'; envid?: string; notify?: ('success' | 'failure' | 'delay' | 'never')[] };
+  /** Delivery status notifications (RFC 3461). Default: none. `notify`: some of success, failure, delay, or ['never'] alone. */
+  dsn?: { ret?: 'full' | 'headers'; envid?: string; notify?: ('success' | 'failure' | 'delay')[] | ['never'] };
 }
 
 /** A message given as RFC 5322 bytes, sent as is. */
@@ -189,6 +272,8 @@ export interface RejectedRecipient {
 export interface SendResult {
   /** The Message-ID header (for raw messages, when the headers have one). */
   messageId?: string;
+  /** MAIL FROM and RCPT TO as sent (after A-label conversion of international domains). */
+  envelope: { from: string; to: string[] };
   /** Recipients the server accepted. */
   accepted: string[];
   /** Recipients the server refused while others were accepted. */
@@ -245,11 +330,40 @@ export interface Client {
   send(message: Message, options?: SendOptions): Promise<SendResult>;
   /** Connects, runs TLS, EHLO and AUTH, then QUITs; rejects with SmtpError. */
   verify(): Promise<VerifyResult>;
-  /** Lets queued messages finish, then closes every connection. */
+  /**
+   * Lets queued messages finish, then closes every connection (QUIT). Resolves once every message's
+   * outcome is known, without waiting for the QUIT replies (a server that never answers QUIT is cut
+   * off after 3 seconds).
+   */
   close(): Promise<void>;
 }
 
 export function createClient(options: ClientOptions): Client;
+
+/** What `send` would transmit for a message, built without sending. */
+export interface BuiltMessage {
+  /** MAIL FROM and RCPT TO: from the headers (From; To, Cc, Bcc), or the message's `envelope`. */
+  envelope: { from: string; to: string[] };
+  /** The Message-ID (for raw messages, when the headers have one). */
+  messageId?: string;
+}
+
+/**
+ * Builds a message exactly as `send` would (same checks, same EINPUT errors) and returns its bytes
+ * (the message itself, without SMTP dot transparency) and envelope; with `{ stream: true }` a
+ * ReadableStream of the bytes instead, for messages with large streamed attachments.
+ */
+export function buildMessage(message: Message): Promise<BuiltMessage & { raw: Uint8Array }>;
+export function buildMessage(message: Message, options: { stream: true }): Promise<BuiltMessage & { stream: ReadableStream<Uint8Array> }>;
+
+/** A client that sends nothing and keeps every message in memory, for testing mail code without a server. */
+export interface TestClient extends Client {
+  /** Every message `send` took, in order. */
+  readonly messages: (BuiltMessage & { raw: Uint8Array })[];
+}
+
+/** Creates a capturing client: `send` builds the message like a real client, resolves with every recipient accepted, and appends it to `messages`. */
+export function createTestClient(): TestClient;
 
 /**
  * Loads, compiles and instantiates the wasm engine now rather than at the

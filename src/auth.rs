@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 
+use crate::address::quote;
 use crate::error::{ErrorCode, Phase, SmtpError};
 use crate::reply::{EnhancedCode, Reply};
 
@@ -388,7 +389,12 @@ impl SaslClient {
         SmtpError::from_reply(
             code,
             Phase::Auth,
-            format!("the server rejected AUTH {mechanism} for user \"{user}\": {reply}.{oauth}"),
+            // The user name is escaped like every value quoted in an error:
+            // controls and bidi overrides must not reach a log line raw.
+            format!(
+                "the server rejected AUTH {mechanism} for user {}: {reply}.{oauth}",
+                quote(user)
+            ),
             reply,
         )
         .with_hint(hint)
@@ -534,6 +540,25 @@ mod tests {
             decode(line.line.strip_prefix("AUTH OAUTHBEARER ").unwrap()),
             "n,a=a=2Cb=3Dc,\x01host=smtp.example.com\x01port=465\x01auth=Bearer t\x01\x01"
         );
+    }
+
+    #[test]
+    fn the_user_name_is_escaped_in_the_failure_message() {
+        let credentials = Credentials::Password {
+            user: "ann\r\n\u{1b}[31m\u{202e}evil".into(),
+            pass: "x".into(),
+        };
+        let mut sasl = SaslClient::new(Mechanism::Plain, &credentials, "mx", 587);
+        sasl.start();
+        let AuthStep::Failed(err) = sasl.step(&reply(535, "5.7.8 no")) else {
+            panic!()
+        };
+        assert!(
+            err.message.contains(r#"user "ann\r\n\x1B[31m\u{202E}evil""#),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.chars().any(|c| c.is_control() || c == '\u{202e}'));
     }
 
     #[test]

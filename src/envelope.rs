@@ -167,28 +167,30 @@ pub fn build_commands(
         mail.push_str(&format!(" SIZE={size}"));
     }
 
+    // An address that needs SMTPUTF8 is the cause to report first (its
+    // headers are what make such a body 8-bit).
+    if needs_utf8 && !caps.smtputf8 {
+        let what = if envelope.addresses_are_ascii() {
+            "the message needs SMTPUTF8 (UTF-8 in its headers), which the server does not offer."
+        } else {
+            "an address in the envelope needs SMTPUTF8, which the server does not offer."
+        };
+        return Err(SmtpError::new(ErrorCode::Utf8, Phase::Mail, what).with_hint(envelope.smtputf8_hint()));
+    }
+
     match envelope.body_type {
         BodyType::EightBitMime if !caps.eightbitmime => {
             return Err(SmtpError::new(
                 ErrorCode::Message,
                 Phase::Mail,
-                "the body is declared 8-bit but the server does not offer 8BITMIME.",
+                "the body is 8-bit but the server does not offer 8BITMIME (RFC 6152), so it may only receive 7-bit data.",
             )
-            .with_hint("encode the body as quoted-printable or base64 (7-bit), which every server accepts."));
+            .with_hint("encode the body as quoted-printable or base64 (7-bit), which every server accepts, or send a structured message (wasmtp encodes it)."));
         }
         BodyType::EightBitMime | BodyType::Auto if caps.eightbitmime => mail.push_str(" BODY=8BITMIME"),
         _ => {}
     }
-
     if needs_utf8 {
-        if !caps.smtputf8 {
-            let what = if envelope.addresses_are_ascii() {
-                "the message needs SMTPUTF8 (UTF-8 in its headers), which the server does not offer."
-            } else {
-                "an address in the envelope needs SMTPUTF8, which the server does not offer."
-            };
-            return Err(SmtpError::new(ErrorCode::Utf8, Phase::Mail, what).with_hint(envelope.smtputf8_hint()));
-        }
         mail.push_str(" SMTPUTF8");
     }
 
@@ -227,7 +229,10 @@ pub fn build_commands(
     Ok(EnvelopeCommands {
         mail,
         rcpts,
-        seven_bit_only: envelope.body_type == BodyType::SevenBit,
+        // Auto without 8BITMIME: the body must turn out 7-bit (RFC 6152 §3),
+        // so 8-bit bytes end the message before its end of data.
+        seven_bit_only: envelope.body_type == BodyType::SevenBit
+            || (envelope.body_type == BodyType::Auto && !caps.eightbitmime),
     })
 }
 

@@ -26,7 +26,7 @@ usage:
                   probe 465, 587, 25 (and each --port) at once and explain what works, what does not and why;
                   --security applies to the --port ports. Exit status 1 when no working configuration is found.
   wasmtp doctor   --web [--web-port N]                the same as a web page on 127.0.0.1 (needs websockify;
-                  run from the wasmtp repository: it serves www/)
+                  run from the wasmtp repository: it serves www/); --web-port 0 picks a free port
   wasmtp diagnose --host H ...                       the same as doctor
 
 connection options:
@@ -44,7 +44,8 @@ connection options:
   --servername NAME      the name the certificate must match (default: --host)
   --insecure             do not verify the certificate (prefer --ca)
   --allow-insecure-auth  allow credentials over an unencrypted connection (local test servers only)
-  --client-name NAME     the EHLO name (default: localhost)
+  --client-name NAME     the EHLO name (default: this machine's fully qualified name, else localhost)
+  --timeout MS           give up on any step (connect, TLS, greeting, each reply) after MS milliseconds
   -v, --verbose          print the SMTP dialog on stderr (C: client, S: server, TLS: ...; secrets redacted;
                          doctor: each line with its explanation)
   --json                 print the result as JSON
@@ -52,7 +53,7 @@ connection options:
   --version              the package version
 
 exit status: 0 sent / verified, 1 the SMTP operation failed (the error code, message and hint
-are printed on stderr), 2 wrong usage.
+are printed on stderr), 2 wrong usage (a flag, or a value the engine refuses: EINPUT).
 
 examples:
   WASMTP_PASSWORD=secret npx wasmtp send --host smtp.example.com --user me@example.com \\
@@ -123,6 +124,14 @@ async function main(argv) {
     values.host = extra.shift();
   }
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}" (flags start with --).`);
+  // Checked before anything starts (the doctor prints progress once it probes).
+  if (values.security !== undefined && !SECURITY_MODES.includes(values.security)) {
+    throw new UsageError(`--security ${values.security} is not a security mode: use ${SECURITY_MODES.join(', ')}.`);
+  }
+  if (values['auth-method'] !== undefined && !AUTH_METHODS.includes(values['auth-method'].toUpperCase())) {
+    throw new UsageError(`--auth-method ${values['auth-method']} is not known: use ${AUTH_METHODS.join(', ')}.`);
+  }
+  const timeouts = parseTimeout(values.timeout);
   if (!values.host) throw new UsageError(command === 'doctor' ? 'which host? wasmtp doctor <host>' : '--host is required.');
   const ports = (values.port ?? []).map(parsePort);
   if (ports.length > 1 && command !== 'doctor' && command !== 'diagnose') throw new UsageError('give --port once.');
@@ -131,15 +140,28 @@ async function main(argv) {
   // Usage mistakes in the message are reported before asking for a password.
   const message = command === 'send' ? buildMessage(values) : undefined;
   const options = await clientOptions(values, command);
-  if (command === 'diagnose' || command === 'doctor') return runDoctor(options, values, ports);
+  if (command === 'diagnose' || command === 'doctor') return runDoctor(options, values, ports, timeouts);
+  if (timeouts) options.timeouts = { ...timeouts, dataEnd: timeouts.command };
   const client = createClient(options);
-  let result;
   try {
-    result = command === 'verify' ? await client.verify() : await client.send(message);
+    if (command === 'verify') return printVerify(await client.verify(), options, values);
+    // Printed as soon as the server's final reply is in, before QUIT: a user
+    // who stops the program during QUIT knows the message went.
+    return printSent(await client.send(message), values);
   } finally {
-    await client.close(); // QUIT before printing: the transcript ends first
+    await client.close();
   }
-  return command === 'verify' ? printVerify(result, options, values) : printSent(result, values);
+}
+
+const SECURITY_MODES = ['tls', 'starttls', 'opportunistic', 'none'];
+const AUTH_METHODS = ['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2', 'OAUTHBEARER'];
+
+/** --timeout MS: one limit for every step; undefined keeps the defaults. */
+function parseTimeout(text) {
+  if (text === undefined) return undefined;
+  const ms = Number(text);
+  if (!/^\d+$/.test(text) || ms < 1 || ms > 2 ** 31 - 1) throw new UsageError(`--timeout ${text} is not a number of milliseconds.`);
+  return { connect: ms, tlsHandshake: ms, greeting: ms, command: ms };
 }
 
 async function clientOptions(values, command) {
@@ -346,14 +368,8 @@ function parsePort(text) {
 const SYMBOL = { ok: '✓', info: 'ℹ', warning: '⚠', error: '✗' };
 
 /** `wasmtp doctor <host>`: progress on stderr, the report on stdout; exit 1 when nothing works. */
-async function runDoctor(options, values, ports) {
+async function runDoctor(options, values, ports, timeouts) {
   const { onTranscript: _, port: __, security, ...rest } = options;
-  let timeouts;
-  if (values.timeout !== undefined) {
-    const ms = Number(values.timeout);
-    if (!/^\d+$/.test(values.timeout) || ms < 1) throw new UsageError(`--timeout ${values.timeout} is not a number of milliseconds.`);
-    timeouts = { connect: ms, tlsHandshake: ms, greeting: ms, command: ms };
-  }
   const err = process.stderr;
   err.write(`wasmtp doctor: probing ${options.host}…\n`);
   const report = await diagnose({
@@ -446,7 +462,11 @@ const LOGIN = {
 async function runDoctorWeb(values, extra) {
   if (extra.length > 0) throw new UsageError('--web takes no host: the page asks for it.');
   let port = 8025;
-  if (values['web-port'] !== undefined) port = parsePort(values['web-port']);
+  if (values['web-port'] !== undefined) {
+    port = Number(values['web-port']);
+    // 0: any free port (the page's address is printed).
+    if (!/^\d+$/.test(values['web-port']) || port > 65535) throw new UsageError(`--web-port ${values['web-port']} is not a TCP port (0 picks a free one).`);
+  }
   const serve = new URL('../../www/serve.mjs', import.meta.url);
   let web;
   try {
@@ -480,6 +500,9 @@ function report(error) {
     console.error(`wasmtp: ${error.message}\nRun "wasmtp --help" for the options.`);
     return 2;
   }
+  // EINPUT: a value from the command line the engine refused (an address,
+  // a header...): a usage mistake too.
+  const usage = error instanceof SmtpError && error.code === 'EINPUT';
   if (error instanceof SmtpError) {
     console.error(`wasmtp: ${error.code} (${error.phase}): ${error.detail}`);
     if (error.hint) {
@@ -490,7 +513,7 @@ function report(error) {
     if (error.deliveryState === 'unknown') {
       console.error('note: the connection ended after the message data and before the reply; the message may have been delivered.');
     }
-    return 1;
+    return usage ? 2 : 1;
   }
   console.error(`wasmtp: internal error: ${error?.stack ?? error}`);
   return 70;

@@ -120,3 +120,94 @@ function toBytes(value) {
 function* split(bytes) {
   for (let at = 0; at < bytes.byteLength; at += CHUNK_SIZE) yield bytes.subarray(at, at + CHUNK_SIZE);
 }
+
+// ----- files and URLs: attachments and bodies given as { path } or { href }
+
+/**
+ * Opens files for `path` (set by the Node/Deno/Bun entry; other runtimes
+ * have no file system): `{ check(path): Promise<void>, open(path): AsyncIterable<Uint8Array> }`.
+ */
+let fileReader = null;
+
+export function setFileReader(reader) {
+  fileReader = reader;
+}
+
+/** Fails (EINPUT) unless `path` can be read: called before anything connects. */
+export async function checkFile(path, what) {
+  if (fileReader === null) {
+    throw SmtpError.input(`${what} is a file path, and this runtime has no file system.`, 'pass the content as bytes, a stream or { href }.', 'data');
+  }
+  try {
+    await fileReader.check(path);
+  } catch (error) {
+    throw SmtpError.input(`${what}: the file ${JSON.stringify(path)} cannot be read (${error?.code ?? error?.message ?? error}).`, 'check the path (relative paths start at the working directory).', 'data');
+  }
+}
+
+/** A file read in chunks as the message is sent (never whole in memory). */
+export function fileSource(path, what) {
+  if (fileReader === null) {
+    throw SmtpError.input(`${what} is a file path, and this runtime has no file system.`, 'pass the content as bytes, a stream or { href }.', 'data');
+  }
+  // Replayable: a retry opens the file again.
+  const reader = fileReader;
+  return new BodySource({
+    size: undefined,
+    replayable: true,
+    open: async function* () {
+      try {
+        yield* iterableChunks(reader.open(path));
+      } catch (error) {
+        if (error instanceof SmtpError) throw error;
+        throw SmtpError.input(`${what}: reading the file ${JSON.stringify(path)} failed (${error?.code ?? error?.message ?? error}).`, 'check the path (relative paths start at the working directory).', 'data');
+      }
+    },
+  });
+}
+
+/** A URL fetched and streamed as the message is sent; `data:` URLs work too. */
+export function hrefSource(href, headers, what) {
+  return new BodySource({
+    size: undefined,
+    replayable: true,
+    open: async function* () {
+      let response;
+      try {
+        response = await fetch(href, { headers });
+      } catch (error) {
+        throw SmtpError.input(`${what}: fetching ${href} failed (${error?.message ?? error}); the message was not sent.`, 'check the URL, or pass the content itself.', 'data');
+      }
+      if (!response.ok) {
+        await response.body?.cancel().catch(() => {});
+        throw SmtpError.input(`${what}: fetching ${href} answered HTTP ${response.status}; the message was not sent.`, 'check the URL, or pass the content itself.', 'data');
+      }
+      if (response.body === null) return;
+      yield* readableStreamChunks(response.body, () => {});
+    },
+  });
+}
+
+/** Reads a whole source into one byte array, refusing more than `limit` bytes. */
+export async function readAll(source, limit, what) {
+  const chunks = [];
+  let size = 0;
+  try {
+    for (let chunk = await source.next(); chunk !== null; chunk = await source.next()) {
+      size += chunk.byteLength;
+      if (size > limit) {
+        throw SmtpError.input(`${what} is larger than ${limit} bytes, the most wasmtp holds in memory for it.`, 'send a large file as an attachment (streamed), not as a body.', 'data');
+      }
+      chunks.push(chunk);
+    }
+  } finally {
+    source.cancel();
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}

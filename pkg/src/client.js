@@ -2,8 +2,8 @@
 
 import { loadEngine } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
-import { prepareMessage } from './message.js';
-import { engineOptions, normalizeOptions } from './options.js';
+import { prepareMessageAsync } from './message.js';
+import { defaultClientName, engineOptions, normalizeOptions } from './options.js';
 import { Pool } from './pool.js';
 import { Session } from './session.js';
 import { closedClientError } from './util.js';
@@ -22,6 +22,8 @@ class Client {
   #pool;
   /** Sends still being checked, not yet queued in the pool (close() waits for them). */
   #preparing = new Set();
+  /** Sends whose outcome is not known yet (close() resolves once they are). */
+  #sending = new Set();
   #closing = false;
   /** Messages settled per connection (successes and failures), for the retry rule. */
   #outcomes = new WeakMap();
@@ -43,12 +45,17 @@ class Client {
     if (beforeDataEnd !== undefined && typeof beforeDataEnd !== 'function') {
       return Promise.reject(SmtpError.input('send() options.beforeDataEnd must be a function.', 'pass beforeDataEnd: async () => { ... }, or leave it out.'));
     }
-    // The message is checked (by the engine) before it takes a connection.
-    const prepared = loadEngine(this.#opts.engine).then((engine) => prepareMessage(engine, message));
+    // The message is checked (by the engine) before it takes a connection;
+    // bodies given as a stream, file or URL are read first.
+    const prepared = loadEngine(this.#opts.engine).then((engine) => prepareMessageAsync(engine, message));
     this.#preparing.add(prepared);
     const done = () => this.#preparing.delete(prepared);
     prepared.then(done, done);
-    return prepared.then((p) => this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq, beforeDataEnd)));
+    const sending = prepared.then((p) => this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq, beforeDataEnd)));
+    this.#sending.add(sending);
+    const settled = () => this.#sending.delete(sending);
+    sending.then(settled, settled);
+    return sending;
   }
 
   /** Connects, runs TLS, EHLO and AUTH, then QUITs: resolves with what was established. */
@@ -62,18 +69,25 @@ class Client {
     }
   }
 
-  /** Lets queued and in-flight messages finish, then closes every connection. */
+  /**
+   * Lets queued and in-flight messages finish, then closes every connection
+   * (QUIT). Resolves once every message's outcome is known, without waiting
+   * for the QUIT replies, which end within a few seconds in the background.
+   */
   async close() {
     this.#closing = true;
     await Promise.allSettled([...this.#preparing]);
-    await this.#pool.close();
+    const closed = this.#pool.close();
+    closed.catch(() => {}); // a failed QUIT after every outcome is known concerns nobody
+    await Promise.race([closed, Promise.allSettled([...this.#sending])]);
   }
 
   async #openSession() {
     const engine = await loadEngine(this.#opts.engine);
+    const clientName = this.#opts.clientName ?? (await defaultClientName());
     let built;
     try {
-      built = engineOptions(engine, this.#opts);
+      built = engineOptions(engine, { ...this.#opts, clientName });
     } catch (thrown) {
       throw toSmtpError(thrown);
     }
@@ -97,7 +111,8 @@ class Client {
     try {
       const delivery = await session.submit(envelope, body, { beforeDataEnd });
       this.#countOutcome(session);
-      return { messageId: prepared.messageId, ...delivery };
+      const { from, to } = prepared.envelopeInfo();
+      return { messageId: prepared.messageId, envelope: { from, to: [...to] }, ...delivery };
     } catch (error) {
       // Outcomes settle in the order the engine reports them, so the first
       // message to fail on a connection sees no earlier outcome.

@@ -5,28 +5,59 @@
 // The TLS-in-wasm artifact is read only when a client asks for it
 // (tls: { engine: 'wasm' }), the doctor's only by diagnose().
 
-import { readFile } from 'node:fs/promises';
+import { access, constants, readFile } from 'node:fs/promises';
 
+import { setFileReader } from './body.js';
 import { createClient as createClientWith } from './client.js';
-import { setRandomSource, setWasmSource } from './engine.js';
+import { loadEngine, setRandomSource, setWasmSource } from './engine.js';
+import { SmtpError } from './errors.js';
+import { buildMessage as buildMessageWith } from './message.js';
+import { setHostNameSource } from './options.js';
 import { createOutbox as createOutboxWith } from './outbox/index.js';
 import { spoolStore } from './outbox/spool.js';
 import { bunTransport } from './transports/bun.js';
 import { denoTransport } from './transports/deno.js';
 import { nodeTransport } from './transports/node.js';
 
-const wasmFile = (name) => () => readFile(new URL(`../wasm/${name}`, import.meta.url));
+// Read from the package directory; the engine is used only after one of
+// these has loaded, so it is also where Node 18 gets its WebCrypto (below).
+const wasmFile = (name) => async () => {
+  await webCryptoReady();
+  return readFile(new URL(`../wasm/${name}`, import.meta.url));
+};
 setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile('wasmtp_bg.wasm') });
 setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
 
+// Attachments and bodies given as { path }: checked before connecting, then
+// read in chunks as the message is sent.
+setFileReader({
+  check: (path) => access(path, constants.R_OK),
+  async *open(path) {
+    // Stopping early (the message failed) destroys the stream, closing the file.
+    const { createReadStream } = await import('node:fs');
+    yield* createReadStream(path, { highWaterMark: 64 * 1024 });
+  },
+});
+
+// The EHLO name defaults to this machine's name (node:os, also on Deno and
+// Bun), imported on the first connection.
+setHostNameSource(() => import('node:os').then((os) => os.hostname()));
+
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
-// `in`, not a read: Node builds its global `crypto` (WebCrypto and the
-// streams it needs, ~2 ms) on first access, which start-up need not pay.
-if (!('crypto' in globalThis)) {
-  const { webcrypto } = await import('node:crypto');
-  setRandomSource((bytes) => webcrypto.getRandomValues(bytes));
-  globalThis.crypto ??= webcrypto;
+// It is imported with the first wasm artifact rather than at start-up: no
+// top-level await, so the entry can also be a CommonJS module
+// (require('wasmtp')). `in`, not a read: Node builds its global `crypto`
+// (WebCrypto and the streams it needs, ~2 ms) on first access, which
+// start-up need not pay.
+let webCrypto = null;
+function webCryptoReady() {
+  if ('crypto' in globalThis) return undefined;
+  webCrypto ??= import('node:crypto').then(({ webcrypto }) => {
+    setRandomSource((bytes) => webcrypto.getRandomValues(bytes));
+    globalThis.crypto ??= webcrypto;
+  });
+  return webCrypto;
 }
 
 /** Which runtime this is: 'deno', 'bun' or 'node'. */
@@ -38,6 +69,15 @@ export const defaultTransport = runtime === 'deno' ? denoTransport : nodeTranspo
 
 /** Creates a client; see index.d.ts. Uses the runtime's sockets unless `transport` is given. */
 export function createClient(options) {
+  // Deno.startTls does not report the negotiated version: a TLS 1.3 minimum
+  // could only fail at every connection, so it is refused up front.
+  if (runtime === 'deno' && options?.tls?.minVersion === 'TLSv1.3' && options.tls.engine !== 'wasm' && !options.transport) {
+    throw SmtpError.input(
+      "Deno's TLS does not report the version it negotiated, so tls.minVersion 'TLSv1.3' cannot be enforced here.",
+      'leave tls.minVersion out (TLS 1.2 or newer is always used), or run on Node or Bun.',
+      'tls',
+    );
+  }
   return createClientWith(options, defaultTransport);
 }
 
@@ -52,6 +92,12 @@ export function createOutbox(options) {
   return createOutboxWith(options, { defaultStore: () => spoolStore({ dir: 'wasmtp-outbox' }) });
 }
 
+/** The message `send` would transmit, built without sending: { envelope, messageId, raw } (or `stream`). See index.d.ts. */
+export async function buildMessage(message, options) {
+  return buildMessageWith(await loadEngine('core'), message, options);
+}
+
+export { createTestClient } from './capture.js';
 export { ready } from './engine.js';
 export { SmtpError } from './errors.js';
 export { bullmqStore } from './outbox/bullmq.js';

@@ -7,7 +7,9 @@
 import { BodySource, bodySource } from './body.js';
 import { randomBytes } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
-import { list } from './util.js';
+import { checkMessage, envelopeRecipients, formatAddress } from './message-fields.js';
+import { icalParts, inHand, partInput, resolveParts } from './message-parts.js';
+import { absent } from './strict.js';
 
 /**
  * Checks a message and prepares its first attempt (input mistakes throw
@@ -18,36 +20,104 @@ export function prepareMessage(engine, message) {
   if (message === null || typeof message !== 'object') {
     throw SmtpError.input('send() needs a message object.', 'pass { from, to, subject, text } or { raw, envelope: { from, to } }.');
   }
+  checkMessage(message);
   try {
-    return message.raw !== undefined ? prepareRaw(engine, message) : prepareStructured(engine, message);
+    return message.raw !== undefined && message.raw !== null ? prepareRaw(engine, message) : prepareStructured(engine, message);
   } catch (thrown) {
     throw toSmtpError(thrown);
   }
 }
 
+/**
+ * Like prepareMessage, after the I/O some fields need: bodies given as a
+ * stream, file or URL are read, attachment files checked to exist.
+ */
+export async function prepareMessageAsync(engine, message) {
+  if (message !== null && typeof message === 'object') {
+    checkMessage(message);
+    if (absent(message.raw)) message = await resolveParts(message);
+  }
+  return prepareMessage(engine, message);
+}
+
+/**
+ * The message `send` would transmit, without sending it: its envelope
+ * ({ from, to }), Message-ID and bytes (`raw`, a Uint8Array), or with
+ * `stream: true` a ReadableStream of the bytes instead (attachments are then
+ * read as the stream is). The bytes are the message itself: the SMTP dot
+ * transparency the engine adds on the wire is not in them.
+ */
+export async function buildMessage(engine, message, { stream = false } = {}) {
+  const prepared = await prepareMessageAsync(engine, message);
+  const { from, to } = prepared.envelopeInfo();
+  const { envelope, body } = prepared.attempt();
+  const size = body.size;
+  envelope.free();
+  const result = { messageId: prepared.messageId, envelope: { from, to } };
+  if (stream) {
+    return {
+      ...result,
+      stream: new ReadableStream({
+        async pull(controller) {
+          try {
+            const chunk = await body.next();
+            if (chunk === null) controller.close();
+            else controller.enqueue(chunk.slice());
+          } catch (error) {
+            controller.error(error);
+          }
+        },
+        cancel: () => body.cancel(),
+      }),
+    };
+  }
+  const chunks = [];
+  let length = 0;
+  try {
+    for (let chunk = await body.next(); chunk !== null; chunk = await body.next()) {
+      chunks.push(chunk.slice()); // the builder may reuse its buffer
+      length += chunk.byteLength;
+    }
+  } finally {
+    body.cancel();
+  }
+  const raw = new Uint8Array(length);
+  let at = 0;
+  for (const chunk of chunks) {
+    raw.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  if (size !== undefined && size !== length) throw new Error(`wasmtp: the message is ${length} bytes, announced ${size}`);
+  return { ...result, raw };
+}
+
 // ----- raw: an RFC 5322 message as given, with an explicit envelope
 
 function prepareRaw(engine, { raw, envelope }) {
-  if (!envelope || typeof envelope.from !== 'string' || envelope.to === undefined) {
+  if (!envelope || absent(envelope.from) || envelopeRecipients(envelope) === undefined) {
     throw SmtpError.input(
       'a raw message needs an envelope with from and to.',
       'pass envelope: { from: "ann@example.com", to: ["bob@example.org"] } next to raw.',
     );
   }
-  const to = Array.isArray(envelope.to) ? envelope.to : [envelope.to];
+  // A body in hand declares what it is (BODY=8BITMIME only with a byte
+  // above 127, so a server without 8BITMIME refuses it at MAIL FROM, before
+  // any data: RFC 6152); a stream is checked by the engine as it goes out.
+  const given = { ...envelopeFields(envelope), bodyType: rawBodyType(raw) };
   let body = bodySource(raw);
-  const bodyType = rawBodyType(raw);
   let first = true;
   // Built once now so the engine checks the addresses before anything connects.
-  buildEnvelope(engine, { ...envelope, to, bodyType }, body.size).free();
+  buildEnvelope(engine, given, body.size).free();
   return {
     messageId: typeof raw === 'string' || raw instanceof Uint8Array ? findMessageId(raw) : undefined,
+    /** MAIL FROM and RCPT TO as plain text. */
+    envelopeInfo: () => ({ from: given.from, to: [...given.to] }),
     /** A stream already read cannot be sent again. */
     canRetry: () => body.replay() !== null,
     attempt() {
       if (!first) body = body.replay();
       first = false;
-      return { envelope: buildEnvelope(engine, { ...envelope, to, bodyType }, body.size), body };
+      return { envelope: buildEnvelope(engine, given, body.size), body };
     },
   };
 }
@@ -68,19 +138,35 @@ function rawBodyType(raw) {
   return '7bit';
 }
 
+/**
+ * The envelope a message gives (`envelope: { from, to, cc, bcc, ... }`) with
+ * addresses as bare text; cc and bcc are recipients like to (nodemailer's
+ * envelope has them too). `from`/`to` stay undefined when not given.
+ */
+function envelopeFields(envelope) {
+  const to = envelopeRecipients(envelope);
+  return {
+    from: envelope.from === undefined || envelope.from === null ? undefined : formatAddress(envelope.from, 'envelope.from', true),
+    to,
+    smtputf8: envelope.smtputf8 === true,
+    requireTls: envelope.requireTls === true,
+    dsn: envelope.dsn ?? undefined,
+  };
+}
+
 /** A wasm Envelope from { from, to, smtputf8?, requireTls?, dsn? }. */
 function buildEnvelope(engine, { from, to, smtputf8, requireTls, dsn, bodyType }, size) {
   const built = new engine.Envelope(from);
   try {
     for (const address of to) {
-      if (dsn?.notify) built.addRecipientWithDsn(String(address), dsn.notify, undefined);
-      else built.addRecipient(String(address));
+      if (dsn?.notify !== undefined && dsn.notify !== null) built.addRecipientWithDsn(address, dsn.notify, undefined);
+      else built.addRecipient(address);
     }
     if (size !== undefined) built.setSize(size);
     if (smtputf8) built.setSmtpUtf8(true);
     if (bodyType) built.setBodyType(bodyType);
     if (requireTls) built.setRequireTls(true);
-    if (dsn && (dsn.ret || dsn.envid)) built.setDsn(dsn.ret, dsn.envid);
+    if (dsn && (dsn.ret || dsn.envid)) built.setDsn(dsn.ret ?? undefined, dsn.envid ?? undefined);
     built.validate();
     return built;
   } catch (error) {
@@ -103,7 +189,7 @@ function findMessageId(raw) {
 const encoder = new TextEncoder();
 
 function prepareStructured(engine, message) {
-  if (typeof message.from !== 'string') {
+  if (message.from === undefined || message.from === null) {
     throw SmtpError.input(
       'the message has no from (or raw).',
       'pass { from, to, subject, text }, or raw with envelope: { from, to }.',
@@ -112,20 +198,38 @@ function prepareStructured(engine, message) {
   // The same randomness and time on every attempt: a retry sends the same bytes.
   const random = randomBytes(32);
   const now = Date.now();
-  const attachments = (message.attachments ?? []).map(attachmentInput);
-  let builder = newBuilder(engine, message, attachments, random, now);
+  const { attachments, alternatives } = partInputs(message);
+  // One numbering for the builder's streamed parts: attachments, then alternatives.
+  const parts = [...attachments, ...alternatives];
+  let builder = newBuilder(engine, message, attachments, alternatives, random, now);
   const messageId = builder.messageId;
+  // envelope: { from, to, dsn, requireTls } overrides what the headers say;
+  // checked now, so a mistake in it fails before anything connects.
+  const custom = message.envelope ? envelopeFields(message.envelope) : null;
+  const fieldsFor = (current) => ({ ...custom, from: custom.from ?? current.envelopeFrom, to: custom.to ?? current.recipients });
+  const envelopeFor = (current) => {
+    if (custom === null) return current.envelope();
+    return current.envelopeWith(buildEnvelope(engine, fieldsFor(current), undefined));
+  };
+  envelopeFor(builder).free();
+  const { from, to } = custom === null ? { from: builder.envelopeFrom, to: builder.recipients } : fieldsFor(builder);
+  const envelopeInfo = { from, to };
   let used = false;
   return {
     messageId,
-    /** A streamed attachment already read cannot be sent again. */
-    canRetry: () => !attachments.some((a) => a.stream?.started),
+    /** MAIL FROM and RCPT TO as plain text (what the headers give, or `envelope`). */
+    envelopeInfo: () => envelopeInfo,
+    /** A stream already read cannot be sent again (files and URLs are read again). */
+    canRetry: () => !parts.some((p) => p.stream?.started && !p.stream.replayable),
     attempt() {
-      if (used) builder = newBuilder(engine, message, attachments, random, now);
+      if (used) {
+        for (const p of parts) if (p.stream?.started) p.stream = p.stream.replay();
+        builder = newBuilder(engine, message, attachments, alternatives, random, now);
+      }
       used = true;
       const current = builder;
-      const envelope = current.envelope();
-      const streams = attachments.map((a) => a.stream);
+      const envelope = envelopeFor(current);
+      const streams = parts.map((p) => p.stream);
       const mime = mimeBody(current, streams);
       const body = new BodySource({ size: current.size, replayable: false, open: () => mimeChunks(mime) });
       // The driver moves the builder's output into the engine inside wasm
@@ -136,41 +240,157 @@ function prepareStructured(engine, message) {
   };
 }
 
-/** Attachment content: bytes in hand (strings, byte arrays) or a stream. */
-function attachmentInput(attachment, index) {
-  if (attachment === null || typeof attachment !== 'object' || attachment.content === undefined) {
-    throw SmtpError.input(`attachment ${index} has no content.`, 'pass attachments: [{ filename, content }].', 'data');
+/** The attachments and alternatives of a message; icalEvent adds one of each. */
+function partInputs(message) {
+  const attachments = (message.attachments ?? []).map((part, index) => partInput(part, index, 'attachment'));
+  const alternatives = (message.alternatives ?? []).map((part, index) => partInput(part, index, 'alternative'));
+  if (!absent(message.icalEvent)) {
+    const ical = icalParts(message.icalEvent);
+    alternatives.push(ical.alternative);
+    attachments.push(ical.attachment);
   }
-  const { content } = attachment;
-  if (typeof content === 'string') return { attachment, bytes: encoder.encode(content) };
-  if (content instanceof Uint8Array) return { attachment, bytes: content };
-  if (content instanceof ArrayBuffer) return { attachment, bytes: new Uint8Array(content) };
-  return { attachment, stream: bodySource(content) };
+  return { attachments, alternatives };
 }
 
-function newBuilder(engine, message, attachments, random, now) {
-  const spec = new engine.MessageSpec(message.from);
+function newBuilder(engine, message, attachments, alternatives, random, now) {
+  const spec = new engine.MessageSpec(formatAddress(message.from, 'from'));
   try {
-    for (const address of list(message.to)) spec.addTo(String(address));
-    for (const address of list(message.cc)) spec.addCc(String(address));
-    for (const address of list(message.bcc)) spec.addBcc(String(address));
-    for (const address of list(message.replyTo)) spec.addReplyTo(String(address));
-    if (message.subject !== undefined) spec.setSubject(String(message.subject));
+    for (const address of addressList(message.to, 'to')) spec.addTo(address);
+    for (const address of addressList(message.cc, 'cc')) spec.addCc(address);
+    for (const address of addressList(message.bcc, 'bcc')) spec.addBcc(address);
+    for (const address of addressList(message.replyTo, 'replyTo')) spec.addReplyTo(address);
+    if (!absent(message.sender)) spec.setField('sender', formatAddress(message.sender, 'sender'));
+    if (!absent(message.subject)) spec.setSubject(message.subject);
     // Bodies cross into wasm as UTF-8 bytes: one native encode and one copy.
-    if (message.text !== undefined) spec.setText(encoder.encode(String(message.text)));
-    if (message.html !== undefined) spec.setHtml(encoder.encode(String(message.html)));
-    if (message.messageId !== undefined) spec.setMessageId(String(message.messageId));
-    for (const [name, value] of headerEntries(message.headers)) spec.addHeader(name, String(value));
-    for (const { attachment: a, bytes } of attachments) {
-      const args = [a.filename, a.contentType, a.cid, a.contentDisposition];
+    if (!absent(message.text)) spec.setText(textBytes(message.text, 'text'));
+    if (!absent(message.html)) spec.setHtml(textBytes(message.html, 'html'));
+    if (!absent(message.messageId)) spec.setMessageId(message.messageId);
+    if (!absent(message.inReplyTo)) spec.setField('inReplyTo', message.inReplyTo);
+    for (const id of references(message.references)) spec.setField('reference', id);
+    if (!absent(message.date)) spec.setField('date', String(dateValue(message.date)));
+    // Headers that fields stand for, then the caller's own: the builder checks and writes them all.
+    const headers = [...priorityHeaders(message.priority), ...listHeaders(message.list), ...headerEntries(message.headers)];
+    for (const [name, value] of headers) spec.addHeader(name, value);
+    for (const [index, { part, bytes }] of attachments.entries()) {
+      const args = [part.filename ?? undefined, part.contentType ?? undefined, part.cid ?? undefined, part.contentDisposition ?? undefined];
       if (bytes) spec.addAttachmentBytes(bytes, ...args);
       else spec.addAttachmentStream(...args);
+      for (const [name, value] of headerEntries(part.headers)) spec.addPartHeader(index, name, value);
+    }
+    for (const [index, { part, bytes }] of alternatives.entries()) {
+      const args = [part.contentType ?? undefined, part.filename ?? undefined];
+      if (bytes) spec.addAlternativeBytes(bytes, ...args);
+      else spec.addAlternativeStream(...args);
+      // Numbered after every attachment, as the builder numbers its parts.
+      for (const [name, value] of headerEntries(part.headers)) spec.addPartHeader(attachments.length + index, name, value);
     }
   } catch (error) {
     spec.free();
     throw error;
   }
   return new engine.MessageBuilder(spec, random, now); // consumes spec
+}
+
+/** References as Message-IDs: a string may hold several, separated by spaces. */
+function references(value) {
+  if (absent(value)) return [];
+  return (Array.isArray(value) ? value : [value]).flatMap((ids) => ids.split(/\s+/)).filter((id) => id !== '');
+}
+
+/** The Date header's time: a Date, a date string or milliseconds since 1970. */
+function dateValue(value) {
+  const ms = Math.trunc(value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : value);
+  if (!Number.isFinite(ms)) {
+    throw SmtpError.input(`date ${JSON.stringify(String(value))} is not a valid time.`, 'pass a Date, an ISO 8601 / RFC 2822 date string, or milliseconds since 1970.', 'data');
+  }
+  return ms;
+}
+
+/** X-Priority, X-MSMail-Priority and Importance, which mail programs show; none for 'normal'. */
+function priorityHeaders(priority) {
+  if (priority === 'high') return [['X-Priority', '1 (Highest)'], ['X-MSMail-Priority', 'High'], ['Importance', 'High']];
+  if (priority === 'low') return [['X-Priority', '5 (Lowest)'], ['X-MSMail-Priority', 'Low'], ['Importance', 'Low']];
+  return [];
+}
+
+/** The List-* headers `list` stands for (RFC 2369, RFC 2919), with the header name of each kind. */
+const LIST_HEADERS = { help: 'List-Help', unsubscribe: 'List-Unsubscribe', subscribe: 'List-Subscribe', post: 'List-Post', owner: 'List-Owner', archive: 'List-Archive', id: 'List-Id' };
+
+/**
+ * `list: { unsubscribe, help, id, ..., oneClick }`: each value a URL, { url,
+ * comment }, or an array (one header per entry; an entry that is itself an
+ * array lists several URLs in one header). A URL goes in angle brackets; an
+ * e-mail address becomes a mailto: URL and a bare host an http:// one.
+ * Comments are ASCII (the header value is otherwise left as written, so
+ * non-ASCII would need encoded-words around the comment alone).
+ */
+function listHeaders(list) {
+  if (absent(list)) return [];
+  const headers = [];
+  for (const [kind, value] of Object.entries(list)) {
+    if (kind === 'oneClick' || absent(value)) continue;
+    const name = LIST_HEADERS[kind];
+    if (name === undefined) {
+      throw SmtpError.input(`list.${kind} is not a List-* header wasmtp writes.`, `use ${Object.keys(LIST_HEADERS).join(', ')} (and oneClick: true for RFC 8058 one-click unsubscribe).`, 'data');
+    }
+    const entries = Array.isArray(value) ? value : [value];
+    for (const entry of entries) {
+      const items = (Array.isArray(entry) ? entry : [entry]).map((item) => listItem(kind, item));
+      if (kind === 'id' && (items.length !== 1 || entries.length !== 1)) {
+        throw SmtpError.input('list.id names one list.', "pass list: { id: { url: 'news.example.com', comment: 'Example News' } }.", 'data');
+      }
+      headers.push([name, items.join(', ')]);
+    }
+  }
+  if (!absent(list.oneClick) && typeof list.oneClick !== 'boolean') {
+    throw SmtpError.input('list.oneClick must be true or false.', "pass list: { unsubscribe: 'https://...', oneClick: true }.", 'data');
+  }
+  if (list.oneClick === true) {
+    // RFC 8058 §3.1: the one-click POST goes to an HTTPS List-Unsubscribe URL.
+    const https = headers.some(([name, value]) => name === 'List-Unsubscribe' && /<https:\/\//i.test(value));
+    if (!https) {
+      throw SmtpError.input('one-click unsubscribe needs an https:// List-Unsubscribe URL (RFC 8058).', "add list: { unsubscribe: 'https://example.com/unsubscribe?id=...' } next to oneClick: true.", 'data');
+    }
+    headers.push(['List-Unsubscribe-Post', 'List-Unsubscribe=One-Click']);
+  }
+  return headers;
+}
+
+/** One URL of a List-* header: `<url> (comment)`, or `"comment" <id>` for List-Id. */
+function listItem(kind, item) {
+  const { url, comment } = typeof item === 'string' ? { url: item } : isPlainObject(item) ? item : {};
+  if (typeof url !== 'string' || !(absent(comment) || typeof comment === 'string')) {
+    throw SmtpError.input(`list.${kind} has an entry that is not a URL string or { url, comment }.`, "pass for example list: { unsubscribe: { url: 'https://example.com/u', comment: 'Unsubscribe' } }.", 'data');
+  }
+  if (!/^[!-~]+$/.test(url) || /[<>]/.test(url)) {
+    throw SmtpError.input(`the list.${kind} URL ${JSON.stringify(url)} cannot go into a header.`, 'use printable ASCII without spaces or angle brackets; percent-encode anything else.', 'data');
+  }
+  if (!absent(comment) && !/^[\x20-\x7e]*$/.test(comment)) {
+    throw SmtpError.input(`the comment of list.${kind} has a character outside printable ASCII.`, 'write List-* comments in ASCII (they are shown rarely); the URL is what matters.', 'data');
+  }
+  if (kind === 'id') {
+    const id = url.replace(/^[a-z][a-z0-9+.-]*:\/*/i, '');
+    return comment ? `"${comment.replace(/[\\"]/g, '\\$&')}" <${id}>` : `<${id}>`;
+  }
+  const bracketed = /^(https?|mailto|ftp):/i.test(url) ? `<${url}>` : /^[^@]+@[^@]+$/.test(url) ? `<mailto:${url}>` : `<http://${url}>`;
+  return comment ? `${bracketed} (${comment.replace(/[()\\]/g, '\\$&')})` : bracketed;
+}
+
+const isPlainObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** A body given as text or as UTF-8 bytes (streams, files and URLs were read by prepareMessageAsync). */
+function textBytes(value, field) {
+  if (!inHand(value)) {
+    throw SmtpError.input(`the ${field} body is a stream, file or URL, which this call cannot read.`, 'pass it to send(), which reads it first, or pass the text itself.', 'data');
+  }
+  return typeof value === 'string' ? encoder.encode(value) : value instanceof Uint8Array ? value : new Uint8Array(value);
+}
+
+/** An address field as header text: each entry a string or { name, address }. */
+function addressList(value, field) {
+  if (absent(value)) return [];
+  const entries = Array.isArray(value) ? value : [value];
+  return entries.map((entry, index) => formatAddress(entry, Array.isArray(value) ? `${field}[${index}]` : field));
 }
 
 /**
@@ -213,8 +433,9 @@ async function* mimeChunks({ builder, streams, release }) {
   }
 }
 
+/** Header entries as [name, value] pairs; an array value repeats the header. */
 function headerEntries(headers) {
-  if (!headers) return [];
-  if (Array.isArray(headers)) return headers; // [[name, value], ...] keeps order and repeats
-  return Object.entries(headers);
+  if (absent(headers)) return [];
+  const pairs = Array.isArray(headers) ? headers : Object.entries(headers);
+  return pairs.flatMap(([name, value]) => (absent(value) ? [] : Array.isArray(value) ? value.map((v) => [name, v]) : [[name, value]]));
 }

@@ -3,6 +3,7 @@
 // mode, EHLO name, auth method...); JS only fills defaults and reshapes.
 
 import { SmtpError } from './errors.js';
+import { absent, checkKeys, describeValue, expect, isObject } from './strict.js';
 
 export const POOL_DEFAULTS = Object.freeze({
   maxConnections: 4,
@@ -10,14 +11,81 @@ export const POOL_DEFAULTS = Object.freeze({
   idleTimeout: 30_000,
 });
 
+/** Every key createClient accepts. */
+export const CLIENT_KEYS = Object.freeze([
+  'host', 'port', 'security', 'auth', 'tls', 'allowInsecureAuth', 'clientName', 'timeouts', 'lmtp', 'pool', 'onTranscript', 'transport',
+]);
+
+/** nodemailer's createTransport options, and what does the same here. */
+const NODEMAILER_OPTIONS = Object.freeze({
+  secure: "`secure` is nodemailer's option; here: `security: 'tls'` (secure: true) or `security: 'starttls'` (secure: false), or import createTransport from 'wasmtp/nodemailer'.",
+  requireTLS: "`requireTLS` is nodemailer's option; here: `security: 'starttls'` (STARTTLS required, never plaintext).",
+  ignoreTLS: "`ignoreTLS` is nodemailer's option; here: `security: 'none'`.",
+  opportunisticTLS: "`opportunisticTLS` is nodemailer's option; here: `security: 'opportunistic'`.",
+  name: "`name` is nodemailer's option; here: `clientName` (the EHLO name).",
+  connectionTimeout: "`connectionTimeout` is nodemailer's option; here: `timeouts: { connect }` (milliseconds).",
+  greetingTimeout: "`greetingTimeout` is nodemailer's option; here: `timeouts: { greeting }` (milliseconds).",
+  socketTimeout: "`socketTimeout` is nodemailer's option; here: `timeouts: { command }` (milliseconds).",
+  dnsTimeout: 'wasmtp leaves name resolution to the runtime; use `timeouts: { connect }`, which includes it.',
+  maxConnections: "`maxConnections` is nodemailer's option; here: `pool: { maxConnections }`.",
+  maxMessages: "`maxMessages` is nodemailer's option; here: `pool: { maxMessagesPerConnection }`.",
+  rateDelta: "`rateDelta`/`rateLimit` are nodemailer's options; here: `pool: { rate }` (messages per second).",
+  rateLimit: "`rateDelta`/`rateLimit` are nodemailer's options; here: `pool: { rate }` (messages per second).",
+  logger: "`logger` is nodemailer's option; here: `onTranscript: (line) => ...` (credentials redacted).",
+  debug: "`debug` is nodemailer's option; here: `onTranscript: (line) => ...` (credentials redacted).",
+  authMethod: "`authMethod` is nodemailer's option; here: `auth: { method }`.",
+  service: 'wasmtp has no list of well-known services; pass `host` (and `port`/`security`) of the provider.',
+  url: 'pass `host`, `port` and `security` instead of a connection URL.',
+  localAddress: 'wasmtp does not bind a local address; a custom `transport` can.',
+  proxy: 'wasmtp does not speak to proxies; a custom `transport` can tunnel the socket.',
+  socket: 'pass a `transport` ({ connect }) that returns the socket.',
+  connection: 'pass a `transport` ({ connect }) that returns the socket.',
+  disableFileAccess: 'wasmtp reads files only for attachments or bodies given as { path }.',
+  disableUrlAccess: 'wasmtp fetches only attachments or bodies given as { href }.',
+});
+
+const TLS_KEYS = Object.freeze(['ca', 'servername', 'rejectUnauthorized', 'engine', 'pin', 'minVersion']);
+const NODEMAILER_TLS = Object.freeze({
+  maxVersion: 'wasmtp negotiates the newest TLS version both sides speak; only `tls.minVersion` can be set.',
+  ciphers: "wasmtp uses the TLS library's default cipher suites; they cannot be changed.",
+  cert: 'client certificates are not supported.',
+  key: 'client certificates are not supported.',
+  pfx: 'client certificates are not supported.',
+  passphrase: 'client certificates are not supported.',
+  secureProtocol: "use `tls.minVersion: 'TLSv1.2'` or `'TLSv1.3'`.",
+  checkServerIdentity: 'the certificate is checked against `tls.servername` (default: host); set that instead.',
+});
+const AUTH_KEYS = Object.freeze(['user', 'pass', 'accessToken', 'method']);
+const NODEMAILER_AUTH = Object.freeze({
+  type: "`auth.type` is nodemailer's; here the kind follows from the fields: { user, pass } or { user, accessToken } (XOAUTH2 / OAUTHBEARER).",
+  clientId: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
+  clientSecret: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
+  refreshToken: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
+  expires: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
+  accessUrl: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
+  serviceClient: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
+  privateKey: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
+  credentials: 'pass `auth: { user, pass }`.',
+});
+const TIMEOUT_KEYS = Object.freeze(['connect', 'tlsHandshake', 'greeting', 'command', 'dataEnd']);
+const POOL_KEYS = Object.freeze(['maxConnections', 'maxMessagesPerConnection', 'idleTimeout', 'rate', 'rateBurst']);
+const NODEMAILER_POOL = Object.freeze({
+  maxMessages: "`maxMessages` is nodemailer's name; here: `pool: { maxMessagesPerConnection }`.",
+});
+
+/** TLS versions `tls.minVersion` accepts; wasmtp never goes below TLS 1.2. */
+const TLS_VERSIONS = Object.freeze(['TLSv1.2', 'TLSv1.3']);
+
 /** Options with defaults filled in that do not need the engine. */
 export function normalizeOptions(options, defaultTransport) {
   if (options === null || typeof options !== 'object') {
     throw SmtpError.input('createClient needs an options object.', 'pass at least { host }.', 'connect');
   }
+  checkKeys(options, CLIENT_KEYS, 'createClient options', NODEMAILER_OPTIONS, 'connect');
   if (typeof options.host !== 'string' || options.host === '') {
     throw SmtpError.input('createClient needs a host.', 'pass { host: "smtp.example.com" }.', 'connect');
   }
+  checkTypes(options);
   const pool = normalizePool(options.pool);
   const transport = options.transport ?? defaultTransport;
   if (!transport || typeof transport.connect !== 'function') {
@@ -27,28 +95,131 @@ export function normalizeOptions(options, defaultTransport) {
       'connect',
     );
   }
+  const tls = options.tls ?? {};
+  const engine = tlsEngine(tls.engine);
   return {
     host: options.host,
-    port: options.port,
-    security: options.security,
-    auth: options.auth,
+    port: options.port ?? undefined,
+    security: options.security ?? undefined,
+    auth: options.auth ?? undefined,
     tls: {
-      ca: options.tls?.ca,
-      servername: options.tls?.servername,
-      rejectUnauthorized: options.tls?.rejectUnauthorized !== false,
-      engine: tlsEngine(options.tls?.engine),
-      pin: options.tls?.pin,
+      ca: tls.ca ?? undefined,
+      servername: tls.servername ?? undefined,
+      rejectUnauthorized: tls.rejectUnauthorized !== false,
+      engine,
+      pin: tls.pin ?? undefined,
+      minVersion: tlsMinVersion(tls.minVersion, engine),
     },
     /** Which wasm artifact this client uses: 'tls' when TLS runs inside the engine. */
-    engine: options.tls?.engine === 'wasm' ? 'tls' : 'core',
+    engine: engine === 'wasm' ? 'tls' : 'core',
     allowInsecureAuth: options.allowInsecureAuth === true,
-    clientName: options.clientName,
+    clientName: options.clientName ?? undefined,
     timeouts: options.timeouts ?? {},
     lmtp: options.lmtp === true,
     pool,
-    onTranscript: typeof options.onTranscript === 'function' ? options.onTranscript : undefined,
+    onTranscript: options.onTranscript ?? undefined,
     transport,
   };
+}
+
+/** Wrong types are refused, never coerced: a number where text belongs is a mistake. */
+function checkTypes(options) {
+  const at = (what, hint) => [what, hint, 'connect'];
+  const isString = (v) => typeof v === 'string';
+  const isBoolean = (v) => typeof v === 'boolean';
+  expect(options.port, Number.isInteger, ...at('port', 'pass a TCP port number, like 465, 587 or 25.'));
+  expect(options.security, isString, ...at('security', "use 'tls', 'starttls', 'opportunistic' or 'none'."));
+  expect(options.allowInsecureAuth, isBoolean, ...at('allowInsecureAuth', 'pass true or false.'));
+  expect(options.clientName, isString, ...at('clientName', 'pass the host name to send with EHLO, like "mail.example.com".'));
+  expect(options.lmtp, isBoolean, ...at('lmtp', 'pass true or false.'));
+  expect(options.onTranscript, (v) => typeof v === 'function', ...at('onTranscript', 'pass a function (line) => { ... }.'));
+  expect(options.transport, isObject, ...at('transport', 'pass an object with a connect() method (see the Transport type).'));
+  for (const key of ['tls', 'auth', 'timeouts', 'pool']) {
+    expect(options[key], isObject, ...at(key, `pass ${key} as an object, or leave it out.`));
+  }
+  if (isObject(options.tls)) {
+    const tls = options.tls;
+    checkKeys(tls, TLS_KEYS, 'tls', NODEMAILER_TLS, 'tls');
+    const pem = (v) => typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
+    expect(tls.ca, pem, 'tls.ca', 'pass PEM text, or an array of PEM texts.', 'tls');
+    expect(tls.pin, pem, 'tls.pin', 'pass a SHA-256 fingerprint, or an array of them.', 'tls');
+    expect(tls.servername, isString, 'tls.servername', 'pass the name the certificate must match.', 'tls');
+    expect(tls.rejectUnauthorized, isBoolean, 'tls.rejectUnauthorized', 'pass true or false.', 'tls');
+  }
+  if (isObject(options.auth)) {
+    checkKeys(options.auth, AUTH_KEYS, 'auth', NODEMAILER_AUTH, 'auth');
+    // A line break in the user name would end the AUTH command early; the
+    // server would read the rest as a command of its own.
+    const { user } = options.auth;
+    if (typeof user === 'string' && /[\r\n\0]/.test(user)) {
+      throw SmtpError.input('auth.user contains a line break or NUL character.', 'check where the user name comes from; it must be a single line.', 'auth');
+    }
+  }
+  if (isObject(options.timeouts)) {
+    checkKeys(options.timeouts, TIMEOUT_KEYS, 'timeouts', {}, 'connect');
+    for (const key of TIMEOUT_KEYS) {
+      expect(
+        options.timeouts[key],
+        (v) => typeof v === 'number' && v >= 0 && v <= MAX_DELAY,
+        `timeouts.${key}`,
+        `pass a number of milliseconds from 0 to ${MAX_DELAY}, or leave it out for the default.`,
+        'connect',
+      );
+    }
+  }
+  if (isObject(options.pool)) checkKeys(options.pool, POOL_KEYS, 'pool', NODEMAILER_POOL, 'connect');
+}
+
+/**
+ * tls.minVersion: 'TLSv1.2' is always met (wasmtp never negotiates less);
+ * 'TLSv1.3' is checked after every handshake by the session (the version the
+ * runtime's TLS or the engine reports), and refused where it cannot be.
+ */
+function tlsMinVersion(value, engine) {
+  if (absent(value)) return undefined;
+  if (!TLS_VERSIONS.includes(value)) {
+    throw SmtpError.input(
+      `tls.minVersion ${describeValue(value)} is not a TLS version wasmtp can require.`,
+      "use 'TLSv1.2' (always met: older versions are never used) or 'TLSv1.3'.",
+      'tls',
+    );
+  }
+  if (value === 'TLSv1.3' && engine === 'wasm') {
+    throw SmtpError.input(
+      "tls.minVersion 'TLSv1.3' cannot be enforced with tls.engine 'wasm', which also accepts TLS 1.2.",
+      "use the runtime's TLS (leave tls.engine out) to require TLS 1.3.",
+      'tls',
+    );
+  }
+  return value;
+}
+
+/**
+ * Where the machine's host name comes from (set by the Node/Deno/Bun entry:
+ * node:os hostname()); other runtimes have none and keep the engine's
+ * default EHLO name.
+ */
+let hostNameSource = null;
+let machineName = null;
+
+export function setHostNameSource(source) {
+  hostNameSource = source;
+  machineName = null;
+}
+
+/**
+ * The EHLO name when clientName is not given: the machine's fully
+ * qualified name when the runtime tells it (receivers score a bare
+ * "localhost" as spam), otherwise undefined (the engine's default).
+ * A name without a dot is not a FQDN (RFC 5321 §4.1.1.1) and is not used.
+ */
+export async function defaultClientName() {
+  if (hostNameSource === null) return undefined;
+  machineName ??= Promise.resolve()
+    .then(hostNameSource)
+    .then((name) => (typeof name === 'string' && /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/.test(name) ? name.toLowerCase() : undefined))
+    .catch(() => undefined);
+  return machineName;
 }
 
 /** Longest timer delay JS runtimes honour (2^31 - 1 ms, about 24.8 days). */
@@ -94,11 +265,11 @@ export function engineOptions(engine, opts) {
   }
   const options = new engine.Options(opts.host, port);
   try {
-    if (opts.security !== undefined) options.setSecurity(String(opts.security));
+    if (opts.security !== undefined) options.setSecurity(opts.security);
     else if (opts.port === undefined) options.setSecurity('starttls');
     applyAuth(options, opts.auth);
     options.setAllowInsecureAuth(opts.allowInsecureAuth);
-    if (opts.clientName !== undefined) options.setClientName(String(opts.clientName));
+    if (opts.clientName !== undefined) options.setClientName(opts.clientName);
     if (opts.lmtp) options.setLmtp(true);
     const t = opts.timeouts;
     options.setTimeouts(ms(t.connect), ms(t.tlsHandshake), ms(t.greeting), ms(t.command), ms(t.dataEnd));
@@ -112,7 +283,7 @@ export function engineOptions(engine, opts) {
 
 /** tls.engine: 'native' (the runtime's TLS, default) or 'wasm' (TLS inside the engine). */
 function tlsEngine(value) {
-  if (value === undefined || value === 'native' || value === 'wasm') return value ?? 'native';
+  if (absent(value) || value === 'native' || value === 'wasm') return value ?? 'native';
   throw SmtpError.input(
     `tls.engine "${value}" is not a TLS engine.`,
     "use 'native' (the runtime's TLS, the default) or 'wasm' (TLS inside the engine, over a raw socket).",
@@ -123,7 +294,7 @@ function tlsEngine(value) {
 function applyAuth(options, auth) {
   if (auth === undefined || auth === null) return;
   const { user, pass, accessToken, method } = auth;
-  if (typeof user !== 'string' || (typeof pass !== 'string' && typeof accessToken !== 'string')) {
+  if (typeof user !== 'string' || (typeof pass !== 'string' && typeof accessToken !== 'string') || (!absent(pass) && !absent(accessToken))) {
     throw SmtpError.input(
       'auth needs a user and either a pass or an accessToken.',
       'pass auth: { user, pass } (or { user, accessToken } for XOAUTH2 / OAUTHBEARER).',
@@ -132,7 +303,10 @@ function applyAuth(options, auth) {
   }
   if (typeof accessToken === 'string') options.setAccessToken(user, accessToken);
   else options.setPassword(user, pass);
-  if (method !== undefined) options.setAuthMethod(String(method));
+  if (!absent(method)) {
+    if (typeof method !== 'string') throw SmtpError.input(`auth.method is ${describeValue(method)}.`, "use 'PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2' or 'OAUTHBEARER'.", 'auth');
+    options.setAuthMethod(method);
+  }
 }
 
 function ms(value) {

@@ -33,6 +33,14 @@ const TX_BUFFER = 64 * 1024;
 /** How long the port probe's connection waits for the server's first bytes. */
 const PORT_PROBE_WAIT_MS = 1000;
 
+/**
+ * How long the QUIT reply is awaited once every message's outcome is known:
+ * the server has nothing more to say that matters, so a server that never
+ * answers QUIT must not hold the connection (or close()) for the command
+ * time-out.
+ */
+const QUIT_REPLY_WAIT = 3000;
+
 /** Transcript lines kept for `SmtpError.transcript`. */
 const TRANSCRIPT_KEPT = 60;
 
@@ -227,6 +235,7 @@ export class Session {
         this.#dispatchEvents();
         this.#releaseReads();
         if (this.#done) break;
+        if (this.#quitting && this.#jobs.size === 0) this.#limitQuitWait();
         if (this.#inbox.length === 0 && !moved && !wrote) await this.#sleep();
       }
       await this.#flush(); // a final QUIT, if the engine produced one
@@ -317,6 +326,11 @@ export class Session {
           break;
         case 'tls-up': {
           const info = this.#socket?.tlsInfo ?? {};
+          const tooOld = belowMinVersion(info.version, this.#target.tls.minVersion);
+          if (tooOld) {
+            conn.tlsFailed(tooOld, now);
+            break;
+          }
           // handshakePending: the platform reports a refused certificate only
           // at the first read or write (Workers); the engine then names it.
           conn.tlsEstablished(info.version ?? 'TLS', info.cipher, info.authorized === true, info.authorizationError, now, info.handshakePending === true);
@@ -756,8 +770,18 @@ export class Session {
     }).finally(() => clearTimeout(timer));
   }
 
+  /** Drops the link if the QUIT reply takes longer than QUIT_REPLY_WAIT. */
+  #limitQuitWait() {
+    if (this.#quitTimer !== null) return;
+    this.#quitTimer = setTimeout(() => this.#post({ kind: 'abort' }), QUIT_REPLY_WAIT);
+    this.#quitTimer.unref?.();
+  }
+
+  #quitTimer = null;
+
   #finish() {
     this.#done = true;
+    clearTimeout(this.#quitTimer);
     try {
       this.#inspect?.(this.#conn);
     } catch {}
@@ -881,4 +905,21 @@ function describe(error) {
   // to a multi-line message with library internals.
   const message = typeof error.reason === 'string' && error.reason ? error.reason : (error.message ?? String(error));
   return error.code && !message.includes(error.code) ? `${message} (${error.code})` : message;
+}
+
+/** TLS versions in order, as runtimes name them. */
+const TLS_RANK = { SSLv3: 0, TLSv1: 1, 'TLSv1.1': 2, 'TLSv1.2': 3, 'TLSv1.3': 4 };
+
+/**
+ * Why a handshake's TLS version does not meet `tls.minVersion` (default and
+ * floor TLS 1.2, whatever the runtime's own default was set to), or null.
+ * A version the transport did not report meets TLS 1.2 (every runtime's
+ * TLS refuses older ones by default) but not a TLS 1.3 minimum.
+ */
+function belowMinVersion(version, minVersion = 'TLSv1.2') {
+  const got = TLS_RANK[version];
+  if (got === undefined) {
+    return TLS_RANK[minVersion] > TLS_RANK['TLSv1.2'] ? `the runtime's TLS did not report its version, so tls.minVersion ${minVersion} cannot be confirmed` : null;
+  }
+  return got < TLS_RANK[minVersion] ? `the server negotiated ${version}, below tls.minVersion ${minVersion}` : null;
 }

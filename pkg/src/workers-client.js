@@ -26,6 +26,13 @@ export function diagnose(options) {
 function checkNativeTls(options) {
   const tls = options?.tls;
   if (!tls || tls.engine === 'wasm' || options.transport) return;
+  if (tls.minVersion === 'TLSv1.3') {
+    throw SmtpError.input(
+      "Workers sockets do not report the TLS version they negotiated, so tls.minVersion 'TLSv1.3' cannot be enforced.",
+      'leave tls.minVersion out: TLS 1.2 or newer is always used.',
+      'tls',
+    );
+  }
   const unsupported =
     tls.ca !== undefined ? 'tls.ca' : tls.rejectUnauthorized === false ? 'rejectUnauthorized: false' : tls.servername !== undefined ? 'tls.servername' : null;
   if (unsupported) {

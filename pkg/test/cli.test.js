@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,8 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { testCertificates } from './helpers/certs.js';
-import { PASS, USER, startServer } from './helpers/server.js';
+import { PASS, USER, startServer, startSilentServer } from './helpers/server.js';
+import { EHLO_NAME } from './helpers/ehlo-name.js';
 
 const PKG = fileURLToPath(new URL('..', import.meta.url));
 const BIN = join(PKG, 'bin', 'wasmtp.js');
@@ -95,7 +97,7 @@ describe('wasmtp CLI', { timeout: 120_000 }, () => {
     assert.match(result.stdout, /^accepted: bob@example\.org$/m);
     assert.match(result.stdout, /^server: 250 OK queued as Q\d+$/m);
     const transcript = result.stderr;
-    for (const line of [/^S: 220 /m, /^C: EHLO localhost$/m, /^C: STARTTLS$/m, /^TLS: TLSv1\.3 .*certificate verified$/m,
+    for (const line of [/^S: 220 /m, new RegExp(`^C: EHLO ${EHLO_NAME.replace(/\./g, '\\.')}$`, 'm'), /^C: STARTTLS$/m, /^TLS: TLSv1\.3 .*certificate verified$/m,
       /^C: AUTH PLAIN <redacted>$/m, /^S: 235 /m, /^C: MAIL FROM:<ann@example\.com>/m, /^C: RCPT TO:<bob@example\.org>$/m,
       /^S: 250 OK queued as Q\d+$/m, /^C: QUIT$/m]) {
       assert.match(transcript, line);
@@ -231,4 +233,110 @@ describe('wasmtp CLI', { timeout: 120_000 }, () => {
       assert.match(result.stderr, /^wasmtp: /);
     }
   });
+
+  test('usage mistakes name the flag, exit 2, and stop the doctor before it probes', async () => {
+    const cases = [
+      [['send', '--host', '127.0.0.1', '--security', 'bogus', '--from', 'a@b.c', '--to', 'd@e.f'], /--security bogus is not a security mode/],
+      [['doctor', '127.0.0.1', '--security', 'bogus'], /--security bogus/],
+      [['doctor', '127.0.0.1', '--timeout', 'soon'], /--timeout soon/],
+      [['send', '--host', '127.0.0.1', '--auth-method', 'magic', '--from', 'a@b.c', '--to', 'd@e.f'], /--auth-method magic/],
+      [['send', '--host', '127.0.0.1', '--port', String(plain.port), '--security', 'none', '--from', 'not an address', '--to', 'd@e.f'], /EINPUT/],
+    ];
+    for (const [args, pattern] of cases) {
+      const result = await cli(args);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, pattern);
+      assert.doesNotMatch(result.stderr, /probing/);
+    }
+  });
+
+  test('send --timeout is honoured', async () => {
+    const silent = await startSilentServer();
+    try {
+      const result = await cli(['send', '--host', '127.0.0.1', '--port', String(silent.port), '--security', 'none', '--timeout', '300', '--from', 'a@example.com', '--to', 'b@example.org', '--text', 'x'], { timeoutMs: 20_000 });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /ETIMEDOUT \(greeting\)/);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  test('send reports the result when the final reply arrives, not after an unanswered QUIT', async () => {
+    const server = await startQuietQuitServer();
+    try {
+      // The default command time-out is 60 s: only printing before QUIT finishes this in time.
+      const result = await cli(['send', '--host', '127.0.0.1', '--port', String(server.port), '--security', 'none', '--from', 'a@example.com', '--to', 'b@example.org', '--text', 'x'], { timeoutMs: 20_000 });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^sent <.*>$/m);
+      assert.match(result.stdout, /^server: 250 2\.0\.0 queued$/m);
+      assert.ok(server.sawQuit());
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('doctor --web --web-port 0 serves on a free port', async () => {
+    const child = spawn(process.execPath, [BIN, 'doctor', '--web', '--web-port', '0'], { cwd: PKG, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    try {
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no address printed: ${out}`)), 20_000);
+        const onData = (d) => {
+          out += d;
+          if (/open http:\/\/127\.0\.0\.1:\d+\//.test(out)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        child.on('exit', () => reject(new Error(`exited: ${out}`)));
+      });
+      const port = Number(/127\.0\.0\.1:(\d+)\//.exec(out)[1]);
+      assert.ok(port > 0 && port !== 8025, out);
+    } finally {
+      child.kill('SIGINT');
+      await new Promise((resolve) => child.once('close', resolve));
+    }
+  });
 });
+
+/** A server that delivers the message and never answers QUIT. */
+async function startQuietQuitServer() {
+  let quit = false;
+  const sockets = new Set();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    let data = false;
+    let buffer = '';
+    socket.write('220 quiet.example ESMTP\r\n');
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('latin1');
+      for (let at = buffer.indexOf('\r\n'); at !== -1; at = buffer.indexOf('\r\n')) {
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        if (data) {
+          if (line === '.') {
+            data = false;
+            socket.write('250 2.0.0 queued\r\n');
+          }
+        } else if (/^EHLO/i.test(line)) socket.write('250 quiet.example\r\n');
+        else if (/^(MAIL|RCPT)/i.test(line)) socket.write('250 ok\r\n');
+        else if (/^DATA/i.test(line)) {
+          data = true;
+          socket.write('354 go\r\n');
+        } else if (/^QUIT/i.test(line)) quit = true;
+      }
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    sawQuit: () => quit,
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

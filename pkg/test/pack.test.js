@@ -41,7 +41,11 @@ test('the tarball holds what the entry points load, and no tests or tooling', ()
   for (const needed of [
     'package.json',
     'dist/index.js',
+    'dist/index.cjs',
+    'dist/nodemailer.cjs',
     'src/index.js',
+    'src/nodemailer.js',
+    'nodemailer.d.ts',
     'src/workers.js',
     'src/browser.js',
     'bin/wasmtp.js',
@@ -76,6 +80,38 @@ test('an application that installed the tarball sends a message through it', asy
   assert.equal(out.runtime, 'node');
   assert.match(out.entry, /node_modules\/wasmtp\/dist\/index\.js$/);
   assert.match(server.messages.at(-1).raw.toString('utf8'), /^Subject: from the tarball\r$/m);
+});
+
+test('CommonJS: require("wasmtp") and require("wasmtp/nodemailer") send from the installed tarball', async () => {
+  writeFileSync(
+    join(scratch, 'send.cjs'),
+    `const { createClient, buildMessage } = require('wasmtp');
+     const nodemailer = require('wasmtp/nodemailer');
+     (async () => {
+       const client = createClient({ host: '127.0.0.1', port: ${server.port}, security: 'none' });
+       const result = await client.send({ from: 'ann@example.com', to: 'bob@example.org', subject: 'from require', text: 'cjs' });
+       await client.close();
+       const transporter = nodemailer.createTransport({ host: '127.0.0.1', port: ${server.port}, ignoreTLS: true });
+       const info = await transporter.sendMail({ from: 'ann@example.com', to: 'carol@example.org', subject: 'from require nodemailer', text: 'cjs' });
+       await transporter.close();
+       const built = await buildMessage({ from: 'a@example.com', to: 'b@example.org', text: 'x' });
+       console.log(JSON.stringify({
+         entry: require.resolve('wasmtp'),
+         nodemailerEntry: require.resolve('wasmtp/nodemailer'),
+         accepted: result.accepted,
+         info: { accepted: info.accepted, envelope: info.envelope },
+         built: built.raw.byteLength > 0,
+       }));
+     })().catch((error) => { console.error(error); process.exitCode = 1; });`,
+  );
+  const { stdout } = await promisify(execFile)(process.execPath, ['send.cjs'], { cwd: scratch, encoding: 'utf8' });
+  const out = JSON.parse(stdout);
+  assert.match(out.entry, /node_modules\/wasmtp\/dist\/index\.cjs$/);
+  assert.match(out.nodemailerEntry, /node_modules\/wasmtp\/dist\/nodemailer\.cjs$/);
+  assert.deepEqual(out.accepted, ['bob@example.org']);
+  assert.deepEqual(out.info, { accepted: ['carol@example.org'], envelope: { from: 'ann@example.com', to: ['carol@example.org'] } });
+  assert.equal(out.built, true);
+  assert.match(server.messages.at(-1).raw.toString('utf8'), /^Subject: from require nodemailer\r$/m);
 });
 
 test("the installed package's command runs", () => {

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { createClient, SmtpError } from '../src/index.js';
 import { testCertificates } from './helpers/certs.js';
 import { startServer } from './helpers/server.js';
+import { EHLO_NAME } from './helpers/ehlo-name.js';
 
 const { ca } = testCertificates();
 const envelope = { from: 'ann@example.com', to: ['bob@example.org'] };
@@ -36,7 +37,7 @@ describe('STARTTLS server', () => {
       const starttls = texts.indexOf('C STARTTLS');
       const tlsLine = texts.findIndex((t) => t.startsWith('tls ') && t.includes('certificate verified'));
       assert.ok(starttls >= 0 && tlsLine > starttls, texts.join('\n'));
-      assert.equal(texts.filter((t) => t === 'C EHLO localhost').length, 2, 'EHLO again after TLS');
+      assert.equal(texts.filter((t) => t === `C EHLO ${EHLO_NAME}`).length, 2, 'EHLO again after TLS');
     } finally {
       await client.close();
     }

@@ -118,3 +118,49 @@ void outboxUsage;
 // ready(): optional warm-up, resolves with nothing.
 const warm: Promise<void> = ready();
 void warm;
+
+// ----- message fields, buildMessage, the test client, wasmtp/nodemailer
+
+import { buildMessage, createTestClient } from 'wasmtp';
+import nodemailer, { createTransport, type SentMessageInfo } from 'wasmtp/nodemailer';
+
+async function fields(): Promise<void> {
+  await client.send({
+    from: { name: 'Ann', address: 'ann@example.com' },
+    to: ['bob@example.org', { address: 'zoe@example.org' }],
+    sender: 'robot@example.com',
+    inReplyTo: '<a@example.com>',
+    references: ['<r@example.com>'],
+    date: new Date(),
+    priority: 'high',
+    text: { path: './body.txt' },
+    html: { href: 'https://example.com/body.html' },
+    attachments: [{ filename: 'a.pdf', content: 'AAEC', encoding: 'base64' }, { path: '/tmp/x.zip' }, { href: 'https://example.com/x.png', cid: 'x@example.com' }],
+    alternatives: [{ contentType: 'text/x-web-markdown', content: '# md' }],
+    icalEvent: { method: 'REQUEST', content: 'BEGIN:VCALENDAR' },
+    list: { unsubscribe: 'https://example.com/u', oneClick: true },
+    envelope: { from: 'bounces@example.com', to: ['only@example.org'], dsn: { notify: ['never'] } },
+  });
+  // @ts-expect-error priority is high, normal or low
+  await client.send({ from: 'a@b.c', to: 'd@e.f', priority: 'urgent' });
+  createClient({ host: 'h', tls: { minVersion: 'TLSv1.3' } });
+  // @ts-expect-error TLS below 1.2 is never used
+  createClient({ host: 'h', tls: { minVersion: 'TLSv1.1' } });
+
+  const built = await buildMessage({ from: 'a@b.c', to: 'd@e.f', text: 'x' });
+  const bytes: Uint8Array = built.raw;
+  const streamed = await buildMessage({ from: 'a@b.c', to: 'd@e.f', text: 'x' }, { stream: true });
+  const stream: ReadableStream<Uint8Array> = streamed.stream;
+  const testClient = createTestClient();
+  await testClient.send({ from: 'a@b.c', to: 'd@e.f', text: 'x' });
+  const captured: Uint8Array = testClient.messages[0].raw;
+  console.log(bytes, stream, captured);
+
+  const transporter = createTransport({ host: 'smtp.example.com', port: 587, requireTLS: true, auth: { user: 'u', pass: 'p' } });
+  const info: SentMessageInfo = await transporter.sendMail({ from: 'a@b.c', to: 'd@e.f', text: 'x' });
+  const rejected: string[] = info.rejected;
+  transporter.sendMail({ from: 'a@b.c', to: 'd@e.f' }, (error, result) => console.log(error?.code, error?.responseCode, result?.messageId));
+  nodemailer.createTransport('smtps://u:p@smtp.example.com');
+  console.log(rejected);
+}
+void fields;

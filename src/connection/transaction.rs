@@ -119,9 +119,9 @@ impl Transaction {
             SmtpError::new(
                 ErrorCode::Message,
                 Phase::Data,
-                "the body was declared 7-bit but contains 8-bit bytes.",
+                "the body contains 8-bit bytes, but it was declared 7-bit or the server does not offer 8BITMIME (RFC 6152); the end of data was not sent.",
             )
-            .with_hint("declare the body as 8-bit (bodyType EightBitMime) or encode it with quoted-printable/base64.")
+            .with_hint("encode the body as quoted-printable or base64 (7-bit), send a structured message (wasmtp encodes it), or use a server that offers 8BITMIME.")
         })
     }
 

@@ -7,7 +7,9 @@ use super::headers::{
     Header, MAX_DISPLAY_NAME, MAX_HEADER_VALUE, MAX_SUBJECT, address_list, check_field_name, check_header_text,
     check_length, unstructured,
 };
-use super::parts::{MultipartKind, TextKind, attachment_headers, multipart_headers, text_part_headers};
+use super::parts::{
+    MultipartKind, TextKind, alternative_headers, attachment_headers, multipart_headers, text_part_headers,
+};
 use super::quoted_printable::{TextEncoder, TextEncoding, choose_text_encoding};
 use super::{Attachment, AttachmentContent, MessageSpec};
 use crate::address::{Mailbox, parse_mailbox, parse_mailbox_list, quote};
@@ -98,19 +100,26 @@ impl MessageBuilder {
     /// `crypto.getRandomValues`); `now_unix_ms` is the Date header's time.
     /// Every input mistake is reported here, before any byte is produced.
     pub fn new(spec: MessageSpec, random: [u8; 32], now_unix_ms: i64) -> Result<Self, SmtpError> {
-        let date = format_date(now_unix_ms)?;
+        let date = format_date(spec.date.unwrap_or(now_unix_ms))?;
         let addresses = Addresses::parse(&spec)?;
         let message_id = match &spec.message_id {
             Some(given) => checked_message_id(given)?,
             None => generated_message_id(&random[..16], &addresses.from.address),
         };
         let top_headers = top_level_headers(&spec, &addresses, &date, &message_id)?;
-        let part_headers = spec
+        // Attachments, then alternatives: one numbering for both, which is
+        // also the index of a streamed part in `NeedAttachment`.
+        let attached = spec
             .attachments
             .iter()
             .enumerate()
-            .map(|(index, attachment)| attachment_headers(attachment, index))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(index, attachment)| attachment_headers(attachment, index));
+        let alternatives = spec
+            .alternatives
+            .iter()
+            .enumerate()
+            .map(|(index, alternative)| alternative_headers(alternative, index));
+        let part_headers = attached.chain(alternatives).collect::<Result<Vec<_>, _>>()?;
 
         let (envelope, needs_smtputf8) = addresses.envelope(!top_headers.is_ascii());
 
@@ -118,8 +127,18 @@ impl MessageBuilder {
         let html = spec.html.unwrap_or_default();
         let text_encoding = choose_text_encoding(&text);
         let html_encoding = choose_text_encoding(&html);
-        let body = layout(!text.is_empty(), !html.is_empty(), &spec.attachments);
-        let sources: Vec<Source> = spec.attachments.into_iter().map(|a| Source::from(a.content)).collect();
+        let body = layout(
+            !text.is_empty(),
+            !html.is_empty(),
+            &spec.attachments,
+            spec.alternatives.len(),
+        );
+        let sources: Vec<Source> = spec
+            .attachments
+            .into_iter()
+            .chain(spec.alternatives)
+            .map(|a| Source::from(a.content))
+            .collect();
 
         let planner = Planner {
             boundary_base: format!("=_wasmtp_{}", hex(&random[16..])),
@@ -365,6 +384,7 @@ impl From<AttachmentContent> for Source {
 /// Every address of the spec, parsed.
 struct Addresses {
     from: Mailbox,
+    sender: Option<Mailbox>,
     to: Vec<Mailbox>,
     cc: Vec<Mailbox>,
     bcc: Vec<Mailbox>,
@@ -375,12 +395,18 @@ impl Addresses {
     fn parse(spec: &MessageSpec) -> Result<Self, SmtpError> {
         let addresses = Addresses {
             from: parse_mailbox(&spec.from, Phase::Data)?,
+            sender: spec
+                .sender
+                .as_deref()
+                .map(|sender| parse_mailbox(sender, Phase::Data))
+                .transpose()?,
             to: parse_entries(&spec.to)?,
             cc: parse_entries(&spec.cc)?,
             bcc: parse_entries(&spec.bcc)?,
             reply_to: parse_entries(&spec.reply_to)?,
         };
         let all = std::iter::once(&addresses.from)
+            .chain(&addresses.sender)
             .chain(&addresses.to)
             .chain(&addresses.cc)
             .chain(&addresses.bcc)
@@ -469,6 +495,9 @@ fn top_level_headers(
     }
     let mut out = Header::simple("Date", date);
     out.push_str(&address_list("From", std::slice::from_ref(&addresses.from)));
+    if let Some(sender) = &addresses.sender {
+        out.push_str(&address_list("Sender", std::slice::from_ref(sender)));
+    }
     for (name, list) in [
         ("Reply-To", &addresses.reply_to),
         ("To", &addresses.to),
@@ -479,6 +508,16 @@ fn top_level_headers(
         }
     }
     out.push_str(&Header::simple("Message-ID", message_id));
+    if let Some(in_reply_to) = &spec.in_reply_to {
+        out.push_str(&Header::simple("In-Reply-To", &checked_message_id(in_reply_to)?));
+    }
+    if !spec.references.is_empty() {
+        let mut references = Header::new("References");
+        for id in &spec.references {
+            references.push(format!(" {}", checked_message_id(id)?));
+        }
+        out.push_str(&references.render());
+    }
     if let Some(subject) = subject {
         out.push_str(&unstructured("Subject", subject));
     }
@@ -528,7 +567,7 @@ fn hex(bytes: &[u8]) -> String {
 /// HTML in multipart/related (inside the alternative, so a reader showing
 /// the plain text does not list them); everything else is attached in
 /// multipart/mixed. Plain text alone is a single part.
-fn layout(has_text: bool, has_html: bool, attachments: &[Attachment]) -> Node {
+fn layout(has_text: bool, has_html: bool, attachments: &[Attachment], alternatives: usize) -> Node {
     let (related, attached): (Vec<usize>, Vec<usize>) =
         (0..attachments.len()).partition(|&i| has_html && attachments[i].cid.is_some());
     let html = if related.is_empty() {
@@ -540,16 +579,22 @@ fn layout(has_text: bool, has_html: bool, attachments: &[Attachment]) -> Node {
             std::iter::once(Node::Text(TextKind::Html)).chain(parts).collect(),
         )
     };
-    let content = match (has_text, has_html) {
-        (true, true) => Some(Node::Multipart(
-            MultipartKind::Alternative,
-            vec![Node::Text(TextKind::Plain), html],
-        )),
-        (false, true) => Some(html),
-        (true, false) => Some(Node::Text(TextKind::Plain)),
+    // The versions of the body, the preferred one last (RFC 2046 §5.1.4):
+    // text, HTML, then the alternatives given.
+    let mut versions: Vec<Node> = Vec::new();
+    if has_text {
+        versions.push(Node::Text(TextKind::Plain));
+    }
+    if has_html {
+        versions.push(html);
+    }
+    versions.extend((0..alternatives).map(|i| Node::Attachment(attachments.len() + i)));
+    let content = match versions.len() {
         // No body at all: an empty text part, unless attachments make the message.
-        (false, false) if attached.is_empty() => Some(Node::Text(TextKind::Plain)),
-        (false, false) => None,
+        0 if attached.is_empty() => Some(Node::Text(TextKind::Plain)),
+        0 => None,
+        1 => versions.pop(),
+        _ => Some(Node::Multipart(MultipartKind::Alternative, versions)),
     };
     if attached.is_empty() {
         return content.unwrap_or(Node::Text(TextKind::Plain));

@@ -43,6 +43,9 @@ const RESERVED_HEADERS: &[(&str, &str)] = &[
     ),
     ("reply-to", "set it with the replyTo field."),
     ("subject", "set it with the subject field."),
+    ("sender", "set it with the sender field."),
+    ("in-reply-to", "set it with the inReplyTo field."),
+    ("references", "set it with the references field."),
     (
         "date",
         "the Date header is written from the time passed to the builder.",
@@ -155,6 +158,19 @@ fn folding_pieces(text: &str) -> Vec<String> {
 /// Checks a user header name: 1 to 76 printable ASCII characters without
 /// `:` (RFC 5322 ftext), and not one the builder writes itself.
 pub fn check_field_name(name: &str) -> Result<(), SmtpError> {
+    check_name_syntax(name)?;
+    let lower = name.to_ascii_lowercase();
+    if let Some((_, hint)) = RESERVED_HEADERS.iter().find(|(reserved, _)| *reserved == lower) {
+        return Err(SmtpError::input(
+            Phase::Data,
+            format!("the header {name} cannot be set through headers: the message builder writes it."),
+        )
+        .with_hint(*hint));
+    }
+    Ok(())
+}
+
+fn check_name_syntax(name: &str) -> Result<(), SmtpError> {
     let valid_chars = name.bytes().all(|b| matches!(b, b'!'..=b'~') && b != b':');
     if name.is_empty() || name.len() > MAX_FIELD_NAME || !valid_chars {
         return Err(SmtpError::input(
@@ -163,13 +179,31 @@ pub fn check_field_name(name: &str) -> Result<(), SmtpError> {
         )
         .with_hint("a header name is 1 to 76 printable ASCII characters without spaces or ':', like X-Tag."));
     }
-    let lower = name.to_ascii_lowercase();
-    if let Some((_, hint)) = RESERVED_HEADERS.iter().find(|(reserved, _)| *reserved == lower) {
+    Ok(())
+}
+
+/// Headers of a body part the builder writes itself.
+const RESERVED_PART_HEADERS: &[&str] = &[
+    "content-type",
+    "content-transfer-encoding",
+    "content-disposition",
+    "content-id",
+    "mime-version",
+];
+
+/// Checks the name of a header given for attachment `index`: a valid field
+/// name, and not one of the Content-* headers set through the attachment's
+/// own fields.
+pub fn check_part_field_name(name: &str, index: usize) -> Result<(), SmtpError> {
+    check_name_syntax(name)?;
+    if RESERVED_PART_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
         return Err(SmtpError::input(
             Phase::Data,
-            format!("the header {name} cannot be set through headers: the message builder writes it."),
+            format!(
+                "the header {name} of attachment {index} cannot be set through headers: the message builder writes it."
+            ),
         )
-        .with_hint(*hint));
+        .with_hint("set contentType, contentDisposition or cid on the attachment instead."));
     }
     Ok(())
 }

@@ -84,6 +84,18 @@ pub struct MessageSpec {
     /// `<id@domain>` or `id@domain`; generated from the injected randomness
     /// and the sender's domain when absent.
     pub message_id: Option<String>,
+    /// Sender: the mailbox that sent the message on behalf of `from`.
+    pub sender: Option<String>,
+    /// In-Reply-To: the Message-ID this message answers.
+    pub in_reply_to: Option<String>,
+    /// References: the Message-IDs of the thread, oldest first.
+    pub references: Vec<String>,
+    /// The Date header's time (ms since the Unix epoch) when it is not the
+    /// time passed to the builder.
+    pub date: Option<i64>,
+    /// More versions of the body next to text and html, in the same
+    /// multipart/alternative (a text/calendar invitation...), in order.
+    pub alternatives: Vec<Attachment>,
 }
 
 /// One attached file, or an image the HTML shows through `cid:`.
@@ -98,6 +110,8 @@ pub struct Attachment {
     /// Defaults to inline when `cid` is set, attachment otherwise.
     pub disposition: Option<Disposition>,
     pub content: AttachmentContent,
+    /// More headers of this part (not the Content-* ones the builder writes).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Attachment {
@@ -109,6 +123,7 @@ impl Attachment {
             cid: None,
             disposition: None,
             content: AttachmentContent::Bytes(bytes.into()),
+            headers: Vec::new(),
         }
     }
 

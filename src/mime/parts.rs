@@ -1,7 +1,10 @@
 //! The headers of each body part: text parts, attachments and multipart
 //! containers, with the checks on what the caller gave for them.
 
-use super::headers::{Header, MAX_FILENAME, check_header_text, check_length, filename_params, name_param};
+use super::headers::{
+    Header, MAX_FILENAME, MAX_HEADER_VALUE, check_header_text, check_length, check_part_field_name, filename_params,
+    name_param, unstructured,
+};
 use super::quoted_printable::TextEncoding;
 use super::{Attachment, Disposition};
 use crate::address::quote;
@@ -69,6 +72,23 @@ pub fn multipart_headers(kind: MultipartKind, boundary: &str) -> String {
 /// Content-Type, Content-Transfer-Encoding, Content-Disposition and
 /// Content-ID of attachment `index`, after checking what the caller gave.
 pub fn attachment_headers(attachment: &Attachment, index: usize) -> Result<String, SmtpError> {
+    part_headers(attachment, index, true)
+}
+
+/// The headers of alternative `index` (a version of the body, such as a
+/// text/calendar invitation): like an attachment's, without a
+/// Content-Disposition, so readers offer it as the body.
+pub fn alternative_headers(alternative: &Attachment, index: usize) -> Result<String, SmtpError> {
+    part_headers(alternative, index, false)
+}
+
+fn part_headers(attachment: &Attachment, index: usize, attached: bool) -> Result<String, SmtpError> {
+    for (name, value) in &attachment.headers {
+        check_part_field_name(name, index)?;
+        let what = format!("the value of header {name} of attachment {index}");
+        check_header_text(&what, value)?;
+        check_length(&what, value, MAX_HEADER_VALUE, true)?;
+    }
     let filename = attachment.filename.as_deref().filter(|f| !f.is_empty());
     if let Some(filename) = filename {
         let what = format!("the filename of attachment {index}");
@@ -104,9 +124,14 @@ pub fn attachment_headers(attachment: &Attachment, index: usize) -> Result<Strin
 
     let mut out = type_header.render();
     out.push_str(&Header::simple("Content-Transfer-Encoding", "base64"));
-    out.push_str(&disposition_header.render());
+    if attached {
+        out.push_str(&disposition_header.render());
+    }
     if let Some(cid) = cid {
         out.push_str(&Header::simple("Content-ID", &format!("<{cid}>")));
+    }
+    for (name, value) in &attachment.headers {
+        out.push_str(&unstructured(name, value));
     }
     Ok(out)
 }
@@ -225,6 +250,7 @@ mod tests {
             cid: None,
             disposition: None,
             content: AttachmentContent::Stream,
+            headers: Vec::new(),
         };
         let headers = attachment_headers(&nameless, 0).unwrap();
         assert!(headers.starts_with("Content-Type: application/octet-stream\r\n"));

@@ -839,6 +839,7 @@ fn golden_output_for_fixed_randomness_and_time() {
         headers: vec![("X-Tag".into(), "golden".into())],
         attachments: vec![Attachment::from_bytes("hello.txt", b"hello world".to_vec())],
         message_id: None,
+        ..MessageSpec::default()
     };
     let message = String::from_utf8(build(spec)).unwrap();
     let expected = "\
@@ -967,4 +968,121 @@ fn over_long_values_are_refused_not_cut() {
         headers: vec![("X-Tag".into(), "v".repeat(8 * 1024))],
         ..spec()
     });
+}
+
+// ---- fields beyond addresses and bodies -----------------------------------
+
+#[test]
+fn sender_threading_and_date_headers() {
+    let entity = parse(&build(MessageSpec {
+        text: Some("x".into()),
+        sender: Some("Robot <robot@example.com>".into()),
+        in_reply_to: Some("first@example.com".into()),
+        references: vec!["<root@example.com>".into(), "first@example.com".into()],
+        date: Some(0),
+        ..spec()
+    }));
+    assert_eq!(entity.header("Sender"), Some("Robot <robot@example.com>"));
+    assert_eq!(entity.header("In-Reply-To"), Some("<first@example.com>"));
+    assert_eq!(
+        entity.header("References"),
+        Some("<root@example.com> <first@example.com>")
+    );
+    assert_eq!(entity.header("Date"), Some("Thu, 01 Jan 1970 00:00:00 +0000"));
+    let bad = MessageSpec {
+        references: vec!["no id".into()],
+        ..spec()
+    };
+    assert_eq!(
+        MessageBuilder::new(bad, RANDOM, NOW).unwrap_err().code,
+        ErrorCode::Input
+    );
+    let reserved = MessageSpec {
+        headers: vec![("In-Reply-To".into(), "<a@b.c>".into())],
+        ..spec()
+    };
+    assert_eq!(
+        MessageBuilder::new(reserved, RANDOM, NOW).unwrap_err().code,
+        ErrorCode::Input
+    );
+}
+
+#[test]
+fn alternatives_follow_text_and_html_in_one_multipart_alternative() {
+    let calendar = Attachment {
+        filename: None,
+        content_type: Some("text/calendar; charset=utf-8; method=REQUEST".into()),
+        cid: None,
+        disposition: None,
+        content: AttachmentContent::Bytes(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".to_vec()),
+        headers: Vec::new(),
+    };
+    let entity = parse(&build(MessageSpec {
+        text: Some("plain".into()),
+        html: Some("<p>html</p>".into()),
+        alternatives: vec![calendar.clone()],
+        attachments: vec![Attachment::from_bytes("a.txt", b"a".to_vec())],
+        ..spec()
+    }));
+    assert_eq!(
+        entity.shape(),
+        "multipart/mixed[multipart/alternative[text/plain, text/html, text/calendar], text/plain]"
+    );
+    let part = &entity.parts[0].parts[2];
+    assert_eq!(
+        part.header("Content-Disposition"),
+        None,
+        "an alternative is not an attachment"
+    );
+    assert_eq!(part.decoded(), b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n");
+    // Alone with the text: just the alternative.
+    let entity = parse(&build(MessageSpec {
+        text: Some("plain".into()),
+        alternatives: vec![calendar],
+        ..spec()
+    }));
+    assert_eq!(entity.shape(), "multipart/alternative[text/plain, text/calendar]");
+}
+
+#[test]
+fn attachments_carry_their_own_headers_but_not_content_ones() {
+    let mut attachment = Attachment::from_bytes("a.txt", b"a".to_vec());
+    attachment.headers = vec![("X-Part".into(), "one".into())];
+    let entity = parse(&build(MessageSpec {
+        text: Some("x".into()),
+        attachments: vec![attachment.clone()],
+        ..spec()
+    }));
+    assert_eq!(entity.parts[1].header("X-Part"), Some("one"));
+    for (name, value) in [("Content-Type", "text/html"), ("X Y", "z"), ("X-Ok", "a\r\nBcc: b")] {
+        attachment.headers = vec![(name.into(), value.into())];
+        let spec = MessageSpec {
+            attachments: vec![attachment.clone()],
+            ..spec()
+        };
+        assert_eq!(
+            MessageBuilder::new(spec, RANDOM, NOW).unwrap_err().code,
+            ErrorCode::Input,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn streamed_alternatives_are_numbered_after_the_attachments() {
+    let mut streamed = Attachment::streamed("x.ics");
+    streamed.content_type = Some("text/calendar".into());
+    let message = build_streaming(
+        MessageSpec {
+            text: Some("plain".into()),
+            attachments: vec![Attachment::streamed("a.bin")],
+            alternatives: vec![streamed],
+            ..spec()
+        },
+        &[(0, b"attached"), (1, b"calendar")],
+        &[3],
+    );
+    let entity = parse(&message);
+    assert_eq!(entity.parts[0].parts[1].decoded(), b"calendar");
+    assert_eq!(entity.parts[1].decoded(), b"attached");
 }

@@ -98,6 +98,63 @@ impl WasmMessageSpec {
         )
     }
 
+    /// A field of the message that takes one text value: `"sender"` (an
+    /// address), `"inReplyTo"` and `"reference"` (Message-IDs; each
+    /// `reference` adds one), `"date"` (ms since the Unix epoch, as
+    /// decimal text). One entry point for these keeps the module small.
+    #[wasm_bindgen(js_name = setField)]
+    pub fn set_field(&mut self, name: &str, value: String) -> Result<(), EngineError> {
+        let spec = &mut self.spec;
+        match name {
+            "sender" => spec.sender = Some(value),
+            "inReplyTo" => spec.in_reply_to = Some(value),
+            "reference" => spec.references.push(value),
+            "date" => {
+                let ms = value.parse::<i64>().map_err(|_| {
+                    SmtpError::input(Phase::Data, "the date is not a valid time.")
+                        .with_hint("pass a Date, a date string Date.parse reads, or milliseconds since 1970.")
+                })?;
+                spec.date = Some(ms);
+            }
+            _ => return Err(SmtpError::input(Phase::Data, "setField was given an unknown field name.").into()),
+        }
+        Ok(())
+    }
+
+    /// Another version of the body (e.g. `text/calendar; method=REQUEST`)
+    /// whose bytes are in hand; returns its index among the alternatives.
+    #[wasm_bindgen(js_name = addAlternativeBytes)]
+    pub fn add_alternative_bytes(
+        &mut self,
+        bytes: Vec<u8>,
+        content_type: Option<String>,
+        filename: Option<String>,
+    ) -> usize {
+        self.add_alternative(AttachmentContent::Bytes(bytes), content_type, filename)
+    }
+
+    /// An alternative pushed later through `MessageBuilder.pushAttachment`
+    /// (its index there follows every attachment's); returns its index
+    /// among the alternatives.
+    #[wasm_bindgen(js_name = addAlternativeStream)]
+    pub fn add_alternative_stream(&mut self, content_type: Option<String>, filename: Option<String>) -> usize {
+        self.add_alternative(AttachmentContent::Stream, content_type, filename)
+    }
+
+    /// A header of part `index`, numbered as in `pushAttachment`: the
+    /// attachments, then the alternatives (checked when the builder is made).
+    #[wasm_bindgen(js_name = addPartHeader)]
+    pub fn add_part_header(&mut self, index: usize, name: String, value: String) {
+        let attachments = self.spec.attachments.len();
+        let part = match index.checked_sub(attachments) {
+            None => self.spec.attachments.get_mut(index),
+            Some(alternative) => self.spec.alternatives.get_mut(alternative),
+        };
+        if let Some(part) = part {
+            part.headers.push((name, value));
+        }
+    }
+
     /// An attachment pushed later through `MessageBuilder.pushAttachment`; returns its index.
     #[wasm_bindgen(js_name = addAttachmentStream)]
     pub fn add_attachment_stream(
@@ -127,6 +184,23 @@ fn body_text(utf8: Vec<u8>, field: &str) -> Result<String, EngineError> {
 }
 
 impl WasmMessageSpec {
+    fn add_alternative(
+        &mut self,
+        content: AttachmentContent,
+        content_type: Option<String>,
+        filename: Option<String>,
+    ) -> usize {
+        self.spec.alternatives.push(Attachment {
+            filename,
+            content_type,
+            cid: None,
+            disposition: None,
+            content,
+            headers: Vec::new(),
+        });
+        self.spec.alternatives.len() - 1
+    }
+
     fn add_attachment(
         &mut self,
         content: AttachmentContent,
@@ -153,6 +227,7 @@ impl WasmMessageSpec {
             cid,
             disposition,
             content,
+            headers: Vec::new(),
         });
         Ok(self.spec.attachments.len() - 1)
     }
@@ -200,6 +275,37 @@ impl WasmMessageBuilder {
         WasmEnvelope {
             envelope: self.builder.envelope().clone(),
         }
+    }
+
+    /// The envelope sender the headers give (the From address).
+    #[wasm_bindgen(getter, js_name = envelopeFrom)]
+    pub fn envelope_from(&self) -> String {
+        self.builder.envelope().from.clone()
+    }
+
+    /// The recipients the headers give (To, Cc and Bcc, each once).
+    #[wasm_bindgen(getter)]
+    pub fn recipients(&self) -> Vec<String> {
+        self.builder
+            .envelope()
+            .recipients
+            .iter()
+            .map(|r| r.address.clone())
+            .collect()
+    }
+
+    /// The envelope for a message that names its own (`envelope: { from,
+    /// to, dsn, requireTls }`): the addresses and options of `custom`
+    /// (consumed) with this message's size and body type. SMTPUTF8 is on
+    /// when `custom` asks for it or the headers need it.
+    #[wasm_bindgen(js_name = envelopeWith)]
+    pub fn envelope_with(&self, custom: WasmEnvelope) -> WasmEnvelope {
+        let own = self.builder.envelope();
+        let mut envelope = custom.envelope;
+        envelope.size = own.size;
+        envelope.body_type = own.body_type;
+        envelope.smtputf8 |= own.smtputf8;
+        WasmEnvelope { envelope }
     }
 
     /// The Message-ID, angle brackets included.

@@ -147,7 +147,9 @@ impl WasmEnvelope {
     }
 
     /// A recipient with DSN options: `notify` is a list of
-    /// `"success"`, `"failure"`, `"delay"` (empty: `NEVER`).
+    /// `"success"`, `"failure"`, `"delay"`, or `["never"]` alone. An empty
+    /// list and `"never"` next to a condition are refused (RFC 3461 §4.1:
+    /// NEVER excludes the others), never guessed at.
     #[wasm_bindgen(js_name = addRecipientWithDsn)]
     pub fn add_recipient_with_dsn(
         &mut self,
@@ -158,6 +160,17 @@ impl WasmEnvelope {
         let notify = match notify {
             None => None,
             Some(words) => {
+                let never = words.iter().any(|w| w.eq_ignore_ascii_case("never"));
+                if words.is_empty() || (never && words.len() > 1) {
+                    return Err(SmtpError::input(
+                        Phase::Rcpt,
+                        "DSN notify is empty or has \"never\" next to a condition (RFC 3461 §4.1).",
+                    )
+                    .with_hint(
+                        "use some of \"success\", \"failure\", \"delay\", or [\"never\"] alone for no notification.",
+                    )
+                    .into());
+                }
                 let mut n = Notify::default();
                 for word in &words {
                     match word.to_ascii_lowercase().as_str() {

@@ -77,6 +77,9 @@ export async function startServer({ tls = 'none', authMethods = ['PLAIN', 'LOGIN
           raw: Buffer.concat(chunks),
           user: session.user,
           utf8: session.envelope.mailFrom.args?.SMTPUTF8 === true,
+          // MAIL FROM and RCPT TO parameters (BODY, RET, ENVID, REQUIRETLS, NOTIFY...).
+          mailArgs: session.envelope.mailFrom.args || {},
+          rcptArgs: session.envelope.rcptTo.map((r) => r.args || {}),
         });
         callback(null, `OK queued as Q${state.messages.length}`);
       });
