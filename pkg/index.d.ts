@@ -76,7 +76,12 @@ export interface Timeouts {
 export interface PoolOptions {
   /** Connections open at once for concurrent sends. Default: 4. */
   maxConnections?: number;
-  /** Messages sent over one connection before it is replaced. Default: 100. */
+  /**
+   * Messages sent over one connection before it is replaced. Default: 100.
+   * The successor connects while the old connection sends its last messages
+   * (briefly `maxConnections` + 1 connections), unless the server refused
+   * such an overlap once.
+   */
   maxMessagesPerConnection?: number;
   /** An unused connection is closed (QUIT) after this many ms; it does not keep the process alive meanwhile. Default: 30000. */
   idleTimeout?: number;

@@ -4,7 +4,8 @@
 //
 //   node lib/client.mjs '<json spec>'
 // spec: { lib: 'wasmtp'|'nodemailer', port, security: 'none'|'starttls',
-//         ca?, messages, connections, kind: 'batch'|'attachment', attachmentBytes? }
+//         ca?, messages, connections, kind: 'batch'|'attachment', attachmentBytes?,
+//         defaultLimits? (each library's own messages-per-connection default: 100 for both) }
 // prints: { ok, failed, elapsedMs, cpuMs, rssBefore, rssPeak, firstError? }
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -62,7 +63,9 @@ async function wasmtpClient() {
     auth: { user: USER, pass: PASS },
     allowInsecureAuth: spec.security === 'none',
     clientName: 'client.bench.test',
-    pool: { maxConnections: spec.connections, maxMessagesPerConnection: 1_000_000 },
+    pool: spec.defaultLimits
+      ? { maxConnections: spec.connections }
+      : { maxConnections: spec.connections, maxMessagesPerConnection: 1_000_000 },
   });
   return {
     send: (msg) => client.send(msg),
@@ -93,7 +96,7 @@ async function nodemailerClient() {
     name: 'client.bench.test',
     pool: true,
     maxConnections: spec.connections,
-    maxMessages: Infinity,
+    ...(spec.defaultLimits ? {} : { maxMessages: Infinity }),
   });
   return {
     send: (msg) => transport.sendMail(msg),
