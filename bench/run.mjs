@@ -16,12 +16,13 @@
 // (scripts/build-wasm.sh), and for Postfix root plus scripts/setup.sh.
 
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { chart } from './lib/chart.mjs';
+import { wasmtpEntry } from './lib/entry.mjs';
 import { startPostfix } from './lib/postfix.mjs';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -39,6 +40,8 @@ const ONLY = opt('only', null)?.split(',');
 const WITH_POSTFIX = !args.includes('--no-postfix');
 const STARTUP_RUNS = Number(opt('startup-runs', 9));
 const ATTACHMENT_BYTES = 100 * 1024 * 1024;
+const COLD_RUNS = Number(opt('cold-runs', 6));
+const COLD_RUNTIMES = (opt('cold-runtimes', 'node,deno,bun')).split(',');
 /** The RSA key (2048-bit) both libraries sign with in the DKIM scenarios. */
 const DKIM_KEY_FILE = join(HERE, '../tests/data/dkim-rsa-pkcs8.pem');
 
@@ -75,7 +78,7 @@ async function startChild(script, argv = []) {
     });
     child.once('exit', (code) => reject(new Error(`${script} exited (${code})`)));
   });
-  const ask = (op) =>
+  const ask = (op, fields = {}) =>
     new Promise((resolve) => {
       const onMessage = (msg) => {
         if (msg?.op === op) {
@@ -84,7 +87,7 @@ async function startChild(script, argv = []) {
         }
       };
       child.on('message', onMessage);
-      child.send({ op });
+      child.send({ op, ...fields });
     });
   return { port, ask, stop: () => child.disconnect() };
 }
@@ -108,12 +111,50 @@ function runNode(script, argv, { nodeArgs = [] } = {}) {
   });
 }
 
-async function roundsFor(proxy, connections) {
+/** The command that runs a script in `runtime` (node, deno, bun), or null when that runtime is not installed. */
+function runtimeCommand(runtime) {
+  if (runtime === 'node') return [process.execPath];
+  // The runtime suite's pinned copies (tests/runtimes), else whatever is on PATH.
+  const pinned = join(HERE, '../tests/runtimes/node_modules/.bin', runtime);
+  const found = existsSync(pinned) ? pinned : which(runtime);
+  if (!found) return null;
+  return runtime === 'deno' ? [found, 'run', '-A'] : [found];
+}
+
+function which(command) {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs lib/cold.mjs in a fresh process of `runtime`; resolves with its JSON line. */
+function runCold(runtime, spec) {
+  const [command, ...prefix] = runtimeCommand(runtime);
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, [...prefix, join(HERE, 'lib/cold.mjs'), JSON.stringify(spec)], {
+      cwd: HERE,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('close', (code) => {
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop()));
+      } catch {
+        reject(new Error(`${runtime} lib/cold.mjs exited ${code}: ${out}`));
+      }
+    });
+  });
+}
+
+async function roundsFor(proxy, connections, { reset = true } = {}) {
   // The proxy counts a connection once both ends closed (the delayed FINs).
   for (let i = 0; i < 100; i++) {
     const stats = await proxy.ask('stats');
-    if (stats.connections >= connections) {
-      await proxy.ask('reset');
+    if (stats.connections >= connections && stats.open === 0) {
+      if (reset) await proxy.ask('reset');
       return stats.rounds;
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -134,7 +175,26 @@ if (WITH_POSTFIX) {
   postfix = await startPostfix({ user: 'bench', pass: 'bench' });
   postfixProxy = await startChild('lib/proxy.mjs', [String(postfix.port), String(ONE_WAY_DELAY_MS)]);
 }
+// The cold sends: smtp-server with STARTTLS (like 587) and TLS from the
+// first byte (like 465), certificates from a throw-away test CA.
+const COLD = !ONLY || ONLY.some((id) => id.startsWith('cold'));
+const cold = [];
+if (COLD) {
+  const certDir = mkdtempSync(join(os.tmpdir(), 'wasmtp-bench-certs-'));
+  execFileSync('bash', [join(HERE, '../tests/servers/make-certs.sh'), certDir], { stdio: 'inherit' });
+  for (const security of ['starttls', 'tls']) {
+    const id = security === 'starttls' ? 'cold-587' : 'cold-465';
+    if (ONLY && !ONLY.includes(id) && !ONLY.includes('cold')) continue;
+    const server = await startChild('lib/tls-sink.mjs', [security, certDir]);
+    const proxy = await startChild('lib/proxy.mjs', [String(server.port), String(ONE_WAY_DELAY_MS)]);
+    cold.push({ id, security, server, proxy, caPath: join(certDir, 'ca.pem') });
+  }
+}
 const stopAll = () => {
+  for (const c of cold) {
+    c.server.stop();
+    c.proxy.stop();
+  }
   sink.stop();
   sinkProxy.stop();
   postfixProxy?.stop();
@@ -155,6 +215,10 @@ const SCENARIOS = [
   { id: 'loopback-1', title: 'loopback, 1 connection (smtp-server)', target: sinkTarget, connections: 1 },
   { id: 'loopback-4', title: 'loopback, 4 connections (smtp-server)', target: sinkTarget, connections: 4 },
   { id: 'rtt20-sink', title: '20 ms RTT, 1 connection (smtp-server, DATA)', target: sinkTarget, connections: 1, proxy: sinkProxy },
+  // The same two at each library's default messages per connection (100):
+  // the connection is replaced every 100 messages.
+  { id: 'loopback-1-rotating', title: 'loopback, 1 connection replaced every 100 messages (defaults; smtp-server)', target: sinkTarget, connections: 1, defaultLimits: true },
+  { id: 'rtt20-sink-rotating', title: '20 ms RTT, 1 connection replaced every 100 messages (defaults; smtp-server, DATA)', target: sinkTarget, connections: 1, defaultLimits: true, proxy: sinkProxy },
   postfix && { id: 'loopback-postfix', title: 'loopback, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1 },
   postfix && { id: 'rtt20-postfix', title: '20 ms RTT, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1, proxy: postfixProxy },
   { id: 'attachment-100mb', title: '100 MB attachment from a stream (smtp-server)', target: sinkTarget, connections: 1, attachment: true },
@@ -179,6 +243,7 @@ for (let run = 0; run < RUNS; run++) {
         lib,
         ...target,
         connections: s.connections,
+        defaultLimits: s.defaultLimits === true,
         kind: s.attachment ? 'attachment' : 'batch',
         messages: s.attachment ? 1 : MESSAGES,
         attachmentBytes: ATTACHMENT_BYTES,
@@ -186,7 +251,7 @@ for (let run = 0; run < RUNS; run++) {
       };
       const before = s.target === sinkTarget ? await sink.ask('stats') : null;
       const result = await runNode('lib/client.mjs', [JSON.stringify(spec)]);
-      if (s.proxy) result.rounds = await roundsFor(s.proxy, s.connections);
+      if (s.proxy) result.rounds = await roundsFor(s.proxy, s.defaultLimits ? Math.ceil(MESSAGES / 100) : s.connections);
       if (before) {
         const after = await sink.ask('stats');
         result.serverMessages = after.messages - before.messages;
@@ -198,6 +263,33 @@ for (let run = 0; run < RUNS; run++) {
         ? `RSS +${((result.rssPeak - result.rssBefore) / 2 ** 20).toFixed(1)} MB in ${(result.elapsedMs / 1000).toFixed(1)} s`
         : `${((result.ok / result.elapsedMs) * 1000).toFixed(1)} msg/s`;
       log(`run ${run + 1}/${RUNS} ${s.id.padEnd(17)} ${lib.padEnd(10)} ${rate}${result.rounds != null ? `, ${(result.rounds / spec.messages).toFixed(3)} RTT/msg` : ''}`);
+    }
+  }
+}
+
+// ----- cold sends: a fresh process, a fresh connection, one message ----------
+
+const coldRaw = {};
+const coldRuntimes = COLD_RUNTIMES.filter((runtime) => {
+  if (runtimeCommand(runtime)) return true;
+  log(`cold send: ${runtime} is not installed (scripts/test-runtimes.sh installs it): skipped`);
+  return false;
+});
+for (const c of cold) {
+  for (const runtime of coldRuntimes) {
+    const key = `${c.id}-${runtime}`;
+    coldRaw[key] = { wasmtp: [], nodemailer: [] };
+    for (let i = 0; i < COLD_RUNS; i++) {
+      for (const lib of i % 2 === 0 ? LIBS : [...LIBS].reverse()) {
+        const spec = { lib, entry: wasmtpEntry, port: c.proxy.port, security: c.security, caPath: c.caPath };
+        const result = await runCold(runtime, spec);
+        // Round trips up to the message's final reply: QUIT and the close come after the result.
+        await roundsFor(c.proxy, 1, { reset: false }); // waits until the connection closed
+        result.rounds = (await c.proxy.ask('roundsBefore', { at: result.sentAt })).rounds;
+        await c.proxy.ask('reset');
+        coldRaw[key][lib].push(result);
+        log(`cold ${key.padEnd(14)} ${lib.padEnd(10)} ${result.sentMs.toFixed(0)} ms, ${result.rounds} round trips`);
+      }
     }
   }
 }
@@ -251,6 +343,13 @@ for (const s of SCENARIOS) {
     figure(`${s.id}-cpu`, `client CPU s per 1,000 messages, ${s.title}`, 'CPU s', 'lower', per(s.id, (r) => (r.cpuMs / r.ok) * 1000 / 1000));
   }
 }
+for (const [key, byLib] of Object.entries(coldRaw)) {
+  const [, port, runtime] = key.split('-');
+  const title = `cold send, ${port === '587' ? 'STARTTLS' : 'implicit TLS'} + AUTH, 20 ms RTT, ${runtime} (smtp-server)`;
+  const pick = (fn) => Object.fromEntries(LIBS.map((lib) => [lib, median(byLib[lib].map(fn))]));
+  figure(key, `ms to the final reply, ${title}`, 'ms', 'lower', pick((r) => r.sentMs));
+  figure(`${key}-rtt`, `round trips, ${title}`, 'RTT', 'lower', pick((r) => r.rounds));
+}
 if (startup.wasmtp.length > 0) {
   figure('startup', 'import + instantiate (Node, fresh process)', 'ms', 'lower', {
     wasmtp: median(startup.wasmtp.map((r) => r.totalMs)),
@@ -295,6 +394,7 @@ const results = {
   },
   sizes,
   raw,
+  cold: coldRaw,
 };
 writeFileSync(join(HERE, 'results.json'), JSON.stringify(results, null, 2) + '\n');
 writeFileSync(join(HERE, 'chart.svg'), chart(results));
@@ -302,7 +402,7 @@ writeFileSync(join(HERE, 'chart.svg'), chart(results));
 // ----- the table (printed, and written into BENCHMARKS.md between its markers) ----
 
 const fmt = (v, unit) =>
-  v == null ? '—' : unit === 'msg/s' ? v.toFixed(0) : unit === 's' ? v.toFixed(1) : unit === 'RTT/msg' ? v.toFixed(3) : unit === 'MB' ? v.toFixed(1) : v.toFixed(2);
+  v == null ? '—' : unit === 'msg/s' || unit === 'RTT' ? v.toFixed(0) : unit === 's' ? v.toFixed(1) : unit === 'RTT/msg' ? v.toFixed(3) : unit === 'MB' ? v.toFixed(1) : v.toFixed(2);
 const lines = [];
 const m = machine;
 lines.push(

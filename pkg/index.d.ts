@@ -76,7 +76,12 @@ export interface Timeouts {
 export interface PoolOptions {
   /** Connections open at once for concurrent sends. Default: 4. */
   maxConnections?: number;
-  /** Messages sent over one connection before it is replaced. Default: 100. */
+  /**
+   * Messages sent over one connection before it is replaced. Default: 100.
+   * The successor connects while the old connection sends its last messages
+   * (briefly `maxConnections` + 1 connections), unless the server refused
+   * such an overlap once.
+   */
   maxMessagesPerConnection?: number;
   /** An unused connection is closed (QUIT) after this many ms; it does not keep the process alive meanwhile. Default: 30000. */
   idleTimeout?: number;
@@ -726,7 +731,11 @@ export interface OutboxOptions {
 }
 
 export interface EnqueueOptions {
-  /** An idempotency key (1-100 of A-Z a-z 0-9 _ -): an id already in the outbox is not stored again. Default: a generated id. */
+  /**
+   * An idempotency key (1-100 of A-Z a-z 0-9 _ -): an id the outbox knows is not stored or sent again. It is known while
+   * the message waits, is sent or is `unknown`, for the store's `keepSent` after it was sent (default 7 days) and its
+   * `keepFailed` after it failed (default 30 days). Default: a generated id.
+   */
   id?: string;
   /** Hold the first attempt back this many ms. Default: 0. */
   delay?: number;
@@ -781,12 +790,17 @@ export interface SpoolStoreOptions {
   pollInterval?: number;
   /** A worker process whose heartbeat is older than this (ms) is gone; its messages are taken over. Default: 60000. */
   staleAfter?: number;
-  /** Sent records are deleted this many ms after sending. Default: 604800000 (7 days). */
+  /** Sent records, and their ids (idempotency keys), are deleted this many ms after sending. Default: 604800000 (7 days). */
   keepSent?: number;
+  /** Failed records (dead letters), and their ids, are deleted this many ms after they failed. Default: 2592000000 (30 days). */
+  keepFailed?: number;
 }
 
 /** The embedded store: a crash-safe spool directory, shared by worker processes on one machine. Not in `wasmtp/workers`. */
-export function spoolStore(options: SpoolStoreOptions | string): OutboxStore;
+export function spoolStore(options: SpoolStoreOptions | string): OutboxStore & {
+  /** Deletes records past keepSent / keepFailed (and their ids); workers call it every minute. */
+  prune(): Promise<void>;
+};
 
 export interface BullmqStoreOptions {
   /** Redis: { host, port, password?, ... } or an ioredis instance (with maxRetriesPerRequest: null). Required. */
@@ -799,14 +813,18 @@ export interface BullmqStoreOptions {
   lockDuration?: number;
   /** How often workers look for messages of dead workers, ms. Default: 30000. */
   stalledInterval?: number;
-  /** Sent jobs are removed this many ms after sending. Default: 604800000 (7 days). */
+  /** Sent jobs, and their ids (idempotency keys), are removed this many ms after sending. Default: 604800000 (7 days). */
   keepSent?: number;
+  /** Failed jobs (dead letters), and their ids, are removed this many ms after they failed. Default: 2592000000 (30 days). */
+  keepFailed?: number;
 }
 
 /** The outbox on BullMQ (Redis): any number of worker processes on any number of machines. Needs `bullmq` and `ioredis`. Not in `wasmtp/workers`. */
 export function bullmqStore(options: BullmqStoreOptions): OutboxStore & {
   /** The BullMQ Queue (dashboards, metrics, clean-up). */
   queue(): Promise<unknown>;
+  /** Finishes interrupted decisions and removes jobs past keepSent / keepFailed (never `unknown` ones); workers call it every minute. */
+  prune(options?: { limit?: number }): Promise<void>;
 };
 
 export interface CloudflareQueueStoreOptions {
@@ -818,12 +836,14 @@ export interface CloudflareQueueStoreOptions {
   table?: string;
   /** How long a consumer holds a message it is sending, ms. Default: 900000 (15 minutes, a consumer's longest run). */
   leaseMs?: number;
-  /** Sent rows are deleted by sweep() this many ms after sending. Default: 604800000 (7 days). */
+  /** Sent rows, and their ids (idempotency keys), are deleted by sweep() this many ms after sending. Default: 604800000 (7 days). */
   keepSent?: number;
+  /** Failed rows (dead letters), and their ids, are deleted by sweep() this many ms after they failed. Default: 2592000000 (30 days). */
+  keepFailed?: number;
 }
 
 /** The outbox on Cloudflare Queues with D1. Exported by `wasmtp/workers` (and `wasmtp/workers/tls`) only. */
 export interface CloudflareQueueStore extends OutboxStore {
-  /** For a Cron Trigger: queues again messages left without a queue message, deletes old sent rows. */
+  /** For a Cron Trigger: queues again messages left without a queue message, deletes sent and failed rows past keepSent / keepFailed. */
   sweep(options?: { olderThan?: number }): Promise<{ requeued: number }>;
 }

@@ -389,7 +389,7 @@ fn check_address_literal(subject: &Subject<'_>, literal: &str) -> Result<(), Smt
         return Err(subject.error("has an address literal without a closing ]", HINT));
     };
     let ok = match inner.get(..5) {
-        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner[5..].parse::<core::net::Ipv6Addr>().is_ok(),
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => is_ipv6(&inner[5..]),
         _ => is_ipv4(inner),
     };
     if ok {
@@ -417,6 +417,46 @@ fn is_ipv4(s: &str) -> bool {
         }
     }
     count == 4
+}
+
+/// RFC 5321 §4.1.3's IPv6-addr: eight groups of one to four hex digits, or
+/// fewer around one "::" (which stands for at least two), the last two
+/// groups possibly written as an IPv4 address. Written out rather than
+/// `core::net::Ipv6Addr`'s parser, which would cost the wasm build some 3 KB.
+fn is_ipv6(s: &str) -> bool {
+    let (head, tail) = match s.split_once("::") {
+        Some((head, tail)) if !tail.contains("::") => (head, Some(tail)),
+        Some(_) => return false,
+        None => (s, None),
+    };
+    match tail {
+        None => ipv6_groups(head, true) == Some(8),
+        Some(tail) => match (ipv6_groups(head, false), ipv6_groups(tail, true)) {
+            (Some(before), Some(after)) => before + after <= 6,
+            _ => false,
+        },
+    }
+}
+
+/// How many 16-bit groups `part` (groups joined by ':') holds, an IPv4
+/// address at its end counting two; `None` if a group is malformed.
+fn ipv6_groups(part: &str, may_end_in_ipv4: bool) -> Option<usize> {
+    if part.is_empty() {
+        return Some(0);
+    }
+    let mut groups = 0;
+    let mut rest = part.split(':').peekable();
+    while let Some(group) = rest.next() {
+        let last = rest.peek().is_none();
+        if last && may_end_in_ipv4 && group.contains('.') {
+            groups += if is_ipv4(group) { 2 } else { return None };
+        } else if (1..=4).contains(&group.len()) && group.bytes().all(|b| b.is_ascii_hexdigit()) {
+            groups += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(groups)
 }
 
 /// Length of the label in DNS: itself if ASCII, else "xn--" + Punycode.
@@ -752,6 +792,47 @@ fn split_list_entry(s: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ipv6_literals_follow_rfc_5321() {
+        for good in [
+            "2001:db8:0:0:0:0:0:1",
+            "2001:db8::1",
+            "::1",
+            "::",
+            "1::",
+            "fe80::1:2:3:4",
+            "::ffff:192.0.2.1",
+            "1:2:3:4:5:6:192.0.2.1",
+            "1:2:3:4::192.0.2.1",
+            "ABCD:ef01::",
+        ] {
+            assert!(is_ipv6(good), "{good} is an IPv6 address");
+            assert!(
+                good.parse::<core::net::Ipv6Addr>().is_ok(),
+                "the standard parser agrees on {good}"
+            );
+        }
+        for bad in [
+            "",
+            ":",
+            "1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:8:9",
+            "1::2::3",
+            "12345::1",
+            "g::1",
+            "1:::2",
+            ":1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7::",
+            "::1.2.3",
+            "1.2.3.4::",
+            "::256.0.0.1",
+            "1:2:3:4:5::192.0.2.1",
+        ] {
+            assert!(!is_ipv6(bad), "{bad} is not an RFC 5321 IPv6 address");
+        }
+    }
+
     use super::*;
     use crate::error::ErrorCode;
     use proptest::prelude::*;

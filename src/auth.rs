@@ -8,8 +8,7 @@
 use core::fmt;
 use core::str::FromStr;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use crate::base64;
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 
@@ -256,7 +255,7 @@ impl SaslClient {
         };
         match initial {
             Some(payload) => AuthLine {
-                line: format!("AUTH {name} {}", BASE64.encode(payload)),
+                line: format!("AUTH {name} {}", base64::encode(payload)),
                 redacted: format!("AUTH {name} {REDACTED}"),
             },
             None => AuthLine {
@@ -277,9 +276,9 @@ impl SaslClient {
         self.answered += 1;
         let challenge = reply.lines.first().map(|l| l.trim()).unwrap_or("");
         let answer = match (self.mechanism, self.answered) {
-            (Mechanism::Login, 1) => Ok(BASE64.encode(self.credentials.user())),
+            (Mechanism::Login, 1) => Ok(base64::encode(self.credentials.user())),
             (Mechanism::Login, 2) => match &self.credentials {
-                Credentials::Password { pass, .. } => Ok(BASE64.encode(pass)),
+                Credentials::Password { pass, .. } => Ok(base64::encode(pass)),
                 Credentials::OAuth2 { .. } => Err(()),
             },
             (Mechanism::CramMd5, 1) => self.cram_md5_answer(challenge),
@@ -287,14 +286,12 @@ impl SaslClient {
             // the client must answer (empty for XOAUTH2, ^A for OAUTHBEARER)
             // before the server sends the real 5xx (RFC 7628 §3.2.3).
             (Mechanism::XOAuth2, 1) | (Mechanism::OAuthBearer, 1) => {
-                let document = BASE64
-                    .decode(challenge)
-                    .map(|d| String::from_utf8_lossy(&d).into_owned());
-                self.oauth_error = Some(document.unwrap_or_else(|_| challenge.to_string()));
+                let document = base64::decode(challenge).map(|d| String::from_utf8_lossy(&d).into_owned());
+                self.oauth_error = Some(document.unwrap_or_else(|| challenge.to_string()));
                 let abort = if self.mechanism == Mechanism::XOAuth2 {
                     String::new()
                 } else {
-                    BASE64.encode("\x01")
+                    base64::encode("\x01")
                 };
                 return AuthStep::Send(AuthLine {
                     line: abort,
@@ -330,12 +327,12 @@ impl SaslClient {
         let Credentials::Password { user, pass } = &self.credentials else {
             return Err(());
         };
-        let challenge = BASE64.decode(challenge).map_err(|_| ())?;
+        let challenge = base64::decode(challenge).ok_or(())?;
         let mut mac = Hmac::<Md5>::new_from_slice(pass.as_bytes()).map_err(|_| ())?;
         mac.update(&challenge);
         let digest = mac.finalize().into_bytes();
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(BASE64.encode(format!("{user} {hex}")))
+        Ok(base64::encode(format!("{user} {hex}")))
     }
 
     /// The error for a refused exchange, with the likeliest fix.
@@ -433,7 +430,7 @@ mod tests {
     }
 
     fn decode(b64: &str) -> String {
-        String::from_utf8(BASE64.decode(b64).unwrap()).unwrap()
+        String::from_utf8(base64::decode(b64).unwrap()).unwrap()
     }
 
     #[test]
@@ -513,7 +510,7 @@ mod tests {
         };
         let mut sasl = SaslClient::new(Mechanism::CramMd5, &creds, "mx", 587);
         assert_eq!(sasl.start().line, "AUTH CRAM-MD5");
-        let challenge = BASE64.encode("<1896.697170952@postoffice.reston.mci.net>");
+        let challenge = base64::encode("<1896.697170952@postoffice.reston.mci.net>");
         let AuthStep::Send(answer) = sasl.step(&reply(334, &challenge)) else {
             panic!()
         };
@@ -567,7 +564,7 @@ mod tests {
         for (mechanism, ack) in [(Mechanism::XOAuth2, ""), (Mechanism::OAuthBearer, "AQ==")] {
             let mut sasl = SaslClient::new(mechanism, &token(), "mx", 587);
             sasl.start();
-            let AuthStep::Send(line) = sasl.step(&reply(334, &BASE64.encode(json))) else {
+            let AuthStep::Send(line) = sasl.step(&reply(334, &base64::encode(json))) else {
                 panic!()
             };
             assert_eq!(line.line, ack);

@@ -25,10 +25,13 @@ use crate::time::{Duration, Instant};
 use crate::tls::{self, TlsFailure, TlsInfo};
 
 mod outcome;
+mod port_probe;
 mod transaction;
 
 pub use outcome::connect_error;
 use outcome::{data_error, mail_error, nested_mail_error, recipients_error};
+pub use port_probe::client_hello as port_probe_client_hello;
+use port_probe::{PortProbe, ProbeAnswer};
 use transaction::{Step, Transaction};
 
 /// Where the session is, coarsely. Replies still expected are tracked apart.
@@ -110,8 +113,8 @@ pub struct Connection {
     next_message: u64,
     /// Deadline of the current non-reply wait (connect, handshake).
     wait_deadline: Option<(Instant, Phase)>,
-    /// On port 465 without TLS: when silence means "this port wants TLS".
-    port_probe_deadline: Option<Instant>,
+    /// Without TLS, silence before the greeting: is this a TLS port?
+    port_probe: PortProbe,
     greeting: Option<Reply>,
     caps: Option<Capabilities>,
     /// The plaintext EHLO's capabilities, after a STARTTLS upgrade. Never
@@ -168,7 +171,7 @@ impl Connection {
             txs: VecDeque::new(),
             next_message: 1,
             wait_deadline: Some((deadline, Phase::Connect)),
-            port_probe_deadline: None,
+            port_probe: PortProbe::Off,
             greeting: None,
             caps: None,
             caps_before_tls: None,
@@ -195,9 +198,7 @@ impl Connection {
             self.begin_handshake(false, now);
         } else {
             self.await_greeting(now);
-            if self.config.port == 465 {
-                self.port_probe_deadline = Some(now + self.config.timeouts.port_probe);
-            }
+            self.port_probe = PortProbe::arm(now, self.config.timeouts.port_probe, self.config.port);
         }
     }
 
@@ -299,7 +300,7 @@ impl Connection {
             self.bytes_during_handshake(data);
             return;
         }
-        self.port_probe_deadline = None;
+        self.port_probe = PortProbe::Off;
         while !data.is_empty() && self.state != State::Closed {
             match self.parser.parse(data) {
                 Err(err) => {
@@ -357,28 +358,28 @@ impl Connection {
         }
     }
 
+    /// What the second connection of an `Event::PortProbe` received first
+    /// (up to a few bytes; empty when nothing came or it could not connect).
+    /// A TLS answer ends this connection with `ETLS_PORT_MISMATCH`; anything
+    /// else leaves it waiting for its greeting.
+    pub fn port_probe_result(&mut self, first_bytes: &[u8], _now: Instant) {
+        if !matches!(self.port_probe, PortProbe::Asked { .. }) || self.state == State::Closed {
+            return;
+        }
+        self.port_probe = PortProbe::Off;
+        if port_probe::judge(first_bytes) == ProbeAnswer::Tls {
+            let detail = "a second connection to the same port that started a TLS handshake was answered with TLS";
+            self.fail_connection(self.port_mismatch_error(detail), false);
+        }
+    }
+
     /// Call when `poll_timeout` has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == State::Closed {
             return;
         }
-        if let Some(probe) = self.port_probe_deadline {
-            if now >= probe && self.pending.front().map(|p| p.expect) == Some(Expect::Greeting) {
-                let waited = crate::time::describe(self.config.timeouts.port_probe);
-                let err = SmtpError::new(
-                    ErrorCode::TlsPortMismatch,
-                    Phase::Greeting,
-                    format!(
-                        "no greeting from {}:{} after {waited} while connecting without TLS (security: '{}').",
-                        self.config.host,
-                        self.config.port,
-                        self.config.security.as_str()
-                    ),
-                )
-                .with_hint(tls::silent_greeting_hint(self.config.port, self.config.security));
-                self.fail_connection(err, false);
-                return;
-            }
+        if self.handle_port_probe_timeout(now) {
+            return;
         }
         if let Some((deadline, phase)) = self.wait_deadline {
             if now >= deadline {
@@ -565,7 +566,7 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.wait_deadline.map(|(d, _)| d),
-            self.port_probe_deadline,
+            self.port_probe.deadline(),
             self.pending.front().map(|p| p.deadline),
         ]
         .into_iter()
@@ -732,6 +733,61 @@ impl Connection {
         }
     }
 
+    /// The probe's timers: ask the host for a probe after a silence; on port
+    /// 465, name the mix-up after the full silence if no probe answered.
+    /// True when the connection ended.
+    fn handle_port_probe_timeout(&mut self, now: Instant) -> bool {
+        let awaiting_greeting = self.pending.front().map(|p| p.expect) == Some(Expect::Greeting);
+        if !awaiting_greeting {
+            self.port_probe = PortProbe::Off;
+            return false;
+        }
+        if let PortProbe::Armed { at, guess_at } = self.port_probe {
+            if now >= at {
+                self.port_probe = PortProbe::Asked { guess_at };
+                let client_hello = port_probe::client_hello(&self.config.host);
+                self.events.push_back(Event::PortProbe { client_hello });
+            }
+        }
+        match self.port_probe {
+            PortProbe::Armed {
+                guess_at: Some(guess), ..
+            }
+            | PortProbe::Asked { guess_at: Some(guess) }
+                if now >= guess =>
+            {
+                let err = self.port_mismatch_error("port 465 is the TLS port by convention");
+                self.fail_connection(err, false);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `ETLS_PORT_MISMATCH` for a plaintext connection that heard no greeting.
+    fn port_mismatch_error(&self, evidence: &str) -> SmtpError {
+        let waited = crate::time::describe(self.config.timeouts.port_probe);
+        SmtpError::new(
+            ErrorCode::TlsPortMismatch,
+            Phase::Greeting,
+            format!(
+                "no greeting from {}:{} within {waited} while connecting without TLS (security: '{}'), and {evidence}.",
+                self.config.host,
+                self.config.port,
+                self.config.security.as_str()
+            ),
+        )
+        .with_hint(tls::silent_greeting_hint(self.config.port, self.config.security))
+    }
+
+    /// The error AUTH would end with over TLS, when none of the mechanisms
+    /// this plaintext EHLO offers fits the credentials given.
+    fn mechanisms_unusable_even_over_tls(&self) -> Option<SmtpError> {
+        let credentials = self.config.credentials.as_ref()?;
+        let offered = &self.caps.as_ref()?.auth;
+        choose_mechanism(offered, credentials, self.config.auth_mechanism, true).err()
+    }
+
     /// Why credentials may not be sent on this link, if they may not: it is
     /// unencrypted, or encrypted with a certificate nobody verified (which
     /// anyone on the path could have presented).
@@ -745,14 +801,18 @@ impl Connection {
                 } else {
                     "use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true."
                 };
-                Some(
-                    SmtpError::new(
-                        ErrorCode::AuthInsecure,
-                        Phase::Auth,
-                        format!("refusing to send credentials to {host}:{port} over an unencrypted connection (security: '{security}')."),
-                    )
-                    .with_hint(hint),
-                )
+                let mut message = format!("refusing to send credentials to {host}:{port} over an unencrypted connection (security: '{security}').");
+                let mut hint = hint.to_string();
+                // Name the second problem too, so one error tells the whole
+                // story: what the server offers is unusable even over TLS
+                // (an Exchange server with only GSSAPI and NTLM, say).
+                if let Some(unusable) = self.mechanisms_unusable_even_over_tls() {
+                    message.push_str(&format!(" Besides, {}", unusable.message));
+                    if let Some(fix) = unusable.hint {
+                        hint.push_str(&format!(" And for AUTH: {fix}"));
+                    }
+                }
+                Some(SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, message).with_hint(hint))
             }
             Some(tls) if !tls.authorized => Some(
                 SmtpError::new(
@@ -885,7 +945,7 @@ impl Connection {
     }
 
     fn on_greeting(&mut self, reply: Reply, now: Instant) {
-        self.port_probe_deadline = None;
+        self.port_probe = PortProbe::Off;
         if reply.code == 220 {
             self.greeting = Some(reply);
             self.send_hello(now);
@@ -1623,7 +1683,7 @@ impl Connection {
         self.pending.clear();
         self.txs.clear();
         self.wait_deadline = None;
-        self.port_probe_deadline = None;
+        self.port_probe = PortProbe::Off;
         self.events.push_back(Event::Closed(err));
     }
 

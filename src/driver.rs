@@ -296,6 +296,11 @@ impl<E: Engine> Client<E> {
                     }
                 }
                 Event::StartTls { server_name } => self.upgrade(&server_name).await,
+                // This driver is handed one connected stream and cannot open
+                // a second: it waits for the greeting time-out (port 465
+                // keeps its guess). A host that can connect answers with
+                // `Connection::port_probe_result`.
+                Event::PortProbe { .. } => {}
                 Event::Ready(info) => self.session = Some(info),
                 Event::Delivered(id, delivery) => {
                     self.outcomes.insert(id, Ok(delivery));

@@ -44,6 +44,10 @@ pub trait Engine {
     /// The deadline from [`poll_timeout`](Engine::poll_timeout) has passed.
     fn handle_timeout(&mut self, now: Instant);
 
+    /// What the second connection of an [`Event::PortProbe`] received first
+    /// (empty: nothing, or it could not connect).
+    fn port_probe_result(&mut self, first_bytes: &[u8], now: Instant);
+
     // ----- What the user asks for ------------------------------------------------
 
     /// Queues a message; its body follows through [`write_body`](Engine::write_body).
@@ -168,6 +172,10 @@ impl Engine for Connection {
 
     fn handle_timeout(&mut self, now: Instant) {
         Connection::handle_timeout(self, now);
+    }
+
+    fn port_probe_result(&mut self, first_bytes: &[u8], now: Instant) {
+        Connection::port_probe_result(self, first_bytes, now);
     }
 
     fn submit(&mut self, envelope: Envelope, now: Instant) -> Result<MessageId, SmtpError> {

@@ -98,6 +98,15 @@ pub enum Event {
     /// connecting, or after the STARTTLS 220), then call `tls_established`
     /// or `tls_failed`. Bytes read before the handshake must not be fed in.
     StartTls { server_name: String },
+    /// The plaintext connection has been silent since it opened: is this a
+    /// port that expects TLS from the first byte? The host may open a second
+    /// connection to the same host and port, write `client_hello`, and report
+    /// the first bytes it receives within a second or so (or none) with
+    /// `port_probe_result`, then close that connection. A TLS answer names
+    /// the mix-up at once; a host that ignores this event waits for the
+    /// greeting time-out instead (on port 465 the silence alone is taken as
+    /// the mix-up).
+    PortProbe { client_hello: Vec<u8> },
     /// The session is set up (greeting, EHLO, TLS, AUTH): messages flow.
     Ready(SessionInfo),
     /// A message was accepted with the server's final 2xx.

@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod base64;
 pub mod body;
 pub mod capabilities;
 mod certificate;

@@ -47,7 +47,9 @@ impl Sub<Instant> for Instant {
 /// A span as a person reads it in an error: `30 s`, `1500 ms`. Integer
 /// arithmetic only: float formatting would add kilobytes to the wasm build.
 pub fn describe(span: Duration) -> String {
-    let millis = span.as_millis();
+    // u64 rather than as_millis()'s u128: formatting a u128 would pull
+    // 128-bit division into the wasm build for no gain.
+    let millis = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
     if millis % 1000 == 0 || millis >= 10_000 {
         format!("{} s", span.as_secs())
     } else {

@@ -451,6 +451,12 @@ impl Engine for SecureConnection {
         self.pump(now);
     }
 
+    /// The probe runs on a connection of its own, outside this TLS session.
+    fn port_probe_result(&mut self, first_bytes: &[u8], now: Instant) {
+        self.inner.port_probe_result(first_bytes, now);
+        self.pump(now);
+    }
+
     fn handle_timeout(&mut self, now: Instant) {
         self.clock.advance_to(now);
         self.inner.handle_timeout(now);

@@ -600,6 +600,46 @@ fn opportunistic_without_starttls_continues_but_never_sends_credentials() {
     nothing_sensitive_sent(&h);
 }
 
+/// Exchange on 587 without STARTTLS, offering only GSSAPI and NTLM: one
+/// error names both problems, the missing encryption and mechanisms that
+/// would not do even over TLS.
+#[test]
+fn insecure_auth_error_also_names_mechanisms_unusable_even_over_tls() {
+    let mut h = Harness::new(with_auth(config(Security::Opportunistic, 587)));
+    h.run(
+        "
+        S: 220 exchange.example.com Microsoft ESMTP MAIL Service ready
+        C: EHLO client.example.com
+        S: 250-exchange.example.com Hello
+        S: 250-SIZE 37748736
+        S: 250-PIPELINING
+        S: 250 AUTH GSSAPI NTLM
+    ",
+    );
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::AuthInsecure, Phase::Auth));
+    assert!(err.message.contains("unencrypted"), "{}", err.message);
+    assert!(err.message.contains("only AUTH GSSAPI NTLM"), "{}", err.message);
+    let hint = err.hint.as_deref().unwrap();
+    assert!(hint.contains("security: 'tls'"), "{hint}");
+    assert!(hint.contains("Exchange"), "{hint}");
+    nothing_sensitive_sent(&h);
+
+    // With a usable mechanism on offer, only the encryption is named.
+    let mut h = Harness::new(with_auth(config(Security::Opportunistic, 587)));
+    h.run(
+        "
+        S: 220 mx
+        C: EHLO client.example.com
+        S: 250-mx
+        S: 250 AUTH GSSAPI NTLM LOGIN
+    ",
+    );
+    let err = h.close_error();
+    assert_eq!(err.code, ErrorCode::AuthInsecure);
+    assert!(!err.message.contains("Besides"), "{}", err.message);
+}
+
 #[test]
 fn insecure_auth_only_when_opted_in_and_then_prefers_cram_md5() {
     let mut h = Harness::new(with_auth(config(Security::None, 2525)).allow_insecure_auth(true));
@@ -738,6 +778,86 @@ fn silence_on_465_without_tls_is_a_port_mismatch_within_seconds() {
         assert_eq!(err.code, ErrorCode::TlsPortMismatch);
         assert!(err.hint.as_deref().unwrap().contains("security: 'tls'"));
     }
+}
+
+/// The bytes of the probe the engine asked for, if it asked.
+fn port_probe_request(h: &Harness) -> Option<Vec<u8>> {
+    h.events.iter().find_map(|e| match e {
+        Event::PortProbe { client_hello } => Some(client_hello.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn silence_on_any_port_asks_for_a_tls_probe_and_a_tls_answer_names_the_mix_up() {
+    for port in [2465, 8465, 587] {
+        let mut h = Harness::new(config(Security::StartTls, port));
+        h.run("WAIT 1999");
+        assert!(
+            port_probe_request(&h).is_none(),
+            "no probe before two seconds of silence"
+        );
+        h.run("WAIT 1");
+        let hello = port_probe_request(&h).expect("a probe after two seconds");
+        assert_eq!(&hello[..3], &[22, 3, 1], "the probe is a TLS ClientHello");
+        assert!(
+            h.sent.is_empty(),
+            "nothing is written on the session connection while it waits"
+        );
+        // The probe connection was answered with a ServerHello.
+        h.conn.port_probe_result(&[22, 3, 3, 0, 122, 2, 0, 0, 118], h.now);
+        h.pump();
+        let err = h.close_error();
+        assert_eq!((err.code, err.phase), (ErrorCode::TlsPortMismatch, Phase::Greeting));
+        assert!(err.message.contains("answered with TLS"), "{}", err.message);
+        assert!(err.hint.as_deref().unwrap().contains("security: 'tls'"));
+        assert!(h.sent.is_empty());
+    }
+}
+
+#[test]
+fn a_server_that_pauses_before_its_greeting_still_works_after_a_plaintext_probe() {
+    // postscreen's greet_wait or Exim's banner delay: six seconds of silence,
+    // and no byte may reach the session connection before the greeting.
+    let mut h = Harness::new(config(Security::StartTls, 2525));
+    h.run("WAIT 2000");
+    assert!(port_probe_request(&h).is_some());
+    // The probe connection got the same pause, then closed: no answer at all.
+    h.conn.port_probe_result(b"", h.now);
+    h.pump();
+    h.run("WAIT 4000");
+    assert!(h.closed().is_none(), "silence on the probe is no evidence of TLS");
+    assert!(h.sent.is_empty(), "nothing was sent before the greeting");
+    h.run(STARTTLS_SETUP);
+    assert!(h.ready().is_some(), "the session set up after the greeting came");
+
+    // A probe answered by an SMTP greeting leaves the session waiting too.
+    let mut h = Harness::new(config(Security::StartTls, 2525));
+    h.run("WAIT 2000");
+    h.conn.port_probe_result(b"220 mx ESMTP\r\n", h.now);
+    h.pump();
+    h.run("WAIT 20000");
+    assert!(h.closed().is_none());
+    h.run(
+        "
+        S: 220 mx ESMTP
+        C: EHLO client.example.com
+    ",
+    );
+}
+
+#[test]
+fn on_port_465_a_plaintext_probe_answer_overrules_the_guess() {
+    let mut h = Harness::new(config(Security::StartTls, 465));
+    h.run("WAIT 2000");
+    assert!(port_probe_request(&h).is_some());
+    h.conn.port_probe_result(b"220 mx ESMTP\r\n", h.now);
+    h.pump();
+    h.run("WAIT 1000");
+    assert!(
+        h.closed().is_none(),
+        "a greeting on the probe: not a TLS port, whatever its number"
+    );
 }
 
 #[test]

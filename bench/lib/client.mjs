@@ -5,6 +5,7 @@
 //   node lib/client.mjs '<json spec>'
 // spec: { lib: 'wasmtp'|'nodemailer', port, security: 'none'|'starttls',
 //         ca?, messages, connections, kind: 'batch'|'attachment', attachmentBytes?,
+//         defaultLimits? (each library's own messages-per-connection default: 100 for both),
 //         dkim?: path of a PEM RSA key both libraries sign every message with }
 // prints: { ok, failed, elapsedMs, cpuMs, rssBefore, rssPeak, firstError? }
 
@@ -66,7 +67,9 @@ async function wasmtpClient() {
     auth: { user: USER, pass: PASS },
     allowInsecureAuth: spec.security === 'none',
     clientName: 'client.bench.test',
-    pool: { maxConnections: spec.connections, maxMessagesPerConnection: 1_000_000 },
+    pool: spec.defaultLimits
+      ? { maxConnections: spec.connections }
+      : { maxConnections: spec.connections, maxMessagesPerConnection: 1_000_000 },
     dkim: DKIM_KEY ? { domain: 'bench.test', selector: 'bench', privateKey: DKIM_KEY } : undefined,
   });
   return {
@@ -98,7 +101,7 @@ async function nodemailerClient() {
     name: 'client.bench.test',
     pool: true,
     maxConnections: spec.connections,
-    maxMessages: Infinity,
+    ...(spec.defaultLimits ? {} : { maxMessages: Infinity }),
     // A big message is spooled to disk past cacheTreshold (nodemailer's
     // default is to buffer it in memory), as wasmtp spools a one-shot stream.
     dkim: DKIM_KEY ? { domainName: 'bench.test', keySelector: 'bench', privateKey: DKIM_KEY, cacheDir: os.tmpdir() } : undefined,

@@ -15,8 +15,13 @@
 // flight counts far fewer.
 //
 //   node lib/proxy.mjs <targetPort> <oneWayDelayMs>   prints "ready <port>"
-// IPC: { op: 'stats' } → { connections, rounds } (connections closed since
-// the last reset, and the sum of their highest rounds); { op: 'reset' }.
+// IPC: { op: 'stats' } → { open, connections, rounds } (connections open
+// now; connections closed since the last reset, and the sum of their
+// highest rounds); { op: 'reset' };
+// { op: 'roundsBefore', at } → { rounds }: for the connections closed since
+// the last reset, the sum of the highest rounds of the client chunks that
+// arrived before `at` (epoch ms): the round trips up to a moment the client
+// names, such as its message's final reply, without its QUIT and close.
 
 import net from 'node:net';
 
@@ -24,6 +29,7 @@ const [targetPort, delayArg] = process.argv.slice(2);
 const DELAY = Number(delayArg);
 
 let closed = [];
+let openConnections = 0;
 
 /** Delivers chunks `DELAY` ms after they arrived, in order, with one timer per pipe. */
 class DelayPipe {
@@ -69,9 +75,10 @@ class DelayPipe {
 
 const server = net.createServer({ allowHalfOpen: true }, (client) => {
   client.setNoDelay(true);
+  openConnections += 1;
   const upstream = net.connect({ host: '127.0.0.1', port: Number(targetPort), allowHalfOpen: true });
   upstream.setNoDelay(true);
-  const state = { deliveredToClient: 0, deliveredToServer: 0, maxClientRound: 0 };
+  const state = { deliveredToClient: 0, deliveredToServer: 0, maxClientRound: 0, arrivals: [] };
   const toServer = new DelayPipe(upstream, (round) => {
     state.deliveredToServer = Math.max(state.deliveredToServer, round);
   });
@@ -81,6 +88,7 @@ const server = net.createServer({ allowHalfOpen: true }, (client) => {
   client.on('data', (chunk) => {
     const round = state.deliveredToClient + 1;
     state.maxClientRound = Math.max(state.maxClientRound, round);
+    state.arrivals.push({ at: performance.timeOrigin + performance.now(), round });
     toServer.push(chunk, round);
   });
   upstream.on('data', (chunk) => toClient.push(chunk, state.deliveredToServer));
@@ -90,7 +98,10 @@ const server = net.createServer({ allowHalfOpen: true }, (client) => {
   let open = 2;
   const closedOne = () => {
     open -= 1;
-    if (open === 0) closed.push(state.maxClientRound);
+    if (open === 0) {
+      openConnections -= 1;
+      closed.push(state);
+    }
   };
   client.on('close', closedOne);
   upstream.on('close', closedOne);
@@ -106,7 +117,11 @@ server.listen(0, '127.0.0.1', () => process.stdout.write(`ready ${server.address
 
 process.on('message', (msg) => {
   if (msg?.op === 'stats') {
-    process.send({ op: 'stats', connections: closed.length, rounds: closed.reduce((a, b) => a + b, 0) });
+    process.send({ op: 'stats', open: openConnections, connections: closed.length, rounds: closed.reduce((a, c) => a + c.maxClientRound, 0) });
+  }
+  if (msg?.op === 'roundsBefore') {
+    const roundsBefore = (c) => c.arrivals.reduce((max, a) => (a.at < msg.at ? Math.max(max, a.round) : max), 0);
+    process.send({ op: 'roundsBefore', rounds: closed.reduce((sum, c) => sum + roundsBefore(c), 0) });
   }
   if (msg?.op === 'reset') {
     closed = [];

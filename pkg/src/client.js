@@ -94,7 +94,10 @@ class Client {
     await Promise.allSettled([...this.#preparing]);
     const closed = this.#pool.close();
     closed.catch(() => {}); // a failed QUIT after every outcome is known concerns nobody
-    await Promise.race([closed, Promise.allSettled([...this.#sending])]);
+    // Once every outcome is known and every QUIT is written, the QUIT
+    // replies concern nobody: they end within a few seconds in the background.
+    const outcomesKnown = Promise.allSettled([...this.#sending]).then(() => this.#pool.quitsWritten());
+    await Promise.race([closed, outcomesKnown]);
   }
 
   async #openSession() {

@@ -2,7 +2,14 @@
 // go to a warm connection when one has room (several per connection, so the
 // engine pipelines them), and new connections open up to `maxConnections`.
 // Connections retire after `maxMessagesPerConnection` messages or
-// `idleTimeout` ms without work. An optional token bucket (`rate` messages
+// `idleTimeout` ms without work. A retiring connection is replaced make-
+// before-break: once its remaining messages will take about as long as a
+// connection takes to set up (and at the latest in the last tenth of its
+// budget), it gives up its place among `maxConnections`, so its successor
+// connects (greeting, TLS, AUTH) while it sends its last messages, and its
+// QUIT is off the critical path. One connection hands over at a time, so
+// the pool holds at most `maxConnections` + 1 connections: the extra one is
+// finishing while its successor starts (as a closing one could before). An optional token bucket (`rate` messages
 // per second, `rateBurst` at once) paces the messages across the pool.
 //
 // Scheduling only: which bytes go out and what a reply means is decided by
@@ -22,6 +29,17 @@ function pipelineDepth(session) {
   if (caps?.pipelining && caps.chunking) return 32;
   return caps?.pipelining ? 4 : 2;
 }
+
+/**
+ * The message (counted from 1) by which a connection hands its place in the
+ * pool to a successor at the latest: the last tenth of its budget.
+ */
+function latestHandover(maxMessages) {
+  return Math.max(1, maxMessages - Math.floor(maxMessages / 10));
+}
+
+/** Messages a connection finishes before its rate is trusted for a hand-over. */
+const MIN_FINISHED_FOR_RATE = 8;
 
 /**
  * A token bucket: `rate` tokens per second, at most `burst` saved up.
@@ -78,6 +96,14 @@ export class Pool {
   #limits;
   /** Sessions open or opening. */
   #sessions = new Set();
+  /** Sessions past their hand-over point: still sending, but their place in `maxConnections` is free. */
+  #handingOver = new WeakSet();
+  /** When each session took its first message (for its rate of finished messages). */
+  #firstAssigned = new WeakMap();
+  /** How long the last connection took from opening to ready (ms), once one did. */
+  #setupMs = null;
+  /** Off once a successor failed to set up beside its predecessor (a server that limits connections). */
+  #makeBeforeBreak = true;
   #opening = 0;
   /** Messages waiting for a connection: { task(session) → Promise, resolve, reject, seq }, oldest first. */
   #queue = [];
@@ -128,8 +154,22 @@ export class Pool {
     }
     clearTimeout(this.#tokenTimer);
     this.#tokenTimer = null;
-    await Promise.all([...this.#sessions].map((s) => this.#retire(s)));
+    const quits = [...this.#sessions].map((s) => this.#retire(s));
+    this.#quitsAsked = true;
+    this.#notify();
+    await Promise.all(quits);
   }
+
+  /**
+   * Resolves once close() has asked every connection to QUIT and each QUIT
+   * is written (or its connection is gone), without waiting for the replies.
+   */
+  async quitsWritten() {
+    while (!this.#quitsAsked) await this.#changed();
+    await Promise.all([...this.#sessions].map((s) => s.quitWritten));
+  }
+
+  #quitsAsked = false;
 
   #schedule() {
     while (this.#queue.length > 0) {
@@ -146,8 +186,10 @@ export class Pool {
       }
       // Open connections for the messages that no warm one can take yet
       // (when paced, only for those a token is there for).
-      const waiting = this.#bucket ? Math.min(this.#queue.length, Math.floor(this.#bucket.tokens)) : this.#queue.length;
-      if (this.#sessions.size + this.#opening < this.#limits.maxConnections && this.#connecting() < waiting) {
+      const queued = this.#bucket ? Math.min(this.#queue.length, Math.floor(this.#bucket.tokens)) : this.#queue.length;
+      // Messages a connection that hands over can still take need no successor.
+      const waiting = queued - this.#handingOverRoom();
+      if (this.#placesTaken() < this.#limits.maxConnections && this.#connecting() < waiting) {
         this.#open();
         continue;
       }
@@ -171,6 +213,22 @@ export class Pool {
     }, this.#bucket.wait());
   }
 
+  /** Connections that count against `maxConnections`: opening, open, and not handing over. */
+  #placesTaken() {
+    let n = this.#opening;
+    for (const s of this.#sessions) if (!this.#handingOver.has(s)) n += 1;
+    return n;
+  }
+
+  /** Messages the usable connections that hand over may still take. */
+  #handingOverRoom() {
+    let room = 0;
+    for (const s of this.#sessions) {
+      if (this.#handingOver.has(s) && s.usable && !s.retiring) room += this.#limits.maxMessagesPerConnection - s.submitted;
+    }
+    return room;
+  }
+
   /** Connections on their way to ready. */
   #connecting() {
     let n = this.#opening;
@@ -192,6 +250,8 @@ export class Pool {
   #assign(entry, session) {
     this.#stopIdleTimer(session);
     session.setKeepAlive(true);
+    if (!this.#firstAssigned.has(session)) this.#firstAssigned.set(session, now());
+    if (!this.#handingOver.has(session) && this.#timeToHandOver(session)) this.#handingOver.add(session);
     if (session.submitted + 1 >= this.#limits.maxMessagesPerConnection) session.retiring = true;
     this.#active += 1;
     let outcome;
@@ -208,7 +268,31 @@ export class Pool {
       });
   }
 
+  /**
+   * Whether `session`, about to take another message, should let a successor
+   * start: when its remaining budget, at the rate it has finished messages so
+   * far, lasts no longer than the last connection's set-up took; at the
+   * latest in the last tenth of the budget. One session hands over at a
+   * time, so the pool never holds more than `maxConnections` + 1
+   * connections.
+   */
+  #timeToHandOver(session) {
+    if (!this.#makeBeforeBreak) return false;
+    let handingOver = 0;
+    for (const s of this.#sessions) if (this.#handingOver.has(s)) handingOver += 1;
+    if (handingOver > 0) return false;
+    const max = this.#limits.maxMessagesPerConnection;
+    if (session.submitted + 1 >= latestHandover(max)) return true;
+    // Finished messages give the rate: assignments come in bursts (a window at once).
+    const finished = session.submitted - session.inFlight;
+    const elapsed = now() - this.#firstAssigned.get(session);
+    if (this.#setupMs === null || finished < MIN_FINISHED_FOR_RATE || elapsed <= 0) return false;
+    const remainingMs = ((max - finished) * elapsed) / finished;
+    return remainingMs <= this.#setupMs;
+  }
+
   async #open() {
+    const opened = now();
     this.#opening += 1;
     let session;
     try {
@@ -224,9 +308,20 @@ export class Pool {
     this.#sessions.add(session);
     session.onChange = () => this.#onSessionChange(session);
     session.ready.then(
-      () => this.#onSessionChange(session),
+      () => {
+        this.#setupMs = now() - opened;
+        this.#onSessionChange(session);
+      },
       (error) => {
         this.#sessions.delete(session);
+        // A successor refused while its predecessor still sends: the server
+        // may count connections (a 421 "too many connections"). The
+        // predecessors take their places back and replacements wait for
+        // them to close, as without make-before-break, from now on.
+        if ([...this.#sessions].some((s) => this.#handingOver.has(s))) {
+          this.#makeBeforeBreak = false;
+          this.#handingOver = new WeakSet();
+        }
         // The set-up failed (refused, certificate, credentials...). Opening
         // another connection would most likely fail the same way, so none is
         // opened here: waiting messages fail with this error unless another

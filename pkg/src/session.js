@@ -30,6 +30,9 @@ const MIME_DONE = -2;
 /** First size of the buffer the engine's output is written from (it grows to the largest flight). */
 const TX_BUFFER = 64 * 1024;
 
+/** How long the port probe's connection waits for the server's first bytes. */
+const PORT_PROBE_WAIT_MS = 1000;
+
 /**
  * How long the QUIT reply is awaited once every message's outcome is known:
  * the server has nothing more to say that matters, so a server that never
@@ -76,6 +79,11 @@ export class Session {
     this.ready.catch(() => {}); // observed through the pool or the caller; never unhandled
     this.closed = new Promise((resolve) => {
       this.#closedResolve = resolve;
+    });
+    // After quit(): the QUIT is written (or the connection is gone), so a
+    // caller that only waits for outcomes knows the server was told.
+    this.quitWritten = new Promise((resolve) => {
+      this.#quitWrittenResolve = resolve;
     });
     // Throws an EngineError (EINPUT) for unusable options: the caller converts it.
     this.#tlsInEngine = target.tls?.engine === 'wasm';
@@ -213,6 +221,7 @@ export class Session {
   #readyResolve;
   #readyReject;
   #closedResolve;
+  #quitWrittenResolve;
 
   #post(item) {
     this.#inbox.push(item);
@@ -233,7 +242,11 @@ export class Session {
         this.#dispatchEvents();
         this.#releaseReads();
         if (this.#done) break;
-        if (this.#quitting && this.#jobs.size === 0) this.#limitQuitWait();
+        if (this.#quitting && this.#jobs.size === 0) {
+          // Every message is settled, so the engine wrote its QUIT in this flush.
+          this.#quitWrittenResolve();
+          this.#limitQuitWait();
+        }
         if (this.#inbox.length === 0 && !moved && !wrote) await this.#sleep();
       }
       await this.#flush(); // a final QUIT, if the engine produced one
@@ -336,6 +349,9 @@ export class Session {
         }
         case 'tls-failed':
           conn.tlsFailed(describe(item.error), now);
+          break;
+        case 'port-probe':
+          conn.portProbeResult(item.bytes, now);
           break;
         case 'quit':
           conn.close(now);
@@ -606,6 +622,9 @@ export class Session {
       case 'starttls':
         this.#startTls(event.serverName);
         break;
+      case 'port-probe':
+        this.#probePort(event.clientHello);
+        break;
       case 'ready':
         this.#onReady(event.session);
         break;
@@ -622,6 +641,39 @@ export class Session {
         break;
       }
     }
+  }
+
+  /**
+   * The engine has heard no greeting yet and asks whether this port speaks
+   * TLS first: a second connection to the same host and port sends the
+   * engine's ClientHello, and the first bytes back (none, if nothing comes
+   * within PORT_PROBE_WAIT_MS or it cannot connect) go to the engine, which
+   * judges. The probe connection is closed either way; the session
+   * connection is never written to.
+   */
+  #probePort(clientHello) {
+    const { host, port } = this.#target;
+    let probe = null;
+    let reported = false;
+    const report = (bytes) => {
+      if (reported) return;
+      reported = true;
+      clearTimeout(timer);
+      probe?.close();
+      this.#post({ kind: 'port-probe', bytes });
+    };
+    const timer = setTimeout(() => report(new Uint8Array(0)), PORT_PROBE_WAIT_MS);
+    Promise.resolve()
+      .then(() => this.#transport.connect({ host, port, tls: false, upgradable: false, servername: host }))
+      .then((socket) => {
+        probe = socket;
+        if (reported) return socket.close();
+        // A copy: a transport may reuse its read buffer.
+        socket.onData = (bytes) => report(bytes.slice(0, 16));
+        socket.onClose = () => report(new Uint8Array(0));
+        return socket.write(clientHello);
+      })
+      .catch(() => report(new Uint8Array(0)));
   }
 
   #startTls(serverName) {
@@ -758,6 +810,7 @@ export class Session {
     this.#conn.free();
     this.#releaseReads();
     this.#closedResolve();
+    this.#quitWrittenResolve();
     this.#changed();
   }
 

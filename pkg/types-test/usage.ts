@@ -105,6 +105,10 @@ async function outboxUsage() {
   await outbox.work({ concurrency: 4 });
   await outbox.close();
   createOutbox({ client: createClient({ host: 'h' }), store: bullmqStore({ connection: { host: '127.0.0.1', port: 6379 }, lockDuration: 10_000 }) });
+  // Idempotency keys are remembered for the retention of sent and failed records.
+  const spool = spoolStore({ dir: './outbox', keepSent: 86_400_000, keepFailed: 7 * 86_400_000 });
+  await spool.prune();
+  await bullmqStore({ connection: {}, keepSent: 3_600_000, keepFailed: 86_400_000 }).prune({ limit: 100 });
   // @ts-expect-error a state is one of six
   const wrong: OutboxStatus['state'] = 'done';
   // @ts-expect-error the client is required

@@ -8,12 +8,12 @@
 //! not yet make a 3-byte group, plus the column of the current line: a
 //! chunk boundary anywhere gives the same output as one big chunk.
 
+use crate::base64::encode_group;
+
 /// Characters per encoded line (RFC 2045 §6.8).
 pub const LINE_CHARS: usize = 76;
 /// Input bytes per full line: 76 characters are 19 groups of 3 bytes.
 const LINE_BYTES: usize = LINE_CHARS / 4 * 3;
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// An incremental base64 encoder that wraps its output at 76 columns.
 #[derive(Debug, Clone, Default)]
@@ -92,12 +92,6 @@ impl Base64LineEncoder {
             self.column = 0;
         }
     }
-}
-
-fn encode_group(group: [u8; 3]) -> [u8; 4] {
-    let bits = u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]);
-    let char_at = |shift: u32| ALPHABET[(bits >> shift & 0x3F) as usize];
-    [char_at(18), char_at(12), char_at(6), char_at(0)]
 }
 
 /// The exact encoded size of `len` input bytes, line breaks included.

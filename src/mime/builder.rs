@@ -15,7 +15,6 @@ use super::{Attachment, AttachmentContent, MessageSpec};
 use crate::address::{Mailbox, parse_mailbox, parse_mailbox_list, quote};
 use crate::envelope::{BodyType, Envelope};
 use crate::error::{Phase, SmtpError};
-use std::collections::HashSet;
 
 /// How much output one [`Segment::Bytes`] carries at most from content
 /// that is in hand (a streamed chunk comes out whole, however large).
@@ -472,13 +471,12 @@ impl Addresses {
     /// encoded); when one does, the headers are raw UTF-8 (RFC 6532), which
     /// takes SMTPUTF8 and 8-bit transport. Otherwise the message is 7-bit.
     fn envelope(&self, utf8_headers: bool) -> (Envelope, bool) {
-        let mut seen = HashSet::new();
-        let recipients: Vec<&str> = [&self.to, &self.cc, &self.bcc]
+        let all: Vec<&str> = [&self.to, &self.cc, &self.bcc]
             .into_iter()
             .flatten()
             .map(|mailbox| mailbox.address.as_str())
-            .filter(|address| seen.insert(comparable_address(address)))
             .collect();
+        let recipients = first_of_each(&all);
         let mut envelope = Envelope::new(self.from.address.clone(), recipients);
         envelope.smtputf8 = utf8_headers;
         envelope.body_type = if utf8_headers {
@@ -498,6 +496,28 @@ fn parse_entries(entries: &[String]) -> Result<Vec<Mailbox>, SmtpError> {
         mailboxes.extend(parse_mailbox_list(entry, Phase::Data)?);
     }
     Ok(mailboxes)
+}
+
+/// The addresses in their order, each only at its first occurrence (as
+/// `comparable_address` compares them). Sorting rather than hashing: a
+/// hash set would bring hashing code into the wasm build for this alone,
+/// and a message may have 100,000 recipients, so no quadratic scan either.
+fn first_of_each<'a>(addresses: &[&'a str]) -> Vec<&'a str> {
+    let keys: Vec<String> = addresses.iter().map(|a| comparable_address(a)).collect();
+    let mut order: Vec<usize> = (0..addresses.len()).collect();
+    // Ties broken by position: the first occurrence leads its run of equal keys.
+    order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]).then(a.cmp(&b)));
+    let mut keep = vec![true; addresses.len()];
+    for pair in order.windows(2) {
+        if keys[pair[0]] == keys[pair[1]] {
+            keep[pair[1]] = false;
+        }
+    }
+    addresses
+        .iter()
+        .zip(keep)
+        .filter_map(|(a, k)| k.then_some(*a))
+        .collect()
 }
 
 fn comparable_address(address: &str) -> String {

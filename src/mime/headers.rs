@@ -10,8 +10,6 @@
 
 use crate::address::{Mailbox, quote};
 use crate::error::{Phase, SmtpError};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// RFC 5322 §2.1.1: lines SHOULD be at most 78 characters.
 pub const MAX_HEADER_LINE: usize = 78;
@@ -465,7 +463,7 @@ pub fn encoded_words(text: &str, first_room: usize) -> Vec<String> {
 
 fn encoded_word(text: &str, encoding: WordEncoding) -> String {
     match encoding {
-        WordEncoding::B => format!("=?UTF-8?B?{}?=", BASE64.encode(text)),
+        WordEncoding::B => format!("=?UTF-8?B?{}?=", crate::base64::encode(text)),
         WordEncoding::Q => {
             let mut word = String::from("=?UTF-8?Q?");
             for byte in text.bytes() {
@@ -485,8 +483,8 @@ fn encoded_word(text: &str, encoding: WordEncoding) -> String {
 /// this module writes.
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::BASE64;
-    use base64::Engine as _;
+    use ::base64::Engine as _;
+    use ::base64::engine::general_purpose::STANDARD as BASE64;
 
     /// Removes folds: each CRLF followed by whitespace.
     pub fn unfold(raw: &str) -> String {

@@ -49,6 +49,12 @@ macro_rules! engine_class {
                 Engine::handle_timeout(&mut self.inner, instant(now));
             }
 
+            /// The first bytes the `port-probe` connection received (empty: none).
+            #[wasm_bindgen(js_name = portProbeResult)]
+            pub fn port_probe_result(&mut self, first_bytes: &[u8], now: f64) {
+                Engine::port_probe_result(&mut self.inner, first_bytes, instant(now));
+            }
+
             /// A read or write failed; `writeStalled`: a write had not gone out.
             #[wasm_bindgen(js_name = socketFailed)]
             pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: f64) {

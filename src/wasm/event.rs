@@ -13,12 +13,13 @@ pub struct EngineEvent {
 
 #[wasm_bindgen]
 impl EngineEvent {
-    /// `"transcript"`, `"starttls"`, `"ready"`, `"delivered"`, `"failed"` or `"closed"`.
+    /// `"transcript"`, `"starttls"`, `"port-probe"`, `"ready"`, `"delivered"`, `"failed"` or `"closed"`.
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         match &self.event {
             Event::Transcript(_) => "transcript",
             Event::StartTls { .. } => "starttls",
+            Event::PortProbe { .. } => "port-probe",
             Event::Ready(_) => "ready",
             Event::Delivered(..) => "delivered",
             Event::Failed(..) => "failed",
@@ -50,6 +51,15 @@ impl EngineEvent {
     pub fn server_name(&self) -> Option<String> {
         match &self.event {
             Event::StartTls { server_name } => Some(server_name.clone()),
+            _ => None,
+        }
+    }
+
+    /// PortProbe: the bytes to write on the probe connection (a TLS ClientHello).
+    #[wasm_bindgen(getter, js_name = clientHello)]
+    pub fn client_hello(&self) -> Option<Vec<u8>> {
+        match &self.event {
+            Event::PortProbe { client_hello } => Some(client_hello.clone()),
             _ => None,
         }
     }

@@ -3,7 +3,7 @@
 // (stopped by PID), worker child processes, and polling.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -188,5 +188,162 @@ export function makeCertificates() {
     return { ca: read('ca.pem'), key: read('server.key'), cert: read('server.pem') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A misbehaving SMTP server for the model and storm tests, on 127.0.0.1.
+ * What it does with a message depends on the local part of its recipient,
+ * "<behaviour>-<n>@example.org":
+ *   accept   250 (after a short random pause, so a killed worker can die
+ *            between the end of data and the reply)
+ *   reject   550 to RCPT TO, every time (a permanent failure)
+ *   defer    451 to the end of data, every time
+ *   cutdata  the first end of data of that Subject: the connection is cut
+ *            without a reply (the outcome is unknown to the client); then 250
+ *   cutrcpt  the first RCPT TO of that Subject: the connection is cut (the
+ *            server cannot have the message); then 250
+ * It records every end of data (`dataEnds`) and every 250 (`accepted`),
+ * by Subject, in this process (which no test kills).
+ */
+export async function startChaosSmtp({ random = Math.random } = {}) {
+  const state = { accepted: new Map(), dataEnds: new Map(), rcpts: new Map(), port: 0 };
+  const sockets = new Map();
+  const bump = (map, key) => map.set(key, (map.get(key) ?? 0) + 1);
+  const behaviour = (address) => /^([a-z]+)-/.exec(address)?.[1] ?? 'accept';
+  const cut = (session) => sockets.get(session.remotePort)?.destroy();
+  const server = new SMTPServer({
+    logger: false,
+    disableReverseLookup: true,
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    onRcptTo(address, session, callback) {
+      const kind = behaviour(address.address);
+      if (kind === 'reject') {
+        const error = new Error('5.1.1 No such user here');
+        error.responseCode = 550;
+        return callback(error);
+      }
+      if (kind === 'cutrcpt') {
+        // The Subject is not known yet: one cut per recipient address.
+        bump(state.rcpts, address.address);
+        if (state.rcpts.get(address.address) === 1) return cut(session);
+      }
+      callback();
+    },
+    onData(stream, session, callback) {
+      const chunks = [];
+      stream.on('data', (c) => chunks.push(c));
+      stream.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        const subject = /^Subject: (.*)$/im.exec(raw)?.[1]?.trim();
+        const kind = behaviour(session.envelope.rcptTo[0]?.address ?? '');
+        bump(state.dataEnds, subject);
+        if (kind === 'defer') {
+          const error = new Error('4.3.0 Try again later');
+          error.responseCode = 451;
+          return callback(error);
+        }
+        if (kind === 'cutdata' && state.dataEnds.get(subject) === 1) return cut(session);
+        setTimeout(() => {
+          bump(state.accepted, subject);
+          callback(null, `OK queued as Q${subject}`);
+        }, Math.floor(random() * 20));
+      });
+    },
+  });
+  server.on('error', () => {});
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.server.on('connection', (socket) => {
+    sockets.set(socket.remotePort, socket);
+    socket.on('close', () => sockets.delete(socket.remotePort));
+  });
+  state.port = server.server.address().port;
+  state.close = () =>
+    new Promise((resolve) => {
+      for (const socket of sockets.values()) socket.destroy();
+      server.close(resolve);
+      setTimeout(resolve, 1000).unref();
+    });
+  return state;
+}
+
+/** A seeded PRNG (mulberry32): the same seed gives the same operations. */
+export function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const RECORD_DIRS = ['queue', 'active', 'sent', 'failed', 'unknown'];
+const HOME = { queued: 'queue', deferred: 'queue', sending: 'active', committing: 'active', sent: 'sent', failed: 'failed', unknown: 'unknown' };
+
+/**
+ * The spool's invariant (read with every writer frozen or stopped): each of
+ * `ids` has exactly one record, in exactly one state directory (the one of
+ * its state, or active/ while held), and its msg/ file; no other record
+ * exists. Returns the breaches found (empty when it holds).
+ */
+export function spoolInvariant(dir, ids) {
+  const files = new Map();
+  for (const d of RECORD_DIRS) {
+    for (const name of readdirSync(join(dir, d))) {
+      if (!name.endsWith('.json')) continue;
+      const id = name.split('.')[0];
+      if (!files.has(id)) files.set(id, []);
+      files.get(id).push({ dir: d, name });
+    }
+  }
+  const messages = new Set(readdirSync(join(dir, 'msg')).map((n) => n.split('.')[0]));
+  const breaches = [];
+  for (const id of ids) {
+    const found = files.get(id) ?? [];
+    if (found.length !== 1) breaches.push(`${id}: ${found.length} records (${found.map((f) => `${f.dir}/${f.name}`).join(', ')})`);
+    else {
+      const record = JSON.parse(readFileSync(join(dir, found[0].dir, found[0].name), 'utf8'));
+      if (found[0].dir !== 'active' && HOME[record.state] !== found[0].dir) breaches.push(`${id}: a ${record.state} record in ${found[0].dir}/`);
+    }
+    if (!messages.has(id)) breaches.push(`${id}: no msg/ file`);
+  }
+  const known = new Set(ids);
+  for (const id of files.keys()) if (!known.has(id)) breaches.push(`${id}: a record for an id never enqueued`);
+  return breaches;
+}
+
+/** SIGSTOP / SIGCONT for worker processes: the test reads the store at one instant. */
+export async function frozen(pids, read) {
+  const live = pids.filter((pid) => {
+    try {
+      process.kill(pid, 'SIGSTOP');
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  try {
+    // Stopped means state "T" in /proc/<pid>/stat (the signal is asynchronous).
+    await waitFor(() => live.every((pid) => processState(pid) !== 'R' && processState(pid) !== 'S' && processState(pid) !== 'D'), 5000, 'workers to stop');
+    return await read();
+  } finally {
+    for (const pid of live) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+}
+
+function processState(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+  } catch {
+    return 'gone';
   }
 }

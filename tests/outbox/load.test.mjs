@@ -140,6 +140,25 @@ describe('BullMQ store', () => {
         return s.state === 'failed' && s.attempts === 2;
       });
       assert.equal(await outbox.status('no-such-id'), null);
+      // The idempotency key of a sent message and of a dead letter is remembered: nothing is stored again.
+      assert.equal(await outbox.enqueue({ from: 'ann@example.com', to: 'bob@example.org', subject: 'bull/decide/3-again', text: 'x' }, { id: 'bull-key-1' }), 'bull-key-1');
+      const deadKey = await outbox.enqueue({ from: 'ann@example.com', to: 'reject-2@example.org', subject: 'bull/decide/4', text: 'x' }, { id: 'bull-key-2' });
+      await waitFor(async () => (await outbox.status(deadKey)).state === 'failed');
+      await outbox.enqueue({ from: 'ann@example.com', to: 'bob@example.org', subject: 'bull/decide/4-again', text: 'x' }, { id: 'bull-key-2' });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await outbox.status('bull-key-1')).state, 'sent');
+      assert.equal((await outbox.status('bull-key-2')).state, 'failed');
+      assert.equal(smtp.count('bull/decide/3'), 1);
+      assert.equal(smtp.dataEnds.filter((m) => /-again$/.test(m.subject ?? '')).length, 0);
+      // Past their retention, prune() removes the sent job and the dead letter (never an unknown one) and frees the ids.
+      await outbox.stop();
+      const pruner = bullmqStore({ connection: redis.connection, queueName, keepSent: 0, keepFailed: 0 });
+      await new Promise((r) => setTimeout(r, 20));
+      await pruner.prune();
+      await pruner.close();
+      assert.equal(await outbox.status('bull-key-1'), null);
+      assert.equal(await outbox.status('bull-key-2'), null);
+      assert.throws(() => bullmqStore({ connection: redis.connection, keepSend: 1 }), /bullmqStore has no option keepSend/);
     } finally {
       await outbox.close();
       await client.close();

@@ -4,7 +4,7 @@
 // idempotency keys, streams, and two worker processes sharing one spool.
 
 import assert from 'node:assert/strict';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -124,7 +124,9 @@ describe('spool store', () => {
       assert.equal(smtp.count('spool/basic'), 1);
       assert.equal(smtp.accepted.find((m) => m.subject === 'spool/basic').messageId, queued.messageId);
       assert.deepEqual(t.outcomes.map((o) => [o.id, o.state]), [[id, 'sent']]);
-      assert.deepEqual(readdirSync(join(t.dir, 'msg')), [], 'a sent message body is deleted');
+      const kept = JSON.parse(readFileSync(join(t.dir, 'msg', `${id}.json`), 'utf8'));
+      assert.equal(kept.message, undefined, 'a sent message body is deleted');
+      assert.equal(kept.id, id, 'its file stays, as the reservation of the id');
     } finally {
       await t.cleanup();
     }
@@ -291,6 +293,46 @@ describe('spool store', () => {
       assert.equal((await t.outbox.discard(later)).state, 'failed');
       assert.equal(smtp.count('spool/delayed'), 0);
       await assert.rejects(t.outbox.enqueue(msg('x'), { id: '../etc' }), /not usable/);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  test('an idempotency key is remembered after sent and failed (keepSent / keepFailed), then pruned and free again', async () => {
+    const t = setup();
+    try {
+      await t.outbox.enqueue(msg('spool/key-sent'), { id: 'key-sent' });
+      await t.outbox.enqueue(msg('spool/key-failed', { to: ['reject-key@example.org'] }), { id: 'key-failed' });
+      await t.outbox.work();
+      assert.equal((await settled(t.outbox, 'key-sent')).state, 'sent');
+      assert.equal((await settled(t.outbox, 'key-failed')).state, 'failed');
+      // The same keys again: nothing is stored, nothing is sent again.
+      assert.equal(await t.outbox.enqueue(msg('spool/key-sent-again'), { id: 'key-sent' }), 'key-sent');
+      assert.equal(await t.outbox.enqueue(msg('spool/key-failed-again'), { id: 'key-failed' }), 'key-failed');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await t.outbox.status('key-sent')).state, 'sent');
+      assert.equal((await t.outbox.status('key-failed')).state, 'failed');
+      assert.equal(smtp.count('spool/key-sent'), 1);
+      assert.equal(smtp.dataEnds.filter((m) => /^spool\/key-.*-again$/.test(m.subject)).length, 0);
+      assert.deepEqual(readdirSync(join(t.dir, 'queue')), []);
+      await t.outbox.stop();
+
+      // Past their retention (the clock moved on), prune() deletes both records and frees the ids.
+      const store = spoolStore({ dir: t.dir, keepSent: 0, keepFailed: 0 });
+      const later = spoolStore({ dir: t.dir, keepSent: 60_000, keepFailed: 60_000 });
+      await later.prune();
+      assert.ok(await later.get('key-sent'), 'kept while younger than keepSent');
+      await new Promise((r) => setTimeout(r, 20));
+      await store.prune();
+      assert.equal(await store.get('key-sent'), null);
+      assert.equal(await store.get('key-failed'), null);
+      assert.deepEqual(readdirSync(join(t.dir, 'msg')), []);
+      await store.close();
+      await later.close();
+      assert.equal(await t.outbox.enqueue(msg('spool/key-sent-new'), { id: 'key-sent' }), 'key-sent');
+      assert.equal((await t.outbox.status('key-sent')).state, 'queued');
+      assert.throws(() => spoolStore({ dir: t.dir, keepSend: 1 }), /spoolStore has no option keepSend/);
+      assert.throws(() => spoolStore({ dir: t.dir, keepFailed: 'long' }), /keepFailed must be a number/);
     } finally {
       await t.cleanup();
     }

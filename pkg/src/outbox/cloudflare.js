@@ -15,6 +15,11 @@
 // is over) or "committing" (`unknown`). Deferred messages go back to the
 // queue as a new message with delaySeconds (at most 12 hours per hop), so
 // the queue's own max_retries is not used up by the retry policy.
+//
+// Idempotency: the id is the row's primary key (INSERT OR IGNORE), so
+// enqueue() with an id that has a row stores nothing. sweep() deletes sent
+// rows `keepSent` after sending and failed rows `keepFailed` after they
+// failed; `unknown` rows wait for a decision and are never deleted.
 
 import { SmtpError } from '../errors.js';
 
@@ -22,15 +27,17 @@ export const CLOUDFLARE_DEFAULTS = Object.freeze({
   table: 'wasmtp_outbox',
   /** How long a consumer holds a message it is sending (ms). */
   leaseMs: 15 * 60_000,
-  /** Sent rows are deleted by sweep() this long after sending (ms). */
+  /** Sent rows, and their ids, are deleted by sweep() this long after sending (ms). */
   keepSent: 7 * 24 * 3600_000,
+  /** Failed rows (dead letters), and their ids, are deleted by sweep() this long after they failed (ms). */
+  keepFailed: 30 * 24 * 3600_000,
 });
 
 /** Longest queue delay per message (Cloudflare Queues: 12 hours). */
 const MAX_DELAY_S = 43_200;
 
 /**
- * @param {{ queue: object, db: object, table?: string, leaseMs?: number, keepSent?: number }} options
+ * @param {{ queue: object, db: object, table?: string, leaseMs?: number, keepSent?: number, keepFailed?: number }} options
  *   queue: the producer binding (env.OUTBOX); db: a D1 binding (env.OUTBOX_DB)
  */
 export function cloudflareQueueStore(options = {}) {
@@ -153,7 +160,8 @@ class CloudflareStore {
   /**
    * A safety net for a Cron Trigger: queues again messages that wait with
    * no queue message (a Worker stopped between the row and the send) or
-   * whose consumer vanished, and deletes sent rows older than keepSent.
+   * whose consumer vanished, and deletes sent rows older than keepSent and
+   * failed rows older than keepFailed.
    * Duplicate queue messages are harmless (the claim is a compare-and-set).
    */
   async sweep({ olderThan = 10 * 60_000 } = {}) {
@@ -173,7 +181,10 @@ class CloudflareStore {
       await this.#send(row.id, due - now);
       requeued += 1;
     }
-    await this.#db.prepare(`DELETE FROM ${this.#t} WHERE state = 'sent' AND updated_at < ?`).bind(now - this.#opts.keepSent).run();
+    await this.#db
+      .prepare(`DELETE FROM ${this.#t} WHERE (state = 'sent' AND updated_at < ?) OR (state = 'failed' AND updated_at < ?)`)
+      .bind(now - this.#opts.keepSent, now - this.#opts.keepFailed)
+      .run();
     return { requeued };
   }
 

@@ -253,11 +253,17 @@ class Outbox {
       const missing = { code: 'EINTERNAL', phase: 'mail', message: error.message, retryable: false, deliveryState: 'not-sent' };
       return this.#settle(job, { ...record, state: 'failed', error: missing, updatedAt: Date.now() });
     }
+    // send() can settle while its beforeDataEnd is still saving (the
+    // connection dropped meanwhile): the outcome is saved only after that
+    // save, or the late "committing" would overwrite it.
+    let committing = null;
     try {
       const result = await this.#client.send(message, {
-        beforeDataEnd: async () => {
+        beforeDataEnd: () => {
           record = { ...record, state: 'committing', updatedAt: Date.now() };
-          await job.save(record);
+          const saving = (committing ?? Promise.resolve()).catch(() => {}).then(() => job.save(record));
+          committing = saving;
+          return saving;
         },
       });
       record = {
@@ -270,6 +276,7 @@ class Outbox {
         updatedAt: Date.now(),
       };
     } catch (error) {
+      await committing?.catch(() => {});
       record = afterFailure(record, storedError(error), { policy, atLeastOnce: this.#atLeastOnce, now: Date.now() });
     }
     return this.#settle(job, record);

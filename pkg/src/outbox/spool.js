@@ -2,28 +2,42 @@
 // server; crash-safe; shared safely by several worker processes on one
 // machine.
 //
-//   msg/<id>.json            the message, written once at enqueue
+//   msg/<id>.json            the message, written once at enqueue. It also
+//                            reserves the id (the idempotency key): once the
+//                            message is sent its content is dropped, but the
+//                            file stays until the record is pruned
 //   queue/<id>.json          its record while queued or deferred (nextAttemptAt inside)
-//   active/<id>.<owner>.json its record while a worker holds it (sending, committing)
+//   active/<id>.<owner>.json its record while a process holds it (a worker
+//                            sending it, a decision, pruning)
 //   sent/ failed/ unknown/   <id>.json, the record once settled (or parked: unknown)
 //   workers/<owner>          a heartbeat per process: { pid, host }, touched every few seconds
-//   tmp/                     files being written
+//   tmp/                     files being written; <id>.<token>.stage, the first
+//                            record of an enqueue until it is renamed into queue/
 //
-// Every write goes to tmp/, is fsynced, then renamed into place and the
-// directory fsynced: a file is either the old version or the new one,
-// never half of each. A worker takes a message by renaming its file into
-// active/ under its own name (`owner` = pid and a random token); rename is
-// atomic, so exactly one worker, in any process, gets it. Each record
-// carries a version `v`; when a crash leaves two files for one id, the
-// higher version is the truth. A file in active/ whose owner is gone (its
-// pid is dead, or its heartbeat is older than `staleAfter`) is taken over
-// and goes through the same path as any claimed message: the outbox makes
-// "sending" a retry and "committing" (the end of data may have gone out)
-// `unknown`.
+// The invariant, true at every instant (tests/outbox checks it with the
+// workers frozen): an enqueued id has exactly one record file, in exactly
+// one of queue/ active/ sent/ failed/ unknown/, and its msg/ file. A record
+// only ever moves by one rename(2), which is atomic: a worker takes a
+// message by renaming its record into active/ under its own name (exactly
+// one process can), changes it there by writing a new version in place
+// (write to tmp/, fsync, rename over it), and lets go of it by renaming it
+// to the directory of its new state. Nothing is ever written to a new place
+// and then deleted from the old one, so no window exists where a second
+// copy could be taken, or where the record is nowhere.
+//
+// A file in active/ whose owner is gone (its pid is dead, or its heartbeat
+// is older than `staleAfter`) is taken over and goes through the same path
+// as any claimed message: the outbox makes "sending" a retry and
+// "committing" (the end of data may have gone out) `unknown`.
+//
+// Retention: a sent record (and the id's reservation) is deleted
+// `keepSent` after sending, a failed one `keepFailed` after it failed;
+// until then enqueue() with that id stores nothing. `unknown` records wait
+// for a decision and are never deleted.
 
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 
 import { SmtpError } from '../errors.js';
 
@@ -31,26 +45,43 @@ const DIRS = ['tmp', 'msg', 'queue', 'active', 'sent', 'failed', 'unknown', 'wor
 /** Where a record lives, by state. */
 const HOME = { queued: 'queue', deferred: 'queue', sending: 'active', committing: 'active', sent: 'sent', failed: 'failed', unknown: 'unknown' };
 const SETTLED = ['sent', 'failed', 'unknown'];
+const RECORD_DIRS = ['queue', 'active', ...SETTLED];
 
 export const SPOOL_DEFAULTS = Object.freeze({
   /** How often idle workers look for due messages (ms); enqueue in the same process wakes them at once. */
   pollInterval: 500,
   /** A worker whose heartbeat is older than this is gone; its messages are taken over (ms). */
   staleAfter: 60_000,
-  /** Sent records are deleted this long after sending (ms). */
+  /** Sent records, and their ids, are deleted this long after sending (ms). */
   keepSent: 7 * 24 * 3600_000,
+  /** Failed records (dead letters), and their ids, are deleted this long after they failed (ms). */
+  keepFailed: 30 * 24 * 3600_000,
 });
+
+/** A stage file of an enqueue that stopped half-way is completed after this long (ms). */
+const STALE_TMP = 3600_000;
 
 /**
  * The embedded store: a spool directory.
- * @param {{ dir: string, pollInterval?: number, staleAfter?: number, keepSent?: number }} options
+ * @param {{ dir: string, pollInterval?: number, staleAfter?: number, keepSent?: number, keepFailed?: number }} options
  */
 export function spoolStore(options = {}) {
-  const given = typeof options === 'string' ? { dir: options } : options;
+  const given = typeof options === 'string' ? { dir: options } : (options ?? {});
   if (typeof given.dir !== 'string' || given.dir === '') {
     throw SmtpError.input('spoolStore needs a directory.', "pass spoolStore({ dir: './outbox' }).");
   }
-  return new Spool({ ...SPOOL_DEFAULTS, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) });
+  const opts = { ...SPOOL_DEFAULTS };
+  for (const [key, value] of Object.entries(given)) {
+    if (value === undefined || key === 'dir') continue;
+    if (!(key in SPOOL_DEFAULTS)) {
+      throw SmtpError.input(`spoolStore has no option ${key}.`, `use dir, ${Object.keys(SPOOL_DEFAULTS).join(', ')}.`);
+    }
+    if (typeof value !== 'number' || !(value >= 0)) {
+      throw SmtpError.input(`spoolStore ${key} must be a number of ms, 0 or more.`, `pass for example ${key}: ${SPOOL_DEFAULTS[key]}.`);
+    }
+    opts[key] = value;
+  }
+  return new Spool({ ...opts, dir: given.dir });
 }
 
 class Spool {
@@ -72,29 +103,48 @@ class Spool {
 
   // ----- the store interface (see outbox/index.js)
 
-  /** Stores a new message durably. Resolves false when the id exists already. */
+  /**
+   * Stores a new message durably. Resolves false when the id exists already.
+   *
+   * The first record is staged in tmp/ (where no worker looks), then the
+   * message is linked into msg/<id>.json, which fails if the id is taken:
+   * the reservation. The message file names the stage, and the stage is
+   * renamed into queue/ once: by this call, or by a later enqueue of the
+   * same id (or pruning) when this one stopped half-way. A single rename
+   * means two enqueues of one id can never both leave a record.
+   */
   async add(record, message) {
     await this.#start();
     const { id } = record;
-    const body = JSON.stringify({ id, createdAt: record.createdAt, message });
-    const tmp = await this.#writeTmp(`${id}.msg`, body);
+    const stage = `${id}.${this.#owner}.${this.#tmpCounter++}.stage`;
+    await this.#writeFile(this.#path('tmp', stage), JSON.stringify({ ...record, v: 1 }));
+    const tmp = await this.#writeTmp(`${id}.msg`, JSON.stringify({ id, createdAt: record.createdAt, stage, message }));
+    let reserved = true;
     try {
       await link(tmp, this.#path('msg', `${id}.json`));
     } catch (error) {
-      if (error.code !== 'EEXIST') throw error;
-      // The id is taken. A crash between the two writes of an earlier
-      // enqueue leaves the message without a record: finish that one.
-      if ((await this.get(id)) !== null) return false;
+      if (error.code !== 'EEXIST') {
+        await unlink(this.#path('tmp', stage)).catch(() => {});
+        throw error;
+      }
+      reserved = false;
     } finally {
       await unlink(tmp).catch(() => {});
     }
+    if (!reserved) {
+      await unlink(this.#path('tmp', stage)).catch(() => {});
+      // The id is taken. An earlier enqueue of it may have stopped between
+      // the reservation and the rename into queue/: finish it.
+      await this.#completeEnqueue(id);
+      return false;
+    }
     await this.#syncDir('msg');
-    await this.#write('queue', `${id}.json`, { ...record, v: 1 });
+    await this.#completeEnqueue(id, stage);
     this.wake(id);
     return true;
   }
 
-  /** The record with the highest version, or null. */
+  /** The record, or null. Never null for an id whose enqueue resolved and whose record is not pruned. */
   async get(id) {
     await this.#start();
     return (await this.#locate(id))?.record ?? null;
@@ -103,7 +153,7 @@ class Spool {
   /** Records in `state` (or all), oldest first, at most `limit`. */
   async list({ state, limit = 1000 } = {}) {
     await this.#start();
-    const dirs = state ? [HOME[state]] : ['queue', 'active', 'sent', 'failed', 'unknown'];
+    const dirs = state ? [HOME[state]] : RECORD_DIRS;
     const out = [];
     for (const d of dirs) {
       if (!d) continue;
@@ -126,11 +176,15 @@ class Spool {
    */
   async update(id, change) {
     await this.#start();
-    for (let tries = 0; tries < 5; tries++) {
+    for (let tries = 0; tries < 50; tries++) {
       const found = await this.#locate(id);
       if (!found) return null;
       if (found.dir === 'active') {
-        throw busy(id, found.record.state);
+        // A worker only glances at a queued message that is not due yet
+        // (and puts it back at once); one that is sending is busy.
+        if (found.record.state !== 'queued' && found.record.state !== 'deferred') throw busy(id, found.record.state);
+        await pause(2);
+        continue;
       }
       const held = await this.#claim(found.dir, found.name, id);
       if (!held) continue; // taken by a worker meanwhile: look again
@@ -138,7 +192,7 @@ class Spool {
       try {
         next = change(held.record);
       } catch (error) {
-        await rename(held.path, this.#path(found.dir, found.name)).catch(() => {});
+        await rename(held.path, this.#path(found.dir, found.name));
         throw error;
       }
       await this.#settle(held, next);
@@ -180,6 +234,49 @@ class Spool {
     for (const handle of handles) await handle.then((h) => h.close()).catch(() => {});
   }
 
+  /**
+   * Deletes sent records older than keepSent and failed ones older than
+   * keepFailed, each with its message file (which frees the id), and old
+   * temporary files. Workers call it every minute.
+   */
+  async prune() {
+    await this.#start();
+    const now = Date.now();
+    for (const [dir, keep] of [
+      ['sent', this.#opts.keepSent],
+      ['failed', this.#opts.keepFailed],
+    ]) {
+      for (const name of await readdir(this.#path(dir))) {
+        const info = await stat(this.#path(dir, name)).catch(() => null);
+        if (!info || now - info.mtimeMs <= keep || !name.endsWith('.json')) continue;
+        // Held while deciding (status() still finds it), so a decision that
+        // moved it meanwhile is never deleted by mistake.
+        const id = name.slice(0, -'.json'.length);
+        const held = await this.#claim(dir, name, id);
+        if (!held) continue;
+        if (HOME[held.record.state] !== dir || now - (held.record.updatedAt ?? 0) <= keep) {
+          await rename(held.path, this.#path(dir, name));
+          continue;
+        }
+        // The record first, then the reservation: an id is never free while its record exists.
+        await unlink(held.path);
+        await unlink(this.#path('msg', `${id}.json`)).catch(() => {});
+      }
+    }
+    for (const name of await readdir(this.#path('tmp'))) {
+      const info = await stat(this.#path('tmp', name)).catch(() => null);
+      if (!info || now - info.mtimeMs <= STALE_TMP) continue;
+      const id = name.split('.')[0];
+      if (name.endsWith('.stage') && (await readJson(this.#path('msg', `${id}.json`)))?.stage === name) {
+        // An enqueue stopped between the reservation and the rename: the
+        // message is stored, so it is sent (a retried enqueue would do the same).
+        await this.#completeEnqueue(id, name);
+      } else {
+        await unlink(this.#path('tmp', name)).catch(() => {});
+      }
+    }
+  }
+
   // ----- used by SpoolWorker
 
   get owner() {
@@ -206,10 +303,7 @@ class Spool {
     await rename(held.path, this.#path('queue', `${held.id}.json`));
   }
 
-  /**
-   * Messages in active/ whose owner is gone, taken over by this process
-   * (stale leftovers of a finished message are deleted instead).
-   */
+  /** Messages in active/ whose owner is gone, taken over by this process. */
   async takeOrphans() {
     const names = await readdir(this.#path('active'));
     const alive = new Map();
@@ -220,16 +314,7 @@ class Spool {
       if (!alive.has(owner)) alive.set(owner, await this.#ownerAlive(owner));
       if (alive.get(owner)) continue;
       const held = await this.#claim('active', name, id);
-      if (!held) continue;
-      const newest = await this.#locate(id);
-      const message = await stat(this.#path('msg', `${id}.json`)).catch(() => null);
-      if (!message || (newest && newest.path !== held.path && (newest.record.v ?? 0) >= (held.record.v ?? 0))) {
-        // A newer file exists (the crash came after the record was moved
-        // on), or the message is gone (sent and cleaned up): nothing to do.
-        await unlink(held.path).catch(() => {});
-        continue;
-      }
-      taken.push(held);
+      if (held) taken.push(held);
     }
     // Heartbeats of gone workers with nothing left in active/.
     const busyOwners = new Set((await readdir(this.#path('active'))).map((n) => n.split('.')[1]));
@@ -254,32 +339,18 @@ class Spool {
       record: current,
       message: async () => {
         const stored = await readJson(this.#path('msg', `${held.id}.json`));
-        if (!stored) throw Object.assign(new Error(`the message file of ${held.id} is missing from the spool`), { code: 'ENOMESSAGE' });
+        if (!stored?.message) throw Object.assign(new Error(`the message file of ${held.id} is missing from the spool`), { code: 'ENOMESSAGE' });
         return stored.message;
       },
       save: async (record) => {
         current = { ...record, v: (current.v ?? 0) + 1 };
-        await this.#write('active', `${held.id}.${this.#owner}.json`, current);
+        await this.#write('active', basename(held.path), current);
       },
       finish: async (record) => {
         await this.#settle({ ...held, record: current }, record);
         current = record;
       },
     };
-  }
-
-  /** Deletes sent records older than keepSent, and old temporary files. */
-  async prune() {
-    const now = Date.now();
-    for (const [d, age] of [
-      ['sent', this.#opts.keepSent],
-      ['tmp', 3600_000],
-    ]) {
-      for (const name of await readdir(this.#path(d))) {
-        const info = await stat(this.#path(d, name)).catch(() => null);
-        if (info && now - info.mtimeMs > age) await unlink(this.#path(d, name)).catch(() => {});
-      }
-    }
   }
 
   // ----- internals
@@ -327,6 +398,19 @@ class Spool {
     }
   }
 
+  /** Renames the staged first record of `id` into queue/ (at most once: a second rename finds nothing). */
+  async #completeEnqueue(id, stage) {
+    stage ??= (await readJson(this.#path('msg', `${id}.json`)))?.stage;
+    if (!stage) return;
+    try {
+      await rename(this.#path('tmp', stage), this.#path('queue', `${id}.json`));
+    } catch (error) {
+      if (error.code === 'ENOENT') return; // done already
+      throw error;
+    }
+    await this.#syncDir('queue');
+  }
+
   /** Renames dir/name into active/ under this process: the lock. */
   async #claim(dir, name, id) {
     await this.#start();
@@ -339,44 +423,54 @@ class Spool {
     }
     const record = await readJson(path);
     if (!record) {
-      await unlink(path).catch(() => {});
+      // Not JSON (written by something else): set aside where no one takes it, kept for a look.
+      await rename(path, this.#path(dir, `${name}.unreadable`)).catch(() => {});
       return null;
     }
     return { id, path, record };
   }
 
-  /** Writes the held message's next record where its state belongs, then lets go of it. */
+  /**
+   * Saves the held message's next record and lets go of it: the new
+   * version replaces the held file in place (atomic), then one rename
+   * moves it to the directory of its state. At every instant the record is
+   * in exactly one place, old or new.
+   */
   async #settle(held, next) {
-    const home = HOME[next.state];
     const record = { ...next, v: (held.record.v ?? 0) + 1 };
-    if (home === 'active') {
-      await this.#write('active', `${held.id}.${this.#owner}.json`, record);
-      return;
-    }
-    await this.#write(home, `${held.id}.json`, record);
-    await unlink(held.path).catch(() => {});
-    // A sent message's content is not needed any more.
-    if (next.state === 'sent') await unlink(this.#path('msg', `${held.id}.json`)).catch(() => {});
+    await this.#write('active', basename(held.path), record);
+    const home = HOME[next.state];
+    if (home === 'active') return;
+    await rename(held.path, this.#path(home, `${held.id}.json`));
+    await this.#syncDir(home);
+    // A sent message's content is not needed any more; its file stays, as the id's reservation.
+    if (next.state === 'sent') await this.#write('msg', `${held.id}.json`, { id: held.id, createdAt: record.createdAt, sentAt: record.updatedAt });
   }
 
   /**
-   * The newest file of `id`: { dir, name, path, record } or null. A file
-   * being moved between two reads is missed: while the message file is
-   * there, look again.
+   * The record of `id`: { dir, name, path, record } or null. A record that
+   * moves while the directories are read can be missed: while the id is
+   * reserved (its message file exists) and its enqueue has finished, look
+   * again.
    */
   async #locate(id) {
+    const deadline = Date.now() + 2000;
     for (let tries = 0; ; tries++) {
       const found = await this.#locateOnce(id);
-      if (found || tries >= 20) return found;
-      if (!(await stat(this.#path('msg', `${id}.json`)).catch(() => null))) return null;
-      await new Promise((r) => setTimeout(r, 5));
+      if (found) return found;
+      const reservation = await readJson(this.#path('msg', `${id}.json`));
+      if (!reservation) return null;
+      // The enqueue that reserved the id has not renamed its record into queue/ yet: not stored yet.
+      if (reservation.stage && (await stat(this.#path('tmp', reservation.stage)).catch(() => null))) return null;
+      if (Date.now() > deadline) return null;
+      await pause(tries < 3 ? 0 : 2);
     }
   }
 
   async #locateOnce(id) {
     const candidates = [
-      ...['queue', ...SETTLED].map((d) => [d, `${id}.json`]),
       ...(await readdir(this.#path('active'))).filter((n) => n.startsWith(`${id}.`)).map((n) => ['active', n]),
+      ...['queue', ...SETTLED].map((d) => [d, `${id}.json`]),
     ];
     let best = null;
     for (const [dir, name] of candidates) {
@@ -387,19 +481,23 @@ class Spool {
     return best;
   }
 
-  async #writeTmp(name, text) {
-    const tmp = this.#path('tmp', `${name}.${this.#owner}.${this.#tmpCounter++}`);
-    const handle = await open(tmp, 'w', 0o600);
+  async #writeFile(path, text) {
+    const handle = await open(path, 'w', 0o600);
     try {
       await handle.writeFile(text);
       await handle.sync();
     } finally {
       await handle.close();
     }
+  }
+
+  async #writeTmp(name, text) {
+    const tmp = this.#path('tmp', `${name}.${this.#owner}.${this.#tmpCounter++}`);
+    await this.#writeFile(tmp, text);
     return tmp;
   }
 
-  /** Writes dir/name atomically and durably. */
+  /** Writes dir/name atomically and durably (a new version replaces the old in one rename). */
   async #write(dir, name, value) {
     const tmp = await this.#writeTmp(name, JSON.stringify(value));
     await rename(tmp, this.#path(dir, name));
@@ -580,6 +678,10 @@ async function readJson(path) {
   } catch {
     return null;
   }
+}
+
+function pause(ms) {
+  return new Promise((resolve) => (ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve)));
 }
 
 function randomHex(n) {

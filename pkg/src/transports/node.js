@@ -12,17 +12,38 @@ const loadTls = async () => (tls ??= (await import('node:tls')).default);
 export const nodeTransport = {
   async connect({ host, port, tls: implicitTls, servername, ca, rejectUnauthorized = true }) {
     net ??= (await import('node:net')).default;
-    const raw = implicitTls
-      ? await openTls(await loadTls(), { host, port, servername, ca, rejectUnauthorized })
-      : await openTcp({ host, port });
+    // node:tls and the context for a custom CA are made ready while the
+    // network is busy: during the TCP handshake (and, for STARTTLS, the
+    // greeting and EHLO that follow), not before the first packet.
+    let tlsReady = null;
+    const tcp = await openTcp({ host, port }, () => {
+      if (implicitTls || ca != null) tlsReady = loadTls().then(() => trustContext(ca));
+    });
+    await tlsReady;
+    const raw = implicitTls ? await openTls(tcp, { servername, ca, rejectUnauthorized }) : tcp;
     return new NodeSocket(raw, { host, rejectUnauthorized });
   },
 };
 
-/** Extra trust: Node's `ca` option replaces the default roots, so keep them. */
-function trust(ca) {
+// Node's `ca` option replaces the bundled roots, so extra trust means a
+// context with every bundled root plus the user's CA. Building one parses
+// some 150 PEM certificates, about 17 ms of CPU: as long as a round trip on
+// a 20 ms link. So each CA's context is built once and kept (a few at most).
+const MAX_TRUST_CONTEXTS = 8;
+const trustContexts = new Map();
+
+/** The secure context that trusts the bundled roots plus `ca`, or undefined for the defaults. */
+function trustContext(ca) {
   if (ca === undefined || ca === null) return undefined;
-  return [...tls.rootCertificates, ...(Array.isArray(ca) ? ca : [ca])];
+  const extra = Array.isArray(ca) ? ca : [ca];
+  const key = extra.join('\n');
+  let context = trustContexts.get(key);
+  if (context === undefined) {
+    context = tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra] });
+    if (trustContexts.size >= MAX_TRUST_CONTEXTS) trustContexts.delete(trustContexts.keys().next().value);
+    trustContexts.set(key, context);
+  }
+  return context;
 }
 
 /** TLS options naming the server: SNI only for host names (RFC 6066 forbids
@@ -32,34 +53,41 @@ function tlsName(name) {
   return net.isIP(name) ? { checkServerIdentity } : { servername: name, checkServerIdentity };
 }
 
-function openTcp({ host, port }) {
+/** Opens TCP; `whileConnecting` runs once the SYN is on its way, so CPU work hides in the wait. */
+function openTcp({ host, port }, whileConnecting) {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });
     socket.setNoDelay(true);
+    // A host name is looked up first, and the SYN leaves when that answer
+    // comes; an address connects on the next tick.
+    let busy = null;
+    const afterSyn = () => (busy = setImmediate(whileConnecting));
+    if (net.isIP(host)) afterSyn();
+    else socket.once('lookup', afterSyn);
     socket.once('connect', () => {
-      socket.off('error', reject);
+      socket.off('error', fail);
       resolve(socket);
     });
-    socket.once('error', reject);
+    function fail(error) {
+      if (busy !== null) clearImmediate(busy);
+      reject(error);
+    }
+    socket.once('error', fail);
   });
 }
 
-function openTls(tls, { host, port, servername, ca, rejectUnauthorized }) {
+/** TLS from the first byte over an open TCP socket. */
+function openTls(tcp, { servername, ca, rejectUnauthorized }) {
   return new Promise((resolve, reject) => {
-    let tcpOpen = false;
-    const socket = tls.connect({ host, port, ...tlsName(servername), ca: trust(ca), rejectUnauthorized });
-    socket.once('connect', () => {
-      tcpOpen = true;
-      socket.setNoDelay(true);
-    });
+    const socket = tls.connect({ socket: tcp, ...tlsName(servername), secureContext: trustContext(ca), rejectUnauthorized });
     socket.once('secureConnect', () => {
       socket.off('error', fail);
       resolve(socket);
     });
     function fail(error) {
-      // Marks a failure after the TCP connection opened as a TLS failure, so
-      // the engine names the cause (certificate, plaintext port...).
-      if (tcpOpen) error.tlsHandshake = true;
+      // The TCP connection is open, so this is a TLS failure: the engine
+      // names the cause (certificate, plaintext port...).
+      error.tlsHandshake = true;
       socket.destroy();
       reject(error);
     }
@@ -123,7 +151,7 @@ class NodeSocket {
     // Stop reading plaintext first: from here on every byte belongs to TLS.
     this.#detach();
     return loadTls().then((tls) => new Promise((resolve, reject) => {
-      const secure = tls.connect({ socket: plain, ...tlsName(servername ?? this.#host), ca: trust(ca), rejectUnauthorized });
+      const secure = tls.connect({ socket: plain, ...tlsName(servername ?? this.#host), secureContext: trustContext(ca), rejectUnauthorized });
       secure.once('secureConnect', () => {
         secure.off('error', reject);
         this.#attach(secure);

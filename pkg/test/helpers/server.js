@@ -18,14 +18,15 @@ export const TOKEN = 'ya29.test-token';
  * when the server answers QUIT). `open` / `peakOpen`: TCP sockets open at
  * once (a socket closes a little after its QUIT, when both FINs are through).
  * `sockets` maps a session's remote port to its socket (to cut a connection
- * from a handler).
+ * from a handler). `tcpConnections`: every TCP connection accepted, those
+ * the server then refused (`maxClients`) included; `connections`: sessions.
  * @returns {Promise<{ port: number, messages: {from: string, to: string[], raw: Buffer, user?: string}[],
- *   connections: number, peakSessions: number, open: number, peakOpen: number, authAttempts: number,
+ *   connections: number, tcpConnections: number, peakSessions: number, open: number, peakOpen: number, authAttempts: number,
  *   sockets: Map<number, import('node:net').Socket>, close(): Promise<void> }>}
  */
 export async function startServer({ tls = 'none', authMethods = ['PLAIN', 'LOGIN'], ...extra } = {}) {
   const { key, cert } = testCertificates();
-  const state = { port: 0, messages: [], connections: 0, peakSessions: 0, open: 0, peakOpen: 0, authAttempts: 0, sockets: new Map(), close: null };
+  const state = { port: 0, messages: [], connections: 0, tcpConnections: 0, peakSessions: 0, open: 0, peakOpen: 0, authAttempts: 0, sockets: new Map(), close: null };
   const server = new SMTPServer({
     logger: false,
     disableReverseLookup: true, // no DNS in tests (it delays every greeting)
@@ -93,6 +94,7 @@ export async function startServer({ tls = 'none', authMethods = ['PLAIN', 'LOGIN
     state.peakSessions = Math.max(state.peakSessions, server.connections.size);
   };
   server.server.on('connection', (socket) => {
+    state.tcpConnections += 1;
     state.open += 1;
     state.peakOpen = Math.max(state.peakOpen, state.open);
     state.sockets.set(socket.remotePort, socket);
