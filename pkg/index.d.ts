@@ -123,10 +123,63 @@ export interface ClientOptions {
   onTranscript?: (line: TranscriptLine) => void;
   /** The socket provider. Default: the runtime's (node:net / node:tls on Node and Bun, Deno.connect on Deno, cloudflare:sockets from `wasmtp/workers`). */
   transport?: Transport;
+  /**
+   * Sign every message with DKIM: one key, or several (one DKIM-Signature each, e.g. RSA and
+   * Ed25519 side by side, or an old and a new key during a rotation). `send(message, { dkim })`
+   * replaces it per message. A key that does not parse is EINPUT here, before anything connects.
+   * Default: no signature.
+   */
+  dkim?: DkimOptions | DkimOptions[];
+}
+
+/**
+ * The signer for a key held elsewhere (a KMS, an HSM). It gets exactly what `crypto.subtle.sign`
+ * would: for rsa-sha256 the data to sign (sign it with RSASSA-PKCS1-v1_5 and SHA-256); for
+ * ed25519-sha256 the 32-byte SHA-256 digest of that data (sign it with Ed25519, RFC 8463).
+ * Resolves to the signature bytes.
+ */
+export type DkimSigner = (data: Uint8Array, info: { algorithm: DkimAlgorithm; domain: string; selector: string }) => Promise<Uint8Array | ArrayBuffer>;
+
+export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
+
+export interface DkimOptions {
+  /** The signing domain (d=), e.g. "example.com" (an internationalised domain in its xn-- form). */
+  domain: string;
+  /** The selector (s=): the public key is published as a TXT record at `<selector>._domainkey.<domain>`. */
+  selector: string;
+  /**
+   * An unencrypted PEM private key (PKCS#8 RSA or Ed25519, `-----BEGIN PRIVATE KEY-----`; or
+   * PKCS#1 RSA, `-----BEGIN RSA PRIVATE KEY-----`), as a string or the PEM file's bytes; a private
+   * `CryptoKey` (RSASSA-PKCS1-v1_5 with SHA-256, or Ed25519, usage "sign"); or a signer function.
+   */
+  privateKey: string | Uint8Array | CryptoKey | DkimSigner;
+  /** Default: the key's own (PEM, CryptoKey); "rsa-sha256" for a signer function. */
+  algorithm?: DkimAlgorithm;
+  /**
+   * Header fields to sign. Default: From, To, Cc, Subject, Date, Message-ID, Reply-To,
+   * In-Reply-To, References, MIME-Version, Content-Type, List-Unsubscribe, List-Unsubscribe-Post
+   * (those present). From is always signed, and listed once more than it occurs, so a From added
+   * later breaks the signature.
+   */
+  headers?: string[];
+  /** Header/body canonicalization (c=). Default: "relaxed/relaxed". */
+  canonicalization?: 'relaxed/relaxed' | 'relaxed/simple' | 'simple/relaxed' | 'simple/simple' | 'relaxed' | 'simple';
+  /** Seconds the signature stays valid (x=). Default: no expiry. The body length tag l= is never used. */
+  expires?: number;
 }
 
 /** Message body content: text, bytes, or a stream of either. */
-export type Content = string | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array | string> | AsyncIterable<Uint8Array | string>;
+export type Content =
+  | string
+  | Uint8Array
+  | ArrayBuffer
+  | ReadableStream<Uint8Array | string>
+  | AsyncIterable<Uint8Array | string>
+  /** Opens the content afresh on each call: read twice without spooling (a retry, a DKIM signature's first pass). */
+  | (() => ContentValue | Promise<ContentValue>);
+
+/** What a content function returns. */
+export type ContentValue = string | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array | string> | AsyncIterable<Uint8Array | string>;
 
 /** Text or HTML body: text, bytes, a stream, a file (`{ path }`, Node/Deno/Bun) or a URL (`{ href }`); files and URLs are read before connecting (at most 32 MiB). */
 export type BodyContent = Content | { path: string } | { href: string; httpHeaders?: Record<string, string> };
@@ -323,6 +376,8 @@ export interface SendOptions {
    * end of data is not sent and `send` rejects (EINPUT). The outbox saves "committing" here. Default: none.
    */
   beforeDataEnd?: () => void | Promise<void>;
+  /** DKIM keys for this message, replacing the client's `dkim`; `false` sends it unsigned. */
+  dkim?: DkimOptions | DkimOptions[] | false;
 }
 
 export interface Client {

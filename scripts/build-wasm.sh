@@ -77,3 +77,4 @@ build() {
 build core wasm
 build tls wasm,tls-engine
 build doctor wasm,doctor
+build dkim wasm,dkim-wasm

@@ -9,6 +9,7 @@
 #   - rustup target wasm32-unknown-unknown, components clippy and rustfmt (the lint step)
 #   - a project-local Python venv in .tools/venv with aiosmtpd
 #   - scripts/setup-mtas.sh: Exim, Dovecot LMTP and OpenSMTPD for tests/mtas
+#   - scripts/setup-dkim.sh: OpenDKIM, dkimpy and dnsmasq for tests/dkim
 #   - then scripts/setup-js.sh, if present (npm / wasm-bindgen tooling)
 set -euo pipefail
 
@@ -91,6 +92,9 @@ fi
 # Private instances for the tests/mtas suite; see the script for how Exim and
 # OpenSMTPD run beside the postfix package they conflict with.
 bash "$ROOT/scripts/setup-mtas.sh"
+
+# ------------------------------------- DKIM verifiers (OpenDKIM, dkimpy, dnsmasq)
+bash "$ROOT/scripts/setup-dkim.sh"
 
 # ------------------------------------------------ JS / wasm tooling (others)
 # scripts/setup-js.sh (npm, wasm-bindgen, ...) is owned by the wasm/npm work;

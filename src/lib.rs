@@ -14,6 +14,7 @@ mod certificate;
 pub mod config;
 pub mod connection;
 pub mod diagnose;
+pub mod dkim;
 #[cfg(feature = "driver")]
 pub mod driver;
 pub mod engine;

@@ -5,14 +5,18 @@
 //   node lib/client.mjs '<json spec>'
 // spec: { lib: 'wasmtp'|'nodemailer', port, security: 'none'|'starttls',
 //         ca?, messages, connections, kind: 'batch'|'attachment', attachmentBytes?,
-//         defaultLimits? (each library's own messages-per-connection default: 100 for both) }
+//         defaultLimits? (each library's own messages-per-connection default: 100 for both),
+//         dkim?: path of a PEM RSA key both libraries sign every message with }
 // prints: { ok, failed, elapsedMs, cpuMs, rssBefore, rssPeak, firstError? }
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { Readable } from 'node:stream';
 import { wasmtpEntry } from './entry.mjs';
 
 const spec = JSON.parse(process.argv[2]);
+/** The same key, domain, selector and canonicalization (relaxed/relaxed) for both libraries. */
+const DKIM_KEY = spec.dkim ? readFileSync(spec.dkim, 'utf8') : null;
 const USER = spec.user ?? 'bench';
 const PASS = spec.pass ?? 'bench';
 
@@ -66,6 +70,7 @@ async function wasmtpClient() {
     pool: spec.defaultLimits
       ? { maxConnections: spec.connections }
       : { maxConnections: spec.connections, maxMessagesPerConnection: 1_000_000 },
+    dkim: DKIM_KEY ? { domain: 'bench.test', selector: 'bench', privateKey: DKIM_KEY } : undefined,
   });
   return {
     send: (msg) => client.send(msg),
@@ -97,6 +102,9 @@ async function nodemailerClient() {
     pool: true,
     maxConnections: spec.connections,
     ...(spec.defaultLimits ? {} : { maxMessages: Infinity }),
+    // A big message is spooled to disk past cacheTreshold (nodemailer's
+    // default is to buffer it in memory), as wasmtp spools a one-shot stream.
+    dkim: DKIM_KEY ? { domainName: 'bench.test', keySelector: 'bench', privateKey: DKIM_KEY, cacheDir: os.tmpdir() } : undefined,
   });
   return {
     send: (msg) => transport.sendMail(msg),

@@ -4,7 +4,8 @@
 // package's API: every SMTP decision (TLS, AUTH, pipelining, errors and their
 // hints) is the engine's; this file only reads flags and prints.
 
-import { accessSync, constants, createReadStream, readFileSync, statSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { accessSync, constants, createReadStream, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -28,6 +29,14 @@ usage:
   wasmtp doctor   --web [--web-port N]                the same as a web page on 127.0.0.1 (needs websockify;
                   run from the wasmtp repository: it serves www/); --web-port 0 picks a free port
   wasmtp diagnose --host H ...                       the same as doctor
+  wasmtp dkim keygen --domain D --selector S [--algorithm rsa|ed25519] [--bits 2048] [--out FILE]
+                  write a new DKIM private key (PEM, mode 0600; default file S.D.pem, never overwritten)
+                  and print the DNS TXT record to publish for it
+
+DKIM signing for send:
+  --dkim-key FILE        sign with this private key (PEM: PKCS#8 RSA or Ed25519, or PKCS#1 RSA)
+  --dkim-selector S      its selector (the key is published at S._domainkey.DOMAIN); required with --dkim-key
+  --dkim-domain D        the signing domain (default: the domain of --from)
 
 connection options:
   --host H               the server (required)
@@ -60,7 +69,8 @@ examples:
       --from me@example.com --to you@example.org --subject Hi --text 'Hello' -v
   npx wasmtp verify --host localhost --port 2525 --security starttls --ca ca.pem
   npx wasmtp doctor smtp.example.com --port 2525 --user me@example.com
-  npx wasmtp send --host localhost --port 2525 --security none --file message.eml --from a@example.com --to b@example.org`;
+  npx wasmtp send --host localhost --port 2525 --security none --file message.eml --from a@example.com --to b@example.org
+  npx wasmtp dkim keygen --domain example.com --selector mail2026 --algorithm ed25519`;
 
 const OPTIONS = {
   host: { type: 'string' },
@@ -94,6 +104,14 @@ const OPTIONS = {
   web: { type: 'boolean' },
   'web-port': { type: 'string' },
   timeout: { type: 'string' },
+  domain: { type: 'string' },
+  selector: { type: 'string' },
+  algorithm: { type: 'string' },
+  bits: { type: 'string' },
+  out: { type: 'string' },
+  'dkim-key': { type: 'string' },
+  'dkim-selector': { type: 'string' },
+  'dkim-domain': { type: 'string' },
 };
 
 /** A mistake in the command line: printed with a pointer to --help, exit status 2. */
@@ -116,8 +134,13 @@ async function main(argv) {
     return 0;
   }
   const [command, ...extra] = positionals;
-  if (!command) throw new UsageError('no command: use send, verify or doctor.');
-  if (!['send', 'verify', 'diagnose', 'doctor'].includes(command)) throw new UsageError(`unknown command "${command}": use send, verify or doctor.`);
+  if (!command) throw new UsageError('no command: use send, verify, doctor or dkim.');
+  if (!['send', 'verify', 'diagnose', 'doctor', 'dkim'].includes(command)) throw new UsageError(`unknown command "${command}": use send, verify, doctor or dkim.`);
+  if (command === 'dkim') return runDkim(values, extra);
+  const keygenOnly = ['domain', 'selector', 'algorithm', 'bits', 'out'].find((k) => values[k] !== undefined);
+  if (keygenOnly) throw new UsageError(`--${keygenOnly} belongs to wasmtp dkim keygen${command === 'send' ? ` (for signing: --dkim-${keygenOnly === 'domain' || keygenOnly === 'selector' ? keygenOnly : 'key'})` : ''}.`);
+  const dkimFlag = ['dkim-key', 'dkim-selector', 'dkim-domain'].find((k) => values[k] !== undefined);
+  if (dkimFlag && command !== 'send') throw new UsageError(`--${dkimFlag} is for send.`);
   if (command === 'doctor' && values.web) return runDoctorWeb(values, extra);
   if (command === 'doctor' && extra.length > 0) {
     if (values.host !== undefined) throw new UsageError('give the host once: wasmtp doctor <host>.');
@@ -139,7 +162,9 @@ async function main(argv) {
 
   // Usage mistakes in the message are reported before asking for a password.
   const message = command === 'send' ? buildMessage(values) : undefined;
+  const dkim = command === 'send' ? dkimOption(values) : undefined;
   const options = await clientOptions(values, command);
+  if (dkim) options.dkim = dkim;
   if (command === 'diagnose' || command === 'doctor') return runDoctor(options, values, ports, timeouts);
   if (timeouts) options.timeouts = { ...timeouts, dataEnd: timeouts.command };
   const client = createClient(options);
@@ -319,6 +344,72 @@ function fileError(path, flag, error) {
 
 function readText(path, flag) {
   return readBytes(path, flag).toString('utf8');
+}
+
+// ----- DKIM
+
+/** createClient's dkim option from --dkim-key, --dkim-selector and --dkim-domain (undefined without --dkim-key). */
+function dkimOption(values) {
+  const key = values['dkim-key'];
+  if (key === undefined) {
+    if (values['dkim-selector'] !== undefined || values['dkim-domain'] !== undefined) throw new UsageError('--dkim-selector and --dkim-domain need --dkim-key FILE.');
+    return undefined;
+  }
+  const selector = values['dkim-selector'];
+  if (!selector) throw new UsageError('--dkim-key needs --dkim-selector S (the key is published at S._domainkey.DOMAIN).');
+  let domain = values['dkim-domain'];
+  if (domain === undefined) {
+    domain = /@([^@<>\s]+)>?\s*$/.exec(values.from ?? '')?.[1];
+    if (!domain) throw new UsageError('no signing domain: --from has none; pass --dkim-domain D.');
+  }
+  return { domain, selector, privateKey: readText(key, '--dkim-key') };
+}
+
+/** `wasmtp dkim keygen`: a new key in a 0600 file, and the TXT record for it. */
+function runDkim(values, extra) {
+  const [sub, ...rest] = extra;
+  if (sub !== 'keygen') throw new UsageError(sub ? `unknown dkim command "${sub}": use wasmtp dkim keygen.` : 'which dkim command? wasmtp dkim keygen --domain D --selector S');
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}" (flags start with --).`);
+  const { domain, selector } = values;
+  const label = /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+  if (!domain || !domain.split('.').every((l) => label.test(l))) throw new UsageError('--domain is required and must be a domain name in ASCII (an internationalised domain in its xn-- form).');
+  if (!selector || !selector.split('.').every((l) => label.test(l))) throw new UsageError(`--selector is required and must be DNS labels, like mail2026.`);
+  const algorithm = values.algorithm ?? 'rsa';
+  if (!['rsa', 'ed25519'].includes(algorithm)) throw new UsageError(`--algorithm ${algorithm}: use rsa or ed25519.`);
+  let bits = 2048;
+  if (values.bits !== undefined) {
+    if (algorithm !== 'rsa') throw new UsageError('--bits is for RSA keys.');
+    bits = Number(values.bits);
+    if (!/^\d+$/.test(values.bits) || bits < 1024 || bits > 4096) throw new UsageError(`--bits ${values.bits}: use 1024 to 4096 (2048 is the usual choice).`);
+  }
+  const { privateKey, publicKey } = algorithm === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: bits }) : generateKeyPairSync('ed25519');
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  // RSA publishes the SubjectPublicKeyInfo; Ed25519 the bare 32-byte key (RFC 8463 §4.2).
+  const p = (algorithm === 'rsa' ? spki : spki.subarray(spki.length - 32)).toString('base64');
+  const out = values.out ?? `${selector}.${domain}.pem`;
+  try {
+    writeFileSync(out, pem, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if (error.code === 'EEXIST') throw new UsageError(`${out} exists; a key is never overwritten: pass another --out FILE.`);
+    throw new UsageError(`cannot write ${out}: ${error.message}.`);
+  }
+  const name = `${selector}._domainkey.${domain}`;
+  const value = `v=DKIM1; k=${algorithm}; p=${p}`;
+  if (values.json) {
+    console.log(JSON.stringify({ keyFile: out, algorithm, bits: algorithm === 'rsa' ? bits : 256, name, type: 'TXT', value }, null, 2));
+    return 0;
+  }
+  // A TXT string holds at most 255 octets: longer values are split (DNS joins them).
+  const strings = value.match(/.{1,255}/g).map((part) => `"${part}"`);
+  console.log(`private key written to ${out} (mode 0600; keep it secret)`);
+  console.log('');
+  console.log('publish this DNS record:');
+  console.log(`${name}. IN TXT ( ${strings.join('\n    ')} )`);
+  console.log('');
+  console.log(`then send with: wasmtp send --dkim-key ${out} --dkim-selector ${selector} --dkim-domain ${domain} ...`);
+  console.log(`or in code:     dkim: { domain: '${domain}', selector: '${selector}', privateKey: readFileSync('${out}', 'utf8') }`);
+  return 0;
 }
 
 // ----- output

@@ -47,12 +47,18 @@ export class BodySource {
   /** A fresh source over the same bytes, for a retry; `null` if a stream was consumed. */
   replay() {
     if (!this.replayable && this.started) return null;
-    return new BodySource({ size: this.size, replayable: this.replayable, open: this.#open });
+    return new BodySource({ size: this.size, replayable: this.replayable, open: this.#open, abort: this.#abort });
   }
 }
 
-/** A body from a string, bytes, a WHATWG ReadableStream or any async iterable of chunks. */
+/**
+ * A body from a string, bytes, a WHATWG ReadableStream, any async iterable
+ * of chunks, or a function that returns (a promise of) one of those: called
+ * again for each read, so such a body can be sent twice (a retry, a DKIM
+ * signature's first pass).
+ */
 export function bodySource(raw) {
+  if (typeof raw === 'function') return freshSource(raw);
   if (typeof raw === 'string') return bytesSource(encoder.encode(raw));
   if (raw instanceof Uint8Array) return bytesSource(raw);
   if (raw instanceof ArrayBuffer) return bytesSource(new Uint8Array(raw));
@@ -69,10 +75,27 @@ export function bodySource(raw) {
     return new BodySource({ size: undefined, replayable: false, open: () => iterableChunks(raw) });
   }
   throw SmtpError.input(
-    'the message body (raw) must be a string, a Uint8Array, a ReadableStream or an async iterable of chunks.',
+    'the message body (raw) must be a string, a Uint8Array, a ReadableStream, an async iterable of chunks, or a function that returns one.',
     'pass the RFC 5322 message as a string or bytes, or stream it.',
     'data',
   );
+}
+
+function freshSource(open) {
+  let current = null;
+  return new BodySource({
+    size: undefined,
+    replayable: true,
+    open: async function* () {
+      const value = await open();
+      if (typeof value === 'function') {
+        throw SmtpError.input('a content function returned a function.', 'return a ReadableStream, an async iterable, a string or bytes.', 'data');
+      }
+      current = bodySource(value);
+      for (let chunk = await current.next(); chunk !== null; chunk = await current.next()) yield chunk;
+    },
+    abort: () => current?.cancel(),
+  });
 }
 
 function bytesSource(bytes) {

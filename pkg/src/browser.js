@@ -19,6 +19,7 @@ const tlsArtifact = { glue: () => import('../wasm/wasmtp_tls.js'), load: () => w
 setWasmSource('core', tlsArtifact);
 setWasmSource('tls', tlsArtifact);
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: () => wasmUrl('wasmtp_doctor_bg.wasm') });
+setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: () => wasmUrl('wasmtp_dkim_bg.wasm') });
 
 /**
  * Creates a client; see index.d.ts. Needs `bridge` (a websockify URL, or a

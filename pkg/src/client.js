@@ -1,5 +1,6 @@
 // createClient(): the public API over the pool, the driver and a transport.
 
+import { normalizeDkim, signMessage } from './dkim.js';
 import { loadEngine } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
 import { prepareMessageAsync } from './message.js';
@@ -38,6 +39,7 @@ class Client {
    * { messageId, accepted, rejected, response, queueId }.
    * `options.beforeDataEnd` is awaited before the end of data goes out
    * (on every attempt): the outbox records "committing" there.
+   * `options.dkim` (keys, or false) replaces the client's `dkim` for this message.
    */
   send(message, options) {
     if (this.#closing) return Promise.reject(closedClientError());
@@ -45,13 +47,26 @@ class Client {
     if (beforeDataEnd !== undefined && typeof beforeDataEnd !== 'function') {
       return Promise.reject(SmtpError.input('send() options.beforeDataEnd must be a function.', 'pass beforeDataEnd: async () => { ... }, or leave it out.'));
     }
-    // The message is checked (by the engine) before it takes a connection;
-    // bodies given as a stream, file or URL are read first.
-    const prepared = loadEngine(this.#opts.engine).then((engine) => prepareMessageAsync(engine, message));
+    let dkim = this.#opts.dkim;
+    try {
+      if (options?.dkim !== undefined) dkim = normalizeDkim(options.dkim, 'send() options.dkim');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // The message is checked (by the engine) and signed before it takes a
+    // connection; bodies given as a stream, file or URL are read first.
+    const prepared = loadEngine(this.#opts.engine).then(async (engine) => {
+      const p = await prepareMessageAsync(engine, message);
+      if (dkim) await signMessage(p, dkim);
+      return p;
+    });
     this.#preparing.add(prepared);
     const done = () => this.#preparing.delete(prepared);
     prepared.then(done, done);
-    const sending = prepared.then((p) => this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq, beforeDataEnd)));
+    // A spooled stream (dkim.js) is removed once the message has settled.
+    const sending = prepared.then((p) =>
+      this.#pool.run((session, seq) => this.#sendOn(session, p, 1, seq, beforeDataEnd)).finally(() => p.release?.()),
+    );
     this.#sending.add(sending);
     const settled = () => this.#sending.delete(sending);
     sending.then(settled, settled);

@@ -3,7 +3,11 @@
 //   'tls'    — the same engine plus TLS inside wasm (`SecureConnection`,
 //              rustls + ring), loaded only by clients with tls: { engine: 'wasm' };
 //   'doctor' — 'tls' plus the connection doctor (`Probe`, `Doctor`),
-//              loaded only by diagnose().
+//              loaded only by diagnose();
+//   'dkim'   — the core's bindings plus DKIM canonicalization, hashing and
+//              the signature layout (`DkimHasher`, `DkimPending`): a signed
+//              message's first pass is built and hashed inside it. Loaded
+//              only by clients that sign.
 // Each entry point (Node/Deno/Bun, Workers) registers, per artifact, its JS
 // glue and how to obtain the module: bytes read from disk, a precompiled
 // `WebAssembly.Module` (workerd cannot compile from bytes), a `Response` or
@@ -11,13 +15,13 @@
 
 import { SmtpError } from './errors.js';
 
-const variants = { core: null, tls: null, doctor: null };
-const loading = { core: null, tls: null, doctor: null };
+const variants = { core: null, tls: null, doctor: null, dkim: null };
+const loading = { core: null, tls: null, doctor: null, dkim: null };
 
 /**
  * Registers an artifact: `glue` imports its wasm-bindgen module, `load`
  * returns (a promise of) the bytes, a `WebAssembly.Module`, a `Response` or a URL.
- * @param {'core'|'tls'|'doctor'} variant
+ * @param {'core'|'tls'|'doctor'|'dkim'} variant
  * @param {{ glue: () => Promise<object>, load: () => unknown }} source
  */
 export function setWasmSource(variant, { glue, load }) {
@@ -36,7 +40,7 @@ export function hasWasmSource(variant) {
  * The initialised bindings (`Connection`, `Options`, `Envelope`... and, for
  * 'tls', `SecureConnection` and `TlsOptions`). Objects of one artifact must
  * never be passed to the other: a client uses one artifact throughout.
- * @param {'core'|'tls'|'doctor'} [variant]
+ * @param {'core'|'tls'|'doctor'|'dkim'} [variant]
  */
 export function loadEngine(variant = 'core') {
   check(variant);
@@ -48,6 +52,9 @@ export function loadEngine(variant = 'core') {
         "on Cloudflare Workers import { createClient } from 'wasmtp/workers/tls'; elsewhere from 'wasmtp'.",
         'tls',
       );
+    }
+    if (!source && variant === 'dkim') {
+      throw SmtpError.input('DKIM signing needs the dkim build of the engine, which this entry point does not load.', "import createClient from 'wasmtp' (Node, Deno, Bun), 'wasmtp/workers' or 'wasmtp/browser'.", 'data');
     }
     if (!source) {
       throw new Error(`wasmtp: no wasm engine registered; import "wasmtp" (or "wasmtp/workers"), not an internal module`);

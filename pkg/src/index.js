@@ -9,8 +9,10 @@ import { access, constants, readFile } from 'node:fs/promises';
 
 import { setFileReader } from './body.js';
 import { createClient as createClientWith } from './client.js';
+import { memorySpool, setDkimSpool } from './dkim.js';
 import { loadEngine, setRandomSource, setWasmSource } from './engine.js';
 import { SmtpError } from './errors.js';
+import { fileSpool } from './file-spool.js';
 import { buildMessage as buildMessageWith } from './message.js';
 import { setHostNameSource } from './options.js';
 import { createOutbox as createOutboxWith } from './outbox/index.js';
@@ -28,6 +30,10 @@ const wasmFile = (name) => async () => {
 setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile('wasmtp_bg.wasm') });
 setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
+setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: wasmFile('wasmtp_dkim_bg.wasm') });
+// A one-shot stream in a DKIM-signed message is spooled to a temporary file
+// (in memory, up to its limit, where files cannot be written: Deno without --allow-write).
+setDkimSpool(() => fileSpool().catch(() => memorySpool()));
 
 // Attachments and bodies given as { path }: checked before connecting, then
 // read in chunks as the message is sent.

@@ -135,7 +135,8 @@ function checkPart(part, index, kind, keys) {
   for (const key of ['filename', 'contentType', 'cid', 'contentDisposition', 'path', 'href', 'encoding', 'contentTransferEncoding']) {
     expect(part[key], isString, at(key), `pass ${key} as a string.`, 'data');
   }
-  expect(part.content, (v) => isString(v) || isBytes(v) || isStream(v), at('content'), 'pass a string, bytes (Uint8Array / Buffer) or a stream.', 'data');
+  // A function opens the content afresh on each call: read twice without spooling (a retry, a DKIM first pass).
+  expect(part.content, (v) => isString(v) || isBytes(v) || isStream(v) || typeof v === 'function', at('content'), 'pass a string, bytes (Uint8Array / Buffer), a stream, or a function that opens one.', 'data');
   expect(part.httpHeaders, isHeaderMap, at('httpHeaders'), 'pass request headers as { name: "value" }.', 'data');
   checkHeaders(part.headers);
 }

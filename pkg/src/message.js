@@ -106,6 +106,8 @@ function prepareRaw(engine, { raw, envelope }) {
   const given = { ...envelopeFields(envelope), bodyType: rawBodyType(raw) };
   let body = bodySource(raw);
   let first = true;
+  /** DKIM-Signature fields to send before the message (dkim.js), as bytes. */
+  let fields = null;
   // Built once now so the engine checks the addresses before anything connects.
   buildEnvelope(engine, given, body.size).free();
   return {
@@ -117,9 +119,40 @@ function prepareRaw(engine, { raw, envelope }) {
     attempt() {
       if (!first) body = body.replay();
       first = false;
-      return { envelope: buildEnvelope(engine, given, body.size), body };
+      const sent = fields ? withFields(fields, body) : body;
+      return { envelope: buildEnvelope(engine, given, sent.size), body: sent };
+    },
+    /** For DKIM (dkim.js): read the message once, then put the signatures first. */
+    signing: {
+      async firstPass({ update }, reread) {
+        const { first: copy, second, spool } = await reread(body);
+        for (let chunk = await copy.next(); chunk !== null; chunk = await copy.next()) update(chunk);
+        body = second ?? spool.source();
+      },
+      setFields(text) {
+        fields = encoder.encode(text);
+      },
     },
   };
+}
+
+/** The chunks of `chunks` (an async iterator) with `prefix` before them. */
+async function* withPrefix(prefix, chunks) {
+  yield prefix;
+  yield* chunks;
+}
+
+/** `body` with header fields before it. */
+function withFields(fields, body) {
+  return new BodySource({
+    size: body.size === undefined ? undefined : fields.byteLength + body.size,
+    replayable: false,
+    open: async function* () {
+      yield fields;
+      for (let chunk = await body.next(); chunk !== null; chunk = await body.next()) yield chunk;
+    },
+    abort: () => body.cancel(),
+  });
 }
 
 /**
@@ -215,6 +248,8 @@ function prepareStructured(engine, message) {
   const { from, to } = custom === null ? { from: builder.envelopeFrom, to: builder.recipients } : fieldsFor(builder);
   const envelopeInfo = { from, to };
   let used = false;
+  /** DKIM-Signature fields to put first (dkim.js), and the signed message's size. */
+  let signed = null;
   return {
     messageId,
     /** MAIL FROM and RCPT TO as plain text (what the headers give, or `envelope`). */
@@ -229,13 +264,50 @@ function prepareStructured(engine, message) {
       used = true;
       const current = builder;
       const envelope = envelopeFor(current);
+      if (signed) envelope.setSize(signed.size);
       const streams = parts.map((p) => p.stream);
       const mime = mimeBody(current, streams);
-      const body = new BodySource({ size: current.size, replayable: false, open: () => mimeChunks(mime) });
+      const prefix = signed?.fields;
+      const body = new BodySource({
+        size: signed ? signed.size : current.size,
+        replayable: false,
+        open: prefix ? () => withPrefix(prefix, mimeChunks(mime)) : () => mimeChunks(mime),
+      });
+      // DKIM-Signature fields go first: the driver writes them before the builder's output.
+      if (prefix) body.prefix = prefix;
       // The driver moves the builder's output into the engine inside wasm
       // (Connection.writeBodyFromBuilder) and only feeds it attachment chunks.
       body.mime = mime;
       return { envelope, body };
+    },
+    /**
+     * For DKIM (dkim.js): the message built once more from the same
+     * randomness and time (so with the same bytes) and read through
+     * `update`; streamed parts are read from a copy or spooled.
+     */
+    signing: {
+      async firstPass({ dkim, absorb }, reread) {
+        const copies = [];
+        for (const p of parts) copies.push(p.stream ? await reread(p.stream) : null);
+        // Built in the DKIM artifact, whose hasher reads the builder's output
+        // inside wasm: no byte of the first pass crosses into JS.
+        const hashed = newBuilder(dkim, message, attachments, alternatives, random, now);
+        try {
+          for (let index = absorb(hashed); index >= 0; index = absorb(hashed)) {
+            const chunk = await copies[index].first.next();
+            if (chunk === null) hashed.endAttachment(index);
+            else hashed.pushAttachment(index, chunk);
+          }
+        } finally {
+          hashed.free();
+        }
+        parts.forEach((p, i) => {
+          if (copies[i]) p.stream = copies[i].second ?? copies[i].spool.source();
+        });
+      },
+      setFields(fields, size) {
+        signed = { fields: encoder.encode(fields), size };
+      },
     },
   };
 }

@@ -111,7 +111,8 @@ export function clientOptions(given) {
   const copy = (from, to = from) => {
     if (!absent(options[from])) out[to] = options[from];
   };
-  for (const key of ['host', 'port', 'security', 'clientName', 'allowInsecureAuth', 'onTranscript', 'transport', 'lmtp', 'dkim']) copy(key);
+  for (const key of ['host', 'port', 'security', 'clientName', 'allowInsecureAuth', 'onTranscript', 'transport', 'lmtp']) copy(key);
+  if (!absent(options.dkim)) out.dkim = dkimOptions(options.dkim);
   copy('name', 'clientName');
   // nodemailer takes the port as a number or numeric text (from an environment variable).
   if (typeof out.port === 'string' && /^\d+$/.test(out.port)) out.port = Number(out.port);
@@ -132,6 +133,29 @@ export function clientOptions(given) {
 }
 
 /** secure / requireTLS / ignoreTLS / opportunisticTLS (or security) as one security mode. */
+/** nodemailer's DKIM names (domainName, keySelector, headerFieldNames...) onto wasmtp's dkim option; wasmtp's own names pass. */
+function dkimOptions(given) {
+  if (Array.isArray(given)) return given.map(dkimOptions);
+  if (!isObject(given) || !('domainName' in given || 'keySelector' in given)) return given;
+  const { domainName, keySelector, privateKey, headerFieldNames, skipFields, hashAlgo, cacheDir, cacheTreshold, ...rest } = given;
+  if (!absent(hashAlgo) && String(hashAlgo).toLowerCase() !== 'sha256') {
+    throw SmtpError.input(`dkim.hashAlgo "${hashAlgo}" is not supported: DKIM signs with SHA-256 (RFC 8301 forbids SHA-1).`, 'leave hashAlgo out.', 'data');
+  }
+  if (!absent(skipFields)) {
+    throw SmtpError.input('dkim.skipFields is not supported.', 'list the fields to sign instead: dkim: { headerFieldNames: "From:To:Subject:Date" } (From is always signed).', 'data');
+  }
+  if (!absent(cacheDir) || !absent(cacheTreshold)) {
+    throw SmtpError.input(
+      `dkim.${absent(cacheDir) ? 'cacheTreshold' : 'cacheDir'} is not needed: wasmtp signs every message in bounded memory (a one-shot stream is spooled to the system's temporary directory, removed after sending).`,
+      'remove cacheDir and cacheTreshold from the dkim options.',
+      'data',
+    );
+  }
+  const out = { ...rest, domain: domainName, selector: keySelector, privateKey };
+  if (!absent(headerFieldNames)) out.headers = String(headerFieldNames).split(':').map((name) => name.trim()).filter(Boolean);
+  return out;
+}
+
 function security(options) {
   const { secure, requireTLS, ignoreTLS, opportunisticTLS } = options;
   for (const key of ['secure', 'requireTLS', 'ignoreTLS', 'opportunisticTLS']) {

@@ -2,6 +2,7 @@
 // `Options`. The engine validates every value it understands (security
 // mode, EHLO name, auth method...); JS only fills defaults and reshapes.
 
+import { normalizeDkim } from './dkim.js';
 import { SmtpError } from './errors.js';
 import { absent, checkKeys, describeValue, expect, isObject } from './strict.js';
 
@@ -13,7 +14,7 @@ export const POOL_DEFAULTS = Object.freeze({
 
 /** Every key createClient accepts. */
 export const CLIENT_KEYS = Object.freeze([
-  'host', 'port', 'security', 'auth', 'tls', 'allowInsecureAuth', 'clientName', 'timeouts', 'lmtp', 'pool', 'onTranscript', 'transport',
+  'host', 'port', 'security', 'auth', 'tls', 'allowInsecureAuth', 'clientName', 'timeouts', 'lmtp', 'pool', 'onTranscript', 'transport', 'dkim',
 ]);
 
 /** nodemailer's createTransport options, and what does the same here. */
@@ -119,6 +120,8 @@ export function normalizeOptions(options, defaultTransport) {
     pool,
     onTranscript: options.onTranscript ?? undefined,
     transport,
+    /** DKIM keys every message is signed with (send()'s options.dkim replaces them). */
+    dkim: normalizeDkim(options.dkim),
   };
 }
 

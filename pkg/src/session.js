@@ -151,7 +151,8 @@ export class Session {
     // A structured message (body.mime): the engine pulls the MIME builder's
     // output inside wasm; `attachment` is the next streamed attachment chunk
     // read ahead ({ chunk } or { chunk: null } at its end).
-    const job = { id, body, mime: body.mime ?? null, attachment: null, chunks: [], queued: 0, reading: false, sourceDone: false, readError: null, ended: false, resolve: null, reject: null };
+    // `body.prefix`: bytes that go before the builder's output (DKIM-Signature fields).
+    const job = { id, body, mime: body.mime ?? null, attachment: null, chunks: body.prefix ? [body.prefix] : [], queued: body.prefix?.byteLength ?? 0, reading: false, sourceDone: false, readError: null, ended: false, resolve: null, reject: null };
     // beforeDataEnd: null (none), a function (not called yet), 'waiting' or 'done'.
     job.beforeEnd = typeof beforeDataEnd === 'function' ? beforeDataEnd : null;
     const outcome = new Promise((resolve, reject) => {

@@ -6,10 +6,13 @@
 
 import { setWasmSource } from './engine.js';
 import wasmModule from '../wasm/wasmtp_tls_bg.wasm';
+import dkimModule from '../wasm/wasmtp_dkim_bg.wasm';
 
 const source = { glue: () => import('../wasm/wasmtp_tls.js'), load: () => wasmModule };
 setWasmSource('core', source);
 setWasmSource('tls', source);
+// DKIM signing (instantiated only by clients that sign; one-shot streams spool in memory).
+setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: () => dkimModule });
 
 export { createClient, diagnose, SmtpError, workersTransport } from './workers-client.js';
 export { cloudflareQueueStore } from './outbox/cloudflare.js';

@@ -4,8 +4,11 @@
 
 import { setWasmSource } from './engine.js';
 import wasmModule from '../wasm/wasmtp_bg.wasm';
+import dkimModule from '../wasm/wasmtp_dkim_bg.wasm';
 
 setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: () => wasmModule });
+// DKIM signing: bundled (workerd cannot compile wasm from bytes), instantiated only by clients that sign; one-shot streams spool in memory.
+setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: () => dkimModule });
 
 export { createClient, diagnose, SmtpError, workersTransport } from './workers-client.js';
 export { cloudflareQueueStore } from './outbox/cloudflare.js';

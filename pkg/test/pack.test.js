@@ -56,6 +56,8 @@ test('the tarball holds what the entry points load, and no tests or tooling', ()
     'wasm/wasmtp_tls_bg.wasm',
     'wasm/wasmtp_doctor.js',
     'wasm/wasmtp_doctor_bg.wasm',
+    'wasm/wasmtp_dkim.js',
+    'wasm/wasmtp_dkim_bg.wasm',
   ]) {
     assert.ok(files.includes(needed), `${needed} is missing from the package`);
   }

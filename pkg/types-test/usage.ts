@@ -168,3 +168,24 @@ async function fields(): Promise<void> {
   console.log(rejected);
 }
 void fields;
+
+// DKIM: one key or several, on the client or per message.
+async function dkimUsage(pem: string, cryptoKey: CryptoKey) {
+  const client = createClient({
+    host: 'smtp.example.com',
+    dkim: [
+      { domain: 'example.com', selector: 'rsa2026', privateKey: pem },
+      { domain: 'example.com', selector: 'ed2026', privateKey: cryptoKey, algorithm: 'ed25519-sha256', canonicalization: 'relaxed/relaxed', expires: 86_400 },
+    ],
+  });
+  await client.send(
+    { from: 'a@example.com', to: 'b@example.org', text: 'x', attachments: [{ filename: 'r.csv', content: () => new Blob(['a,b']).stream() }] },
+    { dkim: { domain: 'example.com', selector: 'kms', privateKey: async (data) => data, headers: ['From', 'Subject'] } },
+  );
+  await client.send({ raw: 'From: a@example.com\r\n\r\nx', envelope: { from: 'a@example.com', to: ['b@example.org'] } }, { dkim: false });
+  // @ts-expect-error the algorithm is rsa-sha256 or ed25519-sha256
+  createClient({ host: 'h', dkim: { domain: 'd', selector: 's', privateKey: pem, algorithm: 'rsa-sha1' } });
+  // @ts-expect-error a selector is required
+  createClient({ host: 'h', dkim: { domain: 'd', privateKey: pem } });
+}
+void dkimUsage;

@@ -276,6 +276,39 @@ impl MessageBuilder {
         }
     }
 
+    /// Puts whole header fields (each ending in CRLF) before the message's
+    /// first header: fields that belong at the top, like DKIM-Signature
+    /// (see [`crate::dkim`]). Only before the first poll; the size grows
+    /// by their length.
+    pub fn prepend_header(&mut self, fields: &str) -> Result<(), SmtpError> {
+        let bytes = fields.as_bytes();
+        // Every CR is followed by LF and every LF preceded by CR; the
+        // first line is not a continuation; the last line is ended.
+        let line_ends_paired = bytes.iter().enumerate().all(|(i, &b)| match b {
+            b'\r' => bytes.get(i + 1) == Some(&b'\n'),
+            b'\n' => i > 0 && bytes[i - 1] == b'\r',
+            _ => true,
+        });
+        let whole_fields = bytes.is_empty() || (bytes.ends_with(b"\r\n") && !matches!(bytes[0], b' ' | b'\t'));
+        let first = match self.steps.first_mut() {
+            Some(Step::Literal(first)) if self.cursor == 0 && line_ends_paired && whole_fields => first,
+            _ => {
+                return Err(SmtpError::input(
+                    Phase::Data,
+                    "prepend_header takes whole header fields, before the message is polled.",
+                )
+                .with_hint("pass fields like \"Name: value\\r\\n\" before the first poll_output."));
+            }
+        };
+        let mut joined = bytes.to_vec();
+        joined.append(first);
+        *first = joined;
+        if let Some(size) = &mut self.envelope.size {
+            *size += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
     /// The size of the whole message in octets, when no attachment is
     /// streamed. Text bodies are encoded once, into a scratch buffer, to
     /// count them; base64 sizes follow from the input size.

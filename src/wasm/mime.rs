@@ -362,7 +362,7 @@ impl WasmMessageBuilder {
     /// until it takes no more, without a round trip through JS. Returns the
     /// index of the streamed attachment the builder waits for (>= 0),
     /// [`FEED_BLOCKED`] or [`FEED_DONE`]. Output that did not fit stays here.
-    pub(super) fn feed(&mut self, mut write: impl FnMut(&[u8]) -> Result<usize, SmtpError>) -> Result<i32, SmtpError> {
+    pub(crate) fn feed(&mut self, mut write: impl FnMut(&[u8]) -> Result<usize, SmtpError>) -> Result<i32, SmtpError> {
         loop {
             if self.pending_at < self.pending.len() {
                 self.pending_at += write(&self.pending[self.pending_at..])?;

@@ -99,7 +99,8 @@ async function startServer({ tls, key, cert }) {
       stream.on('end', () => {
         const raw = Buffer.concat(chunks).toString('utf8');
         const subject = /^Subject: (.*)$/im.exec(raw)?.[1]?.trim();
-        received.push({ tag: subject, to: session.envelope.rcptTo.map((r) => r.address), user: session.user || undefined, bytes: raw.length });
+        const dkim = (raw.toString('latin1').split('\r\n\r\n')[0].match(/^DKIM-Signature:/gim) ?? []).length;
+        received.push({ tag: subject, to: session.envelope.rcptTo.map((r) => r.address), user: session.user || undefined, bytes: raw.length, dkim });
         callback(null, `OK queued as Q${received.length}`);
       });
     },
@@ -161,8 +162,8 @@ function workerModules(entryContents, entryPath) {
   const walk = (dir) =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
   for (const file of walk(join(PKG, 'src'))) if (file.endsWith('.js')) modules.push({ type: 'ESModule', path: file });
-  for (const name of ['wasmtp.js', 'wasmtp_tls.js']) modules.push({ type: 'ESModule', path: join(PKG, 'wasm', name) });
-  for (const name of ['wasmtp_bg.wasm', 'wasmtp_tls_bg.wasm']) modules.push({ type: 'CompiledWasm', path: join(PKG, 'wasm', name) });
+  for (const name of ['wasmtp.js', 'wasmtp_tls.js', 'wasmtp_dkim.js']) modules.push({ type: 'ESModule', path: join(PKG, 'wasm', name) });
+  for (const name of ['wasmtp_bg.wasm', 'wasmtp_tls_bg.wasm', 'wasmtp_dkim_bg.wasm']) modules.push({ type: 'CompiledWasm', path: join(PKG, 'wasm', name) });
   modules.push({ type: 'ESModule', path: join(HERE, 'suite.js') });
   return modules;
 }
@@ -314,6 +315,8 @@ const config = {
   caTrueCert: certs.caTrueCert,
   nativeCa: true,
   engines: ['native', 'wasm'],
+  // DKIM keys (test-only): the suite signs with both, through each runtime's WebCrypto.
+  dkimKeys: { rsa: readFileSync(join(ROOT, 'tests', 'data', 'dkim-rsa-pkcs1.pem'), 'utf8'), ed25519: readFileSync(join(ROOT, 'tests', 'data', 'dkim-ed25519.pem'), 'utf8') },
 };
 
 const outcomes = [];
@@ -341,7 +344,7 @@ for (const o of outcomes) {
   for (const s of o.sent) {
     const got = received.filter((m) => m.tag === s.tag);
     if (got.length !== 1) problems.push(`${s.tag}: arrived ${got.length} times`);
-    else if (got[0].to.join() !== s.to.join() || got[0].user !== s.user) problems.push(`${s.tag}: arrived as ${JSON.stringify(got[0])}`);
+    else if (got[0].to.join() !== s.to.join() || got[0].user !== s.user || got[0].dkim !== (s.dkim ?? 0)) problems.push(`${s.tag}: arrived as ${JSON.stringify(got[0])}`);
   }
   const prefix = o.sent[0]?.tag.split('/')[0];
   const extra = prefix ? received.filter((m) => m.tag?.startsWith(`${prefix}/`) && !o.sent.some((s) => s.tag === m.tag)) : [];

@@ -46,7 +46,7 @@ export async function runSuite({ createClient, ready, SmtpError, config }) {
         ...message,
       });
       const accepted = to.filter((a) => !a.startsWith('reject'));
-      sent.push({ tag, to: accepted, user: options.auth?.user });
+      sent.push({ tag, to: accepted, user: options.auth?.user, dkim: options.dkim ? [options.dkim].flat().length : 0 });
       return result;
     } finally {
       await client.close();
@@ -88,6 +88,26 @@ export async function runSuite({ createClient, ready, SmtpError, config }) {
         const r = await send('plain', { port: ports.plain, security: 'none' }, { to: ['bob@example.org', 'carol@example.org'] });
         assert(r.accepted.length === 2 && r.rejected.length === 0, JSON.stringify(r));
         assert(/^<.+@.+>$/.test(r.messageId), `messageId ${r.messageId}`);
+        return r.response;
+      });
+    }
+
+    if (!wasm && config.dkimKeys) {
+      // RSA and Ed25519 through this runtime's WebCrypto, and a one-shot
+      // stream spooled for the first pass (a file, or memory on Workers).
+      await test('dkim rsa + ed25519, streamed attachment', async () => {
+        const dkim = [
+          { domain: 'example.com', selector: 'rsa', privateKey: config.dkimKeys.rsa },
+          { domain: 'example.com', selector: 'ed', privateKey: config.dkimKeys.ed25519 },
+        ];
+        const stream = new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('a,b\n'.repeat(50_000)));
+            controller.close();
+          },
+        });
+        const r = await send('dkim', { port: ports.plain, security: 'none', dkim }, { attachments: [{ filename: 'data.csv', content: stream }] });
+        assert(r.accepted.join() === 'bob@example.org', JSON.stringify(r));
         return r.response;
       });
     }
