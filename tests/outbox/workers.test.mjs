@@ -30,8 +30,8 @@ function modules(entryPath, contents) {
   const list = [{ type: 'ESModule', path: entryPath, contents }];
   const walk = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
   for (const file of walk(join(PKG, 'src'))) if (file.endsWith('.js')) list.push({ type: 'ESModule', path: file });
-  for (const name of ['wasmtp.js', 'wasmtp_tls.js']) list.push({ type: 'ESModule', path: join(PKG, 'wasm', name) });
-  for (const name of ['wasmtp_bg.wasm', 'wasmtp_tls_bg.wasm']) list.push({ type: 'CompiledWasm', path: join(PKG, 'wasm', name) });
+  for (const name of ['wasmtp.js', 'wasmtp_tls.js', 'wasmtp_dkim.js']) list.push({ type: 'ESModule', path: join(PKG, 'wasm', name) });
+  for (const name of ['wasmtp_bg.wasm', 'wasmtp_tls_bg.wasm', 'wasmtp_dkim_bg.wasm']) list.push({ type: 'CompiledWasm', path: join(PKG, 'wasm', name) });
   return list;
 }
 

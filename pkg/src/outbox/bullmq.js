@@ -82,6 +82,12 @@ function lib() {
 }
 
 const FINISHED = ['sent', 'failed', 'unknown'];
+/** Record states a worker saves just before it moves its job on (see update()). */
+const SETTLED_WHILE_HELD = ['sent', 'failed', 'unknown', 'deferred'];
+/** How long a decision waits for such a worker to let go of the job. */
+const RELEASE_WAIT_MS = 5000;
+/** Attempts of a decision's compare-and-set, 50 ms apart when the job was moving. */
+const DECIDE_TRIES = 100;
 
 // The job's record and BullMQ state in one atomic read (the state checks
 // are those of BullMQ's own getState script).
@@ -223,14 +229,25 @@ class BullStore {
   async update(id, change) {
     const queue = await this.#q();
     const redis = await this.#redis();
-    for (let tries = 0; tries < 20; tries++) {
+    for (let tries = 0; tries < DECIDE_TRIES; tries++) {
       const snapshot = await this.#snapshot(id);
       if (!snapshot) return null;
-      if (snapshot.state === 'active') throw busy(id);
+      if (snapshot.state === 'active') {
+        // A worker holds the job. When the record already shows how its
+        // attempt ended, that worker is only moving the job on: wait for it
+        // rather than refuse a decision status() already invites.
+        if (SETTLED_WHILE_HELD.includes(recordOf(snapshot).state) && (await this.#settledJobReleased(id))) continue;
+        throw busy(id);
+      }
       const next = change(recordOf(snapshot));
       const done = await redis.eval(DECIDE, 3, queue.toKey(id), queue.keys.active, this.#pendingKey(queue), id, snapshot.progress, JSON.stringify(next));
       if (done === -1) return null;
-      if (done === 0) continue; // changed meanwhile (or a worker took it): look again
+      if (done === 0) {
+        // Changed meanwhile, or still in BullMQ's active list while a worker
+        // moves it on: look again in a moment.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
       await this.#align(id);
       return next;
     }
@@ -324,6 +341,16 @@ class BullStore {
   }
 
   /** { state, progress, data, failedReason } of one job, read atomically; null when there is no such job. */
+  /** Waits (a few seconds at most) for a worker to release a job whose outcome it has saved. */
+  async #settledJobReleased(id) {
+    for (let waited = 0; waited < RELEASE_WAIT_MS; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const snapshot = await this.#snapshot(id);
+      if (!snapshot || snapshot.state !== 'active') return true;
+    }
+    return false;
+  }
+
   async #snapshot(id) {
     const queue = await this.#q();
     const k = queue.keys;
