@@ -1,8 +1,7 @@
 //! The DKIM-Signature header field: which header fields it covers, its tag
 //! list, the bytes the key signs, and the `b=` value folded in at the end.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use crate::base64;
 use sha2::{Digest, Sha256};
 
 use super::canonicalize::{Canonicalization, header_field, relaxed_header};
@@ -256,7 +255,7 @@ impl PendingSignature {
             tags.push(format!("x={}", timestamp.saturating_add(expires)));
         }
         tags.push(format!("h={}", names.join(":")));
-        tags.push(format!("bh={}", BASE64.encode(body_hash)));
+        tags.push(format!("bh={}", base64::encode(body_hash)));
         let header = fold_tags(&tags);
 
         // Signed fields bottom-up: the n-th mention of a name takes the
@@ -305,7 +304,7 @@ impl PendingSignature {
                     .with_hint("a signer function must resolve to the signature bytes (a Uint8Array)."),
             );
         }
-        let encoded = BASE64.encode(signature);
+        let encoded = base64::encode(signature);
         let mut header = self.header;
         let mut column = header.len() - header.rfind('\n').map_or(0, |i| i + 1);
         for piece in encoded.as_bytes().chunks(64) {
