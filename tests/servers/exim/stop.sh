@@ -7,15 +7,8 @@
 set -uo pipefail
 DIR="${1:?usage: stop.sh WORKDIR [--keep]}"
 KEEP="${2:-}"
-PIDFILE="$DIR/exim.pid"
-if [ -s "$PIDFILE" ]; then
-    pid="$(tr -d ' \n' < "$PIDFILE")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    fi
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../stop-daemon.sh"
+term_then_kill "$(pid_in "$DIR/exim.pid")"
 # Children that outlive the daemon (an SMTP session or a delivery still running).
 for proc in /proc/[0-9]*; do
     cmd="$(tr '\0' ' ' < "$proc/cmdline" 2>/dev/null)" || continue

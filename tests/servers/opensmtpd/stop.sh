@@ -7,16 +7,12 @@
 set -uo pipefail
 DIR="${1:?usage: stop.sh WORKDIR [--keep]}"
 KEEP="${2:-}"
-PIDFILE="$DIR/smtpd.pid"
-if [ -s "$PIDFILE" ]; then
-    pid="$(tr -d ' \n' < "$PIDFILE")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    fi
+source "$(dirname "${BASH_SOURCE[0]}")/../stop-daemon.sh"
+pid="$(pid_in "$DIR/smtpd.pid")"
+if [ -n "$pid" ]; then
+    term_then_kill "$pid"
     # setsid made the daemon a session and process-group leader.
-    [ -n "$pid" ] && kill -KILL -- "-$pid" 2>/dev/null || true
+    kill -KILL -- "-$pid" 2>/dev/null || true
 fi
 if [ "$KEEP" != "--keep" ]; then
     rm -rf "$DIR"

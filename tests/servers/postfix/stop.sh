@@ -6,20 +6,13 @@
 set -uo pipefail
 DIR="${1:?usage: stop.sh WORKDIR [--keep]}"
 KEEP="${2:-}"
-PIDFILE="$DIR/queue/pid/master.pid"
-if [ -s "$PIDFILE" ]; then
-    pid="$(tr -d ' \n' < "$PIDFILE")"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        # The master's children (smtpd, qmgr, ...) are in its process group.
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    # Any child left behind (same process group as the master) goes too.
-    pkill_pg() { local pg="$1"; [ -n "$pg" ] && kill -KILL -- "-$pg" 2>/dev/null || true; }
-    pkill_pg "$pid"
+source "$(dirname "${BASH_SOURCE[0]}")/../stop-daemon.sh"
+pid="$(pid_in "$DIR/queue/pid/master.pid")"
+if [ -n "$pid" ]; then
+    # The master's children (smtpd, qmgr, ...) are in its process group:
+    # any left behind go with it.
+    term_then_kill "$pid"
+    kill -KILL -- "-$pid" 2>/dev/null || true
 fi
 if [ "$KEEP" != "--keep" ]; then
     rm -rf "$DIR"
