@@ -13,35 +13,11 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { atExit } from '../../pkg/test/helpers/at-exit.js';
+
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SERVERS = join(ROOT, 'tests', 'servers');
 export const SETUP_HINT = 'run `bash scripts/setup.sh` as root (scripts/setup-mtas.sh installs Dovecot and unpacks Exim and OpenSMTPD into .tools/mta)';
-
-/** Clean-ups still due, run synchronously if the process exits first. */
-const pending = new Set();
-let exitHooked = false;
-function atExit(cleanup) {
-  if (!exitHooked) {
-    exitHooked = true;
-    const runAll = () => {
-      for (const fn of [...pending]) {
-        pending.delete(fn);
-        try {
-          fn();
-        } catch {}
-      }
-    };
-    process.once('exit', runAll);
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-      process.once(signal, () => {
-        runAll();
-        process.exit(128 + { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal]);
-      });
-    }
-  }
-  pending.add(cleanup);
-  return () => pending.delete(cleanup);
-}
 
 function run(file, args, timeoutMs) {
   return new Promise((resolve) => {

@@ -16,39 +16,14 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
+import { atExit } from './at-exit.js';
+
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SCRIPTS = join(ROOT, 'tests', 'servers');
 const SETUP_HINT = 'run `bash scripts/setup.sh` (it installs postfix, sasl2-bin and openssl; a private Postfix needs root)';
 
 export const POSTFIX_USER = 'wasmtp-user';
 export const POSTFIX_PASS = 'wasmtp pass 42';
-
-/** Clean-ups still due (Postfix instances, certificate directories), run synchronously if the process exits first. */
-const pending = new Set();
-let exitHooked = false;
-
-function atExit(cleanup) {
-  if (!exitHooked) {
-    exitHooked = true;
-    const runAll = () => {
-      for (const fn of [...pending]) {
-        pending.delete(fn);
-        try {
-          fn();
-        } catch {}
-      }
-    };
-    process.once('exit', runAll);
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-      process.once(signal, () => {
-        runAll();
-        process.exit(128 + { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal]);
-      });
-    }
-  }
-  pending.add(cleanup);
-  return () => pending.delete(cleanup);
-}
 
 /**
  * Runs a command (bounded) in its own process group, so that an
