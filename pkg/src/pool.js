@@ -9,8 +9,9 @@
 // connects (greeting, TLS, AUTH) while it sends its last messages, and its
 // QUIT is off the critical path. One connection hands over at a time, so
 // the pool holds at most `maxConnections` + 1 connections: the extra one is
-// finishing while its successor starts (as a closing one could before). An optional token bucket (`rate` messages
-// per second, `rateBurst` at once) paces the messages across the pool.
+// finishing while its successor starts (as a closing one could before).
+// An optional token bucket (`rate` messages per second, `rateBurst` at
+// once) paces the messages across the pool.
 //
 // Scheduling only: which bytes go out and what a reply means is decided by
 // the engine in each session.
@@ -96,8 +97,8 @@ export class Pool {
   #limits;
   /** Sessions open or opening. */
   #sessions = new Set();
-  /** Sessions past their hand-over point: still sending, but their place in `maxConnections` is free. */
-  #handingOver = new WeakSet();
+  /** The session past its hand-over point, if any: still sending, but its place in `maxConnections` is free. */
+  #handingOver = null;
   /** When each session took its first message (for its rate of finished messages). */
   #firstAssigned = new WeakMap();
   /** How long the last connection took from opening to ready (ms), once one did. */
@@ -215,18 +216,13 @@ export class Pool {
 
   /** Connections that count against `maxConnections`: opening, open, and not handing over. */
   #placesTaken() {
-    let n = this.#opening;
-    for (const s of this.#sessions) if (!this.#handingOver.has(s)) n += 1;
-    return n;
+    return this.#opening + this.#sessions.size - (this.#handingOver ? 1 : 0);
   }
 
-  /** Messages the usable connections that hand over may still take. */
+  /** Messages the connection that hands over may still take. */
   #handingOverRoom() {
-    let room = 0;
-    for (const s of this.#sessions) {
-      if (this.#handingOver.has(s) && s.usable && !s.retiring) room += this.#limits.maxMessagesPerConnection - s.submitted;
-    }
-    return room;
+    const s = this.#handingOver;
+    return s && s.usable && !s.retiring ? this.#limits.maxMessagesPerConnection - s.submitted : 0;
   }
 
   /** Connections on their way to ready. */
@@ -251,7 +247,7 @@ export class Pool {
     this.#stopIdleTimer(session);
     session.setKeepAlive(true);
     if (!this.#firstAssigned.has(session)) this.#firstAssigned.set(session, now());
-    if (!this.#handingOver.has(session) && this.#timeToHandOver(session)) this.#handingOver.add(session);
+    if (this.#timeToHandOver(session)) this.#handingOver = session;
     if (session.submitted + 1 >= this.#limits.maxMessagesPerConnection) session.retiring = true;
     this.#active += 1;
     let outcome;
@@ -277,10 +273,7 @@ export class Pool {
    * connections.
    */
   #timeToHandOver(session) {
-    if (!this.#makeBeforeBreak) return false;
-    let handingOver = 0;
-    for (const s of this.#sessions) if (this.#handingOver.has(s)) handingOver += 1;
-    if (handingOver > 0) return false;
+    if (!this.#makeBeforeBreak || this.#handingOver !== null) return false;
     const max = this.#limits.maxMessagesPerConnection;
     if (session.submitted + 1 >= latestHandover(max)) return true;
     // Finished messages give the rate: assignments come in bursts (a window at once).
@@ -318,9 +311,9 @@ export class Pool {
         // may count connections (a 421 "too many connections"). The
         // predecessors take their places back and replacements wait for
         // them to close, as without make-before-break, from now on.
-        if ([...this.#sessions].some((s) => this.#handingOver.has(s))) {
+        if (this.#handingOver !== null) {
           this.#makeBeforeBreak = false;
-          this.#handingOver = new WeakSet();
+          this.#handingOver = null;
         }
         // The set-up failed (refused, certificate, credentials...). Opening
         // another connection would most likely fail the same way, so none is
@@ -335,6 +328,7 @@ export class Pool {
   #onSessionChange(session) {
     if (session.isClosed) {
       this.#sessions.delete(session);
+      if (session === this.#handingOver) this.#handingOver = null;
       this.#stopIdleTimer(session);
       // A set-up failure is handled by the `ready` rejection above.
       if (session.info === null) return;
