@@ -387,8 +387,8 @@ export interface Client {
   verify(): Promise<VerifyResult>;
   /**
    * Lets queued messages finish, then closes every connection (QUIT). Resolves once every message's
-   * outcome is known, without waiting for the QUIT replies (a server that never answers QUIT is cut
-   * off after 3 seconds).
+   * outcome is known and every QUIT is written, without waiting for the QUIT replies (a server that
+   * never answers QUIT is cut off after 3 seconds).
    */
   close(): Promise<void>;
 }
