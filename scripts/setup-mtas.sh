@@ -79,6 +79,15 @@ else
     fi
     for deb in "$MTA"/debs/*.deb; do dpkg -x "$deb" "$MTA/root"; done
 fi
+# Exim re-executes itself as its own user (Debian-exim) for each delivery,
+# so every folder above the unpacked binary must let other users through
+# (search permission only, no listing), also when the checkout lives in a
+# private (0700) folder such as a mktemp -d.
+dir="$MTA"
+while [ "$dir" != "/" ]; do
+    chmod o+x "$dir" 2>/dev/null || true
+    dir="$(dirname "$dir")"
+done
 for binary in "$MTA/root/usr/sbin/exim4" "$MTA/root/usr/sbin/smtpd"; do
     if ldd "$binary" | grep -q 'not found'; then
         log "$binary misses libraries:"; ldd "$binary" | grep 'not found' >&2; exit 1
