@@ -41,7 +41,11 @@ const WITH_POSTFIX = !args.includes('--no-postfix');
 const STARTUP_RUNS = Number(opt('startup-runs', 9));
 const ATTACHMENT_BYTES = 100 * 1024 * 1024;
 const COLD_RUNS = Number(opt('cold-runs', 6));
-const COLD_RUNTIMES = (opt('cold-runtimes', 'node,deno,bun')).split(',');
+// A cold runtime is node, deno or bun (wasmtp and nodemailer side by side),
+// workerd (miniflare; wasmtp only: nodemailer does not run there), or one
+// of them with "-wasmtls": wasmtp with TLS inside the engine over a plain
+// socket (wasmtp only).
+const COLD_RUNTIMES = (opt('cold-runtimes', 'node,deno,bun,workerd,node-wasmtls,deno-wasmtls,bun-wasmtls,workerd-wasmtls')).split(',');
 /** The RSA key (2048-bit) both libraries sign with in the DKIM scenarios. */
 const DKIM_KEY_FILE = join(HERE, '../tests/data/dkim-rsa-pkcs8.pem');
 
@@ -129,9 +133,21 @@ function which(command) {
   }
 }
 
-/** Runs lib/cold.mjs in a fresh process of `runtime`; resolves with its JSON line. */
-function runCold(runtime, spec) {
-  const [command, ...prefix] = runtimeCommand(runtime);
+/** The libraries a cold runtime runs, and how one cold send is started there. */
+function coldRuntime(runtime) {
+  const [base, variant] = runtime.split('-');
+  const tlsEngine = variant === 'wasmtls' ? 'wasm' : undefined;
+  if (base === 'workerd') {
+    const installed = existsSync(join(HERE, '../tests/runtimes/node_modules/miniflare'));
+    return installed && { libs: ['wasmtp'], run: (spec) => runNode('lib/cold-workerd.mjs', [JSON.stringify({ ...spec, tlsEngine })]) };
+  }
+  const command = runtimeCommand(base);
+  if (!command) return null;
+  return { libs: tlsEngine ? ['wasmtp'] : LIBS, run: (spec) => runCold(command, { ...spec, tlsEngine }) };
+}
+
+/** Runs lib/cold.mjs in a fresh process (`command` from runtimeCommand); resolves with its JSON line. */
+function runCold([command, ...prefix], spec) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...prefix, join(HERE, 'lib/cold.mjs'), JSON.stringify(spec)], {
       cwd: HERE,
@@ -143,7 +159,7 @@ function runCold(runtime, spec) {
       try {
         resolve(JSON.parse(out.trim().split('\n').pop()));
       } catch {
-        reject(new Error(`${runtime} lib/cold.mjs exited ${code}: ${out}`));
+        reject(new Error(`${command} lib/cold.mjs exited ${code}: ${out}`));
       }
     });
   });
@@ -270,19 +286,20 @@ for (let run = 0; run < RUNS; run++) {
 // ----- cold sends: a fresh process, a fresh connection, one message ----------
 
 const coldRaw = {};
-const coldRuntimes = COLD_RUNTIMES.filter((runtime) => {
-  if (runtimeCommand(runtime)) return true;
+const coldRuntimes = COLD_RUNTIMES.flatMap((runtime) => {
+  const found = coldRuntime(runtime);
+  if (found) return [[runtime, found]];
   log(`cold send: ${runtime} is not installed (scripts/test-runtimes.sh installs it): skipped`);
-  return false;
+  return [];
 });
 for (const c of cold) {
-  for (const runtime of coldRuntimes) {
+  for (const [runtime, { libs, run }] of coldRuntimes) {
     const key = `${c.id}-${runtime}`;
     coldRaw[key] = { wasmtp: [], nodemailer: [] };
     for (let i = 0; i < COLD_RUNS; i++) {
-      for (const lib of i % 2 === 0 ? LIBS : [...LIBS].reverse()) {
+      for (const lib of i % 2 === 0 ? libs : [...libs].reverse()) {
         const spec = { lib, entry: wasmtpEntry, port: c.proxy.port, security: c.security, caPath: c.caPath };
-        const result = await runCold(runtime, spec);
+        const result = await run(spec);
         // Round trips up to the message's final reply: QUIT and the close come after the result.
         await roundsFor(c.proxy, 1, { reset: false }); // waits until the connection closed
         result.rounds = (await c.proxy.ask('roundsBefore', { at: result.sentAt })).rounds;
@@ -344,7 +361,8 @@ for (const s of SCENARIOS) {
   }
 }
 for (const [key, byLib] of Object.entries(coldRaw)) {
-  const [, port, runtime] = key.split('-');
+  const [, port, ...rest] = key.split('-');
+  const runtime = rest.join('-').replace('-wasmtls', ', TLS in the engine');
   const title = `cold send, ${port === '587' ? 'STARTTLS' : 'implicit TLS'} + AUTH, 20 ms RTT, ${runtime} (smtp-server)`;
   const pick = (fn) => Object.fromEntries(LIBS.map((lib) => [lib, median(byLib[lib].map(fn))]));
   figure(key, `ms to the final reply, ${title}`, 'ms', 'lower', pick((r) => r.sentMs));
