@@ -235,8 +235,10 @@ const SCENARIOS = [
   // the connection is replaced every 100 messages.
   { id: 'loopback-1-rotating', title: 'loopback, 1 connection replaced every 100 messages (defaults; smtp-server)', target: sinkTarget, connections: 1, defaultLimits: true },
   { id: 'rtt20-sink-rotating', title: '20 ms RTT, 1 connection replaced every 100 messages (defaults; smtp-server, DATA)', target: sinkTarget, connections: 1, defaultLimits: true, proxy: sinkProxy },
-  postfix && { id: 'loopback-postfix', title: 'loopback, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1 },
-  postfix && { id: 'rtt20-postfix', title: '20 ms RTT, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1, proxy: postfixProxy },
+  // `reference`: a minimal raw client (lib/client.mjs 'raw') runs the same
+  // batch too, for the pace the server itself allows.
+  postfix && { id: 'loopback-postfix', title: 'loopback, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1, reference: true },
+  postfix && { id: 'rtt20-postfix', title: '20 ms RTT, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1, proxy: postfixProxy, reference: true },
   { id: 'attachment-100mb', title: '100 MB attachment from a stream (smtp-server)', target: sinkTarget, connections: 1, attachment: true },
   // DKIM (rsa-sha256, 2048-bit, relaxed/relaxed, the same key for both).
   { id: 'loopback-1-dkim', title: 'loopback, 1 connection, DKIM-signed (smtp-server)', target: sinkTarget, connections: 1, dkim: true },
@@ -246,14 +248,14 @@ const SCENARIOS = [
 // ----- runs -----------------------------------------------------------------
 
 const raw = {};
-for (const s of SCENARIOS) raw[s.id] = { wasmtp: [], nodemailer: [] };
+for (const s of SCENARIOS) raw[s.id] = s.reference ? { wasmtp: [], nodemailer: [], raw: [] } : { wasmtp: [], nodemailer: [] };
 const started = performance.now();
 
 for (let run = 0; run < RUNS; run++) {
   for (const s of SCENARIOS) {
     // Alternate which library goes first, so neither always meets a warm server.
     const order = run % 2 === 0 ? LIBS : [...LIBS].reverse();
-    for (const lib of order) {
+    for (const lib of s.reference ? [...order, 'raw'] : order) {
       const target = s.proxy ? { ...s.target, port: s.proxy.port } : s.target;
       const spec = {
         lib,
@@ -438,6 +440,10 @@ for (const f of figures) {
 }
 if (results.startup.wasmtp.importMs != null) {
   lines.push(`| … of which import / instantiate (ms) | ${fmt(results.startup.wasmtp.importMs)} / ${fmt(results.startup.wasmtp.instantiateMs)} | ${fmt(results.startup.nodemailer.importMs)} / — | |`);
+}
+for (const s of SCENARIOS.filter((s) => s.reference)) {
+  const rawRate = median(raw[s.id].raw.map(rate));
+  lines.push(`| … a minimal raw client on the same server (${s.title}; lib/client.mjs 'raw', window 32) (msg/s) | ${fmt(rawRate, 'msg/s')} | | wasmtp / raw: ${ratio(median(raw[s.id].wasmtp.map(rate)), rawRate)?.toFixed(2) ?? '—'}× |`);
 }
 for (const a of sizes?.artifacts ?? []) {
   lines.push(`| wasm artifact \`${a.artifact}\` (${a.file}): raw / gzip -9 / brotli | ${(a.raw / 1000).toFixed(1)} / ${(a.gzip / 1000).toFixed(1)} / ${(a.brotli / 1000).toFixed(1)} KB | | |`);
