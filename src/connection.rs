@@ -26,12 +26,14 @@ use crate::tls::{self, TlsFailure, TlsInfo};
 
 mod outcome;
 mod port_probe;
+mod timer;
 mod transaction;
 
 pub use outcome::connect_error;
 use outcome::{data_error, mail_error, nested_mail_error, recipients_error};
 pub use port_probe::client_hello as port_probe_client_hello;
 use port_probe::{PortProbe, ProbeAnswer};
+use timer::{Timer, Timers};
 use transaction::{Step, Transaction};
 
 /// Where the session is, coarsely. Replies still expected are tracked apart.
@@ -94,12 +96,6 @@ impl Expect {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    expect: Expect,
-    deadline: Instant,
-}
-
 /// One client connection. See the module documentation for the protocol
 /// between the engine and its host.
 pub struct Connection {
@@ -108,11 +104,11 @@ pub struct Connection {
     parser: ReplyParser,
     out: Vec<u8>,
     events: VecDeque<Event>,
-    pending: VecDeque<Pending>,
+    /// Replies awaited, oldest first; the `Reply` timer runs for the first.
+    pending: VecDeque<Expect>,
     txs: VecDeque<Transaction>,
     next_message: u64,
-    /// Deadline of the current non-reply wait (connect, handshake).
-    wait_deadline: Option<(Instant, Phase)>,
+    timers: Timers,
     /// Without TLS, silence before the greeting: is this a TLS port?
     port_probe: PortProbe,
     greeting: Option<Reply>,
@@ -160,7 +156,8 @@ impl Connection {
         {
             return Err(SmtpError::input(Phase::Connect, "limits must be greater than zero."));
         }
-        let deadline = now + config.timeouts.connect;
+        let mut timers = Timers::default();
+        timers.set(Timer::Connect, now + config.timeouts.connect);
         Ok(Connection {
             parser: ReplyParser::new(config.limits.reply),
             config,
@@ -170,7 +167,7 @@ impl Connection {
             pending: VecDeque::new(),
             txs: VecDeque::new(),
             next_message: 1,
-            wait_deadline: Some((deadline, Phase::Connect)),
+            timers,
             port_probe: PortProbe::Off,
             greeting: None,
             caps: None,
@@ -198,7 +195,7 @@ impl Connection {
             self.begin_handshake(false, now);
         } else {
             self.await_greeting(now);
-            self.port_probe = PortProbe::arm(now, self.config.timeouts.port_probe, self.config.port);
+            self.arm_port_probe(now);
         }
     }
 
@@ -216,7 +213,7 @@ impl Connection {
         if self.state != State::TlsHandshake {
             return;
         }
-        self.wait_deadline = None;
+        self.timers.stop(Timer::Handshake);
         let verified = if info.authorized {
             "certificate verified".to_string()
         } else {
@@ -300,7 +297,7 @@ impl Connection {
             self.bytes_during_handshake(data);
             return;
         }
-        self.port_probe = PortProbe::Off;
+        self.stop_port_probe();
         while !data.is_empty() && self.state != State::Closed {
             match self.parser.parse(data) {
                 Err(err) => {
@@ -363,39 +360,60 @@ impl Connection {
     /// A TLS answer ends this connection with `ETLS_PORT_MISMATCH`; anything
     /// else leaves it waiting for its greeting.
     pub fn port_probe_result(&mut self, first_bytes: &[u8], _now: Instant) {
-        if !matches!(self.port_probe, PortProbe::Asked { .. }) || self.state == State::Closed {
+        if self.port_probe != PortProbe::Asked || self.state == State::Closed {
             return;
         }
-        self.port_probe = PortProbe::Off;
+        self.stop_port_probe();
         if port_probe::judge(first_bytes) == ProbeAnswer::Tls {
             let detail = "a second connection to the same port that started a TLS handshake was answered with TLS";
             self.fail_connection(self.port_mismatch_error(detail), false);
         }
     }
 
-    /// Call when `poll_timeout` has passed.
+    /// Call when `poll_timeout` has passed: each timer that expired is
+    /// handled in turn, until one of them ends the connection.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.state == State::Closed {
-            return;
+        while self.state != State::Closed {
+            let Some(timer) = self.timers.take_expired(now) else {
+                return;
+            };
+            self.on_timer(timer);
         }
-        if self.handle_port_probe_timeout(now) {
-            return;
-        }
-        if let Some((deadline, phase)) = self.wait_deadline {
-            if now >= deadline {
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::PortProbe | Timer::PortGuess if !self.awaiting_greeting() => self.stop_port_probe(),
+            Timer::PortProbe => {
+                self.port_probe = PortProbe::Asked;
+                let client_hello = port_probe::client_hello(&self.config.host);
+                self.events.push_back(Event::PortProbe { client_hello });
+            }
+            Timer::PortGuess => {
+                let err = self.port_mismatch_error("port 465 is the TLS port by convention");
+                self.fail_connection(err, false);
+            }
+            Timer::Connect => {
+                let err = self.timeout_error(Phase::Connect, None);
+                self.fail_connection(err, false);
+            }
+            Timer::Handshake => {
+                let phase = if self.starttls_handshake {
+                    Phase::StartTls
+                } else {
+                    Phase::Tls
+                };
                 let err = self.timeout_error(phase, None);
                 self.fail_connection(err, false);
-                return;
             }
-        }
-        if let Some(front) = self.pending.front().copied() {
-            if now >= front.deadline {
-                if front.expect == Expect::Quit {
+            Timer::Reply => {
+                let Some(&expect) = self.pending.front() else { return };
+                if expect == Expect::Quit {
                     self.transcript(Direction::Client, "(no reply to QUIT; closing)".to_string());
                     self.finish_closed(None);
                     return;
                 }
-                let err = self.timeout_error(front.expect.phase(), Some(front.expect));
+                let err = self.timeout_error(expect.phase(), Some(expect));
                 self.fail_connection(err, false);
             }
         }
@@ -564,14 +582,7 @@ impl Connection {
 
     /// When `handle_timeout` must be called next, if anything is awaited.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.wait_deadline.map(|(d, _)| d),
-            self.port_probe.deadline(),
-            self.pending.front().map(|p| p.deadline),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers.next()
     }
 
     // ----- Queries -----------------------------------------------------------
@@ -618,8 +629,9 @@ impl Connection {
     fn begin_handshake(&mut self, after_starttls: bool, now: Instant) {
         self.state = State::TlsHandshake;
         self.starttls_handshake = after_starttls;
-        let phase = if after_starttls { Phase::StartTls } else { Phase::Tls };
-        self.wait_deadline = Some((now + self.config.timeouts.tls_handshake, phase));
+        self.timers.stop(Timer::Connect);
+        self.timers
+            .set(Timer::Handshake, now + self.config.timeouts.tls_handshake);
         self.events.push_back(Event::StartTls {
             server_name: self.config.host.clone(),
         });
@@ -627,8 +639,9 @@ impl Connection {
 
     fn await_greeting(&mut self, now: Instant) {
         self.state = State::Setup;
-        self.wait_deadline = None;
-        self.expect(Expect::Greeting, now + self.config.timeouts.greeting);
+        self.timers.stop(Timer::Connect);
+        self.timers.stop(Timer::Handshake);
+        self.expect(Expect::Greeting, now);
     }
 
     fn bytes_during_handshake(&mut self, data: &[u8]) {
@@ -733,35 +746,25 @@ impl Connection {
         }
     }
 
-    /// The probe's timers: ask the host for a probe after a silence; on port
-    /// 465, name the mix-up after the full silence if no probe answered.
-    /// True when the connection ended.
-    fn handle_port_probe_timeout(&mut self, now: Instant) -> bool {
-        let awaiting_greeting = self.pending.front().map(|p| p.expect) == Some(Expect::Greeting);
-        if !awaiting_greeting {
-            self.port_probe = PortProbe::Off;
-            return false;
+    /// A plaintext connection opened: if it stays silent, ask the host for
+    /// a probe (and on port 465 name the mix-up after the full silence).
+    fn arm_port_probe(&mut self, now: Instant) {
+        let (probe_at, guess_at) = port_probe::schedule(now, self.config.timeouts.port_probe, self.config.port);
+        self.port_probe = PortProbe::Armed;
+        self.timers.set(Timer::PortProbe, probe_at);
+        if let Some(guess_at) = guess_at {
+            self.timers.set(Timer::PortGuess, guess_at);
         }
-        if let PortProbe::Armed { at, guess_at } = self.port_probe {
-            if now >= at {
-                self.port_probe = PortProbe::Asked { guess_at };
-                let client_hello = port_probe::client_hello(&self.config.host);
-                self.events.push_back(Event::PortProbe { client_hello });
-            }
-        }
-        match self.port_probe {
-            PortProbe::Armed {
-                guess_at: Some(guess), ..
-            }
-            | PortProbe::Asked { guess_at: Some(guess) }
-                if now >= guess =>
-            {
-                let err = self.port_mismatch_error("port 465 is the TLS port by convention");
-                self.fail_connection(err, false);
-                true
-            }
-            _ => false,
-        }
+    }
+
+    fn stop_port_probe(&mut self) {
+        self.port_probe = PortProbe::Off;
+        self.timers.stop(Timer::PortProbe);
+        self.timers.stop(Timer::PortGuess);
+    }
+
+    fn awaiting_greeting(&self) -> bool {
+        self.pending.front() == Some(&Expect::Greeting)
     }
 
     /// `ETLS_PORT_MISMATCH` for a plaintext connection that heard no greeting.
@@ -854,21 +857,17 @@ impl Connection {
             };
             self.transcript(Direction::Server, text);
         }
-        let Some(pending) = self.pending.pop_front() else {
+        let Some(expect) = self.pending.pop_front() else {
             self.unsolicited(reply);
             return;
         };
         // Progress: the next awaited reply gets a fresh allowance.
-        if let Some(expect) = self.pending.front().map(|p| p.expect) {
-            let allowance = self.timeout_for(expect);
-            let front = self.pending.front_mut().expect("just looked at it");
-            front.deadline = front.deadline.max(now + allowance);
-        }
-        if reply.code == 221 && pending.expect != Expect::Quit {
+        self.restart_reply_timer(now);
+        if reply.code == 221 && expect != Expect::Quit {
             // 221 is "closing": success for QUIT, the end of the session anywhere else.
             let err = SmtpError::from_reply(
                 ErrorCode::Closed,
-                pending.expect.phase(),
+                expect.phase(),
                 format!("the server ended the session: {reply}."),
                 &reply,
             )
@@ -880,7 +879,7 @@ impl Connection {
         }
         let closing = reply.code == 421;
         let closing_reply = closing.then(|| reply.clone());
-        match pending.expect {
+        match expect {
             Expect::Greeting => self.on_greeting(reply, now),
             Expect::Ehlo => self.on_ehlo(reply, now),
             Expect::Helo => self.on_helo(reply, now),
@@ -890,10 +889,10 @@ impl Connection {
                 if !reply.is_positive() && !closing {
                     let err = SmtpError::from_reply(
                         ErrorCode::Protocol,
-                        pending.expect.phase(),
+                        expect.phase(),
                         format!(
                             "the server refused {}: {reply}.",
-                            if pending.expect == Expect::Rset { "RSET" } else { "NOOP" }
+                            if expect == Expect::Rset { "RSET" } else { "NOOP" }
                         ),
                         &reply,
                     );
@@ -908,7 +907,7 @@ impl Connection {
             Expect::Final(id) => self.on_final(id, reply, now),
         }
         if let Some(reply) = closing_reply.filter(|_| self.state != State::Closed) {
-            let phase = pending.expect.phase();
+            let phase = expect.phase();
             let err = SmtpError::from_reply(
                 ErrorCode::Closed,
                 phase,
@@ -945,7 +944,7 @@ impl Connection {
     }
 
     fn on_greeting(&mut self, reply: Reply, now: Instant) {
-        self.port_probe = PortProbe::Off;
+        self.stop_port_probe();
         if reply.code == 220 {
             self.greeting = Some(reply);
             self.send_hello(now);
@@ -1170,7 +1169,7 @@ impl Connection {
             tx.end_sent = true;
             tx.wire_ended = true;
             self.end_of_data_sent(id);
-            self.expect(Expect::Final(id), now + self.config.timeouts.data_end);
+            self.expect(Expect::Final(id), now);
             return;
         }
         if reply.code < 400 {
@@ -1224,11 +1223,8 @@ impl Connection {
         };
         if tx.final_replies.len() < needed {
             // LMTP: the next reply belongs to this message too.
-            let deadline = now + self.config.timeouts.data_end;
-            self.pending.push_front(Pending {
-                expect: Expect::Final(id),
-                deadline,
-            });
+            self.pending.push_front(Expect::Final(id));
+            self.restart_reply_timer(now);
             return;
         }
         tx.outstanding -= 1;
@@ -1436,7 +1432,7 @@ impl Connection {
         self.end_of_data_sent(id);
         self.transcript(Direction::Client, summary);
         self.transcript(Direction::Client, ".".to_string());
-        self.expect(Expect::Final(id), now + self.config.timeouts.data_end);
+        self.expect(Expect::Final(id), now);
         true
     }
 
@@ -1483,16 +1479,12 @@ impl Connection {
             tx.wire_ended = true;
         }
         let body: Vec<u8> = tx.chunk.drain(..size).collect();
-        let (expect, deadline) = if last {
-            (Expect::Final(id), now + self.config.timeouts.data_end)
-        } else {
-            (Expect::Bdat(id), now + self.config.timeouts.command)
-        };
+        let expect = if last { Expect::Final(id) } else { Expect::Bdat(id) };
         self.out.extend_from_slice(line.as_bytes());
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&body);
         self.transcript(Direction::Client, format!("{line} <{size} bytes of message data>"));
-        self.expect(expect, deadline);
+        self.expect(expect, now);
         true
     }
 
@@ -1546,17 +1538,30 @@ impl Connection {
         self.out.extend_from_slice(line.as_bytes());
         self.out.extend_from_slice(b"\r\n");
         self.transcript(Direction::Client, redacted.unwrap_or(line).to_string());
-        let deadline = now + self.timeout_for(expect);
-        self.expect(expect, deadline);
+        self.expect(expect, now);
     }
 
-    fn expect(&mut self, expect: Expect, deadline: Instant) {
-        self.pending.push_back(Pending { expect, deadline });
+    /// Awaits a reply to what was just sent at `now`.
+    fn expect(&mut self, expect: Expect, now: Instant) {
+        self.pending.push_back(expect);
+        if self.pending.len() == 1 {
+            self.restart_reply_timer(now);
+        }
+    }
+
+    /// The reply now at the head of the queue gets its whole allowance from
+    /// `now` (time is monotonic, so never less than it had when its command
+    /// went out).
+    fn restart_reply_timer(&mut self, now: Instant) {
+        match self.pending.front() {
+            Some(&expect) => self.timers.set(Timer::Reply, now + self.timeout_for(expect)),
+            None => self.timers.stop(Timer::Reply),
+        }
     }
 
     fn can_send_command(&self) -> bool {
         if self.pipelining() {
-            self.pending.iter().all(|p| p.expect.allows_pipelining_after())
+            self.pending.iter().all(|e| e.allows_pipelining_after())
         } else {
             self.pending.is_empty()
         }
@@ -1682,14 +1687,14 @@ impl Connection {
         self.state = State::Closed;
         self.pending.clear();
         self.txs.clear();
-        self.wait_deadline = None;
+        self.timers.stop_all();
         self.port_probe = PortProbe::Off;
         self.events.push_back(Event::Closed(err));
     }
 
     fn current_phase(&self) -> Phase {
         if let Some(front) = self.pending.front() {
-            return front.expect.phase();
+            return front.phase();
         }
         match self.state {
             State::Connecting => Phase::Connect,
