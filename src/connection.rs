@@ -18,9 +18,9 @@ use crate::body::{BodyEncoder, Framing};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, Protocol, Security};
 use crate::envelope::{Envelope, build_commands};
-use crate::error::{DeliveryState, ErrorCode, Phase, SmtpError};
+use crate::error::{Phase, SmtpError};
 use crate::event::{Direction, Event, MessageId, SessionInfo, TranscriptLine};
-use crate::reply::{Reply, ReplyParser, escape_for_log};
+use crate::reply::{Reply, ReplyParser};
 use crate::time::{Duration, Instant};
 use crate::tls::{self, TlsFailure, TlsInfo};
 
@@ -30,7 +30,7 @@ mod timer;
 mod transaction;
 
 pub use outcome::connect_error;
-use outcome::{data_error, mail_error, nested_mail_error, recipients_error};
+use outcome::{Unfinished, Wait, data_error, mail_error, nested_mail_error, recipients_error};
 pub use port_probe::client_hello as port_probe_client_hello;
 use port_probe::{PortProbe, ProbeAnswer};
 use timer::{Timer, Timers};
@@ -142,19 +142,13 @@ impl Connection {
     pub fn new(config: Config, now: Instant) -> Result<Connection, SmtpError> {
         validate_ehlo_name(&config.client_name)?;
         if config.host.is_empty() || config.host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            return Err(SmtpError::input(
-                Phase::Connect,
-                format!(
-                    "the host \"{}\" is not a valid host name.",
-                    escape_for_log(config.host.as_bytes(), 80)
-                ),
-            ));
+            return Err(outcome::invalid_host(&config.host));
         }
         if config.limits.max_in_flight == 0
             || config.limits.bdat_chunk_size == 0
             || config.limits.max_buffered_body == 0
         {
-            return Err(SmtpError::input(Phase::Connect, "limits must be greater than zero."));
+            return Err(outcome::zero_limits());
         }
         let mut timers = Timers::default();
         timers.set(Timer::Connect, now + config.timeouts.connect);
@@ -261,17 +255,7 @@ impl Connection {
     /// a refused certificate is by far the likeliest.
     fn unconfirmed_tls_failed(&mut self, detail: &str, now: Instant) {
         self.tls_unconfirmed = false;
-        let named = TlsFailure::from_message(detail);
-        let kind = if named.kind == tls::TlsFailureKind::Handshake {
-            tls::TlsFailureKind::Certificate
-        } else {
-            named.kind
-        };
-        let detail = format!(
-            "{detail}; the connection failed at the first read or write after the TLS upgrade, \
-             which is how this platform reports a refused certificate or handshake"
-        );
-        self.tls_failed(TlsFailure::new(kind, detail), now);
+        self.tls_failed(outcome::unconfirmed_handshake_failure(detail), now);
     }
 
     /// The TLS handshake failed.
@@ -302,11 +286,7 @@ impl Connection {
             match self.parser.parse(data) {
                 Err(err) => {
                     let phase = self.current_phase();
-                    self.fail_connection(
-                        SmtpError::protocol(phase, format!("the server sent an invalid reply: {err}."))
-                            .with_hint("this is not a working SMTP server on this port, or something on the path is corrupting the dialog."),
-                        false,
-                    );
+                    self.fail_connection(outcome::invalid_reply(phase, err), false);
                     return;
                 }
                 Ok((consumed, reply)) => {
@@ -335,21 +315,7 @@ impl Connection {
             _ => {
                 let phase = self.current_phase();
                 let idle = self.pending.is_empty() && self.txs.is_empty() && self.state == State::Ready;
-                let mut err = SmtpError::new(
-                    ErrorCode::Closed,
-                    phase,
-                    if idle {
-                        "the server closed the idle connection.".to_string()
-                    } else {
-                        format!("the server closed the connection during {phase}.")
-                    },
-                )
-                .retryable(true);
-                if phase == Phase::Greeting {
-                    err = err.with_hint(
-                        "the server hung up before greeting: it may be rejecting this client (rate limits, IP reputation), or the port expects TLS from the first byte (security: 'tls').",
-                    );
-                }
+                let err = outcome::closed_by_server(phase, idle);
                 self.fail_connection(err, false);
             }
         }
@@ -366,7 +332,7 @@ impl Connection {
         self.stop_port_probe();
         if port_probe::judge(first_bytes) == ProbeAnswer::Tls {
             let detail = "a second connection to the same port that started a TLS handshake was answered with TLS";
-            self.fail_connection(self.port_mismatch_error(detail), false);
+            self.fail_connection(outcome::port_mismatch(&self.config, detail), false);
         }
     }
 
@@ -390,20 +356,18 @@ impl Connection {
                 self.events.push_back(Event::PortProbe { client_hello });
             }
             Timer::PortGuess => {
-                let err = self.port_mismatch_error("port 465 is the TLS port by convention");
+                let err = outcome::port_mismatch(&self.config, "port 465 is the TLS port by convention");
                 self.fail_connection(err, false);
             }
             Timer::Connect => {
-                let err = self.timeout_error(Phase::Connect, None);
+                let err = outcome::timed_out(&self.config, Wait::Connect);
                 self.fail_connection(err, false);
             }
             Timer::Handshake => {
-                let phase = if self.starttls_handshake {
-                    Phase::StartTls
-                } else {
-                    Phase::Tls
+                let wait = Wait::Handshake {
+                    after_starttls: self.starttls_handshake,
                 };
-                let err = self.timeout_error(phase, None);
+                let err = outcome::timed_out(&self.config, wait);
                 self.fail_connection(err, false);
             }
             Timer::Reply => {
@@ -413,7 +377,7 @@ impl Connection {
                     self.finish_closed(None);
                     return;
                 }
-                let err = self.timeout_error(expect.phase(), Some(expect));
+                let err = outcome::timed_out(&self.config, Wait::Reply(expect));
                 self.fail_connection(err, false);
             }
         }
@@ -430,25 +394,8 @@ impl Connection {
             return self.unconfirmed_tls_failed(detail, now);
         }
         let phase = self.current_phase();
-        let err = if write_stalled {
-            SmtpError::new(
-                ErrorCode::TimedOut,
-                phase,
-                format!(
-                    "the server stopped reading for {} during {phase}.",
-                    crate::time::describe(self.config.timeouts.command)
-                ),
-            )
-            .with_hint("the server or the network stalled; try again later.")
-        } else {
-            SmtpError::new(
-                ErrorCode::Closed,
-                phase,
-                format!("the connection failed during {phase} ({detail})."),
-            )
-            .with_hint("the connection was reset or broke; try again.")
-        };
-        self.fail_connection(err.retryable(true), false);
+        let err = outcome::socket_failed(&self.config, phase, detail, write_stalled);
+        self.fail_connection(err, false);
     }
 
     // ----- What the user asks for -------------------------------------------
@@ -458,12 +405,7 @@ impl Connection {
     /// the returned id. Input errors are returned at once and nothing is sent.
     pub fn submit(&mut self, envelope: Envelope, now: Instant) -> Result<MessageId, SmtpError> {
         if matches!(self.state, State::Closed | State::Quitting) || self.quit_requested {
-            return Err(SmtpError::new(
-                ErrorCode::Closed,
-                Phase::Mail,
-                "the connection is closing; the message was not sent.",
-            )
-            .retryable(true));
+            return Err(outcome::closing());
         }
         envelope.validate()?;
         let id = MessageId(self.next_message);
@@ -548,11 +490,7 @@ impl Connection {
     pub fn abort(&mut self) {
         if self.state != State::Closed {
             let phase = self.current_phase();
-            let err = SmtpError::new(
-                ErrorCode::Closed,
-                phase,
-                "the connection was aborted by the application.",
-            );
+            let err = outcome::aborted(phase);
             self.fail_connection(err, false);
         }
     }
@@ -656,32 +594,12 @@ impl Connection {
                 return;
             }
         }
-        let err = if !self.starttls_handshake && tls::looks_like_plaintext_greeting(&self.early_bytes) {
-            tls::failure_error(
-                &TlsFailure::new(tls::TlsFailureKind::PlaintextReply, "plaintext SMTP greeting"),
-                &self.config.host,
-                self.config.port,
-                false,
-            )
+        let shown = if self.starttls_handshake {
+            data
         } else {
-            let shown = if self.starttls_handshake {
-                data
-            } else {
-                &self.early_bytes
-            };
-            SmtpError::protocol(
-                if self.starttls_handshake { Phase::StartTls } else { Phase::Tls },
-                format!(
-                    "the server sent data before the TLS handshake ({}): a response injection attack or a broken server.",
-                    escape_for_log(shown, 60)
-                ),
-            )
-            .with_hint(if self.starttls_handshake {
-                "nothing may follow the STARTTLS 220 reply; wasmtp refuses to continue. If this persists, something on the network path is tampering with SMTP."
-            } else {
-                "the server did not answer the TLS handshake with TLS: check that this port offers implicit TLS (465), or use security: 'starttls' on 587."
-            })
+            &self.early_bytes
         };
+        let err = outcome::bytes_before_handshake(&self.config, self.starttls_handshake, shown);
         self.fail_connection(err, false);
     }
 
@@ -705,15 +623,7 @@ impl Connection {
                 return;
             }
             if self.config.security == Security::StartTls {
-                let err = SmtpError::new(
-                    ErrorCode::StartTlsUnavailable,
-                    Phase::StartTls,
-                    format!(
-                        "security is 'starttls' but {}:{} does not offer STARTTLS; nothing was sent (no credentials, no message).",
-                        self.config.host, self.config.port
-                    ),
-                )
-                .with_hint(starttls_missing_hint(self.config.port));
+                let err = outcome::starttls_missing(&self.config);
                 self.fail_connection(err, true);
                 return;
             }
@@ -767,22 +677,6 @@ impl Connection {
         self.pending.front() == Some(&Expect::Greeting)
     }
 
-    /// `ETLS_PORT_MISMATCH` for a plaintext connection that heard no greeting.
-    fn port_mismatch_error(&self, evidence: &str) -> SmtpError {
-        let waited = crate::time::describe(self.config.timeouts.port_probe);
-        SmtpError::new(
-            ErrorCode::TlsPortMismatch,
-            Phase::Greeting,
-            format!(
-                "no greeting from {}:{} within {waited} while connecting without TLS (security: '{}'), and {evidence}.",
-                self.config.host,
-                self.config.port,
-                self.config.security.as_str()
-            ),
-        )
-        .with_hint(tls::silent_greeting_hint(self.config.port, self.config.security))
-    }
-
     /// The error AUTH would end with over TLS, when none of the mechanisms
     /// this plaintext EHLO offers fits the credentials given.
     fn mechanisms_unusable_even_over_tls(&self) -> Option<SmtpError> {
@@ -792,42 +686,19 @@ impl Connection {
     }
 
     /// Why credentials may not be sent on this link, if they may not: it is
-    /// unencrypted, or encrypted with a certificate nobody verified (which
-    /// anyone on the path could have presented).
+    /// unencrypted, or encrypted with a certificate nobody verified.
     fn insecure_auth_error(&self) -> Option<SmtpError> {
-        let (host, port, security) = (&self.config.host, self.config.port, self.config.security.as_str());
         match &self.tls {
             None => {
-                let offered_tls = self.caps.as_ref().is_some_and(|c| c.starttls);
-                let hint = if offered_tls && self.config.security == Security::None {
-                    "the server offers STARTTLS: use security: 'starttls'. Only for a trusted local test server, set allowInsecureAuth: true."
-                } else {
-                    "use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true."
-                };
-                let mut message = format!("refusing to send credentials to {host}:{port} over an unencrypted connection (security: '{security}').");
-                let mut hint = hint.to_string();
-                // Name the second problem too, so one error tells the whole
-                // story: what the server offers is unusable even over TLS
-                // (an Exchange server with only GSSAPI and NTLM, say).
-                if let Some(unusable) = self.mechanisms_unusable_even_over_tls() {
-                    message.push_str(&format!(" Besides, {}", unusable.message));
-                    if let Some(fix) = unusable.hint {
-                        hint.push_str(&format!(" And for AUTH: {fix}"));
-                    }
-                }
-                Some(SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, message).with_hint(hint))
+                let offers_starttls = self.caps.as_ref().is_some_and(|c| c.starttls);
+                let unusable_over_tls = self.mechanisms_unusable_even_over_tls();
+                Some(outcome::auth_unencrypted(
+                    &self.config,
+                    offers_starttls,
+                    unusable_over_tls,
+                ))
             }
-            Some(tls) if !tls.authorized => Some(
-                SmtpError::new(
-                    ErrorCode::AuthInsecure,
-                    Phase::Auth,
-                    format!(
-                        "refusing to send credentials to {host}:{port}: the TLS certificate was not verified ({}), so the link may lead to someone else.",
-                        tls.authorization_error.as_deref().unwrap_or("verification was turned off")
-                    ),
-                )
-                .with_hint("pass the server's CA (or its self-signed certificate) as tls.ca and keep verification on. Only for a trusted local test server, set allowInsecureAuth: true."),
-            ),
+            Some(tls) if !tls.authorized => Some(outcome::auth_unverified(&self.config, tls)),
             Some(_) => None,
         }
     }
@@ -865,15 +736,7 @@ impl Connection {
         self.restart_reply_timer(now);
         if reply.code == 221 && expect != Expect::Quit {
             // 221 is "closing": success for QUIT, the end of the session anywhere else.
-            let err = SmtpError::from_reply(
-                ErrorCode::Closed,
-                expect.phase(),
-                format!("the server ended the session: {reply}."),
-                &reply,
-            )
-            .with_hint(
-                "the server closed the session instead of answering; it may be shutting down or rejecting this client.",
-            );
+            let err = outcome::session_ended(expect.phase(), &reply);
             self.fail_connection(err, false);
             return;
         }
@@ -887,15 +750,8 @@ impl Connection {
             Expect::Auth => self.on_auth(reply, now),
             Expect::Rset | Expect::Noop => {
                 if !reply.is_positive() && !closing {
-                    let err = SmtpError::from_reply(
-                        ErrorCode::Protocol,
-                        expect.phase(),
-                        format!(
-                            "the server refused {}: {reply}.",
-                            if expect == Expect::Rset { "RSET" } else { "NOOP" }
-                        ),
-                        &reply,
-                    );
+                    let verb = if expect == Expect::Rset { "RSET" } else { "NOOP" };
+                    let err = outcome::refused(verb, expect.phase(), &reply);
                     self.fail_connection(err, true);
                 }
             }
@@ -907,14 +763,7 @@ impl Connection {
             Expect::Final(id) => self.on_final(id, reply, now),
         }
         if let Some(reply) = closing_reply.filter(|_| self.state != State::Closed) {
-            let phase = expect.phase();
-            let err = SmtpError::from_reply(
-                ErrorCode::Closed,
-                phase,
-                format!("the server is closing the connection: {reply}."),
-                &reply,
-            )
-            .with_hint("the server is shutting down or limiting connections; try again later.");
+            let err = outcome::server_closing(expect.phase(), &reply);
             self.fail_connection(err, false);
         }
         self.reap_transactions();
@@ -922,24 +771,7 @@ impl Connection {
 
     fn unsolicited(&mut self, reply: Reply) {
         let phase = self.current_phase();
-        let err = if reply.code == 421 {
-            SmtpError::from_reply(
-                ErrorCode::Closed,
-                phase,
-                format!("the server closed the session: {reply}."),
-                &reply,
-            )
-            .with_hint("the server is shutting down or dropped an idle connection; try again.")
-        } else {
-            SmtpError::from_reply(
-                ErrorCode::Protocol,
-                phase,
-                format!("the server sent a reply no command asked for: {reply}."),
-                &reply,
-            )
-            .with_hint("the server (or something on the path) is out of step with the dialog; wasmtp stops rather than pair replies wrongly.")
-            .retryable(false)
-        };
+        let err = outcome::unsolicited(phase, &reply);
         self.fail_connection(err, false);
     }
 
@@ -950,24 +782,7 @@ impl Connection {
             self.send_hello(now);
             return;
         }
-        let (code, message, hint) = match reply.code {
-            554 | 521 | 550 => (
-                ErrorCode::Connect,
-                format!("the server refused the session in its greeting: {reply}."),
-                "the server does not accept mail from this client (IP reputation, blocklist or policy); ask its administrator.",
-            ),
-            421 => (
-                ErrorCode::Connect,
-                format!("the server is not accepting connections now: {reply}."),
-                "the server is busy or shutting down; try again later.",
-            ),
-            _ => (
-                ErrorCode::Protocol,
-                format!("the server greeted with an unexpected reply: {reply}."),
-                "this does not look like an SMTP server on this port; check the host and port.",
-            ),
-        };
-        let err = SmtpError::from_reply(code, Phase::Greeting, message, &reply).with_hint(hint);
+        let err = outcome::greeting_refused(&reply);
         self.fail_connection(err, reply.code != 421);
     }
 
@@ -990,22 +805,7 @@ impl Connection {
             self.send_command(&line, None, Expect::Helo, now);
             return;
         }
-        let err = match (self.config.security, self.tls.is_some()) {
-            (Security::StartTls, false) => SmtpError::from_reply(
-                ErrorCode::StartTlsUnavailable,
-                Phase::Ehlo,
-                format!("the server refused EHLO ({reply}), so STARTTLS cannot be negotiated; nothing was sent."),
-                &reply,
-            )
-            .with_hint("a server that refuses EHLO cannot upgrade to TLS. Check that this is a submission server (port 587), or use security: 'tls' on port 465."),
-            _ => SmtpError::from_reply(
-                ErrorCode::Protocol,
-                Phase::Ehlo,
-                format!("the server refused {} ({reply}); wasmtp does not fall back to HELO when TLS is required.", if self.config.protocol == Protocol::Lmtp { "LHLO" } else { "EHLO" }),
-                &reply,
-            )
-            .with_hint("HELO has no extensions (no AUTH, no size checks); ask the server's administrator to enable ESMTP."),
-        };
+        let err = outcome::ehlo_refused(&self.config, self.tls.is_some(), &reply);
         self.fail_connection(err, true);
     }
 
@@ -1014,13 +814,7 @@ impl Connection {
             self.caps = Some(Capabilities::from_helo(&reply));
             self.after_hello(now);
         } else if reply.code != 421 {
-            let err = SmtpError::from_reply(
-                ErrorCode::Protocol,
-                Phase::Ehlo,
-                format!("the server refused both EHLO and HELO: {reply}."),
-                &reply,
-            )
-            .with_hint("check the client name (clientName) is a valid domain or address literal, and that this is an SMTP server.");
+            let err = outcome::helo_refused(&reply);
             self.fail_connection(err, true);
         }
     }
@@ -1034,13 +828,7 @@ impl Connection {
             return;
         }
         if self.config.security == Security::StartTls {
-            let err = SmtpError::from_reply(
-                ErrorCode::StartTlsUnavailable,
-                Phase::StartTls,
-                format!("the server offered STARTTLS but refused it: {reply}. Nothing was sent (no credentials, no message)."),
-                &reply,
-            )
-            .with_hint("the server's TLS set-up is broken or something on the path blocks STARTTLS; try security: 'tls' on port 465, or ask the server's administrator.");
+            let err = outcome::starttls_refused(&reply);
             self.fail_connection(err, true);
         } else {
             // Opportunistic: RFC 3207 lets the client carry on in plaintext.
@@ -1151,12 +939,7 @@ impl Connection {
                 // met a transaction the server still held): an empty end of
                 // data would deliver an empty message to them. Only dropping
                 // the connection abandons DATA.
-                let err = SmtpError::new(
-                    ErrorCode::Closed,
-                    Phase::Data,
-                    "the connection was dropped to abandon DATA that the server opened for a message that had already failed, so that nothing is delivered under another message's envelope.",
-                )
-                .retryable(true);
+                let err = outcome::dropped_to_abandon_data();
                 self.fail_connection(err, false);
                 return;
             }
@@ -1176,13 +959,7 @@ impl Connection {
             // Only 354 opens DATA. Any other non-failure reply means the
             // replies are out of step with the commands (a server that
             // answered one command twice), so nothing can be paired safely.
-            let err = SmtpError::from_reply(
-                ErrorCode::Protocol,
-                Phase::Data,
-                format!("the server answered DATA with {reply} instead of 354; its replies are out of step with the commands."),
-                &reply,
-            )
-            .with_hint("the server (or something on the path) broke the dialog; wasmtp stops rather than pair replies with the wrong commands. The message was not sent.");
+            let err = outcome::data_out_of_step(&reply);
             self.fail_connection(err, false);
             return;
         }
@@ -1509,8 +1286,7 @@ impl Connection {
     /// Fails a message whose body cannot be sent and returns its error.
     /// The transaction may be gone afterwards (DATA ends the connection).
     fn body_error(&mut self, idx: usize, message: String) -> SmtpError {
-        let err = SmtpError::new(ErrorCode::Message, Phase::Data, format!("the message cannot be sent as it is: {message}"))
-            .with_hint("wasmtp's message builder encodes long lines for you; for raw messages, wrap lines or use quoted-printable/base64.");
+        let err = outcome::unsendable_body(message);
         self.fail_tx(idx, err.clone());
         let failure = self.txs[idx].failure.clone().unwrap_or(err);
         match self.framing() {
@@ -1525,12 +1301,7 @@ impl Connection {
     /// DATA cannot be cancelled: ending it would deliver a truncated
     /// message, so the only safe way out is to drop the connection.
     fn close_mid_body(&mut self) {
-        let err = SmtpError::new(
-            ErrorCode::Closed,
-            Phase::Data,
-            "the connection was dropped to abandon a message in the middle of DATA, so that no truncated copy is delivered.",
-        )
-        .retryable(true);
+        let err = outcome::dropped_mid_body();
         self.fail_connection(err, false);
     }
 
@@ -1591,19 +1362,13 @@ impl Connection {
 
     fn check_body_target(&self, id: MessageId) -> Result<(), SmtpError> {
         let Some(tx) = self.txs.iter().find(|t| t.id == id) else {
-            return Err(SmtpError::input(
-                Phase::Data,
-                format!("message {} is not queued on this connection.", id.0),
-            ));
+            return Err(outcome::not_queued(id));
         };
         if let Some(err) = &tx.failure {
             return Err(err.clone());
         }
         if tx.caller_done {
-            return Err(SmtpError::input(
-                Phase::Data,
-                "the body of this message was already ended.",
-            ));
+            return Err(outcome::body_already_ended());
         }
         Ok(())
     }
@@ -1635,30 +1400,15 @@ impl Connection {
             if tx.reported {
                 continue;
             }
-            let mut tx_err = err.clone();
-            if tx.end_sent {
-                // Only here can the server hold the message without having said so.
-                tx_err.delivery_state = DeliveryState::Unknown;
-                tx_err.phase = Phase::Data;
-                tx_err.hint = Some(
-                    "the whole message was sent but the server never confirmed it: it may or may not have been accepted. Check the recipient's mailbox before resending."
-                        .to_string(),
-                );
+            let unfinished = if tx.end_sent {
+                Unfinished::EndSent
             } else {
-                // Its end of data never went out: the server cannot have it,
-                // whatever the connection's own error says.
-                tx_err.delivery_state = DeliveryState::NotSent;
-                if tx.step != Step::Mail {
-                    tx_err.phase = tx.phase();
+                Unfinished::NotSent {
+                    phase: (tx.step != Step::Mail).then(|| tx.phase()),
+                    behind_final: awaiting_final,
                 }
-                if awaiting_final {
-                    tx_err.message = format!(
-                        "this message was not sent: the connection ended ({}) while an earlier message's final reply was awaited.",
-                        err.code
-                    );
-                    tx_err.hint = Some("the server never received this message; resending it is safe.".to_string());
-                }
-            }
+            };
+            let tx_err = outcome::for_unfinished_message(&err, unfinished);
             self.fail_tx(idx, tx_err);
         }
         if send_quit {
@@ -1674,12 +1424,7 @@ impl Connection {
         }
         if err.is_none() {
             // A clean close can still leave messages that never went out.
-            let leftover = SmtpError::new(
-                ErrorCode::Closed,
-                Phase::Quit,
-                "the connection closed before this message was sent.",
-            )
-            .retryable(true);
+            let leftover = outcome::closed_before_sent();
             for idx in 0..self.txs.len() {
                 self.fail_tx(idx, leftover.clone());
             }
@@ -1719,58 +1464,8 @@ impl Connection {
         }
     }
 
-    fn timeout_error(&self, phase: Phase, expect: Option<Expect>) -> SmtpError {
-        let t = &self.config.timeouts;
-        let (waited, what, hint) = match (phase, expect) {
-            (Phase::Connect, _) => (
-                t.connect,
-                format!("could not connect to {}:{}", self.config.host, self.config.port),
-                "the host may be down, or a firewall or the hosting provider may block outbound SMTP ports; try port 587 or 465, or 2525 if the provider offers it.".to_string(),
-            ),
-            (Phase::Tls | Phase::StartTls, None) => (
-                t.tls_handshake,
-                "the TLS handshake did not finish".to_string(),
-                if self.starttls_handshake {
-                    "the server accepted STARTTLS but never completed the handshake; try security: 'tls' on port 465.".to_string()
-                } else {
-                    "the server did not answer the TLS handshake: if this port expects a plaintext greeting (587, 25), use security: 'starttls'.".to_string()
-                },
-            ),
-            (_, Some(Expect::Greeting)) => (
-                t.greeting,
-                format!("{}:{} accepted the connection but sent no greeting", self.config.host, self.config.port),
-                tls::silent_greeting_hint(self.config.port, self.config.security),
-            ),
-            (_, Some(Expect::Final(_))) => (
-                t.data_end,
-                "the server did not confirm the message after its end".to_string(),
-                "the message may or may not have been accepted; check before resending.".to_string(),
-            ),
-            _ => (
-                t.command,
-                format!("the server did not answer during {phase}"),
-                "the server or the network stalled; try again later.".to_string(),
-            ),
-        };
-        SmtpError::new(
-            ErrorCode::TimedOut,
-            phase,
-            format!("{what} within {}.", crate::time::describe(waited)),
-        )
-        .with_hint(hint)
-        .retryable(true)
-    }
-
     fn transcript(&mut self, dir: Direction, text: String) {
         self.events.push_back(Event::Transcript(TranscriptLine { dir, text }));
-    }
-}
-
-fn starttls_missing_hint(port: u16) -> String {
-    match port {
-        465 => "port 465 uses TLS from the first byte: use security: 'tls'.".to_string(),
-        25 => "port 25 often lacks STARTTLS on internal relays: use the submission port 587 (STARTTLS) or 465 (TLS). Only if you accept plaintext, use security: 'opportunistic'.".to_string(),
-        _ => "use port 465 with security: 'tls' if the server offers it; if something on the network strips STARTTLS, do not downgrade — fix the path. Only for a trusted local server, use security: 'none'.".to_string(),
     }
 }
 

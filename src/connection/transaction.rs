@@ -3,11 +3,11 @@
 
 use crate::body::{BodyEncoder, Framing};
 use crate::envelope::{Envelope, EnvelopeCommands};
-use crate::error::{ErrorCode, Phase, SmtpError};
+use crate::error::{Phase, SmtpError};
 use crate::event::{Delivery, MessageId, RejectedRecipient};
 use crate::reply::Reply;
 
-use super::outcome::{data_error, lmtp_data_error, queue_id};
+use super::outcome::{data_error, eight_bit_in_seven_bit_body, lmtp_data_error, queue_id};
 
 /// The next thing this transaction puts on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,14 +115,7 @@ impl Transaction {
     /// The body was declared 7-bit and carried 8-bit bytes.
     pub fn seven_bit_violation(&self) -> Option<SmtpError> {
         let seven_bit = self.commands.as_ref().is_some_and(|c| c.seven_bit_only);
-        (seven_bit && self.encoder.saw_8bit()).then(|| {
-            SmtpError::new(
-                ErrorCode::Message,
-                Phase::Data,
-                "the body contains 8-bit bytes, but it was declared 7-bit or the server does not offer 8BITMIME (RFC 6152); the end of data was not sent.",
-            )
-            .with_hint("encode the body as quoted-printable or base64 (7-bit), send a structured message (wasmtp encodes it), or use a server that offers 8BITMIME.")
-        })
+        (seven_bit && self.encoder.saw_8bit()).then(eight_bit_in_seven_bit_body)
     }
 
     /// The result once every final reply is in: SMTP has one, LMTP one per
