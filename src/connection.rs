@@ -53,6 +53,41 @@ pub enum State {
     Closed,
 }
 
+/// Where the session is, with what each stage has to remember; [`State`]
+/// is its public summary.
+#[derive(Debug)]
+enum Stage {
+    Connecting,
+    Handshake(Handshake),
+    /// `tls_unconfirmed`: TLS was reported up by a host that cannot confirm
+    /// the handshake (see `tls_established_unconfirmed`), and nothing has
+    /// arrived since.
+    Setup {
+        tls_unconfirmed: bool,
+    },
+    Ready,
+    Quitting,
+    Closed,
+}
+
+/// A TLS handshake the host is running.
+#[derive(Debug)]
+enum Handshake {
+    /// TLS from the first byte, with the bytes that arrived meanwhile (a
+    /// plaintext greeting among them names a port mix-up).
+    Implicit { early_bytes: Vec<u8> },
+    /// After the server's 220 to STARTTLS.
+    StartTls,
+}
+
+/// A command the user asked for besides messages, sent once every message
+/// queued before it is on the wire. QUIT replaces a NOOP not yet sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Noop,
+    Quit,
+}
+
 /// A reply the session waits for, in the order commands were sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -100,7 +135,7 @@ impl Expect {
 /// between the engine and its host.
 pub struct Connection {
     config: Config,
-    state: State,
+    stage: Stage,
     parser: ReplyParser,
     out: Vec<u8>,
     events: VecDeque<Event>,
@@ -117,13 +152,6 @@ pub struct Connection {
     /// used for decisions; reported for diagnostics.
     caps_before_tls: Option<Capabilities>,
     tls: Option<TlsInfo>,
-    /// The TLS handshake in progress was asked for by STARTTLS.
-    starttls_handshake: bool,
-    /// Bytes that arrived while an implicit-TLS handshake was pending.
-    early_bytes: Vec<u8>,
-    /// TLS was reported up by a host that cannot confirm the handshake
-    /// (see `tls_established_unconfirmed`), and nothing has arrived since.
-    tls_unconfirmed: bool,
     sasl: Option<SaslClient>,
     auth_method: Option<Mechanism>,
     /// The message whose MAIL FROM was written last, while the server may
@@ -132,8 +160,7 @@ pub struct Connection {
     /// once RSET, an end of DATA or a 2xx to BDAT LAST (or a refused MAIL)
     /// shows the server holds none.
     open_transaction: Option<MessageId>,
-    quit_requested: bool,
-    noop_requested: bool,
+    requested: Option<Verb>,
 }
 
 impl Connection {
@@ -155,7 +182,7 @@ impl Connection {
         Ok(Connection {
             parser: ReplyParser::new(config.limits.reply),
             config,
-            state: State::Connecting,
+            stage: Stage::Connecting,
             out: Vec::new(),
             events: VecDeque::new(),
             pending: VecDeque::new(),
@@ -167,14 +194,10 @@ impl Connection {
             caps: None,
             caps_before_tls: None,
             tls: None,
-            starttls_handshake: false,
-            early_bytes: Vec::new(),
-            tls_unconfirmed: false,
             sasl: None,
             auth_method: None,
             open_transaction: None,
-            quit_requested: false,
-            noop_requested: false,
+            requested: None,
         })
     }
 
@@ -182,11 +205,12 @@ impl Connection {
 
     /// The TCP connection is open.
     pub fn connected(&mut self, now: Instant) {
-        if self.state != State::Connecting {
+        if self.state() != State::Connecting {
             return;
         }
         if self.config.security == Security::Tls {
-            self.begin_handshake(false, now);
+            let early_bytes = Vec::new();
+            self.begin_handshake(Handshake::Implicit { early_bytes }, now);
         } else {
             self.await_greeting(now);
             self.arm_port_probe(now);
@@ -195,7 +219,7 @@ impl Connection {
 
     /// The TCP connection could not be opened; `detail` is the host's text.
     pub fn connect_failed(&mut self, detail: &str, _now: Instant) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
         let err = connect_error(&self.config.host, self.config.port, detail);
@@ -204,7 +228,7 @@ impl Connection {
 
     /// The TLS handshake the engine asked for with `Event::StartTls` finished.
     pub fn tls_established(&mut self, info: TlsInfo, now: Instant) {
-        if self.state != State::TlsHandshake {
+        if self.state() != State::TlsHandshake {
             return;
         }
         self.timers.stop(Timer::Handshake);
@@ -226,11 +250,11 @@ impl Connection {
             .replace("  ", " "),
         );
         self.tls = Some(info);
-        if self.starttls_handshake {
+        if self.after_starttls() {
             // RFC 3207 §4.2: everything learned before TLS is forgotten
             // (kept aside only to report what the plaintext EHLO offered).
             self.caps_before_tls = self.caps.take();
-            self.state = State::Setup;
+            self.stage = Stage::Setup { tls_unconfirmed: false };
             self.send_hello(now);
         } else {
             self.await_greeting(now);
@@ -245,44 +269,66 @@ impl Connection {
     /// name it). Until the first byte arrives over TLS, an end of stream or
     /// a socket failure is the TLS failure it most likely is.
     pub fn tls_established_unconfirmed(&mut self, info: TlsInfo, now: Instant) {
-        let was_handshaking = self.state == State::TlsHandshake;
+        let was_handshaking = self.state() == State::TlsHandshake;
         self.tls_established(info, now);
-        self.tls_unconfirmed = was_handshaking && self.state != State::Closed;
+        if let Stage::Setup { tls_unconfirmed } = &mut self.stage {
+            *tls_unconfirmed = was_handshaking;
+        }
+    }
+
+    /// Bytes arrived over TLS: the handshake is confirmed.
+    fn confirm_tls(&mut self) {
+        if let Stage::Setup { tls_unconfirmed } = &mut self.stage {
+            *tls_unconfirmed = false;
+        }
+    }
+
+    fn tls_unconfirmed(&self) -> bool {
+        matches!(self.stage, Stage::Setup { tls_unconfirmed: true })
+    }
+
+    /// Whether the TLS handshake under way, or else the last one, came
+    /// after STARTTLS (without TLS from the first byte, every one does).
+    fn after_starttls(&self) -> bool {
+        match &self.stage {
+            Stage::Handshake(handshake) => matches!(handshake, Handshake::StartTls),
+            _ => self.tls.is_some() && self.config.security != Security::Tls,
+        }
     }
 
     /// The first read or write after an unconfirmed handshake failed: the
     /// handshake did. The host's text may name the cause; when it does not,
     /// a refused certificate is by far the likeliest.
     fn unconfirmed_tls_failed(&mut self, detail: &str, now: Instant) {
-        self.tls_unconfirmed = false;
+        self.confirm_tls();
         self.tls_failed(outcome::unconfirmed_handshake_failure(detail), now);
     }
 
     /// The TLS handshake failed.
     pub fn tls_failed(&mut self, failure: TlsFailure, _now: Instant) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
-        let err = tls::failure_error(&failure, &self.config.host, self.config.port, self.starttls_handshake);
+        let err = tls::failure_error(&failure, &self.config.host, self.config.port, self.after_starttls());
         self.fail_connection(err, false);
     }
 
     /// Bytes arrived from the server (already decrypted when TLS is up).
     pub fn receive(&mut self, mut data: &[u8], now: Instant) {
-        if self.state == State::Closed || data.is_empty() {
+        if self.state() == State::Closed || data.is_empty() {
             return;
         }
-        self.tls_unconfirmed = false;
-        if self.state == State::Connecting {
+        self.confirm_tls();
+        if self.state() == State::Connecting {
             // Bytes prove the connection is open even if the host forgot to say so.
             self.connected(now);
         }
-        if self.state == State::TlsHandshake {
+        if self.state() == State::TlsHandshake {
             self.bytes_during_handshake(data);
             return;
         }
         self.stop_port_probe();
-        while !data.is_empty() && self.state != State::Closed {
+        while !data.is_empty() && self.state() != State::Closed {
             match self.parser.parse(data) {
                 Err(err) => {
                     let phase = self.current_phase();
@@ -293,7 +339,7 @@ impl Connection {
                     data = &data[consumed.min(data.len())..];
                     if let Some(reply) = reply {
                         self.on_reply(reply, now);
-                        if self.state == State::TlsHandshake && (!data.is_empty() || self.parser.has_partial()) {
+                        if self.state() == State::TlsHandshake && (!data.is_empty() || self.parser.has_partial()) {
                             self.bytes_during_handshake(data);
                             return;
                         }
@@ -306,15 +352,15 @@ impl Connection {
 
     /// The server closed the connection (end of stream).
     pub fn receive_eof(&mut self, now: Instant) {
-        if self.tls_unconfirmed {
+        if self.tls_unconfirmed() {
             return self.unconfirmed_tls_failed("the server closed the connection", now);
         }
-        match self.state {
+        match self.state() {
             State::Closed => {}
             State::Quitting => self.finish_closed(None),
             _ => {
                 let phase = self.current_phase();
-                let idle = self.pending.is_empty() && self.txs.is_empty() && self.state == State::Ready;
+                let idle = self.pending.is_empty() && self.txs.is_empty() && self.state() == State::Ready;
                 let err = outcome::closed_by_server(phase, idle);
                 self.fail_connection(err, false);
             }
@@ -326,7 +372,7 @@ impl Connection {
     /// A TLS answer ends this connection with `ETLS_PORT_MISMATCH`; anything
     /// else leaves it waiting for its greeting.
     pub fn port_probe_result(&mut self, first_bytes: &[u8], _now: Instant) {
-        if self.port_probe != PortProbe::Asked || self.state == State::Closed {
+        if self.port_probe != PortProbe::Asked || self.state() == State::Closed {
             return;
         }
         self.stop_port_probe();
@@ -339,7 +385,7 @@ impl Connection {
     /// Call when `poll_timeout` has passed: each timer that expired is
     /// handled in turn, until one of them ends the connection.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while self.state != State::Closed {
+        while self.state() != State::Closed {
             let Some(timer) = self.timers.take_expired(now) else {
                 return;
             };
@@ -365,7 +411,7 @@ impl Connection {
             }
             Timer::Handshake => {
                 let wait = Wait::Handshake {
-                    after_starttls: self.starttls_handshake,
+                    after_starttls: self.after_starttls(),
                 };
                 let err = outcome::timed_out(&self.config, wait);
                 self.fail_connection(err, false);
@@ -387,10 +433,10 @@ impl Connection {
     /// write that made no progress for the command time-out (the server
     /// stopped reading). `detail` is the host's description.
     pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: Instant) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
-        if self.tls_unconfirmed && !write_stalled {
+        if self.tls_unconfirmed() && !write_stalled {
             return self.unconfirmed_tls_failed(detail, now);
         }
         let phase = self.current_phase();
@@ -404,7 +450,7 @@ impl Connection {
     /// its outcome comes back as `Event::Delivered` or `Event::Failed` with
     /// the returned id. Input errors are returned at once and nothing is sent.
     pub fn submit(&mut self, envelope: Envelope, now: Instant) -> Result<MessageId, SmtpError> {
-        if matches!(self.state, State::Closed | State::Quitting) || self.quit_requested {
+        if matches!(self.state(), State::Closed | State::Quitting) || self.requested == Some(Verb::Quit) {
             return Err(outcome::closing());
         }
         envelope.validate()?;
@@ -468,19 +514,20 @@ impl Connection {
 
     /// Asks the server for a NOOP (a liveness check for pooled connections).
     pub fn noop(&mut self, now: Instant) {
-        if self.state != State::Closed {
-            self.noop_requested = true;
+        if self.state() != State::Closed {
+            // A QUIT asked for already goes instead (nothing follows QUIT).
+            self.requested.get_or_insert(Verb::Noop);
             self.flush_work(now);
         }
     }
 
     /// Ends the session gracefully: queued messages are still sent, then QUIT.
     pub fn close(&mut self, now: Instant) {
-        match self.state {
+        match self.state() {
             State::Closed | State::Quitting => {}
             State::Connecting => self.finish_closed(None),
             _ => {
-                self.quit_requested = true;
+                self.requested = Some(Verb::Quit);
                 self.flush_work(now);
             }
         }
@@ -488,7 +535,7 @@ impl Connection {
 
     /// Ends the session at once: queued messages fail with `ECLOSED`.
     pub fn abort(&mut self) {
-        if self.state != State::Closed {
+        if self.state() != State::Closed {
             let phase = self.current_phase();
             let err = outcome::aborted(phase);
             self.fail_connection(err, false);
@@ -526,16 +573,23 @@ impl Connection {
     // ----- Queries -----------------------------------------------------------
 
     pub fn state(&self) -> State {
-        self.state
+        match self.stage {
+            Stage::Connecting => State::Connecting,
+            Stage::Handshake(_) => State::TlsHandshake,
+            Stage::Setup { .. } => State::Setup,
+            Stage::Ready => State::Ready,
+            Stage::Quitting => State::Quitting,
+            Stage::Closed => State::Closed,
+        }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        self.state() == State::Closed
     }
 
     /// Ready and nothing queued or awaited: a pool may hand it new work.
     pub fn is_idle(&self) -> bool {
-        self.state == State::Ready && self.txs.is_empty() && self.pending.is_empty()
+        self.state() == State::Ready && self.txs.is_empty() && self.pending.is_empty()
     }
 
     /// Capabilities from the last EHLO, when known.
@@ -564,9 +618,8 @@ impl Connection {
 
     // ----- Setup ---------------------------------------------------------------
 
-    fn begin_handshake(&mut self, after_starttls: bool, now: Instant) {
-        self.state = State::TlsHandshake;
-        self.starttls_handshake = after_starttls;
+    fn begin_handshake(&mut self, handshake: Handshake, now: Instant) {
+        self.stage = Stage::Handshake(handshake);
         self.timers.stop(Timer::Connect);
         self.timers
             .set(Timer::Handshake, now + self.config.timeouts.tls_handshake);
@@ -576,30 +629,27 @@ impl Connection {
     }
 
     fn await_greeting(&mut self, now: Instant) {
-        self.state = State::Setup;
+        self.stage = Stage::Setup { tls_unconfirmed: false };
         self.timers.stop(Timer::Connect);
         self.timers.stop(Timer::Handshake);
         self.expect(Expect::Greeting, now);
     }
 
     fn bytes_during_handshake(&mut self, data: &[u8]) {
-        if !self.starttls_handshake {
-            // Implicit TLS: a host whose TLS layer hands back the raw bytes
-            // lets the engine tell a plaintext greeting (a 587/25 port) from
-            // garbage. Wait for the four bytes that decide it.
-            self.early_bytes.extend_from_slice(data);
-            let early = &self.early_bytes;
-            let could_be_greeting = early.iter().take(3).all(u8::is_ascii_digit);
-            if early.len() < 4 && could_be_greeting {
-                return;
+        let err = match &mut self.stage {
+            Stage::Handshake(Handshake::Implicit { early_bytes }) => {
+                // A host whose TLS layer hands back the raw bytes lets the
+                // engine tell a plaintext greeting (a 587/25 port) from
+                // garbage. Wait for the four bytes that decide it.
+                early_bytes.extend_from_slice(data);
+                let could_be_greeting = early_bytes.iter().take(3).all(u8::is_ascii_digit);
+                if early_bytes.len() < 4 && could_be_greeting {
+                    return;
+                }
+                outcome::bytes_before_handshake(&self.config, false, early_bytes)
             }
-        }
-        let shown = if self.starttls_handshake {
-            data
-        } else {
-            &self.early_bytes
+            _ => outcome::bytes_before_handshake(&self.config, true, data),
         };
-        let err = outcome::bytes_before_handshake(&self.config, self.starttls_handshake, shown);
         self.fail_connection(err, false);
     }
 
@@ -704,7 +754,7 @@ impl Connection {
     }
 
     fn become_ready(&mut self, now: Instant) {
-        self.state = State::Ready;
+        self.stage = Stage::Ready;
         let info = SessionInfo {
             greeting: self.greeting.clone().expect("greeted before ready"),
             capabilities: self.caps.clone().unwrap_or_default(),
@@ -762,7 +812,7 @@ impl Connection {
             Expect::Bdat(id) => self.on_bdat(id, reply),
             Expect::Final(id) => self.on_final(id, reply, now),
         }
-        if let Some(reply) = closing_reply.filter(|_| self.state != State::Closed) {
+        if let Some(reply) = closing_reply.filter(|_| self.state() != State::Closed) {
             let err = outcome::server_closing(expect.phase(), &reply);
             self.fail_connection(err, false);
         }
@@ -821,7 +871,7 @@ impl Connection {
 
     fn on_starttls(&mut self, reply: Reply, now: Instant) {
         if reply.code == 220 {
-            self.begin_handshake(true, now);
+            self.begin_handshake(Handshake::StartTls, now);
             return;
         }
         if reply.code == 421 {
@@ -1038,19 +1088,24 @@ impl Connection {
 
     /// Sends whatever the state allows: transactions, then NOOP or QUIT.
     fn flush_work(&mut self, now: Instant) {
-        if self.state != State::Ready {
+        if self.state() != State::Ready {
             return;
         }
-        while self.state == State::Ready && self.advance_wire(now) {}
-        if self.state != State::Ready || !self.txs.iter().all(|t| t.wire_ended) {
+        while self.state() == State::Ready && self.advance_wire(now) {}
+        if self.state() != State::Ready || !self.txs.iter().all(|t| t.wire_ended) {
             return;
         }
-        if self.quit_requested && self.can_send_command() {
-            self.send_command("QUIT", None, Expect::Quit, now);
-            self.state = State::Quitting;
-        } else if self.noop_requested && self.pending.is_empty() && self.txs.is_empty() {
-            self.noop_requested = false;
-            self.send_command("NOOP", None, Expect::Noop, now);
+        match self.requested {
+            Some(Verb::Quit) if self.can_send_command() => {
+                self.requested = None;
+                self.send_command("QUIT", None, Expect::Quit, now);
+                self.stage = Stage::Quitting;
+            }
+            Some(Verb::Noop) if self.pending.is_empty() && self.txs.is_empty() => {
+                self.requested = None;
+                self.send_command("NOOP", None, Expect::Noop, now);
+            }
+            _ => {}
         }
     }
 
@@ -1389,7 +1444,7 @@ impl Connection {
     /// Ends the connection: every unfinished message fails with what is
     /// known about it, then `Closed(Some(err))`.
     fn fail_connection(&mut self, err: SmtpError, send_quit: bool) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
         // When an earlier message's final reply was awaited, the error is
@@ -1419,7 +1474,7 @@ impl Connection {
     }
 
     fn finish_closed(&mut self, err: Option<SmtpError>) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
         if err.is_none() {
@@ -1429,7 +1484,7 @@ impl Connection {
                 self.fail_tx(idx, leftover.clone());
             }
         }
-        self.state = State::Closed;
+        self.stage = Stage::Closed;
         self.pending.clear();
         self.txs.clear();
         self.timers.stop_all();
@@ -1441,17 +1496,12 @@ impl Connection {
         if let Some(front) = self.pending.front() {
             return front.phase();
         }
-        match self.state {
-            State::Connecting => Phase::Connect,
-            State::TlsHandshake => {
-                if self.starttls_handshake {
-                    Phase::StartTls
-                } else {
-                    Phase::Tls
-                }
-            }
-            State::Quitting | State::Closed => Phase::Quit,
-            State::Setup | State::Ready => self.wire_tx().map_or(Phase::Mail, |t| t.phase()),
+        match self.stage {
+            Stage::Connecting => Phase::Connect,
+            Stage::Handshake(Handshake::StartTls) => Phase::StartTls,
+            Stage::Handshake(Handshake::Implicit { .. }) => Phase::Tls,
+            Stage::Quitting | Stage::Closed => Phase::Quit,
+            Stage::Setup { .. } | Stage::Ready => self.wire_tx().map_or(Phase::Mail, |t| t.phase()),
         }
     }
 
