@@ -34,7 +34,7 @@ use outcome::{Unfinished, Wait, data_error, mail_error, nested_mail_error, recip
 pub use port_probe::client_hello as port_probe_client_hello;
 use port_probe::{PortProbe, ProbeAnswer};
 use timer::{Timer, Timers};
-use transaction::{Step, Transaction};
+use transaction::{MailAnswer, Outcome, Step, Transaction};
 
 /// Where the session is, coarsely. Replies still expected are tracked apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,7 +465,7 @@ impl Connection {
     /// How many body bytes `write_body` would take now for this message.
     pub fn body_capacity(&self, id: MessageId) -> usize {
         let Some(tx) = self.wire_tx() else { return 0 };
-        if tx.id != id || tx.failure.is_some() || tx.caller_done {
+        if tx.id != id || tx.outcome.is_failed() || tx.caller_done {
             return 0;
         }
         let held = tx.raw.len() + tx.chunk.len() + if tx.step == Step::Body { self.out.len() } else { 0 };
@@ -491,7 +491,9 @@ impl Connection {
         let framing = self.framing();
         let tx = &mut self.txs[idx];
         match (tx.step, framing) {
-            (Step::Body, Framing::Data) => {
+            // Straight onto the wire, unless bytes from before the 354 are
+            // still waiting to go first.
+            (Step::Body, Framing::Data) if tx.raw.is_empty() => {
                 let result = tx.encoder.encode(&data[..take], &mut self.out);
                 if let Err(err) = result {
                     return Err(self.body_error(idx, err.to_string()));
@@ -915,9 +917,10 @@ impl Connection {
         let tx = &mut self.txs[idx];
         tx.outstanding -= 1;
         if reply.is_positive() {
-            tx.mail_ok = true;
+            tx.mail = MailAnswer::Accepted;
             return;
         }
+        tx.mail = MailAnswer::Refused;
         if reply.code == 503 {
             // Bad sequence: the server still holds a transaction this client
             // did not know of (Exim's "sender already given", Dovecot's "MAIL
@@ -942,7 +945,7 @@ impl Connection {
     /// `unknown`, never `not-sent`.
     fn on_mail_into_open_transaction(&mut self, idx: usize, reply: Reply) {
         let tx = &mut self.txs[idx];
-        if !tx.end_sent {
+        if tx.step != Step::EndSent {
             let err = nested_mail_error(&reply, false);
             self.fail_tx(idx, err);
             return;
@@ -955,7 +958,7 @@ impl Connection {
             self.fail_connection(err, false);
             return;
         }
-        tx.mail_into_open_transaction = Some(reply);
+        tx.mail = MailAnswer::IntoOpenTransaction(reply);
     }
 
     fn on_rcpt(&mut self, id: MessageId, index: usize, reply: Reply) {
@@ -964,8 +967,8 @@ impl Connection {
         tx.outstanding -= 1;
         tx.rcpt_replies.push((index, reply));
         if tx.rcpt_replies.len() < tx.envelope.recipients.len()
-            || tx.failure.is_some()
-            || tx.mail_into_open_transaction.is_some()
+            || tx.outcome.is_failed()
+            || tx.joined_open_transaction().is_some()
         {
             return;
         }
@@ -980,8 +983,9 @@ impl Connection {
         let tx = &mut self.txs[idx];
         tx.outstanding -= 1;
         if reply.code == 354 {
-            if tx.failure.is_none() {
-                tx.data_go = true;
+            if !tx.outcome.is_failed() {
+                // The body follows (what the caller gave so far goes first).
+                tx.step = Step::Body;
                 return;
             }
             if !tx.accepted_indexes().is_empty() {
@@ -999,8 +1003,7 @@ impl Connection {
             self.transcript(Direction::Client, ".".to_string());
             let tx = &mut self.txs[idx];
             tx.outstanding += 1;
-            tx.end_sent = true;
-            tx.wire_ended = true;
+            tx.step = Step::EndSent;
             self.end_of_data_sent(id);
             self.expect(Expect::Final(id), now);
             return;
@@ -1013,7 +1016,7 @@ impl Connection {
             self.fail_connection(err, false);
             return;
         }
-        if tx.failure.is_none() {
+        if !tx.outcome.is_failed() {
             let err = data_error(&reply, "the server refused DATA");
             self.fail_tx(idx, err);
         }
@@ -1027,14 +1030,12 @@ impl Connection {
         // A refused chunk leaves `open_transaction` set: RFC 3030 §2 asks for
         // RSET before further commands once a BDAT failed. Those already
         // pipelined behind it are paired as usual: the server answers each.
-        if reply.is_positive() || tx.failure.is_some() || tx.mail_into_open_transaction.is_some() {
+        if reply.is_positive() || tx.outcome.is_failed() || tx.joined_open_transaction().is_some() {
             return;
         }
         let err = data_error(&reply, "the server refused a BDAT chunk");
         self.fail_tx(idx, err);
-        if !self.txs[idx].wire_ended {
-            self.end_wire(idx);
-        }
+        self.end_wire(idx);
     }
 
     fn on_final(&mut self, id: MessageId, reply: Reply, now: Instant) {
@@ -1067,17 +1068,17 @@ impl Connection {
         if data_taken && self.open_transaction == Some(id) {
             self.open_transaction = None;
         }
-        if let Some(mail_reply) = tx.mail_into_open_transaction.clone() {
-            self.fail_tx(idx, nested_mail_error(&mail_reply, data_taken));
+        if let Some(mail_reply) = tx.joined_open_transaction() {
+            let err = nested_mail_error(mail_reply, data_taken);
+            self.fail_tx(idx, err);
             return;
         }
-        if tx.failure.is_some() {
+        if tx.outcome.is_failed() {
             return;
         }
-        let outcome = tx.final_outcome(lmtp);
-        match outcome {
+        match tx.final_outcome(lmtp) {
             Ok(delivery) => {
-                tx.reported = true;
+                tx.outcome = Outcome::Delivered;
                 self.events.push_back(Event::Delivered(id, delivery));
             }
             Err(err) => self.fail_tx(idx, err),
@@ -1092,7 +1093,7 @@ impl Connection {
             return;
         }
         while self.state() == State::Ready && self.advance_wire(now) {}
-        if self.state() != State::Ready || !self.txs.iter().all(|t| t.wire_ended) {
+        if self.state() != State::Ready || !self.txs.iter().all(|t| t.step.wire_ended()) {
             return;
         }
         match self.requested {
@@ -1112,7 +1113,7 @@ impl Connection {
     /// Moves the transaction at the head of the wire one step; false when it
     /// has to wait (for a reply, the body, or room in the window).
     fn advance_wire(&mut self, now: Instant) -> bool {
-        let Some(idx) = self.txs.iter().position(|t| !t.wire_ended) else {
+        let Some(idx) = self.txs.iter().position(|t| !t.step.wire_ended()) else {
             return false;
         };
         let framing = self.framing();
@@ -1123,7 +1124,7 @@ impl Connection {
                 if !self.can_send_command() {
                     return false;
                 }
-                if self.txs[idx].failure.is_some() {
+                if self.txs[idx].outcome.is_failed() {
                     return self.end_wire(idx);
                 }
                 let tx = &mut self.txs[idx];
@@ -1142,7 +1143,7 @@ impl Connection {
                 if !self.can_send_command() {
                     return false;
                 }
-                if self.txs[idx].failure.is_some() {
+                if self.txs[idx].outcome.is_failed() {
                     return self.end_wire(idx);
                 }
                 let tx = &mut self.txs[idx];
@@ -1157,27 +1158,28 @@ impl Connection {
                 }
                 true
             }
-            Step::AwaitGo => {
-                if !self.txs[idx].data_go {
-                    return false;
-                }
-                let tx = &mut self.txs[idx];
-                tx.step = Step::Body;
-                let raw = std::mem::take(&mut tx.raw);
-                if let Err(err) = tx.encoder.encode(&raw, &mut self.out) {
-                    let _ = self.body_error(idx, err.to_string());
-                }
-                true
-            }
+            // The 354 moves the step on.
+            Step::AwaitGo => false,
             Step::Body => match framing {
+                Framing::Data if !self.txs[idx].raw.is_empty() => {
+                    // What the caller gave before the 354.
+                    let tx = &mut self.txs[idx];
+                    let raw = std::mem::take(&mut tx.raw);
+                    if let Err(err) = tx.encoder.encode(&raw, &mut self.out) {
+                        let _ = self.body_error(idx, err.to_string());
+                    }
+                    true
+                }
                 Framing::Data => self.finish_data_body(idx, now),
-                Framing::Bdat if self.txs[idx].failure.is_some() => {
+                Framing::Bdat if self.txs[idx].outcome.is_failed() => {
                     // MAIL or every RCPT failed before the whole body was
                     // there: the host stops feeding it, so end it here.
                     self.end_wire(idx)
                 }
                 Framing::Bdat => self.send_bdat_chunks(idx, now),
             },
+            // Not on the wire any more: never found above.
+            Step::EndSent | Step::Stopped => false,
         }
     }
 
@@ -1185,7 +1187,7 @@ impl Connection {
         let started = self
             .txs
             .iter()
-            .filter(|t| t.step != Step::Mail && (t.outstanding > 0 || !t.wire_ended))
+            .filter(|t| t.step != Step::Mail && (t.outstanding > 0 || !t.step.wire_ended()))
             .count();
         if started >= self.config.limits.max_in_flight || !self.can_send_command() {
             return false;
@@ -1195,7 +1197,7 @@ impl Connection {
             Ok(commands) => commands,
             Err(err) => {
                 self.fail_tx(idx, err);
-                self.txs[idx].wire_ended = true;
+                self.txs[idx].step = Step::Stopped;
                 self.reap_transactions();
                 return true;
             }
@@ -1258,8 +1260,7 @@ impl Connection {
         }
         let summary = format!("<message body, {} bytes>", tx.encoder.bytes_out().saturating_sub(3));
         let id = tx.id;
-        tx.end_sent = true;
-        tx.wire_ended = true;
+        tx.step = Step::EndSent;
         tx.outstanding += 1;
         self.end_of_data_sent(id);
         self.transcript(Direction::Client, summary);
@@ -1282,7 +1283,7 @@ impl Connection {
             }
         }
         let tx = &mut self.txs[idx];
-        if tx.caller_done && !tx.end_sent {
+        if tx.caller_done {
             if let Err(err) = tx.encoder.finish(&mut tx.chunk) {
                 let _ = self.body_error(idx, err.to_string());
                 return true;
@@ -1307,8 +1308,7 @@ impl Connection {
         };
         tx.outstanding += 1;
         if last {
-            tx.end_sent = true;
-            tx.wire_ended = true;
+            tx.step = Step::EndSent;
         }
         let body: Vec<u8> = tx.chunk.drain(..size).collect();
         let expect = if last { Expect::Final(id) } else { Expect::Bdat(id) };
@@ -1324,7 +1324,9 @@ impl Connection {
     /// (`open_transaction` stays set), so the next MAIL is preceded by RSET.
     fn end_wire(&mut self, idx: usize) -> bool {
         let tx = &mut self.txs[idx];
-        tx.wire_ended = true;
+        if !tx.step.wire_ended() {
+            tx.step = Step::Stopped;
+        }
         tx.raw = Vec::new();
         tx.chunk = Vec::new();
         true
@@ -1343,7 +1345,10 @@ impl Connection {
     fn body_error(&mut self, idx: usize, message: String) -> SmtpError {
         let err = outcome::unsendable_body(message);
         self.fail_tx(idx, err.clone());
-        let failure = self.txs[idx].failure.clone().unwrap_or(err);
+        let failure = match &self.txs[idx].outcome {
+            Outcome::Failed(failure) => failure.clone(),
+            _ => err,
+        };
         match self.framing() {
             Framing::Data if self.txs[idx].step == Step::Body => self.close_mid_body(),
             _ => {
@@ -1408,7 +1413,7 @@ impl Connection {
     // ----- Bookkeeping --------------------------------------------------------------
 
     fn wire_tx(&self) -> Option<&Transaction> {
-        self.txs.iter().find(|t| !t.wire_ended)
+        self.txs.iter().find(|t| !t.step.wire_ended())
     }
 
     fn tx_index(&self, id: MessageId) -> Option<usize> {
@@ -1419,7 +1424,7 @@ impl Connection {
         let Some(tx) = self.txs.iter().find(|t| t.id == id) else {
             return Err(outcome::not_queued(id));
         };
-        if let Some(err) = &tx.failure {
+        if let Outcome::Failed(err) = &tx.outcome {
             return Err(err.clone());
         }
         if tx.caller_done {
@@ -1430,15 +1435,15 @@ impl Connection {
 
     fn fail_tx(&mut self, idx: usize, err: SmtpError) {
         let tx = &mut self.txs[idx];
-        if tx.failure.is_none() && !tx.reported {
-            tx.failure = Some(err.clone());
-            tx.reported = true;
+        if tx.outcome.is_pending() {
+            tx.outcome = Outcome::Failed(err.clone());
             self.events.push_back(Event::Failed(tx.id, err));
         }
     }
 
     fn reap_transactions(&mut self) {
-        self.txs.retain(|t| !(t.reported && t.wire_ended && t.outstanding == 0));
+        self.txs
+            .retain(|t| t.outcome.is_pending() || !t.step.wire_ended() || t.outstanding > 0);
     }
 
     /// Ends the connection: every unfinished message fails with what is
@@ -1449,13 +1454,16 @@ impl Connection {
         }
         // When an earlier message's final reply was awaited, the error is
         // about that message; the ones behind it get a sentence of their own.
-        let awaiting_final = self.txs.iter().any(|t| t.end_sent && !t.reported);
+        let awaiting_final = self
+            .txs
+            .iter()
+            .any(|t| t.step == Step::EndSent && t.outcome.is_pending());
         for idx in 0..self.txs.len() {
             let tx = &self.txs[idx];
-            if tx.reported {
+            if !tx.outcome.is_pending() {
                 continue;
             }
-            let unfinished = if tx.end_sent {
+            let unfinished = if tx.step == Step::EndSent {
                 Unfinished::EndSent
             } else {
                 Unfinished::NotSent {
