@@ -160,6 +160,7 @@ pub struct Connection {
     /// once RSET, an end of DATA or a 2xx to BDAT LAST (or a refused MAIL)
     /// shows the server holds none.
     open_transaction: Option<MessageId>,
+    /// NOOP or QUIT the user asked for, not sent yet.
     requested: Option<Verb>,
 }
 
