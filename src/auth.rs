@@ -376,7 +376,7 @@ impl SaslClient {
             ),
             _ if mechanism.uses_token() => (
                 ErrorCode::Auth,
-                "the access token was refused: it may be expired (pass auth.accessToken as a token provider, e.g. oauth2({ ... }), to have fresh ones fetched) or lack the mail scope (https://mail.google.com/ for Gmail, SMTP.Send for Microsoft 365), or the user is not the token's account.".into(),
+                "the access token was refused: it may be expired (a token provider such as oauth2() renews it) or lack the mail scope (https://mail.google.com/ for Gmail, SMTP.Send for Microsoft 365), or the user is not the token's account.".into(),
             ),
             _ => (
                 ErrorCode::Auth,
@@ -437,7 +437,7 @@ impl TokenRenewal {
                 None
             }
             TokenRenewal::Spent if token_refused => Some(err.with_hint(
-                "a freshly fetched token was refused too: it may lack the mail scope (https://mail.google.com/ for Gmail, SMTP.Send for Microsoft 365), SMTP AUTH may be disabled for the mailbox, or auth.user is not the token's account.",
+                "a fresh token was refused too: check its scope (https://mail.google.com/ for Gmail, SMTP.Send for Microsoft 365) and that auth.user is its account.",
             )),
             _ => Some(err),
         }
@@ -463,9 +463,9 @@ pub fn renewed_credentials(user: &str, token: &str) -> Result<Credentials, SmtpE
     if token.is_empty() || token.chars().any(|c| c.is_control()) {
         return Err(SmtpError::input(
             Phase::Auth,
-            "the token provider returned an empty access token or one with a control character; it was not sent.",
+            "the token provider gave an empty token or one with a control character; it was not sent.",
         )
-        .with_hint("auth.accessToken must resolve with the access token itself, a single line of text."));
+        .with_hint("auth.accessToken must resolve with the token alone."));
     }
     Ok(Credentials::OAuth2 {
         user: user.to_string(),
@@ -479,13 +479,9 @@ pub fn token_provider_error(detail: &str, hint: Option<&str>, retryable: bool) -
     SmtpError::new(
         ErrorCode::Auth,
         Phase::Auth,
-        format!("the server refused the access token and no fresh one could be fetched: {detail}"),
+        format!("the server refused the token and no fresh one came: {detail}"),
     )
-    .with_hint(
-        hint.unwrap_or(
-            "check the token provider passed as auth.accessToken: it must resolve with a current access token.",
-        ),
-    )
+    .with_hint(hint.unwrap_or("check the token provider (auth.accessToken)."))
     .retryable(retryable)
 }
 

@@ -1786,8 +1786,8 @@ impl Connection {
             ),
             (Phase::Auth, None) => (
                 t.command,
-                "no fresh access token came from the token provider".to_string(),
-                "the token provider (auth.accessToken) did not answer: check that it can reach the token endpoint.".to_string(),
+                "no token came from the token provider".to_string(),
+                "check that auth.accessToken can reach the token endpoint.".to_string(),
             ),
             (_, Some(Expect::Final(_))) => (
                 t.data_end,

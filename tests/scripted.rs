@@ -2403,10 +2403,7 @@ fn a_fresh_token_refused_too_ends_with_eauth_naming_the_token() {
     assert_eq!((err.code, err.phase), (ErrorCode::Auth, Phase::Auth));
     assert_eq!(err.reply.as_ref().map(|r| r.code), Some(535));
     assert!(
-        err.hint
-            .as_deref()
-            .unwrap()
-            .contains("freshly fetched token was refused too"),
+        err.hint.as_deref().unwrap().contains("fresh token was refused too"),
         "{err}"
     );
     assert!(err.message.contains("\"status\":\"401\""), "{}", err.message);
