@@ -40,9 +40,10 @@ export function tokenSource(provider, user) {
  * @param {{ auth?: object, timeouts?: { command?: number } }} opts normalized client options
  */
 export async function connectionToken(opts) {
-  const provider = opts.auth?.accessToken;
-  if (typeof provider !== 'function') return {};
-  const source = tokenSource(provider, opts.auth.user);
+  const { user, pass, accessToken: provider } = opts.auth ?? {};
+  // Malformed auth is refused (EINPUT) by engineOptions, before the provider is ever called.
+  if (typeof provider !== 'function' || typeof user !== 'string' || (pass !== undefined && pass !== null)) return {};
+  const source = tokenSource(provider, user);
   const wait = opts.timeouts?.command ?? DEFAULT_WAIT_MS;
   const token = await source.get(wait);
   return { token, renew: () => source.renew(token, wait) };
@@ -103,6 +104,12 @@ class TokenCache {
       throw authError(
         `the token provider (auth.accessToken) resolved with ${describeShape(value)}.`,
         'it must resolve with the access token (a string) or { accessToken, expires } (expires: a Date or milliseconds since 1970).',
+      );
+    }
+    if (Number.isFinite(expiresAt) && expiresAt < 1e11) {
+      throw authError(
+        `the token provider (auth.accessToken) resolved with expires: ${expiresAt}, a time in 1973 or before.`,
+        'expires is when the token expires, in milliseconds since 1970 (Date.now() + expires_in * 1000) or a Date; not a number of seconds.',
       );
     }
     this.#token = accessToken;

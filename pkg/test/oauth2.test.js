@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 
-import { createClient, oauth2 } from '../src/index.js';
+import { createClient, diagnose, oauth2 } from '../src/index.js';
 import { testCertificates } from './helpers/certs.js';
 import { USER, startServer } from './helpers/server.js';
 import { startTokenEndpoint } from './helpers/token-endpoint.js';
@@ -227,6 +227,22 @@ describe('oauth2(): the refresh-token grant against a local token endpoint', () 
     }
   });
 
+  test('diagnose() takes the same provider, and renews a refused token too', async () => {
+    const endpoint = await startTokenEndpoint();
+    const server = await smtpServer((token) => token === 'tok-2');
+    try {
+      const report = await diagnose({ host: '127.0.0.1', auth: { user: USER, accessToken: provider(endpoint) }, tls: { ca }, probes: [{ port: server.port, security: 'starttls' }] });
+      const [port] = report.ports;
+      assert.equal(port.error, null, JSON.stringify(port.error));
+      assert.equal(port.auth.method, 'XOAUTH2');
+      assert.deepEqual(server.tokens, ['tok-1', 'tok-2']);
+      assertNoSecret(JSON.stringify(report), 'the report');
+    } finally {
+      await server.close();
+      await endpoint.close();
+    }
+  });
+
   test('options are checked, and secrets are never quoted', () => {
     const good = { tokenUrl: 'https://oauth2.googleapis.com/token', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, refreshToken: REFRESH_TOKEN };
     assert.equal(typeof oauth2(good), 'function');
@@ -279,6 +295,14 @@ describe('auth.accessToken as a function', () => {
     const wrongShape = client(server, async () => ({ token: 'x' }));
     await assert.rejects(wrongShape.send(message), (err) => err.code === 'EAUTH' && /an object with token/.test(err.message) && /\{ accessToken, expires \}/.test(err.hint));
     await wrongShape.close();
+    const seconds = client(server, async () => ({ accessToken: 'good', expires: 3600 }));
+    await assert.rejects(seconds.send(message), (err) => err.code === 'EAUTH' && /not a number of seconds/.test(err.hint));
+    await seconds.close();
+    let called = false;
+    const noUser = createClient({ host: '127.0.0.1', port: server.port, tls: { ca }, auth: { accessToken: () => (called = true) } });
+    await assert.rejects(noUser.send(message), (err) => err.code === 'EINPUT' && err.phase === 'auth');
+    await noUser.close();
+    assert.equal(called, false, 'a malformed auth never calls the provider');
     const hanging = client(server, () => new Promise(() => {}), { timeouts: { command: 300 } });
     await assert.rejects(hanging.send(message), (err) => err.code === 'ETIMEDOUT' && err.phase === 'auth' && /token provider/.test(err.message));
     await hanging.close();
