@@ -2272,20 +2272,10 @@ fn token_config(renew: bool) -> Config {
         .renew_refused_token(renew)
 }
 
-/// STARTTLS_SETUP with OAuth2 mechanisms after TLS.
-const OAUTH_SETUP: &str = "
-    S: 220 mx.example.com ESMTP
-    C: EHLO client.example.com
-    S: 250-mx.example.com
-    S: 250 STARTTLS
-    C: STARTTLS
-    S: 220 2.0.0 Ready to start TLS
-    TLS
-    C: EHLO client.example.com
-    S: 250-mx.example.com
-    S: 250-PIPELINING
-    S: 250 AUTH XOAUTH2 OAUTHBEARER
-";
+/// STARTTLS_SETUP with the OAuth2 mechanisms offered after TLS.
+fn oauth_setup() -> String {
+    STARTTLS_SETUP.replace("AUTH PLAIN LOGIN", "AUTH XOAUTH2 OAUTHBEARER")
+}
 
 fn xoauth2_line(token: &str) -> String {
     let payload = format!("user=ann@example.com\x01auth=Bearer {token}\x01\x01");
@@ -2319,7 +2309,7 @@ fn renewal_requests(h: &Harness) -> usize {
 fn a_refused_token_is_renewed_once_and_auth_runs_again() {
     let h = both_splits(
         |h| {
-            h.run(OAUTH_SETUP);
+            h.run(&oauth_setup());
             let id = h.submit(envelope(&["bob@example.org"]), b"hi");
             h.run(&xoauth2_refusal(STALE));
             // The engine waits for the host: nothing is sent, nothing failed.
@@ -2332,7 +2322,7 @@ fn a_refused_token_is_renewed_once_and_auth_runs_again() {
                 "
                 C: {}
                 S: 235 2.7.0 Accepted
-                C: MAIL FROM:<ann@example.com>
+                C: MAIL FROM:<ann@example.com> BODY=8BITMIME
                 C: RCPT TO:<bob@example.org>
                 C: DATA
                 S: 250 ok
@@ -2368,7 +2358,7 @@ fn a_refused_token_is_renewed_once_and_auth_runs_again() {
 #[test]
 fn oauthbearer_is_renewed_the_same_way() {
     let mut h = Harness::new(token_config(true).auth_mechanism(Mechanism::OAuthBearer));
-    h.run(OAUTH_SETUP);
+    h.run(&oauth_setup());
     let line = |token: &str| {
         let payload = format!("n,a=ann@example.com,\x01host=mx.example.com\x01port=587\x01auth=Bearer {token}\x01\x01");
         format!("AUTH OAUTHBEARER {}", base64::encode(payload))
@@ -2392,7 +2382,7 @@ fn oauthbearer_is_renewed_the_same_way() {
 #[test]
 fn a_fresh_token_refused_too_ends_with_eauth_naming_the_token() {
     let mut h = Harness::new(token_config(true));
-    h.run(OAUTH_SETUP);
+    h.run(&oauth_setup());
     let id = h.submit(envelope(&["bob@example.org"]), b"hi");
     h.run(&xoauth2_refusal(STALE));
     h.conn.supply_access_token(FRESH, h.now);
@@ -2414,7 +2404,7 @@ fn a_fresh_token_refused_too_ends_with_eauth_naming_the_token() {
 #[test]
 fn without_renewal_a_refused_token_is_final() {
     let mut h = Harness::new(token_config(false));
-    h.run(OAUTH_SETUP);
+    h.run(&oauth_setup());
     h.run(&xoauth2_refusal(STALE));
     h.run("C: QUIT");
     assert_eq!(renewal_requests(&h), 0);
@@ -2427,7 +2417,7 @@ fn without_renewal_a_refused_token_is_final() {
 fn only_a_refused_token_is_renewed() {
     // A temporary failure, or a refused password, is no reason to ask for a token.
     let mut h = Harness::new(token_config(true));
-    h.run(OAUTH_SETUP);
+    h.run(&oauth_setup());
     h.run(&format!(
         "C: {}\nS: 454 4.7.0 Temporary authentication failure\nC: QUIT",
         xoauth2_line(STALE)
@@ -2445,7 +2435,7 @@ fn only_a_refused_token_is_renewed() {
 #[test]
 fn a_token_provider_failure_ends_with_eauth_in_its_words() {
     let mut h = Harness::new(token_config(true));
-    h.run(OAUTH_SETUP);
+    h.run(&oauth_setup());
     h.run(&xoauth2_refusal(STALE));
     h.conn.access_token_failed(
         "the token endpoint answered invalid_grant.",
@@ -2470,7 +2460,7 @@ fn a_token_provider_failure_ends_with_eauth_in_its_words() {
 #[test]
 fn a_token_provider_that_never_answers_times_out() {
     let mut h = Harness::new(token_config(true));
-    h.run(OAUTH_SETUP);
+    h.run(&oauth_setup());
     h.run(&xoauth2_refusal(STALE));
     h.advance(Duration::from_secs(59));
     assert!(h.closed().is_none());
@@ -2487,7 +2477,7 @@ fn a_token_provider_that_never_answers_times_out() {
 #[test]
 fn a_token_with_a_control_character_is_never_sent() {
     let mut h = Harness::new(token_config(true));
-    h.run(OAUTH_SETUP);
+    h.run(&oauth_setup());
     h.run(&xoauth2_refusal(STALE));
     h.conn.supply_access_token("ya29.x\x01user=mallory", h.now);
     h.run("C: QUIT");
