@@ -13,7 +13,10 @@
 use std::collections::VecDeque;
 
 use crate::address::validate_ehlo_name;
-use crate::auth::{AuthStep, Mechanism, SaslClient, choose_mechanism};
+use crate::auth::{
+    AuthStep, Credentials, Mechanism, SaslClient, TokenRenewal, choose_mechanism, renewed_credentials,
+    token_provider_error,
+};
 use crate::body::{BodyEncoder, Framing};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, Protocol, Security};
@@ -154,6 +157,8 @@ pub struct Connection {
     tls: Option<TlsInfo>,
     sasl: Option<SaslClient>,
     auth_method: Option<Mechanism>,
+    /// Whether a refused OAuth2 token was (or is being) renewed.
+    token_renewal: TokenRenewal,
     /// The message whose MAIL FROM was written last, while the server may
     /// still hold its transaction at the end of what was written: the next
     /// MAIL FROM is then preceded by RSET (see `start_transaction`). `None`
@@ -197,6 +202,7 @@ impl Connection {
             tls: None,
             sasl: None,
             auth_method: None,
+            token_renewal: TokenRenewal::default(),
             open_transaction: None,
             requested: None,
         })
@@ -426,6 +432,11 @@ impl Connection {
                 }
                 let err = outcome::timed_out(&self.config, Wait::Reply(expect));
                 self.fail_connection(err, false);
+            }
+            Timer::Token => {
+                // The server is still there: it gets its QUIT.
+                let err = outcome::timed_out(&self.config, Wait::Token);
+                self.fail_connection(err, true);
             }
         }
     }
@@ -699,14 +710,16 @@ impl Connection {
         let offered = self.caps.as_ref().map(|c| c.auth.clone()).unwrap_or_default();
         match choose_mechanism(&offered, &credentials, self.config.auth_mechanism, encrypted) {
             Err(err) => self.fail_connection(err, true),
-            Ok(mechanism) => {
-                let mut sasl = SaslClient::new(mechanism, &credentials, &self.config.host, self.config.port);
-                let first = sasl.start();
-                self.sasl = Some(sasl);
-                self.auth_method = Some(mechanism);
-                self.send_command(&first.line, Some(&first.redacted), Expect::Auth, now);
-            }
+            Ok(mechanism) => self.start_sasl(mechanism, &credentials, now),
         }
+    }
+
+    fn start_sasl(&mut self, mechanism: Mechanism, credentials: &Credentials, now: Instant) {
+        let mut sasl = SaslClient::new(mechanism, credentials, &self.config.host, self.config.port);
+        let first = sasl.start();
+        self.sasl = Some(sasl);
+        self.auth_method = Some(mechanism);
+        self.send_command(&first.line, Some(&first.redacted), Expect::Auth, now);
     }
 
     /// A plaintext connection opened: if it stays silent, ask the host for
@@ -905,11 +918,51 @@ impl Connection {
                 self.become_ready(now);
             }
             AuthStep::Failed(err) => {
+                let mechanism = sasl.mechanism();
                 self.sasl = None;
-                if reply.code != 421 {
-                    self.fail_connection(err, true);
+                if reply.code == 421 {
+                    return;
+                }
+                let renewable = self.config.renew_refused_token;
+                match self.token_renewal.after_failure(renewable, mechanism, &reply, err) {
+                    None => self.await_fresh_token(now),
+                    Some(err) => self.fail_connection(err, true),
                 }
             }
+        }
+    }
+
+    /// The server refused the token: the host is asked for a fresh one,
+    /// within the command time-out.
+    fn await_fresh_token(&mut self, now: Instant) {
+        self.transcript(Direction::Client, "(token refused; asking for a fresh one)".to_string());
+        self.events.push_back(Event::AccessTokenRefused);
+        self.timers.set(Timer::Token, now + self.config.timeouts.command);
+    }
+
+    /// The fresh OAuth2 token an `Event::AccessTokenRefused` asked for: AUTH
+    /// runs again with it. Ignored when no token is awaited.
+    pub fn supply_access_token(&mut self, token: &str, now: Instant) {
+        if self.state() != State::Setup {
+            return;
+        }
+        let Some(mechanism) = self.token_renewal.take_awaited() else {
+            return;
+        };
+        self.timers.stop(Timer::Token);
+        let user = self.config.credentials.as_ref().map_or("", Credentials::user);
+        match renewed_credentials(user, token) {
+            Ok(credentials) => self.start_sasl(mechanism, &credentials, now),
+            Err(err) => self.fail_connection(err, true),
+        }
+    }
+
+    /// The host could not fetch the token an `Event::AccessTokenRefused`
+    /// asked for: the connection ends with `EAUTH`, in the host's words.
+    pub fn access_token_failed(&mut self, detail: &str, hint: Option<&str>, retryable: bool, _now: Instant) {
+        if self.state() == State::Setup && self.token_renewal.take_awaited().is_some() {
+            self.timers.stop(Timer::Token);
+            self.fail_connection(token_provider_error(detail, hint, retryable), true);
         }
     }
 

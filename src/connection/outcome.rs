@@ -373,8 +373,12 @@ pub(super) fn port_mismatch(config: &Config, evidence: &str) -> SmtpError {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Wait {
     Connect,
-    Handshake { after_starttls: bool },
+    Handshake {
+        after_starttls: bool,
+    },
     Reply(Expect),
+    /// A fresh OAuth2 token from the host.
+    Token,
 }
 
 pub(super) fn timed_out(config: &Config, wait: Wait) -> SmtpError {
@@ -395,6 +399,12 @@ pub(super) fn timed_out(config: &Config, wait: Wait) -> SmtpError {
             } else {
                 "the server did not answer the TLS handshake: if this port expects a plaintext greeting (587, 25), use security: 'starttls'.".to_string()
             },
+        ),
+        Wait::Token => (
+            Phase::Auth,
+            t.command,
+            "no token came from the token provider".to_string(),
+            "check that auth.accessToken can reach the token endpoint.".to_string(),
         ),
         Wait::Reply(expect @ Expect::Greeting) => (
             expect.phase(),

@@ -18,18 +18,21 @@ pub(super) enum Timer {
     Handshake,
     /// The reply at the head of the queue of awaited replies.
     Reply,
+    /// The host fetching a fresh OAuth2 token after the server refused one.
+    Token,
 }
 
 impl Timer {
     /// Every timer, in the order expired ones are handled: the probe's
     /// evidence first (it names the cause of a silence better than a
     /// time-out would), then the waits for the host, then the server.
-    pub(super) const ALL: [Timer; 5] = [
+    pub(super) const ALL: [Timer; 6] = [
         Timer::PortProbe,
         Timer::PortGuess,
         Timer::Connect,
         Timer::Handshake,
         Timer::Reply,
+        Timer::Token,
     ];
 }
 
