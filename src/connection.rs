@@ -534,7 +534,9 @@ impl Connection {
                 ErrorCode::Closed,
                 phase,
                 "the connection was aborted by the application.",
-            );
+            )
+            .retryable(true); // nothing of a queued message went out: another connection may take it
+
             self.fail_connection(err, false);
         }
     }
@@ -874,7 +876,9 @@ impl Connection {
             )
             .with_hint(
                 "the server closed the session instead of answering; it may be shutting down or rejecting this client.",
-            );
+            )
+            .retryable(true); // a 221 is no verdict on the message: it was not sent
+
             self.fail_connection(err, false);
             return;
         }

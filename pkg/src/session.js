@@ -822,6 +822,7 @@ export class Session {
         phase: 'quit',
         message: 'the connection closed before the operation finished.',
         retryable: true,
+        resendSafe: true,
         transcript: this.transcript(),
       })
     );
