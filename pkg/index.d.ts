@@ -594,6 +594,8 @@ export interface Finding {
   code: FindingCode;
   message: string;
   hint: string | null;
+  /** The options the hint tells you to change, as on `SmtpError`. */
+  fix: Fix[];
 }
 
 /** What one probe of one port found. */
@@ -633,7 +635,7 @@ export interface PortReport {
     method: AuthMethod | null;
   };
   /** The error that ended the probe, if any. */
-  error: { code: ErrorCode; phase: Phase; message: string; hint: string | null } | null;
+  error: { code: ErrorCode; phase: Phase; message: string; hint: string | null; fix: Fix[] } | null;
   ms: number;
 }
 

@@ -18,7 +18,7 @@ use crate::body::{BodyEncoder, Framing};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, Protocol, Security};
 use crate::envelope::{Envelope, build_commands};
-use crate::error::{DeliveryState, ErrorCode, Phase, SmtpError};
+use crate::error::{DeliveryState, ErrorCode, Fix, Hint, Phase, SmtpError};
 use crate::event::{Direction, Event, MessageId, SessionInfo, TranscriptLine};
 use crate::reply::{Reply, ReplyParser, escape_for_log};
 use crate::time::{Duration, Instant};
@@ -351,7 +351,8 @@ impl Connection {
                 if phase == Phase::Greeting {
                     err = err.with_hint(
                         "the server hung up before greeting: it may be rejecting this client (rate limits, IP reputation), or the port expects TLS from the first byte (security: 'tls').",
-                    );
+                    )
+                    .with_fix(Fix::SECURITY_TLS);
                 }
                 self.fail_connection(err, false);
             }
@@ -666,9 +667,11 @@ impl Connection {
                 ),
             )
             .with_hint(if self.starttls_handshake {
-                "nothing may follow the STARTTLS 220 reply; wasmtp refuses to continue. If this persists, something on the network path is tampering with SMTP."
+                Hint::new("nothing may follow the STARTTLS 220 reply; wasmtp refuses to continue. If this persists, something on the network path is tampering with SMTP.")
             } else {
-                "the server did not answer the TLS handshake with TLS: check that this port offers implicit TLS (465), or use security: 'starttls' on 587."
+                Hint::new("the server did not answer the TLS handshake with TLS: check that this port offers implicit TLS (465), or use security: 'starttls' on 587.")
+                    .fix(Fix::SECURITY_STARTTLS)
+                    .fix(Fix::Port(587))
             })
         };
         self.fail_connection(err, false);
@@ -798,10 +801,12 @@ impl Connection {
         match &self.tls {
             None => {
                 let offered_tls = self.caps.as_ref().is_some_and(|c| c.starttls);
-                let hint = if offered_tls && self.config.security == Security::None {
-                    "the server offers STARTTLS: use security: 'starttls'. Only for a trusted local test server, set allowInsecureAuth: true."
+                let (hint, fix): (&str, &[Fix]) = if offered_tls && self.config.security == Security::None {
+                    ("the server offers STARTTLS: use security: 'starttls'. Only for a trusted local test server, set allowInsecureAuth: true.",
+                     &[Fix::SECURITY_STARTTLS, Fix::AllowInsecureAuth])
                 } else {
-                    "use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true."
+                    ("use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true.",
+                     &[Fix::SECURITY_TLS, Fix::Port(465), Fix::AllowInsecureAuth])
                 };
                 let mut message = format!("refusing to send credentials to {host}:{port} over an unencrypted connection (security: '{security}').");
                 let mut hint = hint.to_string();
@@ -814,7 +819,7 @@ impl Connection {
                         hint.push_str(&format!(" And for AUTH: {fix}"));
                     }
                 }
-                Some(SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, message).with_hint(hint))
+                Some(SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, message).with_hint(Hint { text: hint, fix: fix.to_vec() }))
             }
             Some(tls) if !tls.authorized => Some(
                 SmtpError::new(
@@ -825,7 +830,9 @@ impl Connection {
                         tls.authorization_error.as_deref().unwrap_or("verification was turned off")
                     ),
                 )
-                .with_hint("pass the server's CA (or its self-signed certificate) as tls.ca and keep verification on. Only for a trusted local test server, set allowInsecureAuth: true."),
+                .with_hint("pass the server's CA (or its self-signed certificate) as tls.ca and keep verification on. Only for a trusted local test server, set allowInsecureAuth: true.")
+                .with_fix(Fix::TlsCa)
+                .with_fix(Fix::AllowInsecureAuth),
             ),
             Some(_) => None,
         }
@@ -1002,7 +1009,9 @@ impl Connection {
                 format!("the server refused EHLO ({reply}), so STARTTLS cannot be negotiated; nothing was sent."),
                 &reply,
             )
-            .with_hint("a server that refuses EHLO cannot upgrade to TLS. Check that this is a submission server (port 587), or use security: 'tls' on port 465."),
+            .with_hint("a server that refuses EHLO cannot upgrade to TLS. Check that this is a submission server (port 587), or use security: 'tls' on port 465.")
+            .with_fix(Fix::SECURITY_TLS)
+            .with_fix(Fix::Port(465)),
             _ => SmtpError::from_reply(
                 ErrorCode::Protocol,
                 Phase::Ehlo,
@@ -1045,7 +1054,9 @@ impl Connection {
                 format!("the server offered STARTTLS but refused it: {reply}. Nothing was sent (no credentials, no message)."),
                 &reply,
             )
-            .with_hint("the server's TLS set-up is broken or something on the path blocks STARTTLS; try security: 'tls' on port 465, or ask the server's administrator.");
+            .with_hint("the server's TLS set-up is broken or something on the path blocks STARTTLS; try security: 'tls' on port 465, or ask the server's administrator.")
+            .with_fix(Fix::SECURITY_TLS)
+            .with_fix(Fix::Port(465));
             self.fail_connection(err, true);
         } else {
             // Opportunistic: RFC 3207 lets the client carry on in plaintext.
@@ -1724,15 +1735,18 @@ impl Connection {
             (Phase::Connect, _) => (
                 t.connect,
                 format!("could not connect to {}:{}", self.config.host, self.config.port),
-                "the host may be down, or a firewall or the hosting provider may block outbound SMTP ports; try port 587 or 465, or 2525 if the provider offers it.".to_string(),
+                "the host may be down, or a firewall or the hosting provider may block outbound SMTP ports; try port 587 or 465, or 2525 if the provider offers it.".into(),
             ),
             (Phase::Tls | Phase::StartTls, None) => (
                 t.tls_handshake,
                 "the TLS handshake did not finish".to_string(),
                 if self.starttls_handshake {
-                    "the server accepted STARTTLS but never completed the handshake; try security: 'tls' on port 465.".to_string()
+                    Hint::new("the server accepted STARTTLS but never completed the handshake; try security: 'tls' on port 465.")
+                        .fix(Fix::SECURITY_TLS)
+                        .fix(Fix::Port(465))
                 } else {
-                    "the server did not answer the TLS handshake: if this port expects a plaintext greeting (587, 25), use security: 'starttls'.".to_string()
+                    Hint::new("the server did not answer the TLS handshake: if this port expects a plaintext greeting (587, 25), use security: 'starttls'.")
+                        .fix(Fix::SECURITY_STARTTLS)
                 },
             ),
             (_, Some(Expect::Greeting)) => (
@@ -1743,12 +1757,12 @@ impl Connection {
             (_, Some(Expect::Final(_))) => (
                 t.data_end,
                 "the server did not confirm the message after its end".to_string(),
-                "the message may or may not have been accepted; check before resending.".to_string(),
+                "the message may or may not have been accepted; check before resending.".into(),
             ),
             _ => (
                 t.command,
                 format!("the server did not answer during {phase}"),
-                "the server or the network stalled; try again later.".to_string(),
+                "the server or the network stalled; try again later.".into(),
             ),
         };
         SmtpError::new(
@@ -1765,11 +1779,13 @@ impl Connection {
     }
 }
 
-fn starttls_missing_hint(port: u16) -> String {
+fn starttls_missing_hint(port: u16) -> Hint {
     match port {
-        465 => "port 465 uses TLS from the first byte: use security: 'tls'.".to_string(),
-        25 => "port 25 often lacks STARTTLS on internal relays: use the submission port 587 (STARTTLS) or 465 (TLS). Only if you accept plaintext, use security: 'opportunistic'.".to_string(),
-        _ => "use port 465 with security: 'tls' if the server offers it; if something on the network strips STARTTLS, do not downgrade — fix the path. Only for a trusted local server, use security: 'none'.".to_string(),
+        465 => Hint::new("port 465 uses TLS from the first byte: use security: 'tls'.").fix(Fix::SECURITY_TLS),
+        25 => Hint::new("port 25 often lacks STARTTLS on internal relays: use the submission port 587 (STARTTLS) or 465 (TLS). Only if you accept plaintext, use security: 'opportunistic'.").fix(Fix::Port(587)),
+        _ => Hint::new("use port 465 with security: 'tls' if the server offers it; if something on the network strips STARTTLS, do not downgrade — fix the path. Only for a trusted local server, use security: 'none'.")
+            .fix(Fix::Port(465))
+            .fix(Fix::SECURITY_TLS),
     }
 }
 

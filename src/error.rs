@@ -182,6 +182,31 @@ impl Fix {
     }
 }
 
+impl core::str::FromStr for Fix {
+    type Err = ();
+
+    /// The [`Display`](fmt::Display) form back: `security=tls`, `port=465`, `tls.ca`...
+    fn from_str(text: &str) -> Result<Fix, ()> {
+        let (option, value) = text.split_once('=').unwrap_or((text, ""));
+        Ok(match (option, value) {
+            ("security", _) => [
+                Fix::SECURITY_TLS,
+                Fix::SECURITY_STARTTLS,
+                Fix::SECURITY_OPPORTUNISTIC,
+                Fix::SECURITY_NONE,
+            ]
+            .into_iter()
+            .find(|fix| fix.value().as_deref() == Some(value))
+            .ok_or(())?,
+            ("port", port) => Fix::Port(port.parse().map_err(|_| ())?),
+            ("tls.ca", "") => Fix::TlsCa,
+            ("tls.servername", "") => Fix::TlsServername,
+            ("allowInsecureAuth", "") => Fix::AllowInsecureAuth,
+            _ => return Err(()),
+        })
+    }
+}
+
 impl fmt::Display for Fix {
     /// `option` or `option=value`, e.g. `security=tls`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -190,6 +215,42 @@ impl fmt::Display for Fix {
             Some(value) => write!(f, "={value}"),
             None => Ok(()),
         }
+    }
+}
+
+/// A hint and the options it names, built in one place so that they agree:
+/// `Hint::new("use security: 'tls' on port 465.").fix(Fix::SECURITY_TLS).fix(Fix::Port(465))`.
+/// Plain text (`&str`, `String`) is a hint that names no option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    pub text: String,
+    pub fix: Vec<Fix>,
+}
+
+impl Hint {
+    pub fn new(text: impl Into<String>) -> Self {
+        Hint {
+            text: text.into(),
+            fix: Vec::new(),
+        }
+    }
+
+    /// Adds an option the text names.
+    pub fn fix(mut self, fix: Fix) -> Self {
+        self.fix.push(fix);
+        self
+    }
+}
+
+impl From<&str> for Hint {
+    fn from(text: &str) -> Self {
+        Hint::new(text)
+    }
+}
+
+impl From<String> for Hint {
+    fn from(text: String) -> Self {
+        Hint::new(text)
     }
 }
 
@@ -237,9 +298,11 @@ impl SmtpError {
         err
     }
 
-    /// Sets the hint.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+    /// Sets the hint (and adds the options it names, for a [`Hint`]).
+    pub fn with_hint(mut self, hint: impl Into<Hint>) -> Self {
+        let Hint { text, fix } = hint.into();
+        self.hint = Some(text);
+        self.fix.extend(fix);
         self
     }
 
@@ -319,6 +382,15 @@ mod tests {
         assert_eq!(Fix::SECURITY_STARTTLS.to_string(), "security=starttls");
         assert_eq!(Fix::Port(465).to_string(), "port=465");
         assert_eq!(Fix::TlsCa.to_string(), "tls.ca");
+        for fix in [
+            Fix::SECURITY_NONE,
+            Fix::Port(587),
+            Fix::TlsServername,
+            Fix::AllowInsecureAuth,
+        ] {
+            assert_eq!(fix.to_string().parse(), Ok(fix));
+        }
+        assert_eq!("security=plain".parse::<Fix>(), Err(()));
     }
 
     #[test]

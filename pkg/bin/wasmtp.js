@@ -519,7 +519,7 @@ function formatReport(report, values = {}) {
     line(`  ${SYMBOL[f.severity]} ${String(f.port ?? 'all').padEnd(6)} ${f.code}: ${f.message}`);
     if (f.hint) {
       // The doctor never suggests --allow-insecure-auth: its hints name it only to warn.
-      const flags = FLAG_FOR.filter(([option]) => option !== 'allowInsecureAuth' && f.hint.includes(option)).map(([, flag]) => flag);
+      const flags = flagsFor(f.fix.filter(({ option }) => option !== 'allowInsecureAuth'));
       line(`           → ${f.hint}${flags.length > 0 ? ` (command line: ${flags.join(', ')})` : ''}`);
     }
   }
@@ -574,16 +574,17 @@ function warn(text) {
   console.error(`wasmtp: warning: ${text}`);
 }
 
-/** API option names the engine's hints mention, and the flags that set them. */
-const FLAG_FOR = [
-  ['tls.ca', '--ca FILE'],
-  ['allowInsecureAuth', '--allow-insecure-auth'],
-  ["security: 'tls'", '--security tls'],
-  ["security: 'starttls'", '--security starttls'],
-  ["security: 'opportunistic'", '--security opportunistic'],
-  ["security: 'none'", '--security none'],
-  ['servername', '--servername NAME'],
-];
+/** The flags that set the options an error's or a finding's `fix` names. */
+function flagsFor(fix = []) {
+  const FLAG = {
+    security: (value) => `--security ${value}`,
+    port: (value) => `--port ${value}`,
+    'tls.ca': () => '--ca FILE',
+    'tls.servername': () => '--servername NAME',
+    allowInsecureAuth: () => '--allow-insecure-auth',
+  };
+  return fix.filter(({ option }) => option in FLAG).map(({ option, value }) => FLAG[option](value));
+}
 
 /** Prints an error for a person; returns the exit status. */
 function report(error) {
@@ -598,7 +599,7 @@ function report(error) {
     console.error(`wasmtp: ${error.code} (${error.phase}): ${error.detail}`);
     if (error.hint) {
       console.error(`hint: ${error.hint}`);
-      const flags = FLAG_FOR.filter(([option]) => error.hint.includes(option)).map(([, flag]) => flag);
+      const flags = flagsFor(error.fix);
       if (flags.length > 0) console.error(`on the command line: ${flags.join(', ')}`);
     }
     if (error.deliveryState === 'unknown') {

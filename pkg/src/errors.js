@@ -74,6 +74,11 @@ export function parseFix(text) {
   return { option, value: option === 'port' ? Number(value) : value };
 }
 
+/** The engine's text form of a fix (the inverse of parseFix). */
+export function fixText({ option, value }) {
+  return value === undefined ? option : `${option}=${value}`;
+}
+
 /** True for errors the wasm bindings throw (`EngineError` instances). */
 export function isEngineError(value) {
   return value !== null && typeof value === 'object' && typeof value.code === 'string' && typeof value.free === 'function' && 'deliveryState' in value;
