@@ -2257,3 +2257,23 @@ RSET\r\nMAIL FROM:<s3@example.com>\r\nRCPT TO:<r3@example.org>\r\n",
     assert!(err.message.contains("MAIL already given"), "{err}");
     h.expect_silence();
 }
+
+#[test]
+fn the_pipeline_window_follows_what_the_server_offers() {
+    let window = |extensions: &[&str]| {
+        let mut h = Harness::new(config(Security::None, 25));
+        h.run("S: 220 mx\nC: EHLO client.example.com");
+        assert_eq!(h.conn.pipeline_window(), 0, "nothing before the session is ready");
+        let mut reply = vec!["250-mx".to_string()];
+        reply.extend(extensions.iter().map(|e| format!("250-{e}")));
+        reply.push("250 8BITMIME".into());
+        for line in reply {
+            h.server(&line);
+        }
+        h.conn.pipeline_window()
+    };
+    assert_eq!(window(&["PIPELINING", "CHUNKING"]), Limits::default().max_in_flight);
+    assert_eq!(window(&["PIPELINING"]), 4);
+    assert_eq!(window(&["CHUNKING"]), 2);
+    assert_eq!(window(&[]), 2);
+}

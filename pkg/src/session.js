@@ -98,6 +98,8 @@ export class Session {
 
   /** Session facts once ready (see `ready`). */
   info = null;
+  /** Messages to keep in flight here at once, as the engine says once ready. */
+  pipelineWindow = 0;
   /** Messages handed to this connection so far. */
   submitted = 0;
   /** Set by the pool: take no more messages, QUIT when the last one is done. */
@@ -707,6 +709,7 @@ export class Session {
   }
 
   #onReady(session) {
+    this.pipelineWindow = this.#conn.pipelineWindow;
     try {
       this.info = sessionInfo(session);
     } finally {

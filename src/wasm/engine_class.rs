@@ -173,6 +173,12 @@ macro_rules! engine_class {
                 Engine::is_idle(&self.inner)
             }
 
+            /// How many messages to keep in flight here at once (0 until ready).
+            #[wasm_bindgen(getter, js_name = pipelineWindow)]
+            pub fn pipeline_window(&self) -> usize {
+                Engine::pipeline_window(&self.inner)
+            }
+
             #[wasm_bindgen(getter, js_name = isClosed)]
             pub fn is_closed(&self) -> bool {
                 Engine::is_closed(&self.inner)
