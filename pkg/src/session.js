@@ -607,6 +607,8 @@ export class Session {
   #dispatchEvents() {
     for (;;) {
       const event = this.#conn.pollEvent();
+      // The dialog lines up to this event first: an error's transcript ends where it happened.
+      this.#takeTranscript();
       if (event === undefined) return;
       try {
         this.#handleEvent(event);
@@ -616,11 +618,14 @@ export class Session {
     }
   }
 
+  /** The engine's dialog lines since the last call (a flat array: dir, text, dir, text...). */
+  #takeTranscript() {
+    const flat = this.#conn.takeTranscript();
+    for (let i = 0; i < flat.length; i += 2) this.#addTranscript({ dir: flat[i], text: flat[i + 1] });
+  }
+
   #handleEvent(event) {
     switch (event.kind) {
-      case 'transcript':
-        this.#addTranscript({ dir: event.dir, text: event.text });
-        break;
       case 'starttls':
         this.#startTls(event.serverName);
         break;

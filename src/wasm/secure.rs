@@ -78,6 +78,8 @@ impl WasmTlsOptions {
 #[wasm_bindgen(js_name = SecureConnection)]
 pub struct WasmSecureConnection {
     pub(super) inner: SecureConnection,
+    /// Dialog lines `pollEvent` passed over, until `takeTranscript`.
+    pub(super) transcript: Vec<String>,
 }
 
 engine_class!(WasmSecureConnection as SecureConnection {
@@ -87,6 +89,7 @@ engine_class!(WasmSecureConnection as SecureConnection {
     pub fn new(options: &WasmOptions, tls: &WasmTlsOptions, now: f64) -> Result<WasmSecureConnection, EngineError> {
         Ok(WasmSecureConnection {
             inner: SecureConnection::new(options.config.clone(), tls.options.clone(), instant(now))?,
+            transcript: Vec::new(),
         })
     }
 });
