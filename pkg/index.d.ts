@@ -632,6 +632,8 @@ export interface PortReport {
     usable: string[];
     /** "withheld": credentials were given but not sent (no verified TLS). */
     login: 'succeeded' | 'failed' | 'withheld' | 'not-tried';
+    /** The same for a person, e.g. "succeeded (PLAIN)" (the CLI's and the doctor page's wording). */
+    loginText: string;
     method: AuthMethod | null;
   };
   /** The error that ended the probe, if any. */

@@ -510,7 +510,7 @@ function formatReport(report, values = {}) {
     }
     if (p.extensions) field(p.tls ? 'EHLO over TLS' : 'EHLO', p.extensions.join(', ') || '(none)');
     if (p.auth.offered.length > 0) field('AUTH', `${p.auth.offered.join(' ')} (wasmtp can use: ${p.auth.usable.join(', ') || 'none'})`);
-    field('login', LOGIN[p.auth.login] + (p.auth.method ? ` (${p.auth.method})` : ''));
+    field('login', p.auth.loginText);
     if (p.error && !['EAUTH', 'EAUTH_INSECURE', 'EAUTH_UNSUPPORTED'].includes(p.error.code)) field('ended with', `${p.error.code}: ${p.error.message}`);
   }
   line();
@@ -540,13 +540,6 @@ const REACH = {
   timeout: 'no answer: the connection timed out',
   unresolved: 'the host name does not resolve',
   failed: 'could not connect',
-};
-
-const LOGIN = {
-  succeeded: 'succeeded',
-  failed: 'FAILED',
-  withheld: 'withheld: credentials are only sent over TLS whose certificate was verified',
-  'not-tried': 'not tried',
 };
 
 /** `wasmtp doctor --web`: the page and the bridge, until Ctrl-C. */

@@ -205,7 +205,7 @@ function portReport({ probe: p, error, authMethod, ms }) {
       : null,
     extensionsBeforeTls: p.extensionsBeforeTls ?? null,
     extensions: p.extensions ?? null,
-    auth: { offered: p.authOffered, usable: p.authUsable, login: p.login, method: authMethod ?? null },
+    auth: { offered: p.authOffered, usable: p.authUsable, login: p.login, loginText: p.loginText, method: authMethod ?? null },
     error: error ? { code: error.code, phase: error.phase, message: error.detail, hint: error.hint ?? null, fix: error.fix } : null,
     ms,
   };

@@ -202,6 +202,18 @@ impl WasmProbe {
         .to_string()
     }
 
+    /// The login outcome for a person (the CLI's and the page's "login"
+    /// line), e.g. `"succeeded (PLAIN)"`.
+    #[wasm_bindgen(getter, js_name = loginText)]
+    pub fn login_text(&self) -> String {
+        match (&self.probe.auth, self.login().as_str()) {
+            (AuthOutcome::Succeeded(mechanism), _) => format!("succeeded ({mechanism})"),
+            (_, "failed") => "FAILED".into(),
+            (_, "withheld") => "withheld: credentials are only sent over TLS whose certificate was verified".into(),
+            _ => "not tried".into(),
+        }
+    }
+
     #[wasm_bindgen(getter, js_name = tlsVersion)]
     pub fn tls_version(&self) -> Option<String> {
         self.probe.tls.as_ref().map(|t| t.version.clone())
