@@ -511,12 +511,20 @@ export type ErrorCode =
 export type Phase = 'connect' | 'tls' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
 
 /** Every failure. `message` is "CODE (phase): what happened. Hint: the likely fix." */
+/** An option an error's (or a finding's) hint tells you to change; `value` when the engine knows it (a `security` mode, a `port`), absent when it is yours to give (`tls.ca`: the CA's PEM). */
+export interface Fix {
+  option: 'security' | 'port' | 'tls.ca' | 'tls.servername' | 'allowInsecureAuth';
+  value?: string | number;
+}
+
 export class SmtpError extends Error {
   readonly name: 'SmtpError';
   readonly code: ErrorCode;
   readonly phase: Phase;
   /** The most likely fix, when one is known (also part of `message`). */
   readonly hint?: string;
+  /** The options the hint tells you to change, in its order (empty when it names none): map them to your own settings or switches. */
+  readonly fix: Fix[];
   /** The engine's sentence alone, without code, phase or hint. */
   readonly detail: string;
   /** The server reply that caused the error. */
@@ -525,6 +533,8 @@ export class SmtpError extends Error {
   readonly retryable: boolean;
   /** "unknown": the connection died after the data and before the final reply, or the server took the data into a transaction it still held from before (its MAIL was answered 503); resending may duplicate. */
   readonly deliveryState: 'not-sent' | 'unknown';
+  /** Sending the message again cannot duplicate it and may succeed: `deliveryState` is "not-sent" and the cause is transient. Decided by the engine; base resends on this field alone. */
+  readonly resendSafe: boolean;
   /** The last lines of the dialog, credentials redacted. */
   readonly transcript?: TranscriptLine[];
 }
@@ -643,6 +653,8 @@ export interface Finding {
   code: FindingCode;
   message: string;
   hint: string | null;
+  /** The options the hint tells you to change, as on `SmtpError`. */
+  fix: Fix[];
 }
 
 /** What one probe of one port found. */
@@ -679,10 +691,12 @@ export interface PortReport {
     usable: string[];
     /** "withheld": credentials were given but not sent (no verified TLS). */
     login: 'succeeded' | 'failed' | 'withheld' | 'not-tried';
+    /** The same for a person, e.g. "succeeded (PLAIN)" (the CLI's and the doctor page's wording). */
+    loginText: string;
     method: AuthMethod | null;
   };
   /** The error that ended the probe, if any. */
-  error: { code: ErrorCode; phase: Phase; message: string; hint: string | null } | null;
+  error: { code: ErrorCode; phase: Phase; message: string; hint: string | null; fix: Fix[] } | null;
   ms: number;
 }
 

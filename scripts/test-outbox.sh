@@ -3,8 +3,9 @@
 # minutes on 2 cores; the whole run is killed after OUTBOX_TESTS_TIMEOUT s):
 #   - redis-server from apt when missing (the tests start their own on a
 #     high loopback port, with an AOF in a temp directory, and stop it by PID)
-#   - scripts/setup-js.sh (pkg/node_modules with bullmq + ioredis, wasm build)
-#   - npm ci in tests/outbox (miniflare + workerd, smtp-server; pinned by its
+#   - scripts/setup-js.sh (pkg/node_modules with bullmq + ioredis, and
+#     smtp-server for the test server in pkg/test/helpers/server.js; wasm build)
+#   - npm ci in tests/outbox (miniflare + workerd; pinned by its
 #     package-lock.json), skipped while the lockfile is unchanged
 #   - node --test: spool.test.mjs (policy, decisions, two processes on one
 #     spool), crash.test.mjs (SIGKILL at each point of an attempt, spool and
@@ -43,7 +44,7 @@ setup_outbox() {
     if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$LOCK_SUM" ]; then
         log "tests/outbox/node_modules up to date"
     else
-        log "npm ci in tests/outbox (miniflare/workerd, smtp-server)"
+        log "npm ci in tests/outbox (miniflare/workerd)"
         (cd "$DIR" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
         echo "$LOCK_SUM" >"$STAMP"
     fi

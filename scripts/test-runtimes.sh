@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The runtime acceptance suite: the npm package's send suite
 # (tests/runtimes/suite.js) in Node, Deno, Bun and workerd (through
-# miniflare), against smtp-server instances on 127.0.0.1, plus the wasm size
+# miniflare), against the test SMTP servers (pkg/test/helpers/server.js:
+# smtp-server from pkg/node_modules) on 127.0.0.1, plus the wasm size
 # budgets (bench/size.mjs). Idempotent and bounded in time:
 #   - scripts/setup-js.sh (toolchain, pkg/node_modules, wasm build; quick when done)
-#   - npm ci in tests/runtimes (deno, bun, miniflare + workerd, smtp-server,
+#   - npm ci in tests/runtimes (deno, bun, miniflare + workerd,
 #     pinned by its own package-lock.json), skipped while the lockfile is unchanged
 #   - node_modules/wasmtp -> pkg, so each runtime imports the package by name
 #   - node bench/size.mjs, then node tests/runtimes/run.mjs (each runtime has
@@ -24,7 +25,7 @@ LOCK_SUM="$(sha256sum "$DIR/package-lock.json" | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$LOCK_SUM" ]; then
     log "tests/runtimes/node_modules up to date"
 else
-    log "npm ci in tests/runtimes (deno, bun, miniflare/workerd, smtp-server)"
+    log "npm ci in tests/runtimes (deno, bun, miniflare/workerd)"
     (cd "$DIR" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
     echo "$LOCK_SUM" >"$STAMP"
 fi

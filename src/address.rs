@@ -88,7 +88,7 @@ struct Subject<'a> {
 
 impl Subject<'_> {
     fn error(&self, problem: impl fmt::Display, hint: impl Into<String>) -> SmtpError {
-        SmtpError::input(self.phase, format!("{} {} {problem}.", self.label, quote(self.value))).with_hint(hint)
+        SmtpError::input(self.phase, format!("{} {} {problem}.", self.label, quote(self.value))).with_hint(hint.into())
     }
 
     /// Refuses every control character. Runs first so that no later message

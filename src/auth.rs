@@ -13,7 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 
 use crate::address::quote;
-use crate::error::{ErrorCode, Phase, SmtpError};
+use crate::error::{ErrorCode, Fix, Hint, Phase, SmtpError};
 use crate::reply::{EnhancedCode, Reply};
 
 /// What the client authenticates with.
@@ -160,19 +160,19 @@ pub fn choose_mechanism(
     } else {
         "a password (PLAIN, LOGIN, CRAM-MD5)"
     };
-    let hint = if offered.is_empty() {
-        "the server advertises no AUTH: it may accept mail from this network without login (remove auth), or only offer AUTH on another port (587 with security: 'starttls', or 465 with 'tls')."
-            .to_string()
+    let hint: Hint = if offered.is_empty() {
+        Hint::new("the server advertises no AUTH: it may accept mail from this network without login (remove auth), or only offer AUTH on another port (587 with security: 'starttls', or 465 with 'tls').")
+            .fix(Fix::Port(587))
+            .fix(Fix::SECURITY_STARTTLS)
     } else if offered.iter().any(|m| m == "GSSAPI" || m == "NTLM") && !credentials.is_token() {
         "this looks like an Exchange/Active Directory server: ask for PLAIN or LOGIN over TLS to be enabled (SMTP AUTH for the mailbox), or use OAuth2 with auth.accessToken where XOAUTH2 is offered."
-            .to_string()
+            .into()
     } else if credentials.is_token() {
-        "this server does not take OAuth2 tokens: use a user name and password (or an app password) instead."
-            .to_string()
+        "this server does not take OAuth2 tokens: use a user name and password (or an app password) instead.".into()
     } else if offered.iter().any(|m| m == "XOAUTH2" || m == "OAUTHBEARER") {
-        "this server wants OAuth2: pass auth: { user, accessToken } instead of a password.".to_string()
+        "this server wants OAuth2: pass auth: { user, accessToken } instead of a password.".into()
     } else {
-        "ask the server's administrator for PLAIN or LOGIN over TLS.".to_string()
+        "ask the server's administrator for PLAIN or LOGIN over TLS.".into()
     };
     Err(SmtpError::new(
         ErrorCode::AuthUnsupported,
@@ -349,7 +349,7 @@ impl SaslClient {
             .map(|d| format!(" The OAuth server said: {d}."))
             .unwrap_or_default();
 
-        let (code, hint): (ErrorCode, String) = match (reply.code, enhanced) {
+        let (code, hint): (ErrorCode, Hint) = match (reply.code, enhanced) {
             (_, Some((7, 139))) => (
                 ErrorCode::Auth,
                 "basic authentication (a password) is disabled for this account, as Microsoft 365 does by default: use OAuth2 (auth: { user, accessToken }, XOAUTH2), or have the administrator enable SMTP AUTH for the mailbox.".into(),
@@ -364,11 +364,13 @@ impl SaslClient {
             ),
             (530 | 538, _) => (
                 ErrorCode::AuthInsecure,
-                "the server requires encryption before AUTH: use security: 'starttls' (port 587) or 'tls' (port 465).".into(),
+                Hint::new("the server requires encryption before AUTH: use security: 'starttls' (port 587) or 'tls' (port 465).")
+                    .fix(Fix::SECURITY_STARTTLS)
+                    .fix(Fix::Port(587)),
             ),
             (504, _) | (502, _) => (
                 ErrorCode::AuthUnsupported,
-                format!("the server refused {mechanism} although it advertised it: force another method with auth.method."),
+                format!("the server refused {mechanism} although it advertised it: force another method with auth.method.").into(),
             ),
             (code, _) if (400..500).contains(&code) => (
                 ErrorCode::Auth,

@@ -9,7 +9,7 @@
 use crate::auth::Mechanism;
 use crate::capabilities::Capabilities;
 use crate::config::Security;
-use crate::error::{ErrorCode, Phase, SmtpError};
+use crate::error::{ErrorCode, Fix, Hint, Phase, SmtpError};
 use crate::reply::Reply;
 use crate::tls::TlsInfo;
 
@@ -198,6 +198,8 @@ pub struct Finding {
     pub message: String,
     /// What to do, as a sentence.
     pub hint: Option<String>,
+    /// The options the hint tells the user to change (as `SmtpError::fix`).
+    pub fix: Vec<Fix>,
 }
 
 /// The set-up to use.
@@ -260,6 +262,7 @@ pub fn diagnose(host: &str, probes: &[PortProbe]) -> Diagnosis {
             hint: Some(
                 "check its spelling; your provider's documentation names its SMTP host (often smtp.<domain>).".into(),
             ),
+            fix: Vec::new(),
         });
         return Diagnosis {
             findings,
@@ -281,6 +284,7 @@ pub fn diagnose(host: &str, probes: &[PortProbe]) -> Diagnosis {
             code: FindingCode::NothingWorks,
             message: format!("no port of {host} gave a usable SMTP session."),
             hint: Some("see the findings above for each port; a blocked network is the most common cause when every port times out.".into()),
+            fix: Vec::new(),
         });
     }
     Diagnosis { findings, recommended }
@@ -293,14 +297,28 @@ struct PortFindings<'a> {
 }
 
 impl PortFindings<'_> {
-    fn add(&mut self, severity: Severity, code: FindingCode, message: String, hint: Option<String>) {
+    fn add(&mut self, severity: Severity, code: FindingCode, message: String, hint: Option<Hint>) {
+        let (hint, fix) = match hint {
+            Some(Hint { text, fix }) => (Some(text), fix),
+            None => (None, Vec::new()),
+        };
         self.list.push(Finding {
             port: Some(self.port),
             severity,
             code,
             message,
             hint,
+            fix,
         });
+    }
+
+    /// A finding that is an engine error: its sentence, hint and fix.
+    fn add_error(&mut self, code: FindingCode, err: &SmtpError) {
+        let hint = err.hint.clone().map(|text| Hint {
+            text,
+            fix: err.fix.clone(),
+        });
+        self.add(Severity::Error, code, err.message.clone(), hint);
     }
 }
 
@@ -357,31 +375,29 @@ fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &m
                 Severity::Error,
                 FindingCode::TlsWherePlaintextExpected,
                 format!("port {port} stayed silent without TLS: it expects TLS from the first byte."),
-                Some(format!("use port {port} with security: 'tls'.")),
+                Some(Hint::new(format!("use port {port} with security: 'tls'.")).fix(Fix::SECURITY_TLS)),
             ),
             ErrorCode::TlsPortMismatch if probe.security == Security::Tls => out.add(
                 Severity::Error,
                 FindingCode::PlaintextWhereTlsExpected,
                 format!("port {port} answered with a plaintext greeting, not TLS: it does not speak TLS from the first byte."),
-                Some(format!("use port {port} with security: 'starttls'.")),
+                Some(Hint::new(format!("use port {port} with security: 'starttls'.")).fix(Fix::SECURITY_STARTTLS)),
             ),
             ErrorCode::AuthInsecure if probe.tls.is_none() => out.add(
                 Severity::Error,
                 FindingCode::CredentialsInClear,
                 format!("the credentials would cross the network in clear on port {port} (no encryption there); wasmtp did not send them."),
-                Some("log in over TLS instead: 465 with security: 'tls', or 587 with 'starttls'. allowInsecureAuth is only for a trusted local test server.".into()),
+                Some(Hint::new("log in over TLS instead: 465 with security: 'tls', or 587 with 'starttls'. allowInsecureAuth is only for a trusted local test server.").fix(Fix::Port(465)).fix(Fix::SECURITY_TLS)),
             ),
             ErrorCode::StartTlsUnavailable => out.add(
                 Severity::Error,
                 FindingCode::NoStarttls,
                 format!("port {port} does not offer STARTTLS{}.", reply_suffix(err)),
-                Some("without STARTTLS the password and the mail would cross the network in clear; use 465 with security: 'tls' if offered, or ask the administrator to enable STARTTLS.".into()),
+                Some(Hint::new("without STARTTLS the password and the mail would cross the network in clear; use 465 with security: 'tls' if offered, or ask the administrator to enable STARTTLS.").fix(Fix::Port(465)).fix(Fix::SECURITY_TLS)),
             ),
-            ErrorCode::Cert if probe.certificate.is_none() => {
-                out.add(Severity::Error, FindingCode::CertRejected, err.message.clone(), err.hint.clone())
-            }
+            ErrorCode::Cert if probe.certificate.is_none() => out.add_error(FindingCode::CertRejected, err),
             ErrorCode::Cert | ErrorCode::AuthInsecure | ErrorCode::Auth | ErrorCode::AuthUnsupported => {}
-            _ => out.add(Severity::Error, code_name(err.code), err.message.clone(), err.hint.clone()),
+            _ => out.add_error(code_name(err.code), err),
         }
     }
 
@@ -404,12 +420,7 @@ fn judge_port(host: &str, probe: &PortProbe, tls_works_there: bool, findings: &m
             format!("login with AUTH {mechanism} succeeded on port {port}."),
             None,
         ),
-        AuthOutcome::Failed(err) => out.add(
-            Severity::Error,
-            FindingCode::AuthFailed,
-            err.message.clone(),
-            err.hint.clone(),
-        ),
+        AuthOutcome::Failed(err) => out.add_error(FindingCode::AuthFailed, err),
     }
 
     if probe.works() {
@@ -444,9 +455,9 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
                 "port {port} presents a self-signed certificate ({}), which no one can verify by default.",
                 cert.subject
             ),
-            Some(format!(
+            Some(Hint::new(format!(
                 "pass that certificate as tls.ca (check its SHA-256 fingerprint {fingerprint} with the server's administrator); do not turn verification off, it would expose your password to anyone on the path."
-            )),
+            )).fix(Fix::TlsCa)),
         );
     } else if !verified && !cert.expired && cert.name_matches {
         out.add(
@@ -456,9 +467,9 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
                 "port {port} presents a certificate issued by \"{}\", a CA this client does not trust.",
                 cert.issuer
             ),
-            Some(format!(
+            Some(Hint::new(format!(
                 "pass that CA's certificate as tls.ca (the server certificate's SHA-256 fingerprint is {fingerprint}); do not turn verification off. If it is a public CA, the server is missing its intermediate certificate."
-            )),
+            )).fix(Fix::TlsCa)),
         );
     }
     if cert.expired {
@@ -482,7 +493,10 @@ fn judge_certificate(host: &str, port: u16, probe: &PortProbe, cert: &Certificat
             Severity::Error,
             FindingCode::CertNameMismatch,
             format!("the certificate on port {port} is for {names}, not for \"{host}\"."),
-            Some("connect with one of the names the certificate lists, or set tls.servername to it.".into()),
+            Some(
+                Hint::new("connect with one of the names the certificate lists, or set tls.servername to it.")
+                    .fix(Fix::TlsServername),
+            ),
         );
     }
 }
@@ -522,7 +536,7 @@ fn judge_auth_offer(port: u16, probe: &PortProbe, caps: &Capabilities, findings:
             Severity::Warning,
             FindingCode::AuthInClear,
             format!("port {port} offers AUTH without encryption: a password sent there crosses the network in clear."),
-            Some("use a port with TLS (465 with security: 'tls', or 587 with 'starttls'); wasmtp refuses to send credentials here unless allowInsecureAuth is set.".into()),
+            Some(Hint::new("use a port with TLS (465 with security: 'tls', or 587 with 'starttls'); wasmtp refuses to send credentials here unless allowInsecureAuth is set.").fix(Fix::Port(465)).fix(Fix::SECURITY_TLS)),
         );
     }
 }

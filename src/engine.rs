@@ -112,6 +112,28 @@ pub trait Engine {
         self.smtp().wants_body()
     }
 
+    /// How many messages a host should keep in flight on this session at
+    /// once (0 until it is ready); the engine queues any beyond.
+    /// - PIPELINING and CHUNKING: the engine's own window of BDAT
+    ///   transactions (`limits.max_in_flight`), so the client keeps writing
+    ///   while the server works;
+    /// - PIPELINING with DATA: a few, enough for the end of one message and
+    ///   the next envelopes to share a write (DATA itself takes one message
+    ///   at a time), leaving the rest to other connections;
+    /// - neither: one being sent and the next ready behind it.
+    fn pipeline_window(&self) -> usize {
+        let (Some(caps), State::Ready) = (self.smtp().capabilities(), self.state()) else {
+            return 0;
+        };
+        let config = self.config();
+        let pipelining = config.use_pipelining && caps.pipelining;
+        match (pipelining, config.use_chunking && caps.chunking) {
+            (true, true) => config.limits.max_in_flight,
+            (true, false) => 4,
+            (false, _) => 2,
+        }
+    }
+
     /// How many body bytes [`write_body`](Engine::write_body) would take now.
     fn body_capacity(&self, id: MessageId) -> usize {
         self.smtp().body_capacity(id)

@@ -137,6 +137,123 @@ impl DeliveryState {
     }
 }
 
+/// An option the user can change to fix an error, as its hint names it (the
+/// `fix` field of `SmtpError` in JS): tools map it to their own switches
+/// (the CLI's `--security`, `--ca`...) instead of reading the hint's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fix {
+    /// `security`, set to this mode (`Security::as_str`: `"tls"`, `"starttls"`...;
+    /// a name, so that errors need not depend on the configuration).
+    Security(&'static str),
+    /// `port`, set to this port.
+    Port(u16),
+    /// `tls.ca`: trust the server's CA (or its self-signed certificate).
+    TlsCa,
+    /// `tls.servername`: verify the certificate against another name.
+    TlsServername,
+    /// `allowInsecureAuth`: credentials over an unencrypted link (trusted local servers only).
+    AllowInsecureAuth,
+}
+
+impl Fix {
+    pub const SECURITY_TLS: Fix = Fix::Security("tls");
+    pub const SECURITY_STARTTLS: Fix = Fix::Security("starttls");
+    pub const SECURITY_OPPORTUNISTIC: Fix = Fix::Security("opportunistic");
+    pub const SECURITY_NONE: Fix = Fix::Security("none");
+
+    /// The option's name in the JS API, e.g. `"tls.ca"`.
+    pub fn option(self) -> &'static str {
+        match self {
+            Fix::Security(_) => "security",
+            Fix::Port(_) => "port",
+            Fix::TlsCa => "tls.ca",
+            Fix::TlsServername => "tls.servername",
+            Fix::AllowInsecureAuth => "allowInsecureAuth",
+        }
+    }
+
+    /// The value to set, when the engine knows it (`None`: the user's to give).
+    pub fn value(self) -> Option<String> {
+        match self {
+            Fix::Security(mode) => Some(mode.to_string()),
+            Fix::Port(port) => Some(port.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl core::str::FromStr for Fix {
+    type Err = ();
+
+    /// The [`Display`](fmt::Display) form back: `security=tls`, `port=465`, `tls.ca`...
+    fn from_str(text: &str) -> Result<Fix, ()> {
+        let (option, value) = text.split_once('=').unwrap_or((text, ""));
+        Ok(match (option, value) {
+            ("security", _) => [
+                Fix::SECURITY_TLS,
+                Fix::SECURITY_STARTTLS,
+                Fix::SECURITY_OPPORTUNISTIC,
+                Fix::SECURITY_NONE,
+            ]
+            .into_iter()
+            .find(|fix| fix.value().as_deref() == Some(value))
+            .ok_or(())?,
+            ("port", port) => Fix::Port(port.parse().map_err(|_| ())?),
+            ("tls.ca", "") => Fix::TlsCa,
+            ("tls.servername", "") => Fix::TlsServername,
+            ("allowInsecureAuth", "") => Fix::AllowInsecureAuth,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl fmt::Display for Fix {
+    /// `option` or `option=value`, e.g. `security=tls`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.option())?;
+        match self.value() {
+            Some(value) => write!(f, "={value}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A hint and the options it names, built in one place so that they agree:
+/// `Hint::new("use security: 'tls' on port 465.").fix(Fix::SECURITY_TLS).fix(Fix::Port(465))`.
+/// Plain text (`&str`, `String`) is a hint that names no option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    pub text: String,
+    pub fix: Vec<Fix>,
+}
+
+impl Hint {
+    pub fn new(text: impl Into<String>) -> Self {
+        Hint {
+            text: text.into(),
+            fix: Vec::new(),
+        }
+    }
+
+    /// Adds an option the text names.
+    pub fn fix(mut self, fix: Fix) -> Self {
+        self.fix.push(fix);
+        self
+    }
+}
+
+impl From<&str> for Hint {
+    fn from(text: &str) -> Self {
+        Hint::new(text)
+    }
+}
+
+impl From<String> for Hint {
+    fn from(text: String) -> Self {
+        Hint::new(text)
+    }
+}
+
 /// Every failure the engine reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmtpError {
@@ -154,6 +271,8 @@ pub struct SmtpError {
     pub retryable: bool,
     /// Whether the server may have accepted the message.
     pub delivery_state: DeliveryState,
+    /// The options the hint tells the user to change, in its order.
+    pub fix: Vec<Fix>,
 }
 
 impl SmtpError {
@@ -167,6 +286,7 @@ impl SmtpError {
             reply: None,
             retryable: false,
             delivery_state: DeliveryState::NotSent,
+            fix: Vec::new(),
         }
     }
 
@@ -178,10 +298,25 @@ impl SmtpError {
         err
     }
 
-    /// Sets the hint.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+    /// Sets the hint (and adds the options it names, for a [`Hint`]).
+    pub fn with_hint(mut self, hint: impl Into<Hint>) -> Self {
+        let Hint { text, fix } = hint.into();
+        self.hint = Some(text);
+        self.fix.extend(fix);
         self
+    }
+
+    /// Adds an option the hint tells the user to change.
+    pub fn with_fix(mut self, fix: Fix) -> Self {
+        self.fix.push(fix);
+        self
+    }
+
+    /// True when sending the message again cannot duplicate it and may
+    /// succeed: the server took none of it (`NotSent`) and the cause is
+    /// transient (`retryable`). Hosts decide resends on this alone.
+    pub fn resend_safe(&self) -> bool {
+        self.retryable && self.delivery_state == DeliveryState::NotSent
     }
 
     /// Sets whether a retry may succeed.
@@ -244,5 +379,30 @@ mod tests {
         assert_eq!(ErrorCode::StartTlsUnavailable.as_str(), "ESTARTTLS_UNAVAILABLE");
         assert_eq!(Phase::StartTls.as_str(), "starttls");
         assert_eq!(DeliveryState::Unknown.as_str(), "unknown");
+        assert_eq!(Fix::SECURITY_STARTTLS.to_string(), "security=starttls");
+        assert_eq!(Fix::Port(465).to_string(), "port=465");
+        assert_eq!(Fix::TlsCa.to_string(), "tls.ca");
+        for fix in [
+            Fix::SECURITY_NONE,
+            Fix::Port(587),
+            Fix::TlsServername,
+            Fix::AllowInsecureAuth,
+        ] {
+            assert_eq!(fix.to_string().parse(), Ok(fix));
+        }
+        assert_eq!("security=plain".parse::<Fix>(), Err(()));
+    }
+
+    #[test]
+    fn resend_is_safe_only_for_a_transient_cause_with_nothing_sent() {
+        let closed = SmtpError::new(ErrorCode::Closed, Phase::Data, "dropped.");
+        assert!(!closed.resend_safe(), "not retryable");
+        assert!(closed.clone().retryable(true).resend_safe());
+        assert!(
+            !closed
+                .retryable(true)
+                .with_delivery_state(DeliveryState::Unknown)
+                .resend_safe()
+        );
     }
 }

@@ -38,7 +38,7 @@ pub use config::{Config, Limits, Protocol, Security, Timeouts};
 pub use connection::{Connection, State};
 pub use engine::{Engine, HostTls};
 pub use envelope::{BodyType, Dsn, DsnReturn, Envelope, Notify, Recipient};
-pub use error::{DeliveryState, ErrorCode, Phase, SmtpError};
+pub use error::{DeliveryState, ErrorCode, Fix, Hint, Phase, SmtpError};
 pub use event::{Delivery, Direction, Event, MessageId, RejectedRecipient, SessionInfo, TranscriptLine};
 pub use reply::{EnhancedCode, Reply};
 pub use time::{Duration, Instant};

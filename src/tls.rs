@@ -8,7 +8,7 @@
 //! Deno, Bun, workerd) go through [`TlsFailure::from_message`].
 
 use crate::config::Security;
-use crate::error::{ErrorCode, Phase, SmtpError};
+use crate::error::{ErrorCode, Fix, Hint, Phase, SmtpError};
 
 /// What the host learned from a finished handshake.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -138,6 +138,8 @@ pub fn failure_error(failure: &TlsFailure, host: &str, port: u16, during_starttl
             format!("the server accepted STARTTLS but then answered the TLS handshake with plaintext ({detail})."),
         )
         .with_hint("the server's STARTTLS is broken, or something on the network path interferes with it; wasmtp will not continue without TLS. Try port 465 with security: 'tls', or ask the server's administrator.")
+        .with_fix(Fix::Port(465))
+        .with_fix(Fix::SECURITY_TLS)
         .retryable(true),
         TlsFailureKind::PlaintextReply => SmtpError::new(
             ErrorCode::TlsPortMismatch,
@@ -147,19 +149,22 @@ pub fn failure_error(failure: &TlsFailure, host: &str, port: u16, during_starttl
         .with_hint(format!(
             "port {port} expects a plaintext greeting followed by STARTTLS; use security: 'starttls'{}.",
             if port == 465 { "" } else { " (or port 465 with security: 'tls')" }
-        )),
+        ))
+        .with_fix(Fix::SECURITY_STARTTLS),
         TlsFailureKind::SelfSigned => SmtpError::new(
             ErrorCode::Cert,
             phase,
             format!("the certificate of {host} is self-signed and not trusted ({detail})."),
         )
-        .with_hint(format!("{ca_hint}. Deno also refuses a self-signed certificate marked CA:TRUE used as the server certificate: issue a separate server certificate from that CA.")),
+        .with_hint(format!("{ca_hint}. Deno also refuses a self-signed certificate marked CA:TRUE used as the server certificate: issue a separate server certificate from that CA."))
+        .with_fix(Fix::TlsCa),
         TlsFailureKind::UnknownIssuer => SmtpError::new(
             ErrorCode::Cert,
             phase,
             format!("the certificate of {host} was issued by a CA that is not trusted ({detail})."),
         )
-        .with_hint(format!("{ca_hint}; if it is a public CA, the server may be missing its intermediate certificate.")),
+        .with_hint(format!("{ca_hint}; if it is a public CA, the server may be missing its intermediate certificate."))
+        .with_fix(Fix::TlsCa),
         TlsFailureKind::Expired => SmtpError::new(
             ErrorCode::Cert,
             phase,
@@ -171,13 +176,15 @@ pub fn failure_error(failure: &TlsFailure, host: &str, port: u16, during_starttl
             phase,
             format!("the certificate presented by the server is not valid for the name \"{host}\" ({detail})."),
         )
-        .with_hint("connect with the host name the certificate names (see its subject alternative names), or set tls.servername to it."),
+        .with_hint("connect with the host name the certificate names (see its subject alternative names), or set tls.servername to it.")
+        .with_fix(Fix::TlsServername),
         TlsFailureKind::Certificate => SmtpError::new(
             ErrorCode::Cert,
             phase,
             format!("the certificate of {host} was rejected ({detail})."),
         )
-        .with_hint(ca_hint),
+        .with_hint(ca_hint)
+        .with_fix(Fix::TlsCa),
         TlsFailureKind::Handshake => SmtpError::new(
             ErrorCode::Tls,
             phase,
@@ -190,12 +197,13 @@ pub fn failure_error(failure: &TlsFailure, host: &str, port: u16, during_starttl
 
 /// The hint for silence on port 465 (or a time-out waiting for the greeting)
 /// when the connection did not start with TLS.
-pub fn silent_greeting_hint(port: u16, security: Security) -> String {
-    if port == 465 && security != Security::Tls {
-        "port 465 expects TLS from the first byte (implicit TLS); use security: 'tls', or port 587 with security: 'starttls'.".to_string()
+pub fn silent_greeting_hint(port: u16, security: Security) -> Hint {
+    let text = if port == 465 && security != Security::Tls {
+        "port 465 expects TLS from the first byte (implicit TLS); use security: 'tls', or port 587 with security: 'starttls'."
     } else {
-        "the server accepted the connection but never greeted: if this port expects TLS from the first byte, use security: 'tls'; otherwise the server is overloaded or a firewall is interfering.".to_string()
-    }
+        "the server accepted the connection but never greeted: if this port expects TLS from the first byte, use security: 'tls'; otherwise the server is overloaded or a firewall is interfering."
+    };
+    Hint::new(text).fix(Fix::SECURITY_TLS)
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::connection::{Connection, State};
 use crate::engine::Engine;
 use crate::envelope::Envelope;
-use crate::error::{Phase, SmtpError};
+use crate::error::{Fix, Phase, SmtpError};
 use crate::event::{Event, MessageId};
 use crate::time::Instant;
 use crate::tls::{self, TlsFailure, TlsFailureKind, TlsInfo};
@@ -226,7 +226,8 @@ impl SecureConnection {
                 Phase::Tls,
                 "no certificate would be trusted: no CA and no pin was given.",
             )
-            .with_hint("pass tls.ca (the server's CA in PEM) or a certificate pin, or keep the public roots."));
+            .with_hint("pass tls.ca (the server's CA in PEM) or a certificate pin, or keep the public roots.")
+            .with_fix(Fix::TlsCa));
         }
         let verifier = Arc::new(Verifier {
             webpki,
@@ -555,6 +556,7 @@ fn bad_ca(detail: &str) -> SmtpError {
         format!("the certificate given as tls.ca could not be read ({detail})."),
     )
     .with_hint("pass the PEM text of the CA certificate (-----BEGIN CERTIFICATE----- ...).")
+    .with_fix(Fix::TlsCa)
 }
 
 fn describe(tls: &ClientConnection) -> TlsInfo {

@@ -2485,3 +2485,23 @@ fn a_token_with_a_control_character_is_never_sent() {
     assert_eq!((err.code, err.phase), (ErrorCode::Input, Phase::Auth));
     assert!(!String::from_utf8_lossy(&h.sent).contains("mallory"));
 }
+
+#[test]
+fn the_pipeline_window_follows_what_the_server_offers() {
+    let window = |extensions: &[&str]| {
+        let mut h = Harness::new(config(Security::None, 25));
+        h.run("S: 220 mx\nC: EHLO client.example.com");
+        assert_eq!(h.conn.pipeline_window(), 0, "nothing before the session is ready");
+        let mut reply = vec!["250-mx".to_string()];
+        reply.extend(extensions.iter().map(|e| format!("250-{e}")));
+        reply.push("250 8BITMIME".into());
+        for line in reply {
+            h.server(&line);
+        }
+        h.conn.pipeline_window()
+    };
+    assert_eq!(window(&["PIPELINING", "CHUNKING"]), Limits::default().max_in_flight);
+    assert_eq!(window(&["PIPELINING"]), 4);
+    assert_eq!(window(&["CHUNKING"]), 2);
+    assert_eq!(window(&[]), 2);
+}

@@ -91,12 +91,6 @@ function reset() {
 }
 
 const ARROW = { C: 'C →', S: '← S', tls: 'TLS' };
-const LOGIN = {
-  succeeded: 'succeeded',
-  failed: 'FAILED',
-  withheld: 'withheld: credentials are only sent over TLS whose certificate was verified',
-  'not-tried': 'not tried',
-};
 
 function addLine({ port, dir, text, note }) {
   $('#transcript tbody').append(
@@ -166,7 +160,7 @@ function portCard(p) {
   if (p.auth.offered.length > 0) {
     row('AUTH', `${p.auth.offered.join(' ')} (wasmtp can use: ${p.auth.usable.join(', ') || 'none'})`);
   }
-  row('Login', LOGIN[p.auth.login] + (p.auth.method ? ` (${p.auth.method})` : ''));
+  row('Login', p.auth.loginText);
   // Login outcomes are in the Login row and the findings.
   if (p.error && !['EAUTH', 'EAUTH_INSECURE', 'EAUTH_UNSUPPORTED'].includes(p.error.code)) {
     row('Ended with', el('code', {}, p.error.code), ` ${p.error.message}`);

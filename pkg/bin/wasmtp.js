@@ -510,7 +510,7 @@ function formatReport(report, values = {}) {
     }
     if (p.extensions) field(p.tls ? 'EHLO over TLS' : 'EHLO', p.extensions.join(', ') || '(none)');
     if (p.auth.offered.length > 0) field('AUTH', `${p.auth.offered.join(' ')} (wasmtp can use: ${p.auth.usable.join(', ') || 'none'})`);
-    field('login', LOGIN[p.auth.login] + (p.auth.method ? ` (${p.auth.method})` : ''));
+    field('login', p.auth.loginText);
     if (p.error && !['EAUTH', 'EAUTH_INSECURE', 'EAUTH_UNSUPPORTED'].includes(p.error.code)) field('ended with', `${p.error.code}: ${p.error.message}`);
   }
   line();
@@ -519,7 +519,7 @@ function formatReport(report, values = {}) {
     line(`  ${SYMBOL[f.severity]} ${String(f.port ?? 'all').padEnd(6)} ${f.code}: ${f.message}`);
     if (f.hint) {
       // The doctor never suggests --allow-insecure-auth: its hints name it only to warn.
-      const flags = FLAG_FOR.filter(([option]) => option !== 'allowInsecureAuth' && f.hint.includes(option)).map(([, flag]) => flag);
+      const flags = flagsFor(f.fix.filter(({ option }) => option !== 'allowInsecureAuth'));
       line(`           → ${f.hint}${flags.length > 0 ? ` (command line: ${flags.join(', ')})` : ''}`);
     }
   }
@@ -540,13 +540,6 @@ const REACH = {
   timeout: 'no answer: the connection timed out',
   unresolved: 'the host name does not resolve',
   failed: 'could not connect',
-};
-
-const LOGIN = {
-  succeeded: 'succeeded',
-  failed: 'FAILED',
-  withheld: 'withheld: credentials are only sent over TLS whose certificate was verified',
-  'not-tried': 'not tried',
 };
 
 /** `wasmtp doctor --web`: the page and the bridge, until Ctrl-C. */
@@ -574,16 +567,17 @@ function warn(text) {
   console.error(`wasmtp: warning: ${text}`);
 }
 
-/** API option names the engine's hints mention, and the flags that set them. */
-const FLAG_FOR = [
-  ['tls.ca', '--ca FILE'],
-  ['allowInsecureAuth', '--allow-insecure-auth'],
-  ["security: 'tls'", '--security tls'],
-  ["security: 'starttls'", '--security starttls'],
-  ["security: 'opportunistic'", '--security opportunistic'],
-  ["security: 'none'", '--security none'],
-  ['servername', '--servername NAME'],
-];
+/** The flags that set the options an error's or a finding's `fix` names. */
+function flagsFor(fix = []) {
+  const FLAG = {
+    security: (value) => `--security ${value}`,
+    port: (value) => `--port ${value}`,
+    'tls.ca': () => '--ca FILE',
+    'tls.servername': () => '--servername NAME',
+    allowInsecureAuth: () => '--allow-insecure-auth',
+  };
+  return fix.filter(({ option }) => option in FLAG).map(({ option, value }) => FLAG[option](value));
+}
 
 /** Prints an error for a person; returns the exit status. */
 function report(error) {
@@ -598,7 +592,7 @@ function report(error) {
     console.error(`wasmtp: ${error.code} (${error.phase}): ${error.detail}`);
     if (error.hint) {
       console.error(`hint: ${error.hint}`);
-      const flags = FLAG_FOR.filter(([option]) => error.hint.includes(option)).map(([, flag]) => flag);
+      const flags = flagsFor(error.fix);
       if (flags.length > 0) console.error(`on the command line: ${flags.join(', ')}`);
     }
     if (error.deliveryState === 'unknown') {

@@ -165,11 +165,10 @@ class Client {
 /** Attempts per message when connections keep going away under it. */
 const MAX_ATTEMPTS = 10;
 
-/** Not sent, because the connection closed (or the server said 421, closing). */
+/**
+ * The connection closed (or the server said 421, closing) and the engine
+ * says the message may go again (`resendSafe`: nothing of it was taken).
+ */
 function isConnectionLost(error) {
-  return (
-    error instanceof SmtpError &&
-    error.deliveryState === 'not-sent' &&
-    (error.code === 'ECLOSED' || error.reply?.code === 421)
-  );
+  return error instanceof SmtpError && error.resendSafe && (error.code === 'ECLOSED' || error.reply?.code === 421);
 }

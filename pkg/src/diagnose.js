@@ -15,7 +15,7 @@
 // authorized: false and the engine never sends credentials over it.
 
 import { hasWasmSource, loadEngine } from './engine.js';
-import { SmtpError, toSmtpError } from './errors.js';
+import { fixText, parseFix, SmtpError, toSmtpError } from './errors.js';
 import { connectionToken } from './oauth2.js';
 import { engineOptions, normalizeOptions } from './options.js';
 import { Session } from './session.js';
@@ -172,7 +172,7 @@ async function runProbe(engine, opts, { port, security }, { onProgress, onTransc
     await session.quit();
   } catch (thrown) {
     error = thrown instanceof SmtpError ? thrown : toSmtpError(thrown);
-    probe.setError(error.code, error.phase, error.detail, error.hint, error.reply?.code, error.reply?.lines ?? []);
+    probe.setError(error.code, error.phase, error.detail, error.hint, error.fix.map(fixText), error.reply?.code, error.reply?.lines ?? []);
   }
   await session?.closed;
   explainer.free();
@@ -208,15 +208,15 @@ function portReport({ probe: p, error, authMethod, ms }) {
       : null,
     extensionsBeforeTls: p.extensionsBeforeTls ?? null,
     extensions: p.extensions ?? null,
-    auth: { offered: p.authOffered, usable: p.authUsable, login: p.login, method: authMethod ?? null },
-    error: error ? { code: error.code, phase: error.phase, message: error.detail, hint: error.hint ?? null } : null,
+    auth: { offered: p.authOffered, usable: p.authUsable, login: p.login, loginText: p.loginText, method: authMethod ?? null },
+    error: error ? { code: error.code, phase: error.phase, message: error.detail, hint: error.hint ?? null, fix: error.fix } : null,
     ms,
   };
 }
 
 function findingObject(f) {
   try {
-    return { port: f.port ?? null, severity: f.severity, code: f.code, message: f.message, hint: f.hint ?? null };
+    return { port: f.port ?? null, severity: f.severity, code: f.code, message: f.message, hint: f.hint ?? null, fix: f.fix.map(parseFix) };
   } finally {
     f.free();
   }

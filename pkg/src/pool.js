@@ -19,19 +19,6 @@
 import { closedClientError, monotonicNow as now } from './util.js';
 
 /**
- * Messages one connection may have in flight at once (the engine pipelines
- * them): with CHUNKING a window of whole BDAT transactions (the engine's
- * own window, 32), so the client keeps writing while the server works;
- * with DATA a few, enough for the end of one message and the next
- * envelope to share a write, leaving the rest to other connections.
- */
-function pipelineDepth(session) {
-  const caps = session.info?.capabilities;
-  if (caps?.pipelining && caps.chunking) return 32;
-  return caps?.pipelining ? 4 : 2;
-}
-
-/**
  * The message (counted from 1) by which a connection hands its place in the
  * pool to a successor at the latest: the last tenth of its budget.
  */
@@ -236,7 +223,7 @@ export class Pool {
   #pickSession() {
     let best = null;
     for (const s of this.#sessions) {
-      if (!s.usable || s.retiring || s.inFlight >= pipelineDepth(s)) continue;
+      if (!s.usable || s.retiring || s.inFlight >= s.pipelineWindow) continue;
       if (s.submitted >= this.#limits.maxMessagesPerConnection) continue;
       if (!best || s.inFlight < best.inFlight) best = s;
     }

@@ -101,6 +101,8 @@ export class Session {
 
   /** Session facts once ready (see `ready`). */
   info = null;
+  /** Messages to keep in flight here at once, as the engine says once ready. */
+  pipelineWindow = 0;
   /** Messages handed to this connection so far. */
   submitted = 0;
   /** Set by the pool: take no more messages, QUIT when the last one is done. */
@@ -615,6 +617,8 @@ export class Session {
   #dispatchEvents() {
     for (;;) {
       const event = this.#conn.pollEvent();
+      // The dialog lines up to this event first: an error's transcript ends where it happened.
+      this.#takeTranscript();
       if (event === undefined) return;
       try {
         this.#handleEvent(event);
@@ -624,11 +628,14 @@ export class Session {
     }
   }
 
+  /** The engine's dialog lines since the last call (a flat array: dir, text, dir, text...). */
+  #takeTranscript() {
+    const flat = this.#conn.takeTranscript();
+    for (let i = 0; i < flat.length; i += 2) this.#addTranscript({ dir: flat[i], text: flat[i + 1] });
+  }
+
   #handleEvent(event) {
     switch (event.kind) {
-      case 'transcript':
-        this.#addTranscript({ dir: event.dir, text: event.text });
-        break;
       case 'starttls':
         this.#startTls(event.serverName);
         break;
@@ -731,6 +738,7 @@ export class Session {
   }
 
   #onReady(session) {
+    this.pipelineWindow = this.#conn.pipelineWindow;
     try {
       this.info = sessionInfo(session);
     } finally {
@@ -846,6 +854,7 @@ export class Session {
         phase: 'quit',
         message: 'the connection closed before the operation finished.',
         retryable: true,
+        resendSafe: true,
         transcript: this.transcript(),
       })
     );

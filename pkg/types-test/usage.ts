@@ -63,6 +63,9 @@ async function main(): Promise<void> {
     if (err instanceof SmtpError) {
       const fields: [string, string, boolean, 'not-sent' | 'unknown'] = [err.code, err.phase, err.retryable, err.deliveryState];
       console.log(fields, err.hint, err.reply?.enhancedCode, err.transcript?.length, err.message);
+      const resend: boolean = err.resendSafe;
+      const options: string[] = err.fix.map((f) => (f.value === undefined ? f.option : `${f.option}=${f.value}`));
+      console.log(resend, options);
     }
   }
   await client.close();

@@ -5,7 +5,7 @@
 
 use crate::config::{Config, Protocol, Security};
 use crate::envelope::Envelope;
-use crate::error::{DeliveryState, ErrorCode, Phase, SmtpError};
+use crate::error::{DeliveryState, ErrorCode, Fix, Hint, Phase, SmtpError};
 use crate::event::MessageId;
 use crate::reply::{EnhancedCode, Reply, escape_for_log};
 use crate::tls::{self, TlsFailure, TlsFailureKind, TlsInfo};
@@ -282,7 +282,8 @@ pub(super) fn closed_by_server(phase: Phase, idle: bool) -> SmtpError {
     if phase == Phase::Greeting {
         err = err.with_hint(
             "the server hung up before greeting: it may be rejecting this client (rate limits, IP reputation), or the port expects TLS from the first byte (security: 'tls').",
-        );
+        )
+        .with_fix(Fix::SECURITY_TLS);
     }
     err
 }
@@ -347,9 +348,11 @@ pub(super) fn bytes_before_handshake(config: &Config, after_starttls: bool, show
         ),
     )
     .with_hint(if after_starttls {
-        "nothing may follow the STARTTLS 220 reply; wasmtp refuses to continue. If this persists, something on the network path is tampering with SMTP."
+        Hint::new("nothing may follow the STARTTLS 220 reply; wasmtp refuses to continue. If this persists, something on the network path is tampering with SMTP.")
     } else {
-        "the server did not answer the TLS handshake with TLS: check that this port offers implicit TLS (465), or use security: 'starttls' on 587."
+        Hint::new("the server did not answer the TLS handshake with TLS: check that this port offers implicit TLS (465), or use security: 'starttls' on 587.")
+            .fix(Fix::SECURITY_STARTTLS)
+            .fix(Fix::Port(587))
     })
 }
 
@@ -388,23 +391,26 @@ pub(super) fn timed_out(config: &Config, wait: Wait) -> SmtpError {
             Phase::Connect,
             t.connect,
             format!("could not connect to {}:{}", config.host, config.port),
-            "the host may be down, or a firewall or the hosting provider may block outbound SMTP ports; try port 587 or 465, or 2525 if the provider offers it.".to_string(),
+            "the host may be down, or a firewall or the hosting provider may block outbound SMTP ports; try port 587 or 465, or 2525 if the provider offers it.".into(),
         ),
         Wait::Handshake { after_starttls } => (
             if after_starttls { Phase::StartTls } else { Phase::Tls },
             t.tls_handshake,
             "the TLS handshake did not finish".to_string(),
             if after_starttls {
-                "the server accepted STARTTLS but never completed the handshake; try security: 'tls' on port 465.".to_string()
+                Hint::new("the server accepted STARTTLS but never completed the handshake; try security: 'tls' on port 465.")
+                    .fix(Fix::SECURITY_TLS)
+                    .fix(Fix::Port(465))
             } else {
-                "the server did not answer the TLS handshake: if this port expects a plaintext greeting (587, 25), use security: 'starttls'.".to_string()
+                Hint::new("the server did not answer the TLS handshake: if this port expects a plaintext greeting (587, 25), use security: 'starttls'.")
+                    .fix(Fix::SECURITY_STARTTLS)
             },
         ),
         Wait::Token => (
             Phase::Auth,
             t.command,
             "no token came from the token provider".to_string(),
-            "check that auth.accessToken can reach the token endpoint.".to_string(),
+            "check that auth.accessToken can reach the token endpoint.".into(),
         ),
         Wait::Reply(expect @ Expect::Greeting) => (
             expect.phase(),
@@ -416,13 +422,13 @@ pub(super) fn timed_out(config: &Config, wait: Wait) -> SmtpError {
             expect.phase(),
             t.data_end,
             "the server did not confirm the message after its end".to_string(),
-            "the message may or may not have been accepted; check before resending.".to_string(),
+            "the message may or may not have been accepted; check before resending.".into(),
         ),
         Wait::Reply(expect) => (
             expect.phase(),
             t.command,
             format!("the server did not answer during {}", expect.phase()),
-            "the server or the network stalled; try again later.".to_string(),
+            "the server or the network stalled; try again later.".into(),
         ),
     };
     SmtpError::new(
@@ -445,6 +451,7 @@ pub(super) fn session_ended(phase: Phase, reply: &Reply) -> SmtpError {
         reply,
     )
     .with_hint("the server closed the session instead of answering; it may be shutting down or rejecting this client.")
+    .retryable(true) // a 221 is no verdict on the message: it was not sent
 }
 
 /// A 421 to a command: the server is closing the connection.
@@ -521,7 +528,9 @@ pub(super) fn ehlo_refused(config: &Config, tls_up: bool, reply: &Reply) -> Smtp
             format!("the server refused EHLO ({reply}), so STARTTLS cannot be negotiated; nothing was sent."),
             reply,
         )
-        .with_hint("a server that refuses EHLO cannot upgrade to TLS. Check that this is a submission server (port 587), or use security: 'tls' on port 465."),
+        .with_hint("a server that refuses EHLO cannot upgrade to TLS. Check that this is a submission server (port 587), or use security: 'tls' on port 465.")
+        .with_fix(Fix::SECURITY_TLS)
+        .with_fix(Fix::Port(465)),
         _ => SmtpError::from_reply(
             ErrorCode::Protocol,
             Phase::Ehlo,
@@ -550,13 +559,12 @@ pub(super) fn helo_refused(reply: &Reply) -> SmtpError {
 /// security: 'starttls', and the EHLO reply has no STARTTLS.
 pub(super) fn starttls_missing(config: &Config) -> SmtpError {
     let hint = match config.port {
-        465 => "port 465 uses TLS from the first byte: use security: 'tls'.",
-        25 => {
-            "port 25 often lacks STARTTLS on internal relays: use the submission port 587 (STARTTLS) or 465 (TLS). Only if you accept plaintext, use security: 'opportunistic'."
-        }
-        _ => {
-            "use port 465 with security: 'tls' if the server offers it; if something on the network strips STARTTLS, do not downgrade — fix the path. Only for a trusted local server, use security: 'none'."
-        }
+        465 => Hint::new("port 465 uses TLS from the first byte: use security: 'tls'.").fix(Fix::SECURITY_TLS),
+        25 => Hint::new("port 25 often lacks STARTTLS on internal relays: use the submission port 587 (STARTTLS) or 465 (TLS). Only if you accept plaintext, use security: 'opportunistic'.")
+            .fix(Fix::Port(587)),
+        _ => Hint::new("use port 465 with security: 'tls' if the server offers it; if something on the network strips STARTTLS, do not downgrade — fix the path. Only for a trusted local server, use security: 'none'.")
+            .fix(Fix::Port(465))
+            .fix(Fix::SECURITY_TLS),
     };
     SmtpError::new(
         ErrorCode::StartTlsUnavailable,
@@ -578,6 +586,8 @@ pub(super) fn starttls_refused(reply: &Reply) -> SmtpError {
         reply,
     )
     .with_hint("the server's TLS set-up is broken or something on the path blocks STARTTLS; try security: 'tls' on port 465, or ask the server's administrator.")
+    .with_fix(Fix::SECURITY_TLS)
+    .with_fix(Fix::Port(465))
 }
 
 /// Credentials are not sent over plaintext. `offers_starttls`: the EHLO
@@ -589,10 +599,16 @@ pub(super) fn auth_unencrypted(
     offers_starttls: bool,
     unusable_over_tls: Option<SmtpError>,
 ) -> SmtpError {
-    let hint = if offers_starttls && config.security == Security::None {
-        "the server offers STARTTLS: use security: 'starttls'. Only for a trusted local test server, set allowInsecureAuth: true."
+    let (hint, fix): (&str, &[Fix]) = if offers_starttls && config.security == Security::None {
+        (
+            "the server offers STARTTLS: use security: 'starttls'. Only for a trusted local test server, set allowInsecureAuth: true.",
+            &[Fix::SECURITY_STARTTLS, Fix::AllowInsecureAuth],
+        )
     } else {
-        "use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true."
+        (
+            "use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true.",
+            &[Fix::SECURITY_TLS, Fix::Port(465), Fix::AllowInsecureAuth],
+        )
     };
     let mut message = format!(
         "refusing to send credentials to {}:{} over an unencrypted connection (security: '{}').",
@@ -607,7 +623,10 @@ pub(super) fn auth_unencrypted(
             hint.push_str(&format!(" And for AUTH: {fix}"));
         }
     }
-    SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, message).with_hint(hint)
+    SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, message).with_hint(Hint {
+        text: hint,
+        fix: fix.to_vec(),
+    })
 }
 
 /// Credentials are not sent over TLS whose certificate nobody verified
@@ -624,6 +643,8 @@ pub(super) fn auth_unverified(config: &Config, tls: &TlsInfo) -> SmtpError {
         ),
     )
     .with_hint("pass the server's CA (or its self-signed certificate) as tls.ca and keep verification on. Only for a trusted local test server, set allowInsecureAuth: true.")
+    .with_fix(Fix::TlsCa)
+    .with_fix(Fix::AllowInsecureAuth)
 }
 
 // ----- Messages ----------------------------------------------------------------------
@@ -707,6 +728,7 @@ pub(super) fn aborted(phase: Phase) -> SmtpError {
         phase,
         "the connection was aborted by the application.",
     )
+    .retryable(true) // nothing of a queued message went out: another connection may take it
 }
 
 /// A clean close left a message that never went out.

@@ -13,6 +13,8 @@ use crate::tls::{TlsFailure, TlsInfo};
 #[wasm_bindgen(js_name = Connection)]
 pub struct WasmConnection {
     pub(super) inner: Connection,
+    /// Dialog lines `pollEvent` passed over, until `takeTranscript`.
+    pub(super) transcript: Vec<String>,
 }
 
 engine_class!(WasmConnection as Connection {
@@ -22,6 +24,7 @@ engine_class!(WasmConnection as Connection {
     pub fn new(options: &WasmOptions, now: f64) -> Result<WasmConnection, EngineError> {
         Ok(WasmConnection {
             inner: Connection::new(options.config.clone(), instant(now))?,
+            transcript: Vec::new(),
         })
     }
 

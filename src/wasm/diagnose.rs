@@ -91,6 +91,8 @@ impl WasmProbe {
     }
 
     /// The error that ended the probe (the fields of the JS `SmtpError`).
+    // One argument a field: a wasm-bindgen method takes no struct of strings.
+    #[allow(clippy::too_many_arguments)]
     #[wasm_bindgen(js_name = setError)]
     pub fn set_error(
         &mut self,
@@ -98,6 +100,7 @@ impl WasmProbe {
         phase: &str,
         message: String,
         hint: Option<String>,
+        fix: Vec<String>,
         reply_code: Option<u16>,
         reply_lines: Vec<String>,
     ) {
@@ -111,6 +114,7 @@ impl WasmProbe {
             .unwrap_or(Phase::Connect);
         let mut err = SmtpError::new(code, phase, message);
         err.hint = hint;
+        err.fix = fix.iter().filter_map(|fix| fix.parse().ok()).collect();
         err.reply = reply_code.map(|code| Reply {
             code,
             enhanced: None,
@@ -196,6 +200,18 @@ impl WasmProbe {
             AuthOutcome::NotTried => "not-tried",
         }
         .to_string()
+    }
+
+    /// The login outcome for a person (the CLI's and the page's "login"
+    /// line), e.g. `"succeeded (PLAIN)"`.
+    #[wasm_bindgen(getter, js_name = loginText)]
+    pub fn login_text(&self) -> String {
+        match (&self.probe.auth, self.login().as_str()) {
+            (AuthOutcome::Succeeded(mechanism), _) => format!("succeeded ({mechanism})"),
+            (_, "failed") => "FAILED".into(),
+            (_, "withheld") => "withheld: credentials are only sent over TLS whose certificate was verified".into(),
+            _ => "not tried".into(),
+        }
     }
 
     #[wasm_bindgen(getter, js_name = tlsVersion)]
@@ -410,6 +426,12 @@ impl WasmFinding {
     pub fn hint(&self) -> Option<String> {
         self.finding.hint.clone()
     }
+
+    /// The options the hint names, as `option` or `option=value` (see `EngineError.fix`).
+    #[wasm_bindgen(getter)]
+    pub fn fix(&self) -> Vec<String> {
+        self.finding.fix.iter().map(|fix| fix.to_string()).collect()
+    }
 }
 
 /// One sentence per transcript line, in order (see [`TranscriptExplainer`]).
@@ -515,6 +537,7 @@ const PHASES: [Phase; 10] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Fix;
 
     #[test]
     fn error_fields_round_trip_and_set_reachability() {
@@ -527,6 +550,7 @@ mod tests {
             "connect",
             "could not connect to h:25 (connect ECONNREFUSED 127.0.0.1:25).".into(),
             None,
+            vec![],
             None,
             vec![],
         );
@@ -538,12 +562,17 @@ mod tests {
             "auth",
             "rejected".into(),
             Some("check".into()),
+            vec!["port=465".into(), "bogus".into()],
             Some(535),
             vec!["5.7.8 no".into()],
         );
         assert_eq!(
             (probe.reachability().as_str(), probe.login().as_str()),
             ("open", "failed")
+        );
+        assert_eq!(
+            probe.probe.error.as_ref().map(|e| e.fix.clone()),
+            Some(vec![Fix::Port(465)])
         );
         assert!(WasmProbe::new("h".into(), 1, Some("bogus".into())).is_err());
         assert_eq!(probe.security(), "starttls");

@@ -160,10 +160,31 @@ macro_rules! engine_class {
                 Engine::poll_transmit_into(&mut self.inner, buf)
             }
 
-            /// The next event, or `undefined`.
+            /// The next event that asks the host to act or settles something
+            /// (never a transcript line), or `undefined`. The dialog lines
+            /// before it wait for `takeTranscript`, which the host calls
+            /// before it handles the event, so that an error's transcript
+            /// ends where the error happened.
             #[wasm_bindgen(js_name = pollEvent)]
             pub fn poll_event(&mut self) -> Option<EngineEvent> {
-                Engine::poll_event(&mut self.inner).map(|event| EngineEvent { event })
+                loop {
+                    match Engine::poll_event(&mut self.inner)? {
+                        crate::event::Event::Transcript(line) => {
+                            self.transcript.push(line.dir.as_str().to_string());
+                            self.transcript.push(line.text);
+                        }
+                        event => return Some(EngineEvent { event }),
+                    }
+                }
+            }
+
+            /// The dialog lines `pollEvent` has passed over since the last
+            /// call, as one flat array: direction (`"C"`, `"S"`, `"tls"`),
+            /// then text (credentials redacted), for each line in order. One
+            /// array per pump, not a wasm object per line.
+            #[wasm_bindgen(js_name = takeTranscript)]
+            pub fn take_transcript(&mut self) -> Vec<String> {
+                std::mem::take(&mut self.transcript)
             }
 
             /// When `handleTimeout` is due (ms, same epoch as `now`), or `undefined`.
@@ -184,6 +205,12 @@ macro_rules! engine_class {
             #[wasm_bindgen(getter, js_name = isIdle)]
             pub fn is_idle(&self) -> bool {
                 Engine::is_idle(&self.inner)
+            }
+
+            /// How many messages to keep in flight here at once (0 until ready).
+            #[wasm_bindgen(getter, js_name = pipelineWindow)]
+            pub fn pipeline_window(&self) -> usize {
+                Engine::pipeline_window(&self.inner)
             }
 
             #[wasm_bindgen(getter, js_name = isClosed)]

@@ -54,6 +54,19 @@ impl EngineError {
         self.inner.retryable
     }
 
+    /// Sending the message again cannot duplicate it and may succeed.
+    #[wasm_bindgen(getter, js_name = resendSafe)]
+    pub fn resend_safe(&self) -> bool {
+        self.inner.resend_safe()
+    }
+
+    /// The options the hint names, as `option` or `option=value`
+    /// (e.g. `"security=tls"`, `"tls.ca"`).
+    #[wasm_bindgen(getter)]
+    pub fn fix(&self) -> Vec<String> {
+        self.inner.fix.iter().map(|fix| fix.to_string()).collect()
+    }
+
     /// `"not-sent"` or `"unknown"`.
     #[wasm_bindgen(getter, js_name = deliveryState)]
     pub fn delivery_state(&self) -> String {

@@ -13,7 +13,9 @@ pub struct EngineEvent {
 
 #[wasm_bindgen]
 impl EngineEvent {
-    /// `"transcript"`, `"starttls"`, `"port-probe"`, `"token-refused"`, `"ready"`, `"delivered"`, `"failed"` or `"closed"`.
+    /// `"starttls"`, `"port-probe"`, `"token-refused"`, `"ready"`, `"delivered"`,
+    /// `"failed"` or `"closed"` (transcript lines have their own drain,
+    /// `takeTranscript`).
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         match &self.event {
@@ -27,24 +29,6 @@ impl EngineEvent {
             Event::Closed(_) => "closed",
         }
         .to_string()
-    }
-
-    /// Transcript: `"C"`, `"S"` or `"tls"`.
-    #[wasm_bindgen(getter)]
-    pub fn dir(&self) -> Option<String> {
-        match &self.event {
-            Event::Transcript(line) => Some(line.dir.as_str().to_string()),
-            _ => None,
-        }
-    }
-
-    /// Transcript: the line, credentials redacted.
-    #[wasm_bindgen(getter)]
-    pub fn text(&self) -> Option<String> {
-        match &self.event {
-            Event::Transcript(line) => Some(line.text.clone()),
-            _ => None,
-        }
     }
 
     /// StartTls: the name to verify the certificate against.

@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use super::engine_class::engine_class;
 use super::{EngineError, EngineEvent, WasmEnvelope, WasmMessageBuilder, WasmOptions, instant, message_id};
 use crate::engine::Engine;
-use crate::error::{Phase, SmtpError};
+use crate::error::{Fix, Phase, SmtpError};
 use crate::tls_engine::{SecureConnection, TlsOptions, parse_fingerprint};
 
 /// Whom the in-engine TLS trusts: public roots (webpki-roots) unless turned
@@ -70,6 +70,7 @@ impl WasmTlsOptions {
         .with_hint(
             "trust the server with tls.ca (its CA, or its self-signed certificate), or pin its certificate with tls.pin ('AB:CD:…' SHA-256 fingerprint).",
         )
+        .with_fix(Fix::TlsCa)
         .into())
     }
 }
@@ -77,6 +78,8 @@ impl WasmTlsOptions {
 #[wasm_bindgen(js_name = SecureConnection)]
 pub struct WasmSecureConnection {
     pub(super) inner: SecureConnection,
+    /// Dialog lines `pollEvent` passed over, until `takeTranscript`.
+    pub(super) transcript: Vec<String>,
 }
 
 engine_class!(WasmSecureConnection as SecureConnection {
@@ -86,6 +89,7 @@ engine_class!(WasmSecureConnection as SecureConnection {
     pub fn new(options: &WasmOptions, tls: &WasmTlsOptions, now: f64) -> Result<WasmSecureConnection, EngineError> {
         Ok(WasmSecureConnection {
             inner: SecureConnection::new(options.config.clone(), tls.options.clone(), instant(now))?,
+            transcript: Vec::new(),
         })
     }
 });

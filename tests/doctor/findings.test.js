@@ -183,7 +183,7 @@ describe('the report', { timeout: 60_000 }, () => {
     assert.match(p.certificate.fingerprint256, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
     assert.deepEqual(p.extensionsBeforeTls, ['PIPELINING', 'SIZE 10240000', '8BITMIME', 'STARTTLS', 'ENHANCEDSTATUSCODES']);
     assert.deepEqual(p.extensions, ['PIPELINING', 'SIZE 10240000', '8BITMIME', 'AUTH PLAIN LOGIN', 'ENHANCEDSTATUSCODES']);
-    assert.deepEqual(p.auth, { offered: ['PLAIN', 'LOGIN'], usable: ['PLAIN', 'LOGIN'], login: 'succeeded', method: 'PLAIN' });
+    assert.deepEqual(p.auth, { offered: ['PLAIN', 'LOGIN'], usable: ['PLAIN', 'LOGIN'], login: 'succeeded', loginText: 'succeeded (PLAIN)', method: 'PLAIN' });
     assert.deepEqual(report.recommended, { port: s.port, security: 'starttls', needsCa: false, reason: 'TLSv1.3 with a verified certificate.' });
 
     // Every line explained, the credentials redacted.

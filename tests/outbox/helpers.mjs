@@ -2,89 +2,41 @@
 // and can misbehave on purpose, redis-server on a high loopback port
 // (stopped by PID), worker child processes, and polling.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { SMTPServer } from 'smtp-server';
+import { testCertificates } from '../../pkg/test/helpers/certs.js';
+import { startServer } from '../../pkg/test/helpers/server.js';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const PKG = join(HERE, '..', '..', 'pkg');
 
 /**
- * An SMTP server on 127.0.0.1. It accepts everything, except:
+ * The test SMTP server (pkg/test/helpers/server.js) as the outbox tests use
+ * it: it accepts everything and any login, except:
  *   - recipients starting with "reject" get 550 (a permanent failure),
  *   - `tempFail(info)` returning true answers the end of data with 451,
  *   - `onDataEnd(info)` may return 'hold' to never answer (the test then
  *     kills the client or closes the socket).
- * `accepted` lists the messages answered with 250, by Subject; `dataEnds`
- * every end of data seen (answered or not).
+ * `accepted` lists the messages answered with 250 (with `subject`,
+ * `messageId`, `to`); `dataEnds` every end of data seen (answered or not).
+ * `tls`: { key, cert } offers STARTTLS with that certificate.
  */
 export async function startSmtp({ tempFail = () => false, onDataEnd = () => 'reply', tls } = {}) {
-  const state = { accepted: [], dataEnds: [], tempFailed: 0, port: 0, held: [] };
-  const server = new SMTPServer({
-    logger: false,
-    disableReverseLookup: true,
-    authOptional: true,
-    allowInsecureAuth: true,
-    key: tls?.key,
-    cert: tls?.cert,
-    disabledCommands: tls ? [] : ['STARTTLS'],
+  const state = await startServer({
+    tls: tls ? 'starttls' : 'none',
+    ...(tls && { key: tls.key, cert: tls.cert }),
+    login: () => true,
     size: 50 * 1024 * 1024,
-    onAuth(auth, session, callback) {
-      callback(null, { user: auth.username });
-    },
-    onRcptTo(address, session, callback) {
-      if (/^reject/i.test(address.address)) {
-        const error = new Error('5.1.1 No such user here');
-        error.responseCode = 550;
-        return callback(error);
-      }
-      callback();
-    },
-    onData(stream, session, callback) {
-      const chunks = [];
-      stream.on('data', (c) => chunks.push(c));
-      stream.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        const info = {
-          subject: /^Subject: (.*)$/im.exec(raw)?.[1]?.trim(),
-          messageId: /^Message-ID: (.*)$/im.exec(raw)?.[1]?.trim(),
-          to: session.envelope.rcptTo.map((r) => r.address),
-          bytes: raw.length,
-        };
-        state.dataEnds.push(info);
-        const action = onDataEnd(info);
-        if (action === 'hold') {
-          state.held.push(() => callback(null, 'OK (too late)'));
-          return;
-        }
-        if (tempFail(info)) {
-          state.tempFailed += 1;
-          const error = new Error('4.3.0 Try again later');
-          error.responseCode = 451;
-          return callback(error);
-        }
-        state.accepted.push(info);
-        callback(null, `OK queued as Q${state.accepted.length}`);
-      });
-    },
+    decide: (info) => (onDataEnd(info) === 'hold' ? 'hold' : tempFail(info) ? 'defer' : 'accept'),
+    // Connections of killed clients may linger: do not wait for them.
+    closeWait: 1000,
   });
-  server.on('error', () => {});
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.port = server.server.address().port;
-  state.close = () =>
-    new Promise((resolve) => {
-      for (const release of state.held.splice(0)) release();
-      server.close(resolve);
-      // Connections of killed clients may linger: do not wait for them.
-      setTimeout(resolve, 1000).unref();
-    });
-  /** How many times a Subject was accepted (250). */
-  state.count = (subject) => state.accepted.filter((m) => m.subject === subject).length;
+  state.accepted = state.messages;
   return state;
 }
 
@@ -175,21 +127,8 @@ export function tempDir(prefix) {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** A test CA and a server certificate for 127.0.0.1 / localhost (openssl). */
-export function makeCertificates() {
-  const dir = mkdtempSync(join(tmpdir(), 'wasmtp-outbox-certs-'));
-  const openssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  try {
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=wasmtp outbox test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
-    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'ext.cnf', '-out', 'server.pem');
-    const read = (f) => readFileSync(join(dir, f), 'utf8');
-    return { ca: read('ca.pem'), key: read('server.key'), cert: read('server.pem') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+/** A test CA and a server certificate for 127.0.0.1 / localhost: `{ ca, key, cert }` (PEM). */
+export const makeCertificates = testCertificates;
 
 /**
  * A misbehaving SMTP server for the model and storm tests, on 127.0.0.1.
@@ -207,65 +146,43 @@ export function makeCertificates() {
  * by Subject, in this process (which no test kills).
  */
 export async function startChaosSmtp({ random = Math.random } = {}) {
-  const state = { accepted: new Map(), dataEnds: new Map(), rcpts: new Map(), port: 0 };
-  const sockets = new Map();
+  const accepted = new Map();
+  const dataEnds = new Map();
+  const rcpts = new Map();
   const bump = (map, key) => map.set(key, (map.get(key) ?? 0) + 1);
   const behaviour = (address) => /^([a-z]+)-/.exec(address)?.[1] ?? 'accept';
-  const cut = (session) => sockets.get(session.remotePort)?.destroy();
-  const server = new SMTPServer({
-    logger: false,
-    disableReverseLookup: true,
-    authOptional: true,
+  const server = await startServer({
     disabledCommands: ['STARTTLS', 'AUTH'],
-    onRcptTo(address, session, callback) {
-      const kind = behaviour(address.address);
-      if (kind === 'reject') {
-        const error = new Error('5.1.1 No such user here');
-        error.responseCode = 550;
-        return callback(error);
-      }
-      if (kind === 'cutrcpt') {
-        // The Subject is not known yet: one cut per recipient address.
-        bump(state.rcpts, address.address);
-        if (state.rcpts.get(address.address) === 1) return cut(session);
-      }
-      callback();
+    onRcpt(address, cut) {
+      if (behaviour(address.address) !== 'cutrcpt') return;
+      // The Subject is not known yet: one cut per recipient address.
+      bump(rcpts, address.address);
+      if (rcpts.get(address.address) === 1) cut();
     },
-    onData(stream, session, callback) {
-      const chunks = [];
-      stream.on('data', (c) => chunks.push(c));
-      stream.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        const subject = /^Subject: (.*)$/im.exec(raw)?.[1]?.trim();
-        const kind = behaviour(session.envelope.rcptTo[0]?.address ?? '');
-        bump(state.dataEnds, subject);
-        if (kind === 'defer') {
-          const error = new Error('4.3.0 Try again later');
-          error.responseCode = 451;
-          return callback(error);
-        }
-        if (kind === 'cutdata' && state.dataEnds.get(subject) === 1) return cut(session);
-        setTimeout(() => {
-          bump(state.accepted, subject);
-          callback(null, `OK queued as Q${subject}`);
-        }, Math.floor(random() * 20));
-      });
+    async decide(message) {
+      const kind = behaviour(message.to[0] ?? '');
+      bump(dataEnds, message.subject);
+      if (kind === 'defer') return 'defer';
+      if (kind === 'cutdata' && dataEnds.get(message.subject) === 1) return 'cut';
+      await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 20)));
+      bump(accepted, message.subject);
+      return 'accept';
     },
+    closeWait: 1000,
   });
-  server.on('error', () => {});
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  server.server.on('connection', (socket) => {
-    sockets.set(socket.remotePort, socket);
-    socket.on('close', () => sockets.delete(socket.remotePort));
-  });
-  state.port = server.server.address().port;
-  state.close = () =>
-    new Promise((resolve) => {
-      for (const socket of sockets.values()) socket.destroy();
-      server.close(resolve);
-      setTimeout(resolve, 1000).unref();
-    });
-  return state;
+  const close = server.close;
+  return {
+    get port() {
+      return server.port;
+    },
+    accepted,
+    dataEnds,
+    rcpts,
+    close: () => {
+      for (const socket of server.sockets.values()) socket.destroy();
+      return close();
+    },
+  };
 }
 
 /** A seeded PRNG (mulberry32): the same seed gives the same operations. */

@@ -1,7 +1,7 @@
 // The runtime acceptance runner. It
 //   1. makes a test CA and certificates with openssl (a server certificate
 //      for localhost / 127.0.0.1, and a self-signed CA:TRUE one),
-//   2. starts smtp-server instances on 127.0.0.1 (plaintext, STARTTLS,
+//   2. starts the test SMTP servers (pkg/test/helpers/server.js) on 127.0.0.1 (plaintext, STARTTLS,
 //      implicit TLS; AUTH PLAIN / LOGIN / CRAM-MD5; "reject*" recipients
 //      refused with 550),
 //   3. runs suite.js in each runtime: node, deno and bun (harness.mjs, via
@@ -20,8 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { SMTPServer } from 'smtp-server';
-
+import { PASS, startServer as startTestServer, USER } from '../../pkg/test/helpers/server.js';
 import { startTokenEndpoint } from '../../pkg/test/helpers/token-endpoint.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -29,8 +28,6 @@ const ROOT = join(HERE, '..', '..');
 const PKG = join(ROOT, 'pkg');
 const BIN = join(HERE, 'node_modules', '.bin');
 const CHILD_LIMIT_MS = 120_000;
-const USER = 'ann';
-const PASS = 'correct horse';
 
 const ALL = ['node', 'deno', 'bun', 'bun-connect', 'workerd'];
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : ALL;
@@ -72,49 +69,23 @@ function makeCertificates() {
 
 const received = [];
 
-async function startServer({ tls, key, cert }) {
-  const server = new SMTPServer({
-    logger: false,
-    disableReverseLookup: true,
-    secure: tls === 'implicit',
+/** The test SMTP server (pkg/test/helpers/server.js); every message any of them accepts lands in `received`. */
+function startServer({ tls, key, cert }) {
+  return startTestServer({
+    tls,
     key,
     cert,
-    disabledCommands: tls === 'none' ? ['STARTTLS'] : [],
     authMethods: ['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2'],
-    authOptional: true,
-    allowInsecureAuth: true, // the client is the one under test for this policy
-    onAuth(auth, session, callback) {
-      if (auth.method === 'XOAUTH2') {
-        // Only a renewed token is good: every provider's first one is refused (see tokenAnswer).
-        if (auth.username === USER && auth.accessToken === FRESH_ACCESS_TOKEN) return callback(null, { user: auth.username });
-        return callback(null, { data: { status: '401', schemes: 'bearer' } });
-      }
-      const ok = auth.username === USER && (auth.method === 'CRAM-MD5' ? auth.validatePassword(PASS) : auth.password === PASS);
-      return ok ? callback(null, { user: auth.username }) : callback(new Error('Invalid username or password'));
-    },
-    onRcptTo(address, session, callback) {
-      if (/^reject/i.test(address.address)) {
-        const error = new Error('5.1.1 No such user here');
-        error.responseCode = 550;
-        return callback(error);
-      }
-      callback();
-    },
-    onData(stream, session, callback) {
-      const chunks = [];
-      stream.on('data', (c) => chunks.push(c));
-      stream.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        const subject = /^Subject: (.*)$/im.exec(raw)?.[1]?.trim();
-        const dkim = (raw.toString('latin1').split('\r\n\r\n')[0].match(/^DKIM-Signature:/gim) ?? []).length;
-        received.push({ tag: subject, to: session.envelope.rcptTo.map((r) => r.address), user: session.user || undefined, bytes: raw.length, dkim });
-        callback(null, `OK queued as Q${received.length}`);
-      });
+    // Only a renewed token is good: every provider's first one is refused (see tokenAnswer).
+    login: (auth) =>
+      auth.username === USER &&
+      (auth.method === 'XOAUTH2' ? auth.accessToken === FRESH_ACCESS_TOKEN : auth.method === 'CRAM-MD5' ? auth.validatePassword(PASS) : auth.password === PASS),
+    decide(m) {
+      const dkim = (m.raw.toString('latin1').split('\r\n\r\n')[0].match(/^DKIM-Signature:/gim) ?? []).length;
+      received.push({ tag: m.subject, to: m.to, user: m.user || undefined, bytes: m.bytes, dkim });
+      return 'accept';
     },
   });
-  server.on('error', () => {}); // failures under test end server sockets too
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: server.server.address().port, close: () => new Promise((r) => server.close(r)) };
 }
 
 /** The token endpoint's answers: per client id, a stale token first, then the fresh one. */

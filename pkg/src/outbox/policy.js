@@ -1,6 +1,7 @@
 // The outbox's retry policy: what one attempt's outcome makes of a record.
-// The engine has already classified the failure (reply code, `retryable`,
-// `deliveryState`); this file only turns that into queued-again or final.
+// The engine has already classified the failure (`resendSafe`: nothing of
+// the message was taken and the cause is transient; `deliveryState`); this
+// file only turns that into queued-again or final.
 
 import { SmtpError } from '../errors.js';
 
@@ -60,6 +61,7 @@ export function storedError(error) {
       hint: error.hint,
       retryable: error.retryable,
       deliveryState: error.deliveryState,
+      resendSafe: error.resendSafe,
       reply: error.reply,
     };
   }
@@ -69,6 +71,7 @@ export function storedError(error) {
     message: String(error?.message ?? error),
     retryable: true,
     deliveryState: 'not-sent',
+    resendSafe: true,
   };
 }
 
@@ -88,8 +91,10 @@ export function replyText(reply) {
 export function afterFailure(record, error, { policy, atLeastOnce, now }) {
   const next = { ...record, error, reply: replyText(error.reply) ?? record.reply, updatedAt: now };
   if (error.deliveryState === 'unknown' && !atLeastOnce) return { ...next, state: 'unknown', nextAttemptAt: undefined };
-  const permanent = (error.reply && error.reply.code >= 500) || !(error.retryable || error.deliveryState === 'unknown');
-  if (permanent) return { ...next, state: 'failed', nextAttemptAt: undefined };
+  // Again when the engine says a resend is safe, or (at-least-once) when
+  // the server may have it: a duplicate is then preferred to a loss.
+  const again = error.resendSafe || error.deliveryState === 'unknown';
+  if (!again) return { ...next, state: 'failed', nextAttemptAt: undefined };
   return scheduleRetry(next, policy, now);
 }
 
