@@ -4,9 +4,12 @@
 // CA serves the MTA-STS policies (mx: { policyPort }).
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { createClient, createOutbox, SmtpError } from '../../pkg/src/index.js';
+import { createClient, createOutbox, SmtpError, spoolStore } from '../../pkg/src/index.js';
 import { startDns } from '../../pkg/test/helpers/dns.js';
 import { freePortOn, makeCertificates, received, startBusy, startPolicyServer, startSmtp } from './helpers.mjs';
 
@@ -151,15 +154,17 @@ test('three domains: accepted, rejected (550) and deferred (no host reachable), 
 
 test('a 451 greylist: the outbox retries that domain only, never re-sending to the accepted one', async () => {
   const outcomes = [];
+  const dir = mkdtempSync(join(tmpdir(), 'wasmtp-mx-outbox-'));
   const outbox = createOutbox({
     client: client(),
-    store: (await import('../../pkg/src/outbox/spool.js')).spoolStore({ dir: (await import('node:fs')).mkdtempSync(`${(await import('node:os')).tmpdir()}/wasmtp-mx-outbox-`) }),
-    retry: { initialDelay: 200, maxDelay: 200, maxAttempts: 5 },
+    store: spoolStore({ dir }),
+    retry: { initialDelay: 200, maxDelay: 200, maxAttempts: 5, jitter: 0 },
     onOutcome: (status) => outcomes.push(status),
   });
   try {
     const subject = 'mx greylist';
-    const { id } = await outbox.enqueue({ from: 'ann@sender.test', to: ['bob@good.test', 'grey@grey.test'], subject, text: 'hi\n' });
+    await outbox.work({ concurrency: 1 });
+    const id = await outbox.enqueue({ from: 'ann@sender.test', to: ['bob@good.test', 'grey@grey.test'], subject, text: 'hi\n' });
     const deadline = Date.now() + 20_000;
     let status;
     while (Date.now() < deadline) {
@@ -175,6 +180,7 @@ test('a 451 greylist: the outbox retries that domain only, never re-sending to t
     assert.ok(outcomes.some((o) => o.state === 'deferred'), 'deferred in between');
   } finally {
     await outbox.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
