@@ -394,6 +394,73 @@ export interface Client {
 }
 
 export function createClient(options: ClientOptions): Client;
+/**
+ * Direct delivery: each recipient domain's MX hosts on port 25, instead of a relay. `send`
+ * resolves when at least one recipient was accepted (see MxSendResult) and rejects otherwise.
+ * Cloudflare Workers block port 25: there it throws (use a relay). `verify()` rejects (EINPUT):
+ * there is no single server; check a domain with the doctor instead.
+ */
+export function createClient(options: MxClientOptions): MxClient;
+
+export interface MxClientOptions extends Omit<ClientOptions, 'host' | 'port' | 'auth' | 'lmtp' | 'pool' | 'security'> {
+  /**
+   * `true`: deliver to the recipients' MX hosts (RFC 5321 §5.1: preference order, shuffled within
+   * equal preference; no MX → the domain's A/AAAA; a null MX fails its recipients, nothing sent).
+   * `{ port }` delivers to another port than 25: for tests, or providers whose MX listen elsewhere;
+   * `{ policyPort }` fetches MTA-STS policies from another port than 443 (tests only).
+   */
+  mx: true | { port?: number; policyPort?: number };
+  /** Where DNS answers come from (MX, A/AAAA, the `_mta-sts` TXT). Default: the runtime's resolver. */
+  dns?: DnsOptions;
+  /**
+   * "opportunistic" (default): STARTTLS when offered. "starttls": TLS required for every domain.
+   * A domain whose MTA-STS policy is in enforce mode always gets STARTTLS with a verified
+   * certificate, and only its MX hosts that match the policy.
+   */
+  security?: 'opportunistic' | 'starttls';
+}
+
+/** One recipient's outcome of direct delivery. */
+export interface MxRecipientResult {
+  recipient: string;
+  domain?: string;
+  /** 2xx; 5xx (or a null MX); 4xx, or no host reachable, or an unmet MTA-STS policy in enforce mode. */
+  status: 'accepted' | 'rejected' | 'deferred';
+  /** The host tried last: "mx1.example.org [192.0.2.1]:25". */
+  host?: string;
+  /** That host's reply, e.g. "550 5.1.1 No such user". */
+  reply?: string;
+  /** Why it was not accepted. */
+  error?: SmtpError;
+}
+
+export interface MxSendResult {
+  messageId?: string;
+  envelope: { from: string; to: string[] };
+  accepted: string[];
+  rejected: string[];
+  /** Worth trying again later (the outbox retries these only). */
+  deferred: string[];
+  recipients: MxRecipientResult[];
+  /** The MTA-STS policy of each domain that has one: its mode, and what failed (testing mode delivers anyway). */
+  mtaSts: Array<{ domain: string; mode: 'enforce' | 'testing' | 'none'; id?: string; failures: string[] }>;
+}
+
+export interface MxSendOptions extends SendOptions {
+  /** Deliver to these envelope recipients only (the outbox's retry of deferred recipients). */
+  recipients?: string[];
+}
+
+export interface MxClient {
+  /**
+   * Delivers to every recipient domain; resolves when at least one recipient was accepted.
+   * Otherwise rejects: with the one cause (ENULLMX, EMTASTS, ECONNECT...), or ERECIPIENTS naming
+   * each recipient; the error carries `recipients`, `accepted`, `rejected` and `deferred` too.
+   */
+  send(message: Message, options?: MxSendOptions): Promise<MxSendResult>;
+  verify(): Promise<never>;
+  close(): Promise<void>;
+}
 
 /** What `send` would transmit for a message, built without sending. */
 export interface BuiltMessage {
@@ -481,6 +548,12 @@ export type ErrorCode =
   | 'EINPUT'
   /** A DNS lookup failed (SERVFAIL, REFUSED, a time-out, an unreadable answer). A name or record that does not exist is not an error. */
   | 'EDNS'
+  /** Direct delivery: the domain publishes a null MX (RFC 7505) and takes no mail. */
+  | 'ENULLMX'
+  /** Direct delivery: the domain has no MX host with an address (no MX, A or AAAA). */
+  | 'ENOHOST'
+  /** Direct delivery: the domain's MTA-STS policy (enforce) was not met, so nothing was sent there. */
+  | 'EMTASTS'
   /** The outbox: the message is being sent, or its record changed meanwhile (try again). */
   | 'EBUSY';
 

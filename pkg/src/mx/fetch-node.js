@@ -16,7 +16,12 @@ export function nodeFetchPolicy({ url, ca, resolver }) {
       Promise.all([resolver.a(hostname), resolver.aaaa(hostname).catch(() => [])]).then(
         ([v4, v6]) => {
           const all = [...v4.map((address) => ({ address, family: 4 })), ...v6.map((address) => ({ address, family: 6 }))];
-          if (all.length === 0) return callback(Object.assign(new Error(`${hostname} has no A or AAAA record`), { code: 'ENOTFOUND' }));
+          if (all.length === 0) {
+            // node:net's code for a name without addresses (not an SmtpError code).
+            const notFound = new Error(`${hostname} has no A or AAAA record`);
+            notFound.code = 'ENOTFOUND';
+            return callback(notFound);
+          }
           if (options.all) return callback(null, all);
           callback(null, all[0].address, all[0].family);
         },
