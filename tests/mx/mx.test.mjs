@@ -43,6 +43,7 @@ const ZONE = [
   `host-record=mx3.pref.test,${GOOD}`,
   `host-record=afallback.test,${GOOD}`,
   'dns-rr=nullmx.test,15,000000',
+  'mx-host=noaddress.test,mx.noaddress.test,10', // an MX host without A or AAAA
   ...mxDomain('good.test', 'mx.good.test', GOOD),
   ...mxDomain('other.test', 'mx.other.test', GOOD),
   ...mxDomain('down.test', 'mx.down.test', REFUSES),
@@ -133,6 +134,20 @@ test('null MX: a permanent failure per recipient, nothing sent', async () => {
   assert.deepEqual(error.rejected, ['bob@nullmx.test']);
   assert.match(error.message, /null MX \(RFC 7505\)/);
   assert.equal(arrived(subject).length, 0);
+});
+
+test('no host at all: no MX and no address, or an MX host without an address, is ENOHOST', async () => {
+  for (const [to, why] of [
+    ['bob@nowhere.test', /No mail host found for nowhere\.test: nowhere\.test has no A or AAAA record/],
+    ['bob@noaddress.test', /No mail host found for noaddress\.test: mx\.noaddress\.test has no A or AAAA record/],
+  ]) {
+    const { error, subject } = await send([to]);
+    assert.ok(error instanceof SmtpError, String(error));
+    assert.equal(error.code, 'ENOHOST');
+    assert.match(error.message, why);
+    assert.deepEqual(error.deferred, [to]);
+    assert.equal(arrived(subject).length, 0);
+  }
 });
 
 test('three domains: accepted, rejected (550) and deferred (no host reachable), each reported', async () => {

@@ -19,6 +19,7 @@ const outcome = await runSuite({
   createClient,
   ready: wasmtp.ready,
   SmtpError: wasmtp.SmtpError,
+  createResolver: wasmtp.createResolver,
   config: { ...config, runtime: config.label ?? wasmtp.runtime },
 });
 console.log(`RESULT ${JSON.stringify({ detected: wasmtp.runtime, ...outcome })}`);

@@ -15,7 +15,7 @@
  * @param {object} args.config  from run.mjs: { runtime, host, ports: {...}, ca, pin, wrongPin,
  *   user, pass, nativeCa, nativeUntrusted, engines: ['native'|'wasm'], caTrueCert?, only? }
  */
-export async function runSuite({ createClient, ready, SmtpError, config }) {
+export async function runSuite({ createClient, ready, SmtpError, config, createResolver }) {
   const results = [];
   const sent = [];
   const { host, ports, user, pass } = config;
@@ -288,6 +288,29 @@ export async function runSuite({ createClient, ready, SmtpError, config }) {
       }
       return expectError(send('ca-true', options), 'ECERT', (e) => assert(/Deno/.test(e.hint), `hint: ${e.hint}`));
     });
+  }
+
+  // The resolver of MX delivery and the domain doctor, against the runner's
+  // dnsmasq: the runtime's own (dns: { servers }) where it has one, and
+  // DNS-over-HTTPS through the local endpoint (the test CA trusted by the runtime).
+  if (config.dns && createResolver) {
+    const check = async (resolver) => {
+      const mx = (await resolver.mx('example.test')).sort((a, b) => a.priority - b.priority);
+      assert(JSON.stringify(mx) === '[{"exchange":"mx1.example.test","priority":10},{"exchange":"mx2.example.test","priority":20}]', JSON.stringify(mx));
+      const nullMx = await resolver.mx('nullmx.test');
+      assert(JSON.stringify(nullMx) === '[{"exchange":"","priority":0}]', `null MX: ${JSON.stringify(nullMx)}`);
+      const txt = await resolver.txt('_mta-sts.example.test');
+      assert(txt.join() === 'v=STSv1; id=2026', `TXT ${JSON.stringify(txt)}`);
+      const a = await resolver.a('mx1.example.test');
+      assert(a.join() === '127.0.0.2', `A ${JSON.stringify(a)}`);
+      const aaaa = await resolver.aaaa('mx1.example.test');
+      assert(aaaa.join() === '::1', `AAAA ${JSON.stringify(aaaa)}`);
+      const missing = await resolver.mx('missing.test');
+      assert(missing.length === 0, `NXDOMAIN ${JSON.stringify(missing)}`);
+      return `MX ${mx.map((r) => r.exchange).join(', ')}; null MX; TXT; A; AAAA; NXDOMAIN → []`;
+    };
+    if (config.dns.server) await test('dns: the runtime resolver (dns.servers)', () => check(createResolver({ servers: [config.dns.server] })));
+    if (config.dns.doh) await test('dns: DNS-over-HTTPS (dns.doh)', () => check(createResolver({ doh: config.dns.doh })));
   }
 
   return { results, sent };
