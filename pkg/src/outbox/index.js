@@ -268,6 +268,9 @@ class Outbox {
           return saving;
         },
       });
+      // Direct delivery: a domain whose recipients were refused may have
+      // started its "committing" save before the refusal came back.
+      await committing?.catch(() => {});
       const deferred = partialDeferral(record, result);
       if (deferred) return this.#settle(job, scheduleRetry(deferred, policy, Date.now()));
       record = {
