@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer } from 'node:net';
+import { createConnection, createServer as createNetServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -137,4 +137,54 @@ export async function freePortOn(addresses) {
     if (ok.every(Boolean)) return port;
   }
   throw new Error('no free port on the loopback addresses');
+}
+
+/**
+ * The private Postfix of pkg/test/helpers/postfix.js as an MX: one more
+ * smtpd on address:port that takes mail for any domain from loopback
+ * (permit_mynetworks) without AUTH, STARTTLS with `tls` ({ key, cert }).
+ * Accepted messages are saved by its pipe transport (waitDelivered).
+ */
+export async function startPostfixMx({ address, port, tls }) {
+  const { startPostfix } = await import('../../pkg/test/helpers/postfix.js');
+  const dir = mkdtempSync(join(tmpdir(), 'wasmtp-mx-postfix-certs-'));
+  writeFileSync(join(dir, 'cert.pem'), tls.cert);
+  writeFileSync(join(dir, 'key.pem'), tls.key, { mode: 0o600 });
+  let postfix;
+  try {
+    postfix = await startPostfix({ certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const etc = join(postfix.dir, 'etc');
+  const service = `${address}:${port} inet n - n - - smtpd -o smtpd_relay_restrictions=permit_mynetworks,reject`;
+  execFileSync('/usr/sbin/postconf', ['-c', etc, '-M', `${address}:${port}/inet=${service}`], { stdio: 'pipe', timeout: 10_000 });
+  execFileSync('/usr/sbin/postfix', ['-c', etc, 'reload'], { stdio: 'pipe', timeout: 20_000 });
+  for (let i = 0; i < 100; i++) {
+    if ((await greeting(address, port)).startsWith('220')) return postfix;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await postfix.stop();
+  throw new Error(`Postfix did not greet on ${address}:${port}`);
+}
+
+function greeting(host, port) {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    let data = '';
+    const done = (line) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(line);
+    };
+    const timer = setTimeout(() => done(''), 1000);
+    socket.on('data', (chunk) => {
+      data += chunk;
+      if (data.includes('\r\n')) {
+        socket.end('QUIT\r\n');
+        done(data.slice(0, data.indexOf('\r\n')));
+      }
+    });
+    socket.on('error', () => done(''));
+  });
 }

@@ -11,13 +11,14 @@ import { after, before, test } from 'node:test';
 
 import { createClient, createOutbox, SmtpError, spoolStore } from '../../pkg/src/index.js';
 import { startDns } from '../../pkg/test/helpers/dns.js';
-import { freePortOn, makeCertificates, received, startBusy, startPolicyServer, startSmtp } from './helpers.mjs';
+import { freePortOn, makeCertificates, received, startBusy, startPolicyServer, startPostfixMx, startSmtp } from './helpers.mjs';
 
 const REFUSES = '127.0.0.2'; // nothing listens
 const BUSY = '127.0.0.3'; // greets 421
 const GOOD = '127.0.0.4'; // STARTTLS, certificate naming the MX hosts
 const NO_TLS = '127.0.0.5'; // no STARTTLS
 const WRONG_CERT = '127.0.0.6'; // STARTTLS with a certificate for another name
+const POSTFIX = '127.0.0.7'; // the private Postfix (STARTTLS, 550 for "reject*")
 
 const ENFORCE = (mx) => `version: STSv1\r\nmode: enforce\r\nmx: ${mx}\r\nmax_age: 86400\r\n`;
 const TESTING = (mx) => `version: STSv1\r\nmode: testing\r\nmx: ${mx}\r\nmax_age: 86400\r\n`;
@@ -48,23 +49,25 @@ const ZONE = [
   ...mxDomain('other.test', 'mx.other.test', GOOD),
   ...mxDomain('down.test', 'mx.down.test', REFUSES),
   ...mxDomain('grey.test', 'mx.grey.test', GOOD),
+  ...mxDomain('postfix.test', 'mx.postfix.test', POSTFIX),
   ...stsDomain('enforce-notls.test', 'mx.notls.test', NO_TLS),
   ...stsDomain('enforce-wrongcert.test', 'mx.wrongcert.test', WRONG_CERT),
   ...stsDomain('enforce-good.test', 'mx.good.test', GOOD),
   ...stsDomain('testing-notls.test', 'mx.notls.test', NO_TLS),
 ];
-const CERT_NAMES = ['mx3.pref.test', 'afallback.test', 'mx.good.test', 'mx.other.test', 'mx.grey.test', 'mx.notls.test', 'mx.wrongcert.test', ...Object.keys(POLICIES)];
+const CERT_NAMES = ['mx.postfix.test', 'mx3.pref.test', 'afallback.test', 'mx.good.test', 'mx.other.test', 'mx.grey.test', 'mx.notls.test', 'mx.wrongcert.test', ...Object.keys(POLICIES)];
 
 let dns;
 let certs;
 let port;
 let policyServer;
+let postfix;
 const servers = [];
 
 before(async () => {
   certs = makeCertificates(CERT_NAMES);
   dns = await startDns(ZONE);
-  port = await freePortOn([REFUSES, BUSY, GOOD, NO_TLS, WRONG_CERT]);
+  port = await freePortOn([REFUSES, BUSY, GOOD, NO_TLS, WRONG_CERT, POSTFIX]);
   servers.push(
     await startBusy({ address: BUSY, port }),
     await startSmtp({ name: 'good', address: GOOD, port, tls: certs.good }),
@@ -72,11 +75,13 @@ before(async () => {
     await startSmtp({ name: 'wrong-cert', address: WRONG_CERT, port, tls: certs.wrong }),
   );
   policyServer = await startPolicyServer({ tls: certs.good, policies: POLICIES });
+  postfix = await startPostfixMx({ address: POSTFIX, port, tls: certs.good });
 });
 
 after(async () => {
   await Promise.all(servers.map((s) => s.close()));
   await policyServer?.close();
+  await postfix?.stop();
   dns?.stop();
 });
 
@@ -117,6 +122,19 @@ test('preference order: the first MX refuses, the second answers 421, the third 
   const got = arrived(subject);
   assert.equal(got.length, 1);
   assert.equal(got[0].tls, true, 'opportunistic: STARTTLS taken when offered');
+});
+
+test('Postfix as the MX: accepted over verified STARTTLS, refused recipients reported 550', async () => {
+  // security 'starttls': TLS required, the certificate verified for mx.postfix.test.
+  const { result, error } = await send(['bob@postfix.test', 'reject-me@postfix.test'], {}, { security: 'starttls' });
+  assert.ifError(error);
+  assert.deepEqual(result.accepted, ['bob@postfix.test']);
+  assert.deepEqual(result.rejected, ['reject-me@postfix.test']);
+  const accepted = result.recipients.find((r) => r.status === 'accepted');
+  assert.match(accepted.host, new RegExp(`^mx\\.postfix\\.test \\[${POSTFIX}\\]`));
+  assert.ok(accepted.queueId, `a queue id in ${accepted.reply}`);
+  await postfix.waitDelivered([accepted.queueId]);
+  assert.match(result.recipients.find((r) => r.status === 'rejected').reply, /^550 5\.1\.1/);
 });
 
 test('no MX: the A record of the domain itself', async () => {
