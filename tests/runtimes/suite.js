@@ -261,6 +261,13 @@ export async function runSuite({ createClient, ready, SmtpError, config, createR
 
   // `wasmtp/workers`: the platform's TLS takes no CA, and TLS in wasm needs `wasmtp/workers/tls`.
   if (config.workersEntryChecks) {
+    await test('workers: mx: true says that Workers block port 25 and recommends a relay', () =>
+      expectError(
+        (async () => createClient({ mx: true }))(),
+        'ECONNECT',
+        (e) => assert(/Cloudflare Workers block outbound connections to port 25/.test(e.message) && /relay/.test(e.hint), e.message),
+      ),
+    );
     await test('workers: tls.ca without the wasm engine is EINPUT', () =>
       expectError(
         (async () => createClient({ host, port: ports.starttls, tls: { ca: config.ca } }))(),
