@@ -1,15 +1,16 @@
 // The resolver of Node and Bun: node:dns/promises, a Resolver per server
 // list. Lookups of A and AAAA carry TTLs; MX and TXT do not (node:dns has no
 // TTL for them), so those are cached for the fixed time of dns/index.js.
-
-import { promises as dns } from 'node:dns';
+// node:dns is imported on the first lookup, not with the entry (the bundle
+// in dist/ would otherwise load it at start-up).
 
 import { dnsError } from './index.js';
 
 /** Codes node:dns uses for "no such name" and "no such data". */
 const EMPTY = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME']);
 
-export function nodeLookup() {
+export async function nodeLookup() {
+  const { promises: dns } = await import('node:dns');
   const resolvers = new Map();
   const resolverFor = (servers) => {
     const key = servers ? servers.map((s) => `${s.address}#${s.port}`).join(',') : '';

@@ -3,14 +3,14 @@
 // answers for mta-sts.<domain> as it does for the MX), the certificate
 // verified against mta-sts.<domain> (with tls.ca added to the trusted roots
 // when given), no redirects (RFC 8461 §3.3), a 64 KB cap and a time limit.
-
-import { request } from 'node:https';
-import { rootCertificates } from 'node:tls';
+// node:https and node:tls are imported on the first fetch, not with the
+// entry (the bundle in dist/ would otherwise load them at start-up).
 
 const MAX_BYTES = 64 * 1024;
 const TIMEOUT_MS = 10_000;
 
-export function nodeFetchPolicy({ url, ca, resolver }) {
+export async function nodeFetchPolicy({ url, ca, resolver }) {
+  const [{ request }, { rootCertificates }] = await Promise.all([import('node:https'), import('node:tls')]);
   return new Promise((resolve, reject) => {
     const lookup = (hostname, options, callback) => {
       Promise.all([resolver.a(hostname), resolver.aaaa(hostname).catch(() => [])]).then(
