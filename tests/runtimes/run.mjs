@@ -9,7 +9,9 @@
 //      `wasmtp/workers` and `wasmtp/workers/tls` entries, outbound network
 //      allow list including "private", the test CA trusted by workerd),
 //   4. checks on the server side that every message the suite reports as
-//      sent arrived, with the same recipients and AUTH user, and no other.
+//      sent arrived, with the same recipients and AUTH user, and no other;
+//   5. serves a zone with dnsmasq (tests/servers/dns) and DNS-over-HTTPS in
+//      front of it, for the resolver and one direct delivery (mx: true) per runtime.
 //
 // Usage: node run.mjs [node] [deno] [bun] [bun-connect] [workerd]   (default: all)
 // Every child has a time limit; the exit status is non-zero on any failure.
@@ -335,6 +337,8 @@ const dns = await startDns([
   'host-record=mx1.example.test,127.0.0.2,::1',
   'txt-record=_mta-sts.example.test,"v=STSv1; id=2026"',
   'dns-rr=nullmx.test,15,000000',
+  'mx-host=direct.test,mx.direct.test,10',
+  'host-record=mx.direct.test,127.0.0.1',
 ]);
 const doh = await startDohServer({ upstreamPort: dns.port, key: certs.key, cert: certs.cert });
 const caDir = mkdtempSync(join(tmpdir(), 'wasmtp-runtime-ca-'));

@@ -317,6 +317,21 @@ export async function runSuite({ createClient, ready, SmtpError, config, createR
       return `MX ${mx.map((r) => r.exchange).join(', ')}; null MX; TXT; A; AAAA; NXDOMAIN → []`;
     };
     if (config.dns.server) await test('dns: the runtime resolver (dns.servers)', () => check(createResolver({ servers: [config.dns.server] })));
+    // Direct delivery end to end: direct.test's MX is 127.0.0.1, on the plain server's port.
+    if (config.dns.server) {
+      await test('dns: mx: true delivers to the MX found through the runtime resolver', async () => {
+        const tag = `${config.runtime}/mx-direct`;
+        const client = createClient({ mx: { port: ports.plain }, dns: { servers: [config.dns.server] }, timeouts, clientName: 'sender.example.com' });
+        try {
+          const r = await client.send({ from: 'ann@example.com', to: ['bob@direct.test', 'reject-x@direct.test'], subject: tag, text: 'direct\n' });
+          assert(r.accepted.join() === 'bob@direct.test' && r.rejected.join() === 'reject-x@direct.test', JSON.stringify(r));
+          sent.push({ tag, to: ['bob@direct.test'], user: undefined });
+          return `${r.recipients[0].host}: ${r.recipients[0].reply}`;
+        } finally {
+          await client.close();
+        }
+      });
+    }
     if (config.dns.doh) await test('dns: DNS-over-HTTPS (dns.doh)', () => check(createResolver({ doh: config.dns.doh })));
   }
 
