@@ -109,9 +109,11 @@ test('a failing DoH server is EDNS (retryable, phase dns), not an empty answer',
   }
 });
 
-test('a resolver object is used as is; bad dns options are EINPUT naming the field', async () => {
-  const own = { mx: async () => [{ exchange: 'x.test', priority: 1 }], txt: async () => [], a: async () => [], aaaa: async () => [] };
-  assert.equal(createResolver(own), own);
+test('a resolver object is called as is, its failures EDNS; bad dns options are EINPUT naming the field', async () => {
+  const own = { mx: async () => [{ exchange: 'x.test', priority: 1 }], txt: async () => { throw new Error('lookup broke'); }, a: async () => [], aaaa: async () => [] };
+  const resolver = createResolver(own);
+  assert.deepEqual(await resolver.mx('example.test'), [{ exchange: 'x.test', priority: 1 }]);
+  await assert.rejects(resolver.txt('example.test'), (e) => e.code === 'EDNS' && /TXT lookup of example\.test failed: the resolver passed as dns threw: lookup broke/.test(e.message));
   const bad = [
     [{ mx: async () => [] }, /no txt, a, aaaa method/],
     [{ server: ['127.0.0.1'] }, /unknown field "server"/],

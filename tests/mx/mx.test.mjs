@@ -261,6 +261,26 @@ test("security: 'starttls' requires TLS for every domain", async () => {
   assert.equal(arrived(subject).length, 0);
 });
 
+test('a DNS failure (EDNS from the resolver) defers that domain only', async () => {
+  const failing = {
+    mx: async (name) => {
+      if (name === 'broken.test') throw new Error('SERVFAIL');
+      return [{ exchange: 'mx.good.test', priority: 10 }];
+    },
+    txt: async () => [],
+    a: async () => [GOOD],
+    aaaa: async () => [],
+  };
+  const { result, error, subject } = await send(['bob@good.test', 'carol@broken.test'], {}, { dns: failing });
+  assert.ifError(error);
+  assert.deepEqual(result.accepted, ['bob@good.test']);
+  assert.deepEqual(result.deferred, ['carol@broken.test']);
+  const broken = result.recipients.find((r) => r.recipient === 'carol@broken.test');
+  assert.equal(broken.error.code, 'EDNS');
+  assert.equal(broken.error.retryable, true);
+  assert.equal(arrived(subject).length, 1);
+});
+
 test('options: relay-only keys, a bad mx or dns are EINPUT before anything is resolved', () => {
   const cases = [
     [{ mx: true, host: 'smtp.example.com' }, /`host` cannot be combined with mx: true/],

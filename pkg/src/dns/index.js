@@ -22,7 +22,8 @@
 //                         '[::1]:53'); Node, Bun and Deno only
 //   { doh: 'https://…' }  DNS-over-HTTPS (RFC 8484, application/dns-message
 //                         via fetch), on every runtime
-//   a resolver object     used as is (its four methods are checked)
+//   a resolver object     called as is (its four methods are checked; what
+//                         it throws becomes EDNS unless it is an SmtpError)
 //
 // Answers are cached per resolver for their TTL where the runtime tells it
 // (DoH: every type; node:dns: A and AAAA), otherwise for 60 seconds
@@ -104,7 +105,7 @@ function isLoopback(hostname) {
  */
 export function createResolver(options) {
   checkResolverOptions(options);
-  if (options && METHODS.every((m) => typeof options[m] === 'function')) return options;
+  if (options && METHODS.every((m) => typeof options[m] === 'function')) return guarded(options);
   let lookup;
   if (options?.doh) lookup = dohLookup(options.doh);
   else if (options?.servers) {
@@ -189,6 +190,22 @@ function cachedResolver(lookup) {
     a: (name) => query('A', name).then((list) => [...list]),
     aaaa: (name) => query('AAAA', name).then((list) => [...list]),
   };
+}
+
+/**
+ * A resolver of the user's: called as is, its failures made EDNS errors
+ * (an SmtpError it throws is kept), so callers see one kind of failure.
+ */
+function guarded(resolver) {
+  const call = (method, type) => async (name) => {
+    try {
+      return await resolver[method](name);
+    } catch (error) {
+      if (error instanceof SmtpError) throw error;
+      throw dnsError(name, type, `the resolver passed as dns threw: ${error?.message ?? error}`, error);
+    }
+  };
+  return { mx: call('mx', 'MX'), txt: call('txt', 'TXT'), a: call('a', 'A'), aaaa: call('aaaa', 'AAAA') };
 }
 
 /** MX exchange lower-case without the trailing dot; the null MX's "." becomes ''. */
