@@ -72,7 +72,13 @@ export async function startSmtp({ name, address, port, tls, starttls = true }) {
       stream.on('data', (c) => chunks.push(c));
       stream.on('end', () => {
         const raw = Buffer.concat(chunks).toString('utf8');
-        received.push({ server: name, to: session.envelope.rcptTo.map((r) => r.address), subject: /^Subject: (.*)$/im.exec(raw)?.[1]?.trim(), tls: Boolean(session.secure) });
+        received.push({
+          server: name,
+          to: session.envelope.rcptTo.map((r) => r.address),
+          subject: /^Subject: (.*)$/im.exec(raw)?.[1]?.trim(),
+          messageId: /^Message-ID: (.*)$/im.exec(raw)?.[1]?.trim(),
+          tls: Boolean(session.secure),
+        });
         callback(null, `OK queued at ${name}`);
       });
     },

@@ -183,6 +183,7 @@ test('three domains: accepted, rejected (550) and deferred (no host reachable), 
   const got = arrived(subject);
   assert.equal(got.length, 1, 'one message to good.test; other.test refused its only recipient');
   assert.deepEqual(got[0].to, ['bob@good.test']);
+  assert.equal(got[0].messageId, result.messageId, 'the Message-ID reported is the one sent');
 });
 
 test('a 451 greylist: the outbox retries that domain only, never re-sending to the accepted one', async () => {

@@ -123,9 +123,9 @@ class MxClient {
    * delivery to those envelope recipients (the outbox's retry of deferred
    * recipients).
    */
-  send(message, options = {}) {
+  send(message, options) {
     if (this.#closing) return Promise.reject(closedClientError());
-    const sending = this.#send(message, options);
+    const sending = this.#send(message, options ?? {});
     this.#sending.add(sending);
     const settled = () => this.#sending.delete(sending);
     sending.then(settled, settled);
@@ -149,6 +149,8 @@ class MxClient {
     const prepared = await prepareMessageAsync(engine, message);
     const { from, to } = prepared.envelopeInfo();
     prepared.release?.();
+    // Every domain gets the same Message-ID (each domain's message is built anew).
+    if (message.raw === undefined && message.messageId === undefined && prepared.messageId) message = { ...message, messageId: prepared.messageId };
     let recipients = to;
     if (options.recipients !== undefined) {
       if (!Array.isArray(options.recipients) || options.recipients.some((r) => !to.includes(r))) {
