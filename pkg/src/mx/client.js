@@ -38,6 +38,32 @@ const SECURITIES = Object.freeze(['opportunistic', 'starttls']);
 /** Where a connection ended before the server spoke for the domain: try the next host. */
 const NEXT_HOST_CODES = new Set(['ECONNECT', 'ETIMEDOUT', 'ECLOSED', 'ETLS', 'ECERT', 'ESTARTTLS_UNAVAILABLE', 'EPROTOCOL']);
 const SESSION_PHASES = new Set(['connect', 'tls', 'greeting', 'ehlo', 'starttls']);
+/** Domains of one message delivered at the same time (each opens its own connection). */
+const DOMAINS_AT_ONCE = 8;
+
+/** `work(item)` for every item, at most `limit` at a time; results in item order. */
+async function inBatches(items, limit, work) {
+  const results = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/** An internationalized domain as DNS knows it (A-labels, "xn--"); ASCII stays as is. */
+function asciiDomain(domain) {
+  if (/^[\x00-\x7f]*$/.test(domain)) return domain;
+  try {
+    return new URL(`http://${domain}/`).hostname;
+  } catch {
+    return domain;
+  }
+}
 
 /**
  * @param {object} options createClient options with `mx`
@@ -170,8 +196,8 @@ class MxClient {
       byDomain.get(domain).push(recipient);
     }
     const mtaSts = [];
-    const perDomain = await Promise.all(
-      [...byDomain].map(([domain, list]) => this.#deliverDomain(mx, domain, list, message, from, options, mtaSts)),
+    const perDomain = await inBatches([...byDomain], DOMAINS_AT_ONCE, ([domain, list]) =>
+      this.#deliverDomain(mx, domain, list, message, from, options, mtaSts),
     );
     for (const list of perDomain) results.push(...list);
     const of = (status) => results.filter((r) => r.status === status).map((r) => r.recipient);
@@ -189,13 +215,14 @@ class MxClient {
   }
 
   async #deliverDomain(mx, domain, recipients, message, from, options, mtaStsReport) {
+    const dnsName = asciiDomain(domain);
     let records;
     try {
-      records = await this.#resolver.mx(domain);
+      records = await this.#resolver.mx(dnsName);
     } catch (error) {
       return recipients.map((r) => failure(r, domain, 'deferred', error));
     }
-    const route = mx.mxRoute(domain, records.map((r) => r.exchange), records.map((r) => r.priority), Math.random() * 2 ** 32);
+    const route = mx.mxRoute(dnsName, records.map((r) => r.exchange), records.map((r) => r.priority), Math.random() * 2 ** 32);
     const kind = route.kind;
     let hosts = route.hosts;
     route.free();
@@ -212,7 +239,7 @@ class MxClient {
     // MTA-STS (RFC 8461): only when the domain has MX records (§4.1).
     let policy = null;
     if (kind === 'hosts') {
-      const found = await this.#policies.get(mx, domain);
+      const found = await this.#policies.get(mx, dnsName);
       if (found.report) mtaStsReport.push({ domain, ...found.report });
       policy = found.policy;
     }
