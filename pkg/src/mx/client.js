@@ -14,26 +14,16 @@
 // accepted, 5xx rejected, 4xx deferred. A domain none of whose hosts could
 // be reached is deferred.
 
+import { createClient as createRelayClient } from '../client.js';
 import { createResolver } from '../dns/index.js';
 import { loadEngine } from '../engine.js';
 import { SmtpError } from '../errors.js';
 import { prepareMessageAsync } from '../message.js';
+import { isObject } from '../strict.js';
 import { closedClientError } from '../util.js';
-import { absent, checkKeys, isObject } from '../strict.js';
-import { createClient as createRelayClient } from '../client.js';
+import { failure, mtaStsError, noHostError, noneAccepted, unreachableError } from './errors.js';
 import { mtaStsPolicies } from './mta-sts.js';
-
-/** Keys of `mx` when it is an object (both for tests, or providers on other ports). */
-const MX_KEYS = Object.freeze(['port', 'policyPort']);
-/** createClient keys that make no sense with mx: true, and why. */
-const RELAY_ONLY = Object.freeze({
-  host: 'with mx: true the hosts are the recipient domains\' MX records; leave host out (or leave mx out to use a relay).',
-  port: 'with mx: true the port is 25 (mx: { port } changes it, for tests or providers that use another port).',
-  auth: 'MX hosts take mail for their own domains without AUTH; leave auth out, or use a relay (host, port, auth) without mx.',
-  lmtp: 'LMTP is for a local delivery agent, not for MX hosts.',
-  pool: 'with mx: true one connection is opened per domain and host; pool does not apply.',
-});
-const SECURITIES = Object.freeze(['opportunistic', 'starttls']);
+import { normalizeMxOptions } from './options.js';
 
 /** Where a connection ended before the server spoke for the domain: try the next host. */
 const NEXT_HOST_CODES = new Set(['ECONNECT', 'ETIMEDOUT', 'ECLOSED', 'ETLS', 'ECERT', 'ESTARTTLS_UNAVAILABLE', 'EPROTOCOL']);
@@ -96,35 +86,6 @@ export function setPolicyFetcher(fetcher) {
 
 function isCloudflareWorkers() {
   return globalThis.navigator?.userAgent === 'Cloudflare-Workers';
-}
-
-function normalizeMxOptions(options) {
-  const { mx, dns, ...rest } = options;
-  for (const [key, why] of Object.entries(RELAY_ONLY)) {
-    if (!absent(rest[key])) throw SmtpError.input(`\`${key}\` cannot be combined with mx: true.`, why, 'connect');
-  }
-  let port = 25;
-  let policyPort = 443;
-  if (isObject(mx)) {
-    checkKeys(mx, MX_KEYS, 'mx', {}, 'connect');
-    const isPort = (v) => Number.isInteger(v) && v > 0 && v < 65536;
-    if (!absent(mx.port) && !isPort(mx.port)) throw SmtpError.input('mx.port must be a TCP port number.', 'leave it out for 25; set it for tests or providers whose MX listen elsewhere.', 'connect');
-    if (!absent(mx.policyPort) && !isPort(mx.policyPort)) throw SmtpError.input('mx.policyPort must be a TCP port number.', 'leave it out for 443 (RFC 8461); set it only for tests.', 'connect');
-    port = mx.port ?? 25;
-    policyPort = mx.policyPort ?? 443;
-  } else if (mx !== true) {
-    throw SmtpError.input('mx must be true or { port, policyPort }.', 'pass mx: true to deliver to the recipients\' MX hosts.', 'connect');
-  }
-  const security = rest.security ?? 'opportunistic';
-  if (!SECURITIES.includes(security)) {
-    throw SmtpError.input(`security '${security}' does not apply to MX delivery.`, "use 'opportunistic' (the default: STARTTLS when offered) or 'starttls' (TLS required for every domain).", 'connect');
-  }
-  // The relay client checks everything else (types, unknown keys) when the
-  // first host is tried; a check now, on a placeholder host, reports
-  // mistakes before anything is resolved or connected.
-  createRelayClient({ ...rest, host: 'mx.invalid', security }, { connect() {} });
-  createResolver(dns); // EINPUT for a bad dns option
-  return { rest: { ...rest, security }, dns, port, policyPort, security };
 }
 
 class MxClient {
@@ -334,69 +295,6 @@ class MxClient {
       await client.close().catch(() => {});
     }
   }
-}
-
-/** A recipient's result without acceptance: { recipient, domain, status, host?, reply?, error }. */
-function failure(recipient, domain, status, error, host) {
-  const reply = error.reply ? `${error.reply.code}${error.reply.enhancedCode ? ` ${error.reply.enhancedCode}` : ''} ${error.reply.lines.join(' ')}` : undefined;
-  return { recipient, domain, status, host, reply, error };
-}
-
-function mtaStsError(domain, why) {
-  return new SmtpError({
-    code: 'EMTASTS',
-    phase: 'tls',
-    message: `${domain} has an MTA-STS policy in enforce mode, and ${why}; nothing was sent there.`,
-    hint: 'the receiving domain must fix its MX or certificates (or its policy); mail to it stays deferred until then.',
-    retryable: true,
-  });
-}
-
-function noHostError(domain, why) {
-  return new SmtpError({
-    code: 'ENOHOST',
-    phase: 'dns',
-    message: `No mail host found for ${domain}: ${why}.`,
-    hint: 'check the recipient\'s domain for typos; a domain without MX, A or AAAA records takes no mail.',
-    retryable: true,
-  });
-}
-
-function unreachableError(domain, tried, last, port) {
-  const blocked = port === 25 && ['ECONNECT', 'ETIMEDOUT'].includes(last.code);
-  return new SmtpError({
-    code: last.code,
-    phase: last.phase,
-    message: `No MX host of ${domain} could be reached (tried ${tried.join(', ')}); the last said: ${last.detail ?? last.message}`,
-    hint: blocked
-      ? 'outbound port 25 is often blocked by cloud and home providers (Cloudflare Workers always block it): send through a relay (host, port 587, auth) instead, or ask the provider to open it.'
-      : last.hint,
-    reply: last.reply,
-    retryable: true,
-    cause: last,
-  });
-}
-
-/** send() rejects when no recipient was accepted: the one cause, or a summary. */
-function noneAccepted(outcome) {
-  const errors = [...new Set(outcome.recipients.map((r) => r.error).filter(Boolean))];
-  let error;
-  if (errors.length === 1) error = errors[0];
-  else {
-    const lines = outcome.recipients.map((r) => `${r.recipient}: ${r.status}${r.reply ? ` (${r.reply})` : r.error ? ` (${r.error.code})` : ''}`);
-    error = new SmtpError({
-      code: 'ERECIPIENTS',
-      phase: 'rcpt',
-      message: `No recipient accepted the message: ${lines.join('; ')}.`,
-      hint: 'see error.recipients for each recipient\'s host and reply; deferred ones may succeed later.',
-      retryable: outcome.deferred.length > 0,
-    });
-  }
-  error.recipients = outcome.recipients;
-  error.accepted = outcome.accepted;
-  error.rejected = outcome.rejected;
-  error.deferred = outcome.deferred;
-  return error;
 }
 
 /** fetch() where the runtime has it; the Node/Deno/Bun entry passes a resolver-aware one. */
