@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The direct delivery suite (tests/mx): createClient({ mx: true }) against
-# dnsmasq (tests/servers/dns), smtp-server instances on 127.0.0.2-6 and an
+# dnsmasq (tests/servers/dns), smtp-server instances and raw listeners on
+# 127.0.0.2-8, the private Postfix on 127.0.0.7 (needs root) and an
 # HTTPS server for MTA-STS policies, all on loopback. Needs dnsmasq-base
 # (scripts/setup-dkim.sh, run by scripts/setup.sh) and pkg/node_modules and
 # the wasm build (scripts/setup-js.sh). Bounded: the run is killed after

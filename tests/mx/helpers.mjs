@@ -104,6 +104,27 @@ export async function startBusy({ address, port }) {
   return { close: () => new Promise((r) => server.close(r)) };
 }
 
+/** Accepts connections and never says a word (a host that times out). */
+export async function startSilent({ address, port }) {
+  const sockets = new Set();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, resolve);
+  });
+  return {
+    close: () =>
+      new Promise((r) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(r);
+      }),
+  };
+}
+
 /** HTTPS on 127.0.0.1:port serving policies[host] at /.well-known/mta-sts.txt. */
 export async function startPolicyServer({ tls, policies }) {
   const fetched = [];

@@ -1,7 +1,8 @@
 // Direct delivery (createClient({ mx: true })) on loopback only: dnsmasq
 // serves the zone, smtp-server instances on 127.0.0.2-6 play the MX hosts
 // (all on one port, given by mx: { port }), an HTTPS server with the test
-// CA serves the MTA-STS policies (mx: { policyPort }).
+// CA serves the MTA-STS policies (mx: { policyPort }); the private Postfix
+// is one of the MX hosts (127.0.0.7).
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { after, before, test } from 'node:test';
 
 import { createClient, createOutbox, SmtpError, spoolStore } from '../../pkg/src/index.js';
 import { startDns } from '../../pkg/test/helpers/dns.js';
-import { freePortOn, makeCertificates, received, startBusy, startPolicyServer, startPostfixMx, startSmtp } from './helpers.mjs';
+import { freePortOn, makeCertificates, received, startBusy, startPolicyServer, startPostfixMx, startSilent, startSmtp } from './helpers.mjs';
 
 const REFUSES = '127.0.0.2'; // nothing listens
 const BUSY = '127.0.0.3'; // greets 421
@@ -19,6 +20,7 @@ const GOOD = '127.0.0.4'; // STARTTLS, certificate naming the MX hosts
 const NO_TLS = '127.0.0.5'; // no STARTTLS
 const WRONG_CERT = '127.0.0.6'; // STARTTLS with a certificate for another name
 const POSTFIX = '127.0.0.7'; // the private Postfix (STARTTLS, 550 for "reject*")
+const SILENT = '127.0.0.8'; // accepts the connection, never greets
 
 const ENFORCE = (mx) => `version: STSv1\r\nmode: enforce\r\nmx: ${mx}\r\nmax_age: 86400\r\n`;
 const TESTING = (mx) => `version: STSv1\r\nmode: testing\r\nmx: ${mx}\r\nmax_age: 86400\r\n`;
@@ -50,6 +52,8 @@ const ZONE = [
   ...mxDomain('down.test', 'mx.down.test', REFUSES),
   ...mxDomain('grey.test', 'mx.grey.test', GOOD),
   ...mxDomain('postfix.test', 'mx.postfix.test', POSTFIX),
+  ...mxDomain('slow.test', 'mx1.slow.test', SILENT, 10),
+  ...mxDomain('slow.test', 'mx.good.test', GOOD, 20).slice(0, 1),
   ...stsDomain('enforce-notls.test', 'mx.notls.test', NO_TLS),
   ...stsDomain('enforce-wrongcert.test', 'mx.wrongcert.test', WRONG_CERT),
   ...stsDomain('enforce-good.test', 'mx.good.test', GOOD),
@@ -67,9 +71,10 @@ const servers = [];
 before(async () => {
   certs = makeCertificates(CERT_NAMES);
   dns = await startDns(ZONE);
-  port = await freePortOn([REFUSES, BUSY, GOOD, NO_TLS, WRONG_CERT, POSTFIX]);
+  port = await freePortOn([REFUSES, BUSY, GOOD, NO_TLS, WRONG_CERT, POSTFIX, SILENT]);
   servers.push(
     await startBusy({ address: BUSY, port }),
+    await startSilent({ address: SILENT, port }),
     await startSmtp({ name: 'good', address: GOOD, port, tls: certs.good }),
     await startSmtp({ name: 'no-tls', address: NO_TLS, port, starttls: false }),
     await startSmtp({ name: 'wrong-cert', address: WRONG_CERT, port, tls: certs.wrong }),
@@ -122,6 +127,14 @@ test('preference order: the first MX refuses, the second answers 421, the third 
   const got = arrived(subject);
   assert.equal(got.length, 1);
   assert.equal(got[0].tls, true, 'opportunistic: STARTTLS taken when offered');
+});
+
+test('a host that times out falls through to the next', async () => {
+  const { result, subject, error } = await send(['bob@slow.test'], {}, { timeouts: { connect: 3000, greeting: 500, command: 5000 } });
+  assert.ifError(error);
+  assert.deepEqual(result.accepted, ['bob@slow.test']);
+  assert.match(result.recipients[0].host, /^mx\.good\.test/);
+  assert.equal(arrived(subject).length, 1);
 });
 
 test('Postfix as the MX: accepted over verified STARTTLS, refused recipients reported 550', async () => {
