@@ -348,4 +348,17 @@ mod tests {
                 .contains("1 to 32")
         );
     }
+
+    proptest::proptest! {
+        /// Whatever a web server or DNS returns: a policy or a reason, never a panic.
+        #[test]
+        fn any_text_is_a_policy_or_a_reason(text in "(version|mode|mx|max_age|enforce|testing|STSv1|[*.:; =a-z0-9\r\n]){0,60}") {
+            if let Ok(policy) = Policy::parse(&text) {
+                proptest::prop_assert!(policy.max_age <= MAX_AGE_LIMIT);
+                proptest::prop_assert!(policy.mode == Mode::None || !policy.mx.is_empty());
+                let _ = policy.matches(&text);
+            }
+            let _ = record_id(&[text.as_str()]);
+        }
+    }
 }

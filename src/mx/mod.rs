@@ -175,6 +175,28 @@ mod tests {
         assert_eq!(hosts(route("example", &records, 3)), ["b.example", "a.example"]);
     }
 
+    proptest::proptest! {
+        /// Every distinct host is tried once, in non-decreasing preference.
+        #[test]
+        fn hosts_are_a_preference_ordered_set(records in proptest::collection::vec(("[a-c]{0,2}", 0u16..4), 1..12), seed: u64) {
+            let records: Vec<MxRecord> = records.into_iter().map(|(e, p)| MxRecord::new(e, p)).collect();
+            let mut expected: Vec<String> = records.iter().map(|r| r.exchange.clone()).filter(|e| !e.is_empty()).collect();
+            expected.sort();
+            expected.dedup();
+            match route("example", &records, seed) {
+                Route::NullMx => proptest::prop_assert!(expected.is_empty()),
+                Route::Hosts(hosts) => {
+                    let best = |h: &String| records.iter().filter(|r| &r.exchange == h).map(|r| r.preference).min().unwrap();
+                    proptest::prop_assert!(hosts.windows(2).all(|w| best(&w[0]) <= best(&w[1])));
+                    let mut sorted = hosts.clone();
+                    sorted.sort();
+                    proptest::prop_assert_eq!(sorted, expected);
+                }
+                Route::Implicit(_) => proptest::prop_assert!(false, "records were given"),
+            }
+        }
+    }
+
     #[test]
     fn recipient_domains() {
         assert_eq!(recipient_domain("Bob@Example.ORG").as_deref(), Some("example.org"));
