@@ -810,8 +810,13 @@ export interface OutboxStatus {
   error?: OutboxError;
   /** The server's last reply as text, e.g. "250 2.0.0 Ok: queued as 4BCD" or "451 4.3.0 Try again later". */
   reply?: string;
-  /** When `sent`: what `client.send()` resolved with. */
-  result?: SendResult;
+  /**
+   * When `sent`: what `client.send()` resolved with. Direct delivery (mx: true): also while
+   * `deferred` after some recipients accepted; `result.accepted` then counts every attempt.
+   */
+  result?: SendResult | MxSendResult;
+  /** Direct delivery: the recipients still deferred, the only ones the next attempt sends to. */
+  pendingRecipients?: string[];
   /** Set when `markSent(id)` settled an `unknown` message. */
   markedSent?: true;
 }

@@ -224,7 +224,11 @@ test('a 451 greylist: the outbox retries that domain only, never re-sending to t
     assert.equal(got.length, 2, 'the first attempt for both, the retry for grey.test only');
     assert.deepEqual(got[0].to, ['bob@good.test']);
     assert.deepEqual(got[1].to, ['grey@grey.test']);
-    assert.ok(outcomes.some((o) => o.state === 'deferred'), 'deferred in between');
+    const deferred = outcomes.find((o) => o.state === 'deferred');
+    assert.deepEqual(deferred?.pendingRecipients, ['grey@grey.test'], 'deferred in between, for grey.test only');
+    assert.match(deferred.reply, /^451 4\.7\.1/);
+    assert.deepEqual(status.result.accepted, ['bob@good.test', 'grey@grey.test'], 'accepted over both attempts');
+    assert.equal(status.pendingRecipients, undefined);
   } finally {
     await outbox.close();
     rmSync(dir, { recursive: true, force: true });

@@ -346,6 +346,7 @@ export function publicStatus(record) {
   const reply = record.reply ?? replyText(record.error?.reply);
   if (reply !== undefined) status.reply = reply;
   if (record.result) status.result = record.result;
+  if (record.pendingRecipients && record.state !== 'sent') status.pendingRecipients = [...record.pendingRecipients];
   if (record.markedSent) status.markedSent = true;
   return status;
 }
