@@ -438,6 +438,73 @@ export interface Client {
 }
 
 export function createClient(options: ClientOptions): Client;
+/**
+ * Direct delivery: each recipient domain's MX hosts on port 25, instead of a relay. `send`
+ * resolves when at least one recipient was accepted (see MxSendResult) and rejects otherwise.
+ * Cloudflare Workers block port 25: there it throws (use a relay). `verify()` rejects (EINPUT):
+ * there is no single server; check a domain with the doctor instead.
+ */
+export function createClient(options: MxClientOptions): MxClient;
+
+export interface MxClientOptions extends Omit<ClientOptions, 'host' | 'port' | 'auth' | 'lmtp' | 'pool' | 'security'> {
+  /**
+   * `true`: deliver to the recipients' MX hosts (RFC 5321 §5.1: preference order, shuffled within
+   * equal preference; no MX → the domain's A/AAAA; a null MX fails its recipients, nothing sent).
+   * `{ port }` delivers to another port than 25: for tests, or providers whose MX listen elsewhere;
+   * `{ policyPort }` fetches MTA-STS policies from another port than 443 (tests only).
+   */
+  mx: true | { port?: number; policyPort?: number };
+  /** Where DNS answers come from (MX, A/AAAA, the `_mta-sts` TXT). Default: the runtime's resolver. */
+  dns?: DnsOptions;
+  /**
+   * "opportunistic" (default): STARTTLS when offered. "starttls": TLS required for every domain.
+   * A domain whose MTA-STS policy is in enforce mode always gets STARTTLS with a verified
+   * certificate, and only its MX hosts that match the policy.
+   */
+  security?: 'opportunistic' | 'starttls';
+}
+
+/** One recipient's outcome of direct delivery. */
+export interface MxRecipientResult {
+  recipient: string;
+  domain?: string;
+  /** 2xx; 5xx (or a null MX); 4xx, or no host reachable, or an unmet MTA-STS policy in enforce mode. */
+  status: 'accepted' | 'rejected' | 'deferred';
+  /** The host tried last: "mx1.example.org [192.0.2.1]:25". */
+  host?: string;
+  /** That host's reply, e.g. "550 5.1.1 No such user". */
+  reply?: string;
+  /** Why it was not accepted. */
+  error?: SmtpError;
+}
+
+export interface MxSendResult {
+  messageId?: string;
+  envelope: { from: string; to: string[] };
+  accepted: string[];
+  rejected: string[];
+  /** Worth trying again later (the outbox retries these only). */
+  deferred: string[];
+  recipients: MxRecipientResult[];
+  /** The MTA-STS policy of each domain that has one: its mode, and what failed (testing mode delivers anyway). */
+  mtaSts: Array<{ domain: string; mode: 'enforce' | 'testing' | 'none'; id?: string; failures: string[] }>;
+}
+
+export interface MxSendOptions extends SendOptions {
+  /** Deliver to these envelope recipients only (the outbox's retry of deferred recipients). */
+  recipients?: string[];
+}
+
+export interface MxClient {
+  /**
+   * Delivers to every recipient domain; resolves when at least one recipient was accepted.
+   * Otherwise rejects: with the one cause (ENULLMX, EMTASTS, ECONNECT...), or ERECIPIENTS naming
+   * each recipient; the error carries `recipients`, `accepted`, `rejected` and `deferred` too.
+   */
+  send(message: Message, options?: MxSendOptions): Promise<MxSendResult>;
+  verify(): Promise<never>;
+  close(): Promise<void>;
+}
 
 /** What `send` would transmit for a message, built without sending. */
 export interface BuiltMessage {
@@ -480,6 +547,39 @@ export function createTestClient(): TestClient;
 export function oauth2(options: OAuth2Options): AccessTokenProvider;
 
 /**
+ * What MX delivery and the domain doctor ask DNS. Names come back lower-case
+ * without the trailing dot. A name that does not exist, or has no record of
+ * the type, resolves to []; any other failure rejects with an SmtpError
+ * `EDNS` (phase 'dns', retryable).
+ */
+export interface Resolver {
+  /** MX records; a null MX (RFC 7505, "0 .") is `{ exchange: '', priority: 0 }`. */
+  mx(name: string): Promise<Array<{ exchange: string; priority: number }>>;
+  /** TXT records, each one's character-strings joined. */
+  txt(name: string): Promise<string[]>;
+  a(name: string): Promise<string[]>;
+  aaaa(name: string): Promise<string[]>;
+}
+
+/**
+ * Where DNS answers come from. Left out: the runtime's resolver (node:dns
+ * on Node and Bun, Deno.resolveDns on Deno) or, on Workers and in the
+ * browser, DNS-over-HTTPS to https://cloudflare-dns.com/dns-query.
+ * `servers`: these name servers ('127.0.0.1', '127.0.0.1:5353', '[::1]:53';
+ * Node, Deno, Bun). `doh`: a DNS-over-HTTPS URL (RFC 8484, POST
+ * application/dns-message; https, or http on loopback only). Or a Resolver
+ * of your own, used as is.
+ */
+export type DnsOptions = { servers: string[] } | { doh: string } | Resolver;
+
+/**
+ * A caching resolver (see DnsOptions). Answers are kept for their TTL where
+ * the runtime reports one (DoH: all types; node:dns: A and AAAA), otherwise,
+ * and for "no such name or record", for 60 seconds.
+ */
+export function createResolver(options?: DnsOptions): Resolver;
+
+/**
  * Loads, compiles and instantiates the wasm engine now rather than at the
  * first connection: call it during a server's start-up or a warm-up request.
  * Rejects (with an Error naming the missing or damaged file) when the engine
@@ -505,10 +605,18 @@ export type ErrorCode =
   | 'EPROTOCOL'
   | 'ECLOSED'
   | 'EINPUT'
+  /** A DNS lookup failed (SERVFAIL, REFUSED, a time-out, an unreadable answer). A name or record that does not exist is not an error. */
+  | 'EDNS'
+  /** Direct delivery: the domain publishes a null MX (RFC 7505) and takes no mail. */
+  | 'ENULLMX'
+  /** Direct delivery: the domain has no MX host with an address (no MX, A or AAAA). */
+  | 'ENOHOST'
+  /** Direct delivery: the domain's MTA-STS policy (enforce) was not met, so nothing was sent there. */
+  | 'EMTASTS'
   /** The outbox: the message is being sent, or its record changed meanwhile (try again). */
   | 'EBUSY';
 
-export type Phase = 'connect' | 'tls' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
+export type Phase = 'dns' | 'connect' | 'tls' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
 
 /** Every failure. `message` is "CODE (phase): what happened. Hint: the likely fix." */
 /** An option an error's (or a finding's) hint tells you to change; `value` when the engine knows it (a `security` mode, a `port`), absent when it is yours to give (`tls.ca`: the CA's PEM). */
@@ -775,8 +883,13 @@ export interface OutboxStatus {
   error?: OutboxError;
   /** The server's last reply as text, e.g. "250 2.0.0 Ok: queued as 4BCD" or "451 4.3.0 Try again later". */
   reply?: string;
-  /** When `sent`: what `client.send()` resolved with. */
-  result?: SendResult;
+  /**
+   * When `sent`: what `client.send()` resolved with. Direct delivery (mx: true): also while
+   * `deferred` after some recipients accepted; `result.accepted` then counts every attempt.
+   */
+  result?: SendResult | MxSendResult;
+  /** Direct delivery: the recipients still deferred, the only ones the next attempt sends to. */
+  pendingRecipients?: string[];
   /** Set when `markSent(id)` settled an `unknown` message. */
   markedSent?: true;
 }

@@ -3,7 +3,8 @@
 #   - apt, when missing: opendkim + opendkim-tools (the verifying milter; its
 #     packaged service is never started, the tests run their own),
 #     python3-dkim + python3-nacl + python3-dnspython (dkimpy, Ed25519),
-#     dnsmasq-base (the loopback DNS server that publishes the test keys)
+#     dnsmasq-base (the loopback DNS server that publishes the test keys; also
+#     tests/servers/dns, used by tests/mx, pkg/test/dns.test.js and the runtime suite)
 #   - npm ci in tests/dkim (nodemailer, pinned: the interop test), skipped
 #     while its package-lock.json is unchanged
 set -euo pipefail

@@ -9,7 +9,8 @@
 #   - rustup target wasm32-unknown-unknown, components clippy and rustfmt (the lint step)
 #   - a project-local Python venv in .tools/venv with aiosmtpd
 #   - scripts/setup-mtas.sh: Exim, Dovecot LMTP and OpenSMTPD for tests/mtas
-#   - scripts/setup-dkim.sh: OpenDKIM, dkimpy and dnsmasq for tests/dkim
+#   - scripts/setup-dkim.sh: OpenDKIM, dkimpy and dnsmasq for tests/dkim (dnsmasq
+#     also for tests/servers/dns: direct delivery, the resolver)
 #   - then scripts/setup-js.sh, if present (npm / wasm-bindgen tooling)
 set -euo pipefail
 

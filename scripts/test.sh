@@ -7,7 +7,8 @@
 #      (the engine must build for wasm, also with TLS inside: --features tls-engine)
 #   3. lint: cargo fmt --check, cargo clippy --all-features --all-targets -D warnings
 #   4. scripts/test-js.sh and the other suites (npm package, outbox, doctor,
-#      fail-safe, other MTAs, DKIM against OpenDKIM and dkimpy, fuzz, runtimes)
+#      fail-safe, other MTAs, DKIM against OpenDKIM and dkimpy, direct
+#      delivery to MX hosts, fuzz, runtimes)
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any step failed. Works unattended (CI=true, no stdin).
 set -uo pipefail
@@ -44,6 +45,7 @@ step "doctor tests" bash scripts/test-doctor.sh
 step "fail-safe tests" bash scripts/test-faults.sh
 step "other MTAs (Exim, Dovecot LMTP, OpenSMTPD, Postfix)" bash scripts/test-mtas.sh
 step "dkim tests" bash scripts/test-dkim.sh
+step "direct delivery (MX, MTA-STS)" bash scripts/test-mx.sh
 # A bounded pass of every fuzz target over its committed corpus (FUZZ_SECONDS each).
 step "fuzz (bounded)" bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 step "runtime tests" bash scripts/test-runtimes.sh

@@ -20,6 +20,7 @@ setWasmSource('core', tlsArtifact);
 setWasmSource('tls', tlsArtifact);
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: () => wasmUrl('wasmtp_doctor_bg.wasm') });
 setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: () => wasmUrl('wasmtp_dkim_bg.wasm') });
+setWasmSource('mx', { glue: () => import('../wasm/wasmtp_mx.js'), load: () => wasmUrl('wasmtp_mx_bg.wasm') });
 
 /**
  * Creates a client; see index.d.ts. Needs `bridge` (a websockify URL, or a
@@ -63,5 +64,6 @@ function browserOptions(options) {
 }
 
 export { oauth2 } from './oauth2.js';
+export { createResolver } from './dns/index.js';
 export { ready } from './engine.js';
 export { SmtpError, websocketTransport };

@@ -5,6 +5,7 @@ import { loadEngine } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
 import { prepareMessageAsync } from './message.js';
 import { connectionToken } from './oauth2.js';
+import { createMxClient } from './mx/client.js';
 import { defaultClientName, engineOptions, normalizeOptions } from './options.js';
 import { Pool } from './pool.js';
 import { Session } from './session.js';
@@ -16,6 +17,8 @@ import { closedClientError } from './util.js';
  * @param {object} [defaultTransport] the runtime's transport (set by the entry point)
  */
 export function createClient(options, defaultTransport) {
+  // Direct delivery to the recipients' MX hosts (mx/client.js).
+  if (options?.mx !== undefined && options.mx !== false) return createMxClient(options, defaultTransport);
   return new Client(normalizeOptions(options, defaultTransport));
 }
 

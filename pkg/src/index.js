@@ -8,6 +8,8 @@
 import { access, constants, readFile } from 'node:fs/promises';
 
 import { setFileReader } from './body.js';
+import { setSystemResolver } from './dns/index.js';
+import { setPolicyFetcher } from './mx/client.js';
 import { createClient as createClientWith } from './client.js';
 import { memorySpool, setDkimSpool } from './dkim.js';
 import { loadEngine, setRandomSource, setWasmSource } from './engine.js';
@@ -31,6 +33,7 @@ setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile(
 setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
 setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: wasmFile('wasmtp_dkim_bg.wasm') });
+setWasmSource('mx', { glue: () => import('../wasm/wasmtp_mx.js'), load: wasmFile('wasmtp_mx_bg.wasm') });
 // A one-shot stream in a DKIM-signed message is spooled to a temporary file
 // (in memory, up to its limit, where files cannot be written: Deno without --allow-write).
 setDkimSpool(() => fileSpool().catch(() => memorySpool()));
@@ -49,6 +52,16 @@ setFileReader({
 // The EHLO name defaults to this machine's name (node:os, also on Deno and
 // Bun), imported on the first connection.
 setHostNameSource(() => import('node:os').then((os) => os.hostname()));
+
+// DNS (MX delivery, the domain doctor): Deno.resolveDns on Deno, node:dns
+// on Node and Bun, imported on the first lookup.
+setSystemResolver(() =>
+  globalThis.Deno?.resolveDns ? import('./dns/deno.js').then((m) => m.denoLookup()) : import('./dns/node.js').then((m) => m.nodeLookup()),
+);
+
+// MTA-STS policies: node:https with the client's resolver on Node and Bun
+// (Deno: its fetch).
+if (!globalThis.Deno) setPolicyFetcher((request) => import('./mx/fetch-node.js').then((m) => m.nodeFetchPolicy(request)));
 
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
 // It is imported with the first wasm artifact rather than at start-up: no
@@ -105,6 +118,7 @@ export async function buildMessage(message, options) {
 
 export { createTestClient } from './capture.js';
 export { oauth2 } from './oauth2.js';
+export { createResolver } from './dns/index.js';
 export { ready } from './engine.js';
 export { SmtpError } from './errors.js';
 export { bullmqStore } from './outbox/bullmq.js';

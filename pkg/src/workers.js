@@ -14,4 +14,5 @@ export { createClient, diagnose, SmtpError, workersTransport } from './workers-c
 export { cloudflareQueueStore } from './outbox/cloudflare.js';
 export { createOutbox } from './outbox/index.js';
 export { oauth2 } from './oauth2.js';
+export { createResolver } from './dns/index.js';
 export { ready } from './engine.js';

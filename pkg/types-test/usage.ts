@@ -209,3 +209,22 @@ function oauthUsage(vault: { token(): Promise<string> }) {
   transporter.on('token', ({ user, accessToken, expires }) => console.log(user, accessToken, expires));
 }
 void oauthUsage;
+// Direct delivery and the resolver.
+import { createResolver, type MxSendResult, type Resolver } from 'wasmtp';
+async function mxUsage() {
+  const direct = createClient({ mx: true, dns: { doh: 'https://cloudflare-dns.com/dns-query' }, security: 'starttls' });
+  const result: MxSendResult = await direct.send({ from: 'a@example.com', to: ['b@example.org'], text: 'x' });
+  const statuses: Array<'accepted' | 'rejected' | 'deferred'> = result.recipients.map((r) => r.status);
+  void statuses;
+  await direct.send({ from: 'a@example.com', to: ['b@example.org'], text: 'x' }, { recipients: ['b@example.org'] });
+  createClient({ mx: { port: 2525 }, dns: { servers: ['127.0.0.1:5353'] } });
+  // @ts-expect-error implicit TLS is not a mode of MX delivery
+  createClient({ mx: true, security: 'tls' });
+  const resolver: Resolver = createResolver();
+  const mx: Array<{ exchange: string; priority: number }> = await resolver.mx('example.org');
+  const txt: string[] = await resolver.txt('_mta-sts.example.org');
+  createClient({ mx: true, dns: resolver });
+  void mx;
+  void txt;
+}
+void mxUsage;

@@ -20,6 +20,7 @@ const outcome = await runSuite({
   oauth2: wasmtp.oauth2,
   ready: wasmtp.ready,
   SmtpError: wasmtp.SmtpError,
+  createResolver: wasmtp.createResolver,
   config: { ...config, runtime: config.label ?? wasmtp.runtime },
 });
 console.log(`RESULT ${JSON.stringify({ detected: wasmtp.runtime, ...outcome })}`);

@@ -9,7 +9,9 @@
 //      `wasmtp/workers` and `wasmtp/workers/tls` entries, outbound network
 //      allow list including "private", the test CA trusted by workerd),
 //   4. checks on the server side that every message the suite reports as
-//      sent arrived, with the same recipients and AUTH user, and no other.
+//      sent arrived, with the same recipients and AUTH user, and no other;
+//   5. serves a zone with dnsmasq (tests/servers/dns) and DNS-over-HTTPS in
+//      front of it, for the resolver and one direct delivery (mx: true) per runtime.
 //
 // Usage: node run.mjs [node] [deno] [bun] [bun-connect] [workerd]   (default: all)
 // Every child has a time limit; the exit status is non-zero on any failure.
@@ -22,6 +24,9 @@ import { fileURLToPath } from 'node:url';
 
 import { PASS, startServer as startTestServer, USER } from '../../pkg/test/helpers/server.js';
 import { startTokenEndpoint } from '../../pkg/test/helpers/token-endpoint.js';
+
+import { startDns } from '../../pkg/test/helpers/dns.js';
+import { startDohServer } from '../servers/dns/doh.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
@@ -127,8 +132,8 @@ function parseResult(label, { code, stdout, stderr, ms }) {
   return { label, ms, ...JSON.parse(line.slice(7)) };
 }
 
-async function runHarness(label, cmd, args, config) {
-  const out = await run(cmd, [...args, 'harness.mjs', JSON.stringify({ ...config, label })]);
+async function runHarness(label, cmd, args, config, env = process.env) {
+  const out = await run(cmd, [...args, 'harness.mjs', JSON.stringify({ ...config, label })], { env });
   return parseResult(label, out);
 }
 
@@ -159,12 +164,12 @@ function workerScript(entryFile) {
   const entryPath = join(HERE, `.worker-${Math.random().toString(36).slice(2)}.js`);
   const rel = (p) => `./${relative(dirname(entryPath), p)}`;
   const contents = `
-import { createClient, oauth2, ready, SmtpError } from ${JSON.stringify(rel(entryFile))};
+import { createClient, createResolver, oauth2, ready, SmtpError } from ${JSON.stringify(rel(entryFile))};
 import { runSuite } from ${JSON.stringify(rel(join(HERE, 'suite.js')))};
 export default {
   async fetch(request) {
     const config = await request.json();
-    return Response.json(await runSuite({ createClient, oauth2, ready, SmtpError, config }));
+    return Response.json(await runSuite({ createClient, createResolver, oauth2, ready, SmtpError, config }));
   },
 };`;
   return { entryPath, contents };
@@ -257,10 +262,10 @@ async function runWorkerd(config, certs) {
     const core = await call('core', { ...config, caTrueCert: undefined, runtime: 'workerd', engines: ['native'], nativeCa: false, nativeUntrusted: false, workersEntryChecks: true });
     outcomes.push({ label: 'workerd', ms: Date.now() - t0, ...core });
     const t1 = Date.now();
-    const tls = await call('tls', { ...config, caTrueCert: undefined, runtime: 'workerd-wasm-tls', engines: ['wasm'] });
+    const tls = await call('tls', { ...config, dns: undefined, caTrueCert: undefined, runtime: 'workerd-wasm-tls', engines: ['wasm'] });
     outcomes.push({ label: 'workerd (wasmtp/workers/tls)', ms: Date.now() - t1, ...tls });
     const t2 = Date.now();
-    const untrusted = await call('untrusted', { ...config, caTrueCert: undefined, runtime: 'workerd-untrusted', engines: ['native'], nativeCa: false, only: 'untrusted' });
+    const untrusted = await call('untrusted', { ...config, dns: undefined, caTrueCert: undefined, runtime: 'workerd-untrusted', engines: ['native'], nativeCa: false, only: 'untrusted' });
     outcomes.push({ label: 'workerd (CA not trusted)', ms: Date.now() - t2, ...untrusted });
     const t3 = Date.now();
     const readme = await (await mf.getWorker('readme')).fetch('http://example/');
@@ -308,19 +313,50 @@ const config = {
   dkimKeys: { rsa: readFileSync(join(ROOT, 'tests', 'data', 'dkim-rsa-pkcs1.pem'), 'utf8'), ed25519: readFileSync(join(ROOT, 'tests', 'data', 'dkim-ed25519.pem'), 'utf8') },
 };
 
+// DNS for the resolver cases: dnsmasq (tests/servers/dns) and the local
+// DNS-over-HTTPS endpoint with the test CA's certificate. Each runtime asks
+// dnsmasq through its own resolver (dns.servers) in its main run; Node and
+// Deno run the DoH case again alone, trusting the CA through
+// NODE_EXTRA_CA_CERTS / DENO_CERT (process-wide: the main runs check that
+// certificates of that CA are refused without tls.ca), workerd through its
+// tlsOptions.
+const dns = await startDns([
+  'mx-host=example.test,mx1.example.test,10',
+  'mx-host=example.test,mx2.example.test,20',
+  'host-record=mx1.example.test,127.0.0.2,::1',
+  'txt-record=_mta-sts.example.test,"v=STSv1; id=2026"',
+  'dns-rr=nullmx.test,15,000000',
+  'mx-host=direct.test,mx.direct.test,10',
+  'host-record=mx.direct.test,127.0.0.1',
+]);
+const doh = await startDohServer({ upstreamPort: dns.port, key: certs.key, cert: certs.cert });
+const caDir = mkdtempSync(join(tmpdir(), 'wasmtp-runtime-ca-'));
+writeFileSync(join(caDir, 'ca.pem'), certs.ca);
+const trustCa = { ...process.env, NODE_EXTRA_CA_CERTS: join(caDir, 'ca.pem'), DENO_CERT: join(caDir, 'ca.pem') };
+config.dns = { server: dns.server };
+const dohOnly = { ...config, dns: { doh: doh.url }, only: 'dns:' };
+
 const outcomes = [];
 try {
   for (const runtime of wanted) {
-    if (runtime === 'node') outcomes.push(await runHarness('node', process.execPath, [], config));
-    else if (runtime === 'deno') outcomes.push(await runHarness('deno', join(BIN, 'deno'), ['run', '--allow-net', '--allow-read'], config));
-    else if (runtime === 'bun') outcomes.push(await runHarness('bun', join(BIN, 'bun'), ['run'], config));
+    if (runtime === 'node') {
+      outcomes.push(await runHarness('node', process.execPath, [], config));
+      outcomes.push(await runHarness('node (DoH)', process.execPath, [], dohOnly, trustCa));
+    } else if (runtime === 'deno') {
+      const deno = [join(BIN, 'deno'), ['run', '--allow-net', '--allow-read']];
+      outcomes.push(await runHarness('deno', ...deno, config));
+      outcomes.push(await runHarness('deno (DoH)', ...deno, dohOnly, trustCa));
+    } else if (runtime === 'bun') outcomes.push(await runHarness('bun', join(BIN, 'bun'), ['run'], config));
     // The opt-in Bun.connect transport (the default on Bun is node:net / node:tls).
-    else if (runtime === 'bun-connect') outcomes.push(await runHarness('bun-connect', join(BIN, 'bun'), ['run'], { ...config, transport: 'bun', engines: ['native'] }));
-    else if (runtime === 'workerd') outcomes.push(...(await runWorkerd(config, certs)));
+    else if (runtime === 'bun-connect') outcomes.push(await runHarness('bun-connect', join(BIN, 'bun'), ['run'], { ...config, dns: undefined, transport: 'bun', engines: ['native'] }));
+    else if (runtime === 'workerd') outcomes.push(...(await runWorkerd({ ...config, dns: { doh: doh.url } }, certs)));
     else throw new Error(`unknown runtime ${runtime}`);
   }
 } finally {
   await Promise.all([...Object.values(servers), tokenEndpoint].map((s) => s.close()));
+  await doh.close();
+  dns.stop();
+  rmSync(caDir, { recursive: true, force: true });
 }
 
 // ------------------------------------------------------------------------ verdict

@@ -16,7 +16,7 @@
  * @param {object} args.config  from run.mjs: { runtime, host, ports: {...}, ca, pin, wrongPin, tokenUrl,
  *   user, pass, nativeCa, nativeUntrusted, engines: ['native'|'wasm'], caTrueCert?, only? }
  */
-export async function runSuite({ createClient, oauth2, ready, SmtpError, config }) {
+export async function runSuite({ createClient, oauth2, ready, SmtpError, config, createResolver }) {
   const results = [];
   const sent = [];
   const { host, ports, user, pass } = config;
@@ -276,6 +276,13 @@ export async function runSuite({ createClient, oauth2, ready, SmtpError, config 
 
   // `wasmtp/workers`: the platform's TLS takes no CA, and TLS in wasm needs `wasmtp/workers/tls`.
   if (config.workersEntryChecks) {
+    await test('workers: mx: true says that Workers block port 25 and recommends a relay', () =>
+      expectError(
+        (async () => createClient({ mx: true }))(),
+        'ECONNECT',
+        (e) => assert(/Cloudflare Workers block outbound connections to port 25/.test(e.message) && /relay/.test(e.hint), e.message),
+      ),
+    );
     await test('workers: tls.ca without the wasm engine is EINPUT', () =>
       expectError(
         (async () => createClient({ host, port: ports.starttls, tls: { ca: config.ca } }))(),
@@ -303,6 +310,44 @@ export async function runSuite({ createClient, oauth2, ready, SmtpError, config 
       }
       return expectError(send('ca-true', options), 'ECERT', (e) => assert(/Deno/.test(e.hint), `hint: ${e.hint}`));
     });
+  }
+
+  // The resolver of MX delivery and the domain doctor, against the runner's
+  // dnsmasq: the runtime's own (dns: { servers }) where it has one, and
+  // DNS-over-HTTPS through the local endpoint (the test CA trusted by the runtime).
+  if (config.dns && createResolver) {
+    const check = async (resolver) => {
+      const mx = (await resolver.mx('example.test')).sort((a, b) => a.priority - b.priority);
+      assert(JSON.stringify(mx) === '[{"exchange":"mx1.example.test","priority":10},{"exchange":"mx2.example.test","priority":20}]', JSON.stringify(mx));
+      const nullMx = await resolver.mx('nullmx.test');
+      assert(JSON.stringify(nullMx) === '[{"exchange":"","priority":0}]', `null MX: ${JSON.stringify(nullMx)}`);
+      const txt = await resolver.txt('_mta-sts.example.test');
+      assert(txt.join() === 'v=STSv1; id=2026', `TXT ${JSON.stringify(txt)}`);
+      const a = await resolver.a('mx1.example.test');
+      assert(a.join() === '127.0.0.2', `A ${JSON.stringify(a)}`);
+      const aaaa = await resolver.aaaa('mx1.example.test');
+      assert(aaaa.join() === '::1', `AAAA ${JSON.stringify(aaaa)}`);
+      const missing = await resolver.mx('missing.test');
+      assert(missing.length === 0, `NXDOMAIN ${JSON.stringify(missing)}`);
+      return `MX ${mx.map((r) => r.exchange).join(', ')}; null MX; TXT; A; AAAA; NXDOMAIN → []`;
+    };
+    if (config.dns.server) await test('dns: the runtime resolver (dns.servers)', () => check(createResolver({ servers: [config.dns.server] })));
+    // Direct delivery end to end: direct.test's MX is 127.0.0.1, on the plain server's port.
+    if (config.dns.server) {
+      await test('dns: mx: true delivers to the MX found through the runtime resolver', async () => {
+        const tag = `${config.runtime}/mx-direct`;
+        const client = createClient({ mx: { port: ports.plain }, dns: { servers: [config.dns.server] }, timeouts, clientName: 'sender.example.com' });
+        try {
+          const r = await client.send({ from: 'ann@example.com', to: ['bob@direct.test', 'reject-x@direct.test'], subject: tag, text: 'direct\n' });
+          assert(r.accepted.join() === 'bob@direct.test' && r.rejected.join() === 'reject-x@direct.test', JSON.stringify(r));
+          sent.push({ tag, to: ['bob@direct.test'], user: undefined });
+          return `${r.recipients[0].host}: ${r.recipients[0].reply}`;
+        } finally {
+          await client.close();
+        }
+      });
+    }
+    if (config.dns.doh) await test('dns: DNS-over-HTTPS (dns.doh)', () => check(createResolver({ doh: config.dns.doh })));
   }
 
   return { results, sent };

@@ -259,6 +259,8 @@ class Outbox {
     let committing = null;
     try {
       const result = await this.#client.send(message, {
+        // Direct delivery (mx: true): a retry goes to the recipients still deferred only.
+        ...(record.pendingRecipients ? { recipients: record.pendingRecipients } : {}),
         beforeDataEnd: () => {
           record = { ...record, state: 'committing', updatedAt: Date.now() };
           const saving = (committing ?? Promise.resolve()).catch(() => {}).then(() => job.save(record));
@@ -266,10 +268,16 @@ class Outbox {
           return saving;
         },
       });
+      // Direct delivery: a domain whose recipients were refused may have
+      // started its "committing" save before the refusal came back.
+      await committing?.catch(() => {});
+      const deferred = partialDeferral(record, result);
+      if (deferred) return this.#settle(job, scheduleRetry(deferred, policy, Date.now()));
       record = {
         ...record,
         state: 'sent',
-        result: { ...result },
+        pendingRecipients: undefined,
+        result: record.delivered ? { ...storedResult(result), accepted: [...record.delivered, ...result.accepted] } : storedResult(result),
         reply: result.response,
         error: undefined,
         nextAttemptAt: undefined,
@@ -294,6 +302,32 @@ class Outbox {
   }
 }
 
+/**
+ * Direct delivery (mx: true) resolves when some recipients accepted and
+ * others were deferred (4xx, or no host reachable): the record waits for a
+ * retry to the deferred ones only (`pendingRecipients`), the accepted ones
+ * kept in `delivered` so that they are never sent to again. Null otherwise.
+ */
+function partialDeferral(record, result) {
+  if (!Array.isArray(result.deferred) || result.deferred.length === 0) return null;
+  const firstDeferred = result.recipients?.find((r) => r.status === 'deferred');
+  return {
+    ...record,
+    pendingRecipients: [...result.deferred],
+    delivered: [...(record.delivered ?? []), ...result.accepted],
+    result: storedResult(result),
+    error: firstDeferred?.error ? storedError(firstDeferred.error) : undefined,
+    reply: firstDeferred?.reply ?? result.response,
+    updatedAt: Date.now(),
+  };
+}
+
+/** A send result as a record keeps it (per-recipient errors as plain fields). */
+function storedResult(result) {
+  if (!Array.isArray(result.recipients)) return { ...result };
+  return { ...result, recipients: result.recipients.map((r) => ({ ...r, error: r.error ? storedError(r.error) : undefined })) };
+}
+
 const STATES = ['queued', 'sending', 'sent', 'deferred', 'failed', 'unknown'];
 
 /** What status() shows: "committing" is part of "sending". */
@@ -312,6 +346,7 @@ export function publicStatus(record) {
   const reply = record.reply ?? replyText(record.error?.reply);
   if (reply !== undefined) status.reply = reply;
   if (record.result) status.result = record.result;
+  if (record.pendingRecipients && record.state !== 'sent') status.pendingRecipients = [...record.pendingRecipients];
   if (record.markedSent) status.markedSent = true;
   return status;
 }
