@@ -545,7 +545,7 @@ export type DiagnoseProgress =
   | { port: number; security: Security; stage: 'start' }
   | { port: number; security: Security; stage: 'done'; reachable: PortReport['reachable']; error: ErrorCode | null; ms: number };
 
-/** What a doctor's finding is about (the README's "Findings" list says what each means). */
+/** What a doctor's finding is about (the README's "Findings" list says what each means); from DNS_FAILED on, the domain doctor's. */
 export type FindingCode =
   | 'HOST_UNKNOWN'
   | 'NOTHING_WORKS'
@@ -573,7 +573,42 @@ export type FindingCode =
   | 'AUTH_UNSUPPORTED_ONLY'
   | 'AUTH_IN_CLEAR'
   | 'AUTH_OK'
-  | 'AUTH_FAILED';
+  | 'AUTH_FAILED'
+  | 'DNS_FAILED'
+  | 'MX_FOUND'
+  | 'MX_NONE'
+  | 'MX_NULL'
+  | 'SPF_FOUND'
+  | 'SPF_MISSING'
+  | 'SPF_MULTIPLE'
+  | 'SPF_SYNTAX'
+  | 'SPF_PASS_ALL'
+  | 'SPF_NEUTRAL_ALL'
+  | 'SPF_TOO_MANY_LOOKUPS'
+  | 'SPF_INCLUDE_MISSING'
+  | 'DMARC_FOUND'
+  | 'DMARC_MISSING'
+  | 'DMARC_POLICY_NONE'
+  | 'DMARC_SYNTAX'
+  | 'DMARC_ALIGNMENT'
+  | 'DKIM_FOUND'
+  | 'DKIM_NOT_CHECKED'
+  | 'DKIM_MISSING'
+  | 'DKIM_REVOKED'
+  | 'DKIM_SYNTAX'
+  | 'DKIM_KEY_TOO_SMALL'
+  | 'DKIM_KEY_WEAK'
+  | 'MTA_STS_FOUND'
+  | 'MTA_STS_MISSING'
+  | 'MTA_STS_SYNTAX'
+  | 'MTA_STS_POLICY_UNAVAILABLE'
+  | 'MTA_STS_MX_MISMATCH'
+  | 'MTA_STS_TESTING'
+  | 'TLS_RPT_FOUND'
+  | 'TLS_RPT_MISSING'
+  | 'TLS_RPT_SYNTAX'
+  | 'PORT_25_OPEN'
+  | 'PORT_25_BLOCKED';
 
 /** One observation, with what to do about it. */
 export interface Finding {
