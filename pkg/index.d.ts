@@ -421,6 +421,39 @@ export interface TestClient extends Client {
 export function createTestClient(): TestClient;
 
 /**
+ * What MX delivery and the domain doctor ask DNS. Names come back lower-case
+ * without the trailing dot. A name that does not exist, or has no record of
+ * the type, resolves to []; any other failure rejects with an SmtpError
+ * `EDNS` (phase 'dns', retryable).
+ */
+export interface Resolver {
+  /** MX records; a null MX (RFC 7505, "0 .") is `{ exchange: '', priority: 0 }`. */
+  mx(name: string): Promise<Array<{ exchange: string; priority: number }>>;
+  /** TXT records, each one's character-strings joined. */
+  txt(name: string): Promise<string[]>;
+  a(name: string): Promise<string[]>;
+  aaaa(name: string): Promise<string[]>;
+}
+
+/**
+ * Where DNS answers come from. Left out: the runtime's resolver (node:dns
+ * on Node and Bun, Deno.resolveDns on Deno) or, on Workers and in the
+ * browser, DNS-over-HTTPS to https://cloudflare-dns.com/dns-query.
+ * `servers`: these name servers ('127.0.0.1', '127.0.0.1:5353', '[::1]:53';
+ * Node, Deno, Bun). `doh`: a DNS-over-HTTPS URL (RFC 8484, POST
+ * application/dns-message; https, or http on loopback only). Or a Resolver
+ * of your own, used as is.
+ */
+export type DnsOptions = { servers: string[] } | { doh: string } | Resolver;
+
+/**
+ * A caching resolver (see DnsOptions). Answers are kept for their TTL where
+ * the runtime reports one (DoH: all types; node:dns: A and AAAA), otherwise,
+ * and for "no such name or record", for 60 seconds.
+ */
+export function createResolver(options?: DnsOptions): Resolver;
+
+/**
  * Loads, compiles and instantiates the wasm engine now rather than at the
  * first connection: call it during a server's start-up or a warm-up request.
  * Rejects (with an Error naming the missing or damaged file) when the engine
@@ -446,10 +479,12 @@ export type ErrorCode =
   | 'EPROTOCOL'
   | 'ECLOSED'
   | 'EINPUT'
+  /** A DNS lookup failed (SERVFAIL, REFUSED, a time-out, an unreadable answer). A name or record that does not exist is not an error. */
+  | 'EDNS'
   /** The outbox: the message is being sent, or its record changed meanwhile (try again). */
   | 'EBUSY';
 
-export type Phase = 'connect' | 'tls' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
+export type Phase = 'dns' | 'connect' | 'tls' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
 
 /** Every failure. `message` is "CODE (phase): what happened. Hint: the likely fix." */
 export class SmtpError extends Error {

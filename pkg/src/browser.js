@@ -62,5 +62,6 @@ function browserOptions(options) {
   };
 }
 
+export { createResolver } from './dns/index.js';
 export { ready } from './engine.js';
 export { SmtpError, websocketTransport };

@@ -8,6 +8,7 @@
 import { access, constants, readFile } from 'node:fs/promises';
 
 import { setFileReader } from './body.js';
+import { setSystemResolver } from './dns/index.js';
 import { createClient as createClientWith } from './client.js';
 import { memorySpool, setDkimSpool } from './dkim.js';
 import { loadEngine, setRandomSource, setWasmSource } from './engine.js';
@@ -49,6 +50,12 @@ setFileReader({
 // The EHLO name defaults to this machine's name (node:os, also on Deno and
 // Bun), imported on the first connection.
 setHostNameSource(() => import('node:os').then((os) => os.hostname()));
+
+// DNS (MX delivery, the domain doctor): Deno.resolveDns on Deno, node:dns
+// on Node and Bun, imported on the first lookup.
+setSystemResolver(() =>
+  globalThis.Deno?.resolveDns ? import('./dns/deno.js').then((m) => m.denoLookup()) : import('./dns/node.js').then((m) => m.nodeLookup()),
+);
 
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
 // It is imported with the first wasm artifact rather than at start-up: no
@@ -104,6 +111,7 @@ export async function buildMessage(message, options) {
 }
 
 export { createTestClient } from './capture.js';
+export { createResolver } from './dns/index.js';
 export { ready } from './engine.js';
 export { SmtpError } from './errors.js';
 export { bullmqStore } from './outbox/bullmq.js';
