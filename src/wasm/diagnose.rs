@@ -378,7 +378,7 @@ impl WasmDiagnosis {
 /// One observation, with what to do about it.
 #[wasm_bindgen(js_name = Finding)]
 pub struct WasmFinding {
-    finding: Finding,
+    pub(super) finding: Finding,
 }
 
 #[wasm_bindgen(js_class = Finding)]
