@@ -5,6 +5,7 @@
 //   core (pkg/wasm/wasmtp_bg.wasm)     100 KB  — every client pays for it
 //   tls  (pkg/wasm/wasmtp_tls_bg.wasm) 350 KB  — only tls: { engine: 'wasm' }
 //   dkim (pkg/wasm/wasmtp_dkim_bg.wasm) 130 KB — only clients that sign (DKIM; the core's bindings too)
+//   mx   (pkg/wasm/wasmtp_mx_bg.wasm)    30 KB — only clients with mx: true (host order, MTA-STS)
 // KB = 1000 bytes. Usage: node bench/size.mjs [--json]
 
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,7 @@ const ARTIFACTS = [
   { name: 'core', file: 'wasmtp_bg.wasm', glue: 'wasmtp.js', budgetGzip: 100_000 },
   { name: 'tls', file: 'wasmtp_tls_bg.wasm', glue: 'wasmtp_tls.js', budgetGzip: 350_000 },
   { name: 'dkim', file: 'wasmtp_dkim_bg.wasm', glue: 'wasmtp_dkim.js', budgetGzip: 130_000 },
+  { name: 'mx', file: 'wasmtp_mx_bg.wasm', glue: 'wasmtp_mx.js', budgetGzip: 30_000 },
 ];
 
 // GNU gzip -9 when present (what the budgets were set with): Node's zlib

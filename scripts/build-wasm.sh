@@ -8,6 +8,9 @@
 #   doctor (--features wasm,doctor):    pkg/wasm/wasmtp_doctor.js, wasmtp_doctor_bg.wasm
 #         (the TLS artifact plus the connection doctor's bindings; only
 #          loaded by diagnose(), `wasmtp doctor` and the www/ page)
+#   mx     (--features mx-wasm):        pkg/wasm/wasmtp_mx.js, wasmtp_mx_bg.wasm
+#         (MX host order and MTA-STS policies, no engine; only loaded by
+#          clients with mx: true)
 # (and a .d.ts next to each, for reference).
 #
 #   cargo (profile "wasm": opt-level z, LTO, panic=abort)
@@ -78,3 +81,4 @@ build core wasm
 build tls wasm,tls-engine
 build doctor wasm,doctor
 build dkim wasm,dkim-wasm
+build mx mx-wasm

@@ -22,6 +22,8 @@ pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod mime;
+pub mod mta_sts;
+pub mod mx;
 pub(crate) mod outbuf;
 pub mod reply;
 pub mod testkit;

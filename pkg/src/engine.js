@@ -8,6 +8,8 @@
 //              the signature layout (`DkimHasher`, `DkimPending`): a signed
 //              message's first pass is built and hashed inside it. Loaded
 //              only by clients that sign.
+//   'mx'     — no engine: MX host order and MTA-STS policies (`mxRoute`,
+//              `MtaStsPolicy`), loaded only by clients with mx: true.
 // Each entry point (Node/Deno/Bun, Workers) registers, per artifact, its JS
 // glue and how to obtain the module: bytes read from disk, a precompiled
 // `WebAssembly.Module` (workerd cannot compile from bytes), a `Response` or
@@ -15,8 +17,8 @@
 
 import { SmtpError } from './errors.js';
 
-const variants = { core: null, tls: null, doctor: null, dkim: null };
-const loading = { core: null, tls: null, doctor: null, dkim: null };
+const variants = { core: null, tls: null, doctor: null, dkim: null, mx: null };
+const loading = { core: null, tls: null, doctor: null, dkim: null, mx: null };
 
 /**
  * Registers an artifact: `glue` imports its wasm-bindgen module, `load`

@@ -32,6 +32,7 @@ setWasmSource('core', { glue: () => import('../wasm/wasmtp.js'), load: wasmFile(
 setWasmSource('tls', { glue: () => import('../wasm/wasmtp_tls.js'), load: wasmFile('wasmtp_tls_bg.wasm') });
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: wasmFile('wasmtp_doctor_bg.wasm') });
 setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: wasmFile('wasmtp_dkim_bg.wasm') });
+setWasmSource('mx', { glue: () => import('../wasm/wasmtp_mx.js'), load: wasmFile('wasmtp_mx_bg.wasm') });
 // A one-shot stream in a DKIM-signed message is spooled to a temporary file
 // (in memory, up to its limit, where files cannot be written: Deno without --allow-write).
 setDkimSpool(() => fileSpool().catch(() => memorySpool()));
