@@ -13,6 +13,7 @@ use super::dkim_key::{self, DkimKey};
 use super::dmarc::{self, Policy, has_version, tag, tags};
 use super::spf;
 use super::{Finding, FindingCode, Reachability, Severity};
+use crate::mta_sts;
 
 /// One MX record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +111,11 @@ impl DomainFacts {
 
     /// Whether the policy file should be fetched: the `_mta-sts` record says there is one.
     pub fn wants_mta_sts_policy(&self) -> bool {
-        self.mta_sts_policy.is_none() && self.records(&self.mta_sts_name(), "STSv1").len() == 1
+        let announced = match self.txt.get(&self.mta_sts_name()) {
+            Some(Ok(list)) => matches!(mta_sts::record_id(list), Ok(Some(_))),
+            _ => false,
+        };
+        self.mta_sts_policy.is_none() && announced
     }
 
     /// The host to probe on port 25: the most preferred MX, or the domain
@@ -133,18 +138,6 @@ impl DomainFacts {
             .iter()
             .filter_map(|(name, answer)| Some((name.clone(), answer.as_ref().ok()?.clone())))
             .collect()
-    }
-
-    /// The TXT records at `name` with `v=<version>` first.
-    fn records(&self, name: &str, version: &str) -> Vec<&str> {
-        match self.txt.get(name) {
-            Some(Ok(list)) => list
-                .iter()
-                .map(String::as_str)
-                .filter(|t| has_version(t, version))
-                .collect(),
-            _ => Vec::new(),
-        }
     }
 
     /// The domain's one SPF record, parsed (`None` when there is not exactly one).
@@ -548,59 +541,94 @@ fn judge_mta_sts(facts: &DomainFacts, out: &mut Findings) {
     let domain = &facts.domain;
     let name = facts.mta_sts_name();
     let Some(txt) = out.txt(facts, &name) else { return };
-    let found: Vec<&String> = txt.iter().filter(|t| has_version(t, "STSv1")).collect();
-    let record = match found.as_slice() {
-        [] => {
-            return out.add(
-                Severity::Info,
-                FindingCode::MtaStsMissing,
-                format!("{domain} has no MTA-STS record ({name}): senders may deliver to it without TLS, or to an impostor."),
-                Some(&format!("optional: publish \"v=STSv1; id=<date>\" there and a policy at https://mta-sts.{domain}/.well-known/mta-sts.txt.")),
-            );
-        }
-        [one] => one.as_str(),
-        _ => {
-            return out.add(
-                Severity::Error,
-                FindingCode::MtaStsSyntax,
-                format!(
-                    "{name} has {} MTA-STS records: senders ignore MTA-STS then (RFC 8461 §3.1).",
-                    found.len()
-                ),
-                Some("keep one \"v=STSv1; id=...\" record."),
-            );
-        }
-    };
-    let has_id = tags(record).is_ok_and(|t| tag(&t, "id").is_some_and(|id| !id.is_empty()));
-    if !has_id {
-        return out.add(
+    match mta_sts::record_id(txt) {
+        Ok(None) => out.add(
+            Severity::Info,
+            FindingCode::MtaStsMissing,
+            format!("{domain} has no MTA-STS record ({name}): senders may deliver to it without TLS, or to an impostor."),
+            Some(&format!("optional: publish \"v=STSv1; id=<date>\" there and a policy at https://mta-sts.{domain}/.well-known/mta-sts.txt.")),
+        ),
+        Err(why) => out.add(
             Severity::Error,
             FindingCode::MtaStsSyntax,
-            format!("the MTA-STS record at {name} is not valid: \"{record}\" has no id."),
-            Some("publish \"v=STSv1; id=<something that changes with each policy>\"."),
-        );
+            format!("the MTA-STS record at {name} is not valid: {why}; senders then ignore MTA-STS."),
+            Some("publish exactly one \"v=STSv1; id=<1 to 32 letters and digits, changed with each policy>\"."),
+        ),
+        Ok(Some(_)) => judge_mta_sts_policy(facts, out),
     }
-    judge_mta_sts_policy(facts, out);
 }
 
 /// The policy file, once the `_mta-sts` record says there is one.
 fn judge_mta_sts_policy(facts: &DomainFacts, out: &mut Findings) {
     let domain = &facts.domain;
     let url = format!("https://mta-sts.{domain}/.well-known/mta-sts.txt");
-    match &facts.mta_sts_policy {
-        None => {}
-        Some(Err(why)) => out.add(
-            Severity::Error,
-            FindingCode::MtaStsPolicyUnavailable,
-            format!("{domain} announces MTA-STS, but its policy could not be fetched from {url}: {why}."),
-            Some("serve the policy there over HTTPS with a valid certificate for mta-sts.<domain>, or remove the _mta-sts record."),
+    let text = match &facts.mta_sts_policy {
+        None => return,
+        Some(Err(why)) => {
+            return out.add(
+                Severity::Error,
+                FindingCode::MtaStsPolicyUnavailable,
+                format!("{domain} announces MTA-STS, but its policy could not be fetched from {url}: {why}."),
+                Some("serve the policy there over HTTPS with a valid certificate for mta-sts.<domain>, or remove the _mta-sts record."),
+            );
+        }
+        Some(Ok(text)) => text,
+    };
+    let policy = match mta_sts::Policy::parse(text) {
+        Ok(policy) => policy,
+        Err(why) => {
+            return out.add(
+                Severity::Error,
+                FindingCode::MtaStsSyntax,
+                format!("the MTA-STS policy at {url} is not valid: {why}; senders then ignore it."),
+                Some("it needs the lines version: STSv1, mode: enforce|testing|none, one mx: line per MX host (or *.domain pattern) and max_age: <seconds>."),
+            );
+        }
+    };
+    let mode = policy.mode;
+    let patterns = if policy.mx.is_empty() {
+        "(none)".to_string()
+    } else {
+        policy.mx.join(", ")
+    };
+    out.add(
+        Severity::Ok,
+        FindingCode::MtaStsFound,
+        format!(
+            "the MTA-STS policy of {domain}: mode {}, mx {patterns}, max_age {} s.",
+            mode.as_str(),
+            policy.max_age
         ),
-        Some(Ok(text)) => out.add(
-            Severity::Ok,
-            FindingCode::MtaStsFound,
-            format!("{domain} publishes an MTA-STS policy ({} bytes).", text.len()),
-            None,
-        ),
+        None,
+    );
+    if mode != mta_sts::Mode::Enforce {
+        out.add(
+            Severity::Info,
+            FindingCode::MtaStsTesting,
+            format!(
+                "the MTA-STS policy of {domain} is in {} mode: senders deliver even when TLS to the MX fails.",
+                mode.as_str()
+            ),
+            Some("once TLS reports (TLS-RPT) show no failures, switch to mode: enforce."),
+        );
+    }
+    let Some(Ok(mx)) = &facts.mx else { return };
+    if mode == mta_sts::Mode::None {
+        return;
+    }
+    for host in mx.iter().filter(|r| !r.is_null()).map(|r| normalize(&r.exchange)) {
+        if !policy.matches(&host) {
+            out.add(
+                if mode == mta_sts::Mode::Enforce {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                FindingCode::MtaStsMxMismatch,
+                format!("the MX host {host} does not match the MTA-STS policy's mx patterns ({patterns}): senders that enforce it will not deliver there."),
+                Some(&format!("add \"mx: {host}\" to the policy (and change the id of the _mta-sts record), or correct the MX record.")),
+            );
+        }
     }
 }
 
@@ -863,7 +891,8 @@ mod tests {
         let mut f = facts();
         assert!(!f.wants_mta_sts_policy());
         f.add_txt("_mta-sts.example.com", txt(&["v=STSv1;"]));
-        assert!(codes(&f).contains(&"MTA_STS_SYNTAX"));
+        assert!(finding(&f, FindingCode::MtaStsSyntax).message.contains("no id"));
+        assert!(!f.wants_mta_sts_policy());
         f.add_txt("_mta-sts.example.com", txt(&["v=STSv1; id=2026"]));
         assert!(f.wants_mta_sts_policy());
         f.mta_sts_policy = Some(Err("HTTP 404".into()));
@@ -873,6 +902,25 @@ mod tests {
                 .message
                 .contains("HTTP 404")
         );
+
+        let policy =
+            |mode: &str, mx: &str| Some(Ok(format!("version: STSv1\nmode: {mode}\nmx: {mx}\nmax_age: 86400\n")));
+        f.mta_sts_policy = policy("enforce", "*.example.com");
+        assert!(
+            finding(&f, FindingCode::MtaStsFound)
+                .message
+                .contains("mode enforce, mx *.example.com")
+        );
+        assert!(!codes(&f).contains(&"MTA_STS_MX_MISMATCH"));
+        f.mta_sts_policy = policy("enforce", "mx1.example.com");
+        let mismatch = finding(&f, FindingCode::MtaStsMxMismatch);
+        assert_eq!(mismatch.severity, Severity::Error);
+        assert!(mismatch.message.contains("mx2.example.com"));
+        f.mta_sts_policy = policy("testing", "mx1.example.com");
+        assert_eq!(finding(&f, FindingCode::MtaStsMxMismatch).severity, Severity::Warning);
+        assert!(codes(&f).contains(&"MTA_STS_TESTING"));
+        f.mta_sts_policy = Some(Ok("version: STSv1\nmode: strict\n".into()));
+        assert!(codes(&f).contains(&"MTA_STS_SYNTAX"));
 
         f.add_txt("_smtp._tls.example.com", txt(&["v=TLSRPTv1; rua=mailto:r@example.com"]));
         assert!(

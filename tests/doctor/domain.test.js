@@ -64,6 +64,13 @@ const ZONE = [
   txt('_dmarc.lookups.test', 'v=DMARC1; p=none'),
   txt('_dmarc.lookups.test', 'v=DMARC1; p=reject'),
   txt('sel._domainkey.lookups.test', 'v=DKIM1; p='),
+  // enforced.test and testing.test: policies whose mx patterns miss the MX.
+  'mx-host=enforced.test,mx.enforced.test,10',
+  'host-record=mta-sts.enforced.test,127.0.0.1',
+  txt('_mta-sts.enforced.test', 'v=STSv1; id=7'),
+  'mx-host=testing.test,mx.testing.test,10',
+  'host-record=mta-sts.testing.test,127.0.0.1',
+  txt('_mta-sts.testing.test', 'v=STSv1; id=7'),
   // syntax.test: two SPF records.
   txt('syntax.test', 'v=spf1 -all'),
   txt('syntax.test', 'v=spf1 mx -all'),
@@ -88,7 +95,7 @@ async function freeClosedPort() {
 /** A certificate for the policy hosts, signed by the test CA. */
 function policyCertificate() {
   execFileSync('bash', [join(ROOT, 'tests/servers/make-certs.sh'), dir]);
-  writeFileSync(join(dir, 'sts.cnf'), 'subjectAltName = DNS:mta-sts.good.test, DNS:mta-sts.weak.test\nextendedKeyUsage = serverAuth\n');
+  writeFileSync(join(dir, 'sts.cnf'), 'subjectAltName = DNS:mta-sts.good.test, DNS:mta-sts.weak.test, DNS:mta-sts.enforced.test, DNS:mta-sts.testing.test\nextendedKeyUsage = serverAuth\n');
   const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
   run('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=mta-sts.good.test', '-keyout', 'sts.key', '-out', 'sts.csr');
   run('x509', '-req', '-in', 'sts.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'sts.cnf', '-out', 'sts.pem');
@@ -99,10 +106,16 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wasmtp-domain-doctor-'));
   dns = await startDns(ZONE);
   const { key, cert } = policyCertificate();
+  const policies = {
+    'mta-sts.good.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.test\r\nmax_age: 86400\r\n',
+    'mta-sts.enforced.test': 'version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n',
+    'mta-sts.testing.test': 'version: STSv1\nmode: testing\nmx: mx1.testing.test\nmax_age: 600\n',
+  };
   policyServer = createHttpsServer({ key, cert }, (req, res) => {
-    if (req.headers.host === 'mta-sts.good.test' && req.url === '/.well-known/mta-sts.txt') {
+    const policy = req.url === '/.well-known/mta-sts.txt' ? policies[req.headers.host] : undefined;
+    if (policy) {
       res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('version: STSv1\r\nmode: enforce\r\nmx: mx.good.test\r\nmax_age: 86400\r\n');
+      res.end(policy);
     } else {
       res.writeHead(404);
       res.end();
@@ -149,8 +162,20 @@ describe('diagnose({ domain })', { timeout: 60_000 }, () => {
     assert.match(find(r, 'SPF_FOUND').message, /\(2 DNS lookups\)/);
     assert.match(find(r, 'DKIM_FOUND').message, /RSA, 2048 bits/);
     assert.match(r.records.mtaStsPolicy, /mode: enforce/);
+    assert.match(find(r, 'MTA_STS_FOUND').message, /mode enforce, mx mx\.good\.test, max_age 86400 s/);
     assert.equal(r.verdict.mode, 'direct');
     assert.equal(r.records.port25.reachable, 'open');
+  });
+
+  test('MTA-STS: mx patterns that miss the MX, enforced (an error) and in testing (a warning)', async () => {
+    const enforced = await check('enforced.test');
+    assert.match(find(enforced, 'MTA_STS_FOUND').message, /mode enforce, mx \*\.elsewhere\.test/);
+    const miss = find(enforced, 'MTA_STS_MX_MISMATCH');
+    assert.equal(miss.severity, 'error');
+    assert.match(miss.message, /mx\.enforced\.test does not match/);
+    const testing = await check('testing.test');
+    assert.equal(find(testing, 'MTA_STS_TESTING').severity, 'info');
+    assert.equal(find(testing, 'MTA_STS_MX_MISMATCH').severity, 'warning');
   });
 
   test('port 25 unreachable: the verdict says relay', async () => {
