@@ -738,6 +738,11 @@ export interface DomainDiagnoseOptions {
   mxPort?: number;
   /** For tests: the HTTPS port of the MTA-STS policy server instead of 443. */
   mtaStsPort?: number;
+  /**
+   * Fetches the MTA-STS policy instead of the built-in HTTPS GET over the transport (which verifies the
+   * certificate for `host`); resolves with its text. In a browser the default is fetch(url).
+   */
+  fetchPolicy?: (request: { url: string; host: string; address: string; port: number }) => Promise<string>;
   /** Called as each lookup, the policy fetch and the port-25 probe start. */
   onProgress?: (event: { stage: 'dns'; name: string; type: 'MX' | 'TXT' } | { stage: 'mta-sts'; url: string } | { stage: 'port25'; host: string; port: number }) => void;
 }

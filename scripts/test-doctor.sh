@@ -12,7 +12,9 @@
 #     (`wasmtp doctor`), domain.test.js (diagnose({ domain }) and `wasmtp
 #     doctor --domain` against dnsmasq and a local MTA-STS server),
 #     e2e.test.js (the page in headless Chromium; saves
-#     tests/doctor/doctor-page.png); killed after DOCTOR_TESTS_TIMEOUT s (300)
+#     tests/doctor/doctor-page.png), domain-page.test.js (its domain tab, DNS
+#     over a local DoH endpoint; saves tests/doctor/doctor-domain-page.png);
+#     killed after DOCTOR_TESTS_TIMEOUT s (300)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,8 +48,8 @@ else
     echo "$LOCK_SUM" >"$STAMP"
 fi
 
-log "node --test findings.test.js cli.test.js domain.test.js e2e.test.js"
+log "node --test findings.test.js cli.test.js domain.test.js e2e.test.js domain-page.test.js"
 cd "$DIR"
 timeout --kill-after=10 "${DOCTOR_TESTS_TIMEOUT:-300}" \
-    node --test --test-timeout=180000 findings.test.js cli.test.js domain.test.js e2e.test.js
+    node --test --test-timeout=180000 findings.test.js cli.test.js domain.test.js e2e.test.js domain-page.test.js
 log "done in $((SECONDS - started)) s"

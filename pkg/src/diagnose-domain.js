@@ -10,7 +10,7 @@ import { loadEngine } from './engine.js';
 import { SmtpError } from './errors.js';
 import { monotonicNow as now } from './util.js';
 
-const OPTIONS = ['domain', 'dns', 'selector', 'message', 'tls', 'transport', 'timeouts', 'mxPort', 'mtaStsPort', 'onProgress'];
+const OPTIONS = ['domain', 'dns', 'selector', 'message', 'tls', 'transport', 'timeouts', 'mxPort', 'mtaStsPort', 'fetchPolicy', 'onProgress'];
 /** The port-25 probe and the policy fetch each get this long unless timeouts.connect says otherwise. */
 const PROBE_TIMEOUT_MS = 5000;
 /** RFC 8461 §3.2: a policy is small; anything bigger is not one. */
@@ -20,7 +20,7 @@ const MAX_TXT_ROUNDS = 12;
 
 /**
  * @param {object} options `{ domain, dns?, selector?, message?, tls?: { ca? }, transport?,
- *   timeouts?: { connect? }, mxPort?, mtaStsPort?, onProgress? }` (see index.d.ts)
+ *   timeouts?: { connect? }, mxPort?, mtaStsPort?, fetchPolicy?, onProgress? }` (see index.d.ts)
  * @param {object} defaultTransport the runtime's transport
  */
 export async function diagnoseDomain(options, defaultTransport) {
@@ -128,7 +128,9 @@ function checkOptions(options, defaultTransport) {
   }
   const timeout = timeouts.connect ?? PROBE_TIMEOUT_MS;
   if (!Number.isFinite(timeout) || timeout <= 0) throw bad(`timeouts.connect ${timeout} is not a number of milliseconds.`, 'e.g. timeouts: { connect: 3000 }.');
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw bad('onProgress must be a function.', 'pass (event) => …, or leave it out.');
+  for (const name of ['onProgress', 'fetchPolicy']) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') throw bad(`${name} must be a function.`, `pass a function, or leave ${name} out.`);
+  }
   const transport = options.transport ?? defaultTransport;
   if (!transport || typeof transport.connect !== 'function') throw bad('transport must have a connect method.', 'leave transport out to use the runtime default.');
   return { ...options, domain: domain.trim(), mxPort, mtaStsPort, ca: tls.ca, timeout, transport };
@@ -181,30 +183,28 @@ async function probePort25(host, resolver, opts, progress) {
 
 /**
  * GET https://mta-sts.<domain>/.well-known/mta-sts.txt: `{ text }` or `{ error }`.
- * The name is resolved through the doctor's resolver and the connection goes
+ * The name is resolved through the doctor's resolver; the connection goes
  * through the transport (certificate verified against the system roots, or
- * tls.ca); in a browser, through fetch().
+ * tls.ca), or through `fetchPolicy` when given (a page, which has no TLS
+ * for raw sockets).
  */
 async function fetchPolicy(domain, resolver, opts, progress) {
   const host = `mta-sts.${domain}`;
   const path = '/.well-known/mta-sts.txt';
-  progress('mta-sts', { url: `https://${host}${path}` });
+  const url = `https://${host}${path}`;
+  progress('mta-sts', { url });
   try {
-    if (opts.transport.browser) return { text: await fetchInBrowser(`https://${host}${path}`, opts.timeout) };
     const ip = await address(resolver, host);
     if (!ip) return { error: `${host} does not resolve` };
-    return { text: await httpsGet(opts, ip, host, path) };
+    const text = opts.fetchPolicy
+      ? await withTimeout(Promise.resolve(opts.fetchPolicy({ url, host, address: ip, port: opts.mtaStsPort })), opts.timeout, () => 'timeout')
+      : await httpsGet(opts, ip, host, path);
+    if (typeof text !== 'string') return { error: 'fetchPolicy did not resolve with the policy text' };
+    if (text.length > MAX_POLICY_BYTES) return { error: 'the policy is larger than 64 KiB' };
+    return { text };
   } catch (error) {
     return { error: error === 'timeout' ? 'no answer in time' : reason(error) };
   }
-}
-
-async function fetchInBrowser(url, timeout) {
-  const response = await withTimeout(fetch(url, { redirect: 'error' }), timeout, () => 'timeout');
-  if (!response.ok) throw new Error(`HTTP ${response.status}`);
-  const text = await response.text();
-  if (text.length > MAX_POLICY_BYTES) throw new Error('the policy is larger than 64 KiB');
-  return text;
 }
 
 /** A minimal HTTP/1.1 GET over the transport's TLS (Connection: close, no redirects: RFC 8461 §3.3). */

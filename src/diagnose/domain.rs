@@ -340,8 +340,9 @@ fn judge_spf(facts: &DomainFacts, out: &mut Findings) {
         Severity::Ok,
         FindingCode::SpfFound,
         format!(
-            "SPF record of {domain}: \"{record}\" ({} DNS lookups{unknown}).",
-            count.total
+            "SPF record of {domain}: \"{record}\" ({} DNS lookup{}{unknown}).",
+            count.total,
+            if count.total == 1 { "" } else { "s" }
         ),
         None,
     );
@@ -803,7 +804,7 @@ mod tests {
     fn spf_findings() {
         let mut f = facts();
         f.add_txt("example.com", txt(&["v=spf1 mx -all"]));
-        assert!(finding(&f, FindingCode::SpfFound).message.contains("(1 DNS lookups)"));
+        assert!(finding(&f, FindingCode::SpfFound).message.contains("(1 DNS lookup)"));
         assert!(
             diagnose_domain(&f)
                 .findings

@@ -1,147 +1,32 @@
 // The domain doctor, diagnose({ domain }) and `wasmtp doctor --domain`,
-// against records served by a private dnsmasq on loopback
-// (tests/servers/dns/start.sh), an MTA-STS policy served over HTTPS with a
-// certificate of the test CA (tests/servers/make-certs.sh), and a local
-// "MX" on a test port (mxPort) for the relay-or-direct verdict.
+// against the records, MTA-STS policies and local "MX" of domain-fixture.js
+// (dnsmasq, an HTTPS server with the test CA, a listener on a test port).
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpsServer } from 'node:https';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { diagnose } from '../../pkg/src/index.js';
-import { startDns } from '../../pkg/test/helpers/dns.js';
+import { startDomainFixture } from './domain-fixture.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'pkg/bin/wasmtp.js');
+const BIN = fileURLToPath(new URL('../../pkg/bin/wasmtp.js', import.meta.url));
 
-/** A DKIM key record for an RSA key of `bits` bits, as dnsmasq TXT strings (255 bytes each). */
-function dkimRecord(bits) {
-  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
-  const record = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
-  return record.match(/.{1,255}/g).map((s) => `"${s}"`).join(',');
-}
-
-const txt = (name, value) => `txt-record=${name},"${value}"`;
-
-const ZONE = [
-  // good.test: everything in order.
-  'mx-host=good.test,mx.good.test,10',
-  'host-record=mx.good.test,127.0.0.1',
-  'host-record=mta-sts.good.test,127.0.0.1',
-  txt('good.test', 'v=spf1 mx include:_spf.good.test -all'),
-  txt('_spf.good.test', 'v=spf1 ip4:192.0.2.0/24 -all'),
-  txt('_dmarc.good.test', 'v=DMARC1; p=reject; rua=mailto:d@good.test'),
-  `txt-record=sel._domainkey.good.test,${dkimRecord(2048)}`,
-  txt('_mta-sts.good.test', 'v=STSv1; id=20261204'),
-  txt('_smtp._tls.good.test', 'v=TLSRPTv1; rua=mailto:tls@good.test'),
-  // weak.test: no MX, ?all, p=none, a 1024-bit key, a policy that is not served.
-  txt('weak.test', 'v=spf1 a ?all'),
-  txt('_dmarc.weak.test', 'v=DMARC1; p=none'),
-  `txt-record=sel._domainkey.weak.test,${dkimRecord(1024)}`,
-  txt('_mta-sts.weak.test', 'v=STSv1; id=1'),
-  'host-record=mta-sts.weak.test,127.0.0.1',
-  txt('_smtp._tls.weak.test', 'v=TLSRPTv1; rua=tls@weak.test'),
-  // bad.test: a null MX, +all, a broken DMARC record, a 512-bit key, an MTA-STS record without id.
-  'dns-rr=bad.test,15,000000',
-  txt('bad.test', 'v=spf1 +all'),
-  txt('_dmarc.bad.test', 'v=DMARC1; p=maybe'),
-  `txt-record=sel._domainkey.bad.test,${dkimRecord(512)}`,
-  txt('_mta-sts.bad.test', 'v=STSv1;'),
-  // lookups.test: too many lookups through includes, an include without SPF, two DMARC records, a revoked key.
-  'mx-host=lookups.test,mx.lookups.test,10',
-  txt('lookups.test', 'v=spf1 a mx include:l1.lookups.test include:l2.lookups.test include:nospf.lookups.test -all'),
-  txt('l1.lookups.test', 'v=spf1 a a a include:l3.lookups.test ~all'),
-  txt('l2.lookups.test', 'v=spf1 mx mx ptr -all'),
-  txt('l3.lookups.test', 'v=spf1 exists:%{i}.x.lookups.test a -all'),
-  txt('nospf.lookups.test', 'site-verification=abc'),
-  txt('_dmarc.lookups.test', 'v=DMARC1; p=none'),
-  txt('_dmarc.lookups.test', 'v=DMARC1; p=reject'),
-  txt('sel._domainkey.lookups.test', 'v=DKIM1; p='),
-  // enforced.test and testing.test: policies whose mx patterns miss the MX.
-  'mx-host=enforced.test,mx.enforced.test,10',
-  'host-record=mta-sts.enforced.test,127.0.0.1',
-  txt('_mta-sts.enforced.test', 'v=STSv1; id=7'),
-  'mx-host=testing.test,mx.testing.test,10',
-  'host-record=mta-sts.testing.test,127.0.0.1',
-  txt('_mta-sts.testing.test', 'v=STSv1; id=7'),
-  // syntax.test: two SPF records.
-  txt('syntax.test', 'v=spf1 -all'),
-  txt('syntax.test', 'v=spf1 mx -all'),
-  // spfsyntax.test: a record that does not parse.
-  txt('spfsyntax.test', 'v=spf1 ip4:300.0.0.1 -all'),
-];
-
-let dns;
-let dir;
-let policyServer;
-let mx;
-let closedMxPort;
-
-async function freeClosedPort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** A certificate for the policy hosts, signed by the test CA. */
-function policyCertificate() {
-  execFileSync('bash', [join(ROOT, 'tests/servers/make-certs.sh'), dir]);
-  writeFileSync(join(dir, 'sts.cnf'), 'subjectAltName = DNS:mta-sts.good.test, DNS:mta-sts.weak.test, DNS:mta-sts.enforced.test, DNS:mta-sts.testing.test\nextendedKeyUsage = serverAuth\n');
-  const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  run('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=mta-sts.good.test', '-keyout', 'sts.key', '-out', 'sts.csr');
-  run('x509', '-req', '-in', 'sts.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'sts.cnf', '-out', 'sts.pem');
-  return { key: readFileSync(join(dir, 'sts.key')), cert: readFileSync(join(dir, 'sts.pem')), ca: readFileSync(join(dir, 'ca.pem'), 'utf8') };
-}
-
+let fx;
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'wasmtp-domain-doctor-'));
-  dns = await startDns(ZONE);
-  const { key, cert } = policyCertificate();
-  const policies = {
-    'mta-sts.good.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.good.test\r\nmax_age: 86400\r\n',
-    'mta-sts.enforced.test': 'version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n',
-    'mta-sts.testing.test': 'version: STSv1\nmode: testing\nmx: mx1.testing.test\nmax_age: 600\n',
-  };
-  policyServer = createHttpsServer({ key, cert }, (req, res) => {
-    const policy = req.url === '/.well-known/mta-sts.txt' ? policies[req.headers.host] : undefined;
-    if (policy) {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(policy);
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise((resolve) => policyServer.listen(0, '127.0.0.1', resolve));
-  mx = createServer((socket) => socket.end('220 mx.good.test ESMTP\r\n'));
-  await new Promise((resolve) => mx.listen(0, '127.0.0.1', resolve));
-  closedMxPort = await freeClosedPort();
+  fx = await startDomainFixture();
 });
-
-after(async () => {
-  dns?.stop();
-  await new Promise((resolve) => (policyServer ? policyServer.close(resolve) : resolve()));
-  await new Promise((resolve) => (mx ? mx.close(resolve) : resolve()));
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+after(() => fx?.close());
 
 function check(domain, extra = {}) {
   return diagnose({
     domain,
-    dns: { servers: [dns.server] },
+    dns: { servers: [fx.dns.server] },
     selector: 'sel',
-    tls: { ca: readFileSync(join(dir, 'ca.pem'), 'utf8') },
-    mxPort: mx.address().port,
-    mtaStsPort: policyServer.address().port,
+    tls: { ca: fx.ca },
+    mxPort: fx.mxPort,
+    mtaStsPort: fx.policyPort,
     ...extra,
   });
 }
@@ -179,7 +64,7 @@ describe('diagnose({ domain })', { timeout: 60_000 }, () => {
   });
 
   test('port 25 unreachable: the verdict says relay', async () => {
-    const r = await check('good.test', { mxPort: closedMxPort });
+    const r = await check('good.test', { mxPort: fx.closedPort });
     assert.equal(r.verdict.mode, 'relay');
     assert.match(r.verdict.reason, /cannot reach port \d+ of mx\.good\.test/);
     assert.equal(find(r, 'PORT_25_BLOCKED').severity, 'warning');
@@ -234,7 +119,7 @@ describe('diagnose({ domain })', { timeout: 60_000 }, () => {
   });
 
   test('a DNS server that does not answer: DNS_FAILED', async () => {
-    const r = await diagnose({ domain: 'good.test', dns: { servers: [`127.0.0.1:${closedMxPort}`] }, timeouts: { connect: 1000 } });
+    const r = await diagnose({ domain: 'good.test', dns: { servers: [`127.0.0.1:${fx.closedPort}`] }, timeouts: { connect: 1000 } });
     assert.equal(find(r, 'DNS_FAILED').severity, 'error');
     assert.equal(r.verdict.mode, 'relay');
   });
@@ -264,10 +149,10 @@ function cli(args) {
 }
 
 describe('wasmtp doctor --domain', { timeout: 60_000 }, () => {
-  const common = () => ['--dns', dns.server, '--ca', join(dir, 'ca.pem'), '--mta-sts-port', String(policyServer.address().port)];
+  const common = () => ['--dns', fx.dns.server, '--ca', join(fx.dir, 'ca.pem'), '--mta-sts-port', String(fx.policyPort)];
 
   test('a domain in order: the report and the direct verdict, exit 0', async () => {
-    const { code, stdout, stderr } = await cli(['doctor', '--domain', 'good.test', '--selector', 'sel', '--mx-port', String(mx.address().port), ...common()]);
+    const { code, stdout, stderr } = await cli(['doctor', '--domain', 'good.test', '--selector', 'sel', '--mx-port', String(fx.mxPort), ...common()]);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /wasmtp doctor: the domain good\.test/);
     assert.match(stdout, /✓ SPF_FOUND: SPF record of good\.test/);
@@ -280,7 +165,7 @@ describe('wasmtp doctor --domain', { timeout: 60_000 }, () => {
     assert.equal(code, 1);
     const report = JSON.parse(stdout);
     assert.ok(report.findings.some((f) => f.code === 'SPF_PASS_ALL'));
-    const blocked = await cli(['doctor', '--domain', 'good.test', '--mx-port', String(closedMxPort), ...common()]);
+    const blocked = await cli(['doctor', '--domain', 'good.test', '--mx-port', String(fx.closedPort), ...common()]);
     assert.match(blocked.stdout, /⚠ PORT_25_BLOCKED/);
     assert.match(blocked.stdout, /verdict: relay/);
     assert.match(blocked.stdout, /→ many networks/);
