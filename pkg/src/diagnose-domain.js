@@ -168,7 +168,7 @@ async function probePort25(host, resolver, opts, progress) {
   result.address = ip;
   const started = now();
   try {
-    const socket = await withTimeout(opts.transport.connect({ host: ip, port, tls: false, upgradable: false }), opts.timeout, () => 'timeout');
+    const socket = await connectWithin(opts, { host: ip, port, tls: false, upgradable: false });
     socket.onData = () => {};
     socket.onClose = () => {};
     socket.close();
@@ -209,11 +209,7 @@ async function fetchPolicy(domain, resolver, opts, progress) {
 
 /** A minimal HTTP/1.1 GET over the transport's TLS (Connection: close, no redirects: RFC 8461 §3.3). */
 async function httpsGet(opts, ip, host, path) {
-  const socket = await withTimeout(
-    opts.transport.connect({ host: ip, port: opts.mtaStsPort, tls: true, upgradable: false, servername: host, ca: opts.ca, rejectUnauthorized: true }),
-    opts.timeout,
-    () => 'timeout',
-  );
+  const socket = await connectWithin(opts, { host: ip, port: opts.mtaStsPort, tls: true, upgradable: false, servername: host, ca: opts.ca, rejectUnauthorized: true });
   const chunks = [];
   let size = 0;
   const done = new Promise((resolve, reject) => {
@@ -261,6 +257,18 @@ function httpBody(answer) {
     out += rest.slice(line + 2, line + 2 + length);
     rest = rest.slice(line + 2 + length + 2);
   }
+}
+
+/** The transport's connect, given up after the time-out; a socket that opens later is closed at once. */
+function connectWithin(opts, args) {
+  const connecting = opts.transport.connect(args);
+  return withTimeout(connecting, opts.timeout, () => {
+    connecting.then(
+      (late) => late.close(),
+      () => {},
+    );
+    return 'timeout';
+  });
 }
 
 function withTimeout(promise, ms, value) {

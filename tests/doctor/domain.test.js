@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -169,6 +170,13 @@ describe('wasmtp doctor --domain', { timeout: 60_000 }, () => {
     assert.match(blocked.stdout, /⚠ PORT_25_BLOCKED/);
     assert.match(blocked.stdout, /verdict: relay/);
     assert.match(blocked.stdout, /→ many networks/);
+  });
+
+  test('--file: the selector of a signed message', async () => {
+    const file = join(fx.dir, 'signed.eml');
+    writeFileSync(file, 'DKIM-Signature: v=1; a=rsa-sha256; d=good.test; s=sel; h=from; bh=x; b=y\r\nFrom: a@good.test\r\n\r\nhi\r\n');
+    const { stdout } = await cli(['doctor', '--domain', 'good.test', '--file', file, '--mx-port', String(fx.mxPort), ...common()]);
+    assert.match(stdout, /DKIM_FOUND: DKIM key at sel\._domainkey\.good\.test/);
   });
 
   test('usage mistakes exit 2', async () => {
