@@ -135,12 +135,7 @@ pub struct WasmDomainDiagnosis {
 impl WasmDomainDiagnosis {
     #[wasm_bindgen(getter)]
     pub fn findings(&self) -> Vec<WasmFinding> {
-        self.diagnosis
-            .findings
-            .iter()
-            .cloned()
-            .map(|finding| WasmFinding { finding })
-            .collect()
+        WasmFinding::list(&self.diagnosis.findings)
     }
 
     /// No finding is an error (the CLI's exit status).

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { startDns } from '../../pkg/test/helpers/dns.js';
+import { closedPort as findClosedPort } from './fake-smtp.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -75,14 +76,6 @@ const ZONE = [
 ];
 
 
-async function freeClosedPort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** A certificate for the policy hosts, signed by the test CA (written to `dir`). */
 function policyCertificate(dir) {
   execFileSync('bash', [join(ROOT, 'tests/servers/make-certs.sh'), dir]);
@@ -119,7 +112,7 @@ export async function startDomainFixture() {
   await new Promise((resolve) => policyServer.listen(0, '127.0.0.1', resolve));
   const mx = createServer((socket) => socket.end('220 mx.good.test ESMTP\r\n'));
   await new Promise((resolve) => mx.listen(0, '127.0.0.1', resolve));
-  const closedPort = await freeClosedPort();
+  const closedPort = await findClosedPort();
   return {
     dns,
     dir,

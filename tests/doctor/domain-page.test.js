@@ -8,19 +8,17 @@
 // The screenshot is saved as tests/doctor/doctor-domain-page.png.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { chromium } from 'playwright-core';
-
 import { startDohServer } from '../servers/dns/doh.mjs';
 import { startDoctorWeb } from '../../www/serve.mjs';
+import { launchChromium } from './chromium.js';
 import { startDomainFixture } from './domain-fixture.js';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = fileURLToPath(new URL('./doctor-domain-page.png', import.meta.url));
 
 describe('the doctor page: the sending domain tab', { timeout: 120_000 }, () => {
@@ -33,20 +31,11 @@ describe('the doctor page: the sending domain tab', { timeout: 120_000 }, () => 
   const console = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `no ${CHROMIUM}: scripts/test-doctor.sh installs it (apt-get install -y chromium), or set CHROMIUM`);
     dir = mkdtempSync(join(tmpdir(), 'wasmtp-doctor-domain-e2e-'));
     fx = await startDomainFixture();
     doh = await startDohServer({ plain: true, upstreamPort: fx.dns.port });
     web = await startDoctorWeb({ doh: doh.url, ca: fx.ca });
-    browser = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1200, height: 900 },
-    });
-    page = browser.pages()[0] ?? (await browser.newPage());
-    page.on('console', (m) => console.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => console.push(`pageerror: ${e.message}`));
+    ({ browser, page } = await launchChromium(dir, console));
   });
 
   after(async () => {

@@ -3,16 +3,13 @@
 // (dnsmasq, an HTTPS server with the test CA, a listener on a test port).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { diagnose } from '../../pkg/src/index.js';
 import { startDomainFixture } from './domain-fixture.js';
-
-const BIN = fileURLToPath(new URL('../../pkg/bin/wasmtp.js', import.meta.url));
+import { cli } from './run-cli.js';
 
 let fx;
 before(async () => {
@@ -132,22 +129,6 @@ describe('diagnose({ domain })', { timeout: 60_000 }, () => {
     await assert.rejects(diagnose({ domain: 'good.test', dns: { server: 'x' } }), { code: 'EINPUT', message: /dns/ });
   });
 });
-
-/** Runs the CLI (killed after 30 s); resolves { code, stdout, stderr }. */
-function cli(args) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('wasmtp doctor --domain', { timeout: 60_000 }, () => {
   const common = () => ['--dns', fx.dns.server, '--ca', join(fx.dir, 'ca.pem'), '--mta-sts-port', String(fx.policyPort)];
