@@ -57,7 +57,7 @@ pub fn parse(record: &str) -> Result<SpfRecord, String> {
                 "redirect" if out.redirect.is_some() => return Err("it has more than one redirect= modifier".into()),
                 "redirect" => {
                     check_domain(term, value)?;
-                    out.redirect = Some(value.to_ascii_lowercase());
+                    out.redirect = Some(target_name(value));
                     out.lookups += 1;
                 }
                 _ => {} // exp= and unknown modifiers are allowed (§6)
@@ -80,7 +80,7 @@ pub fn parse(record: &str) -> Result<SpfRecord, String> {
                 let domain = domain_arg.ok_or_else(|| format!("\"{term}\" needs a domain ({name}:example.com)"))?;
                 check_domain(term, domain)?;
                 if name.eq_ignore_ascii_case("include") {
-                    out.includes.push(domain.to_ascii_lowercase());
+                    out.includes.push(target_name(domain));
                 }
                 out.lookups += 1;
             }
@@ -98,6 +98,11 @@ pub fn parse(record: &str) -> Result<SpfRecord, String> {
         }
     }
     Ok(out)
+}
+
+/// An include or redirect target as a lookup name: lower case, no trailing dot.
+fn target_name(domain: &str) -> String {
+    domain.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// `name=value` with a valid modifier name, if `term` is one.
@@ -171,7 +176,8 @@ fn walk(record: &SpfRecord, txt: &BTreeMap<String, Vec<String>>, count: &mut Loo
     // A redirect is ignored when the record has `all` (§6.1).
     let redirect = record.redirect.iter().filter(|_| record.all.is_none());
     for domain in record.includes.iter().chain(redirect) {
-        if path.len() >= MAX_DEPTH || path.contains(domain) {
+        // A macro (%{i}, %{d} ...) names a domain only at evaluation time: counted, not followed.
+        if path.len() >= MAX_DEPTH || path.contains(domain) || domain.contains('%') {
             continue;
         }
         let Some(answer) = txt.get(domain) else {
@@ -246,6 +252,16 @@ mod tests {
         let count = count_lookups(&top, &txt);
         assert_eq!(count.total, 4 + 2);
         assert_eq!(count.unresolved, vec!["three.example", "two.example"]);
+        assert!(
+            count_lookups(&parse("v=spf1 include:%{d}._spf.example -all").unwrap(), &txt)
+                .unresolved
+                .is_empty(),
+            "a macro is not a name to look up"
+        );
+        assert_eq!(
+            parse("v=spf1 include:Two.Example. -all").unwrap().includes,
+            vec!["two.example"]
+        );
         txt.insert("two.example".into(), vec!["some other text".into()]);
         txt.insert(
             "three.example".into(),
