@@ -2,7 +2,7 @@
 // and diagnose() as `wasmtp`, over a WebSocket-to-TCP bridge (websockify),
 // with TLS inside the engine.
 
-import type { ClientOptions, Client, DiagnoseOptions, DiagnoseReport, Transport } from './index.js';
+import type { ClientOptions, Client, DiagnoseOptions, DiagnoseReport, DomainDiagnoseOptions, DomainDiagnoseReport, Transport } from './index.js';
 
 export type * from './index.js';
 export { createResolver, oauth2, ready, SmtpError } from './index.js';
@@ -20,6 +20,8 @@ export function createClient(options: ClientOptions & BrowserOptions): Client;
 
 /** The connection doctor through the bridge. */
 export function diagnose(options: DiagnoseOptions & BrowserOptions): Promise<DiagnoseReport>;
+/** The domain doctor: DNS over HTTPS, the port-25 probe through the bridge, the MTA-STS policy with fetch() (or fetchPolicy). */
+export function diagnose(options: DomainDiagnoseOptions & BrowserOptions): Promise<DomainDiagnoseReport>;
 
 /** A transport over a WebSocket bridge: binary frames carry the TCP byte stream. */
 export function websocketTransport(options: {

@@ -722,7 +722,7 @@ export type DiagnoseProgress =
   | { port: number; security: Security; stage: 'start' }
   | { port: number; security: Security; stage: 'done'; reachable: PortReport['reachable']; error: ErrorCode | null; ms: number };
 
-/** What a doctor's finding is about (the README's "Findings" list says what each means). */
+/** What a doctor's finding is about (the README's "Findings" list says what each means); from DNS_FAILED on, the domain doctor's. */
 export type FindingCode =
   | 'HOST_UNKNOWN'
   | 'NOTHING_WORKS'
@@ -750,7 +750,42 @@ export type FindingCode =
   | 'AUTH_UNSUPPORTED_ONLY'
   | 'AUTH_IN_CLEAR'
   | 'AUTH_OK'
-  | 'AUTH_FAILED';
+  | 'AUTH_FAILED'
+  | 'DNS_FAILED'
+  | 'MX_FOUND'
+  | 'MX_NONE'
+  | 'MX_NULL'
+  | 'SPF_FOUND'
+  | 'SPF_MISSING'
+  | 'SPF_MULTIPLE'
+  | 'SPF_SYNTAX'
+  | 'SPF_PASS_ALL'
+  | 'SPF_NEUTRAL_ALL'
+  | 'SPF_TOO_MANY_LOOKUPS'
+  | 'SPF_INCLUDE_MISSING'
+  | 'DMARC_FOUND'
+  | 'DMARC_MISSING'
+  | 'DMARC_POLICY_NONE'
+  | 'DMARC_SYNTAX'
+  | 'DMARC_ALIGNMENT'
+  | 'DKIM_FOUND'
+  | 'DKIM_NOT_CHECKED'
+  | 'DKIM_MISSING'
+  | 'DKIM_REVOKED'
+  | 'DKIM_SYNTAX'
+  | 'DKIM_KEY_TOO_SMALL'
+  | 'DKIM_KEY_WEAK'
+  | 'MTA_STS_FOUND'
+  | 'MTA_STS_MISSING'
+  | 'MTA_STS_SYNTAX'
+  | 'MTA_STS_POLICY_UNAVAILABLE'
+  | 'MTA_STS_MX_MISMATCH'
+  | 'MTA_STS_TESTING'
+  | 'TLS_RPT_FOUND'
+  | 'TLS_RPT_MISSING'
+  | 'TLS_RPT_SYNTAX'
+  | 'PORT_25_OPEN'
+  | 'PORT_25_BLOCKED';
 
 /** One observation, with what to do about it. */
 export interface Finding {
@@ -828,6 +863,57 @@ export interface DiagnoseReport {
 
 /** Probes 465 / 587 / 25 (and `ports`) at once with short time-outs, and explains what works and why not. */
 export function diagnose(options: DiagnoseOptions): Promise<DiagnoseReport>;
+/** The domain doctor: what a sending domain's DNS says about its mail, and whether to relay or deliver directly. */
+export function diagnose(options: DomainDiagnoseOptions): Promise<DomainDiagnoseReport>;
+
+export interface DomainDiagnoseOptions {
+  /** The sending domain (of your From: address). */
+  domain: string;
+  /** Where DNS answers come from, as for createClient (default: the runtime's resolver; DoH in a browser). */
+  dns?: DnsOptions;
+  /** A DKIM selector to check (its key at `<selector>._domainkey.<domain>`). */
+  selector?: string;
+  /** A message your server signed: the selector of its DKIM-Signature (for this domain) is checked. */
+  message?: string | Uint8Array;
+  /** A CA (PEM) trusted besides the system's for the MTA-STS policy server. */
+  tls?: { ca?: string | string[] };
+  transport?: Transport;
+  /** Milliseconds for the port-25 probe and the MTA-STS policy fetch (default 5000). */
+  timeouts?: { connect?: number };
+  /** For tests (or a provider whose MX listens elsewhere): the port probed instead of 25. */
+  mxPort?: number;
+  /** For tests: the HTTPS port of the MTA-STS policy server instead of 443. */
+  mtaStsPort?: number;
+  /**
+   * Fetches the MTA-STS policy instead of the built-in HTTPS GET over the transport (which verifies the
+   * certificate for `host`); resolves with its text. In a browser the default is fetch(url).
+   */
+  fetchPolicy?: (request: { url: string; host: string; address: string; port: number }) => Promise<string>;
+  /** Called as each lookup, the policy fetch and the port-25 probe start. */
+  onProgress?: (event: { stage: 'dns'; name: string; type: 'MX' | 'TXT' } | { stage: 'mta-sts'; url: string } | { stage: 'port25'; host: string; port: number }) => void;
+}
+
+export interface DomainDiagnoseReport {
+  /** Lower case, without a trailing dot. */
+  domain: string;
+  /** No finding is an error (the CLI exits 1 otherwise). */
+  ok: boolean;
+  /** How this machine should send: through a relay (587/465 with AUTH), or directly to each MX on port 25 (`mx: true`). */
+  verdict: { mode: 'relay' | 'direct'; reason: string };
+  /** Decided by the engine; `port` is always null here. */
+  findings: Finding[];
+  /** What was looked up, for the curious. */
+  records: {
+    /** null when the MX lookup failed. */
+    mx: Array<{ exchange: string; priority: number }> | null;
+    /** TXT answers by name (the domain, _dmarc, _mta-sts, _smtp._tls, the DKIM selector, SPF includes). */
+    txt: Record<string, string[]>;
+    mtaStsPolicy: string | null;
+    dkimSelector: string | null;
+    /** The port-25 probe of the first MX (or of the domain itself without MX); null with a null MX. */
+    port25: { host: string; port: number; address: string | null; reachable: 'open' | 'refused' | 'timeout' | 'unresolved' | 'failed'; connectMs: number | null; detail: string | null } | null;
+  };
+}
 
 // ----------------------------------------------------------------------------------------- outbox
 

@@ -25,7 +25,7 @@ pub struct CertificateFacts {
 }
 
 /// One DER element: tag, contents, and what follows it.
-fn tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = data.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
@@ -42,7 +42,7 @@ fn tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 }
 
 /// The elements of a constructed value, in order.
-fn elements(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+pub(crate) fn elements(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     core::iter::from_fn(move || {
         let (tag, body, rest) = tlv(data)?;
         data = rest;

@@ -13,10 +13,16 @@ use crate::error::{ErrorCode, Fix, Hint, Phase, SmtpError};
 use crate::reply::Reply;
 use crate::tls::TlsInfo;
 
+mod dkim_key;
+mod dmarc;
+pub mod domain;
 mod explain;
 mod finding_code;
+mod spf;
 
 pub use crate::certificate::CertificateFacts;
+pub use dkim_key::selector_in_message;
+pub use domain::{DeliveryMode, DomainDiagnosis, DomainFacts, MxRecord, Port25Probe, Verdict, diagnose_domain};
 pub use explain::TranscriptExplainer;
 pub use finding_code::FindingCode;
 

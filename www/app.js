@@ -1,8 +1,11 @@
 // The doctor page: reads the form, runs diagnose() from the browser build
 // of wasmtp through the local bridge, and shows the live transcript (each
-// line with the engine's explanation) and the report. Every verdict is the
-// engine's; this only renders. Server-controlled text goes in with
-// textContent, never as HTML.
+// line with the engine's explanation) and the report. The second tab runs
+// the domain doctor, diagnose({ domain }), with DNS over HTTPS through this
+// page's server (/dns-query) and the MTA-STS policy fetched by it
+// (/mta-sts). Every verdict is the engine's; this only renders.
+// Server-controlled text goes in with textContent, never as HTML.
+// Query parameters for tests only: ?mxPort=N&mtaStsPort=N replace 25 and 443.
 
 import { diagnose } from '/pkg/src/browser.js';
 
@@ -166,4 +169,90 @@ function portCard(p) {
     row('Ended with', el('code', {}, p.error.code), ` ${p.error.message}`);
   }
   return el('section', { class: 'port-card', 'data-port': p.port }, el('h3', {}, `Port ${p.port} — ${p.security} (${p.ms} ms)`), el('dl', {}, rows));
+}
+
+// ----- The sending domain
+
+const tabs = { server: [$('#tab-server'), $('#server-tab')], domain: [$('#tab-domain'), $('#domain-tab')] };
+function showTab(name) {
+  for (const [key, [button, panel]] of Object.entries(tabs)) {
+    button.setAttribute('aria-selected', String(key === name));
+    panel.hidden = key !== name;
+  }
+}
+$('#tab-server').addEventListener('click', () => showTab('server'));
+$('#tab-domain').addEventListener('click', () => showTab('domain'));
+if (location.hash === '#domain') showTab('domain');
+
+const params = new URLSearchParams(location.search);
+const testPort = (name) => (params.has(name) ? Number(params.get(name)) : undefined);
+
+/** The policy, fetched by this page's server from the address the page resolved. */
+async function fetchPolicy({ host, address, port }) {
+  const response = await fetch('/mta-sts', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ host, address, port }),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(text || `HTTP ${response.status}`);
+  return text;
+}
+
+const domainForm = $('#domain-doctor');
+domainForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const data = new FormData(domainForm);
+  const selector = String(data.get('selector')).trim() || undefined;
+  const message = String(data.get('message')).trim() || undefined;
+  $('#domain-verdict').hidden = true;
+  $('#domain-findings-section').hidden = true;
+  $('#domain-run').disabled = true;
+  domainForm.dataset.state = 'running';
+  try {
+    const report = await diagnose({
+      domain: String(data.get('domain')).trim(),
+      selector,
+      // The header is enough to find the selector; the body is not needed.
+      message: message ? `${message.replace(/\r?\n/g, '\r\n')}\r\n\r\n` : undefined,
+      dns: { doh: new URL('/dns-query', location.href).href },
+      bridge,
+      fetchPolicy,
+      mxPort: testPort('mxPort'),
+      mtaStsPort: testPort('mtaStsPort'),
+      onProgress: (p) => {
+        $('#domain-status').textContent = p.stage === 'dns' ? `looking up ${p.type} ${p.name}…` : p.stage === 'port25' ? `trying port ${p.port} of ${p.host}…` : `fetching ${p.url}…`;
+      },
+    });
+    renderDomain(report);
+    $('#domain-status').textContent = report.ok ? 'done' : 'done: some findings are errors';
+  } catch (error) {
+    $('#domain-status').textContent = `failed: ${error.message}`;
+  } finally {
+    $('#domain-run').disabled = false;
+    domainForm.dataset.state = 'done';
+  }
+});
+
+function renderDomain(report) {
+  const verdict = $('#domain-verdict');
+  const direct = report.verdict.mode === 'direct';
+  verdict.className = direct ? 'ok' : 'warning';
+  verdict.dataset.mode = report.verdict.mode;
+  verdict.replaceChildren(el('p', {}, el('strong', {}, direct ? 'Direct delivery can work from here.' : 'Send through a relay.'), ` ${report.verdict.reason}`));
+  verdict.hidden = false;
+  $('#domain-findings').replaceChildren(
+    ...report.findings.map((f) =>
+      el(
+        'li',
+        { class: f.severity, 'data-code': f.code },
+        el('span', { class: 'symbol', title: f.severity }, SYMBOL[f.severity]),
+        el('code', {}, f.code),
+        el('span', { class: 'message' }, f.message),
+        f.hint ? el('div', { class: 'hint' }, '→ ', f.hint) : null,
+      ),
+    ),
+  );
+  $('#domain-json').textContent = JSON.stringify(report, null, 2);
+  $('#domain-findings-section').hidden = false;
 }

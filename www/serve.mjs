@@ -7,10 +7,18 @@
 //   node www/serve.mjs [--port 8025]        (or: npx wasmtp doctor --web)
 //
 // What is served: this directory (the page) and the npm package's src/ and
-// wasm/ (the browser build of wasmtp). Nothing else. The one dynamic route,
-// POST /bridge { host, port }, writes a token file for websockify and
-// answers { url } (ws://127.0.0.1:<bridge>/?token=...); it answers only the
-// page's own origin. Everything listens on 127.0.0.1.
+// wasm/ (the browser build of wasmtp). Nothing else. Dynamic routes, each
+// answering only the page's own origin:
+//   POST /bridge { host, port } writes a token file for websockify and
+//     answers { url } (ws://127.0.0.1:<bridge>/?token=...);
+//   POST /dns-query (application/dns-message) forwards the domain doctor's
+//     DNS-over-HTTPS queries to a DoH server (a page may not read another
+//     origin's answers): https://cloudflare-dns.com/dns-query unless `doh`;
+//   POST /mta-sts { host, address, port } fetches
+//     https://<host>/.well-known/mta-sts.txt from that address (resolved by
+//     the page over DoH), verifying the certificate for <host>, and answers
+//     the policy text (a policy server rarely allows cross-origin reads).
+// Everything listens on 127.0.0.1.
 //
 // TLS runs inside wasm in the page, so websockify only ever carries the
 // plaintext EHLO and then ciphertext: never a credential in clear.
@@ -20,6 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, sep } from 'node:path';
@@ -49,9 +58,11 @@ const ROOTS = [
  * @param {number} [options.port] the page's port (default 0: any free port)
  * @param {string} [options.websockify] the websockify command (default 'websockify')
  * @param {string} [options.record] websockify --record file (tests: what the bridge carried)
+ * @param {string} [options.doh] the DoH server /dns-query forwards to (tests: a local one)
+ * @param {string} [options.ca] a CA (PEM) trusted besides the system's for MTA-STS policy servers (tests)
  * @returns {Promise<{ url: string, bridgePort: number, close(): Promise<void> }>}
  */
-export async function startDoctorWeb({ port = 0, websockify = 'websockify', record } = {}) {
+export async function startDoctorWeb({ port = 0, websockify = 'websockify', record, doh = DEFAULT_DOH, ca } = {}) {
   const tokens = mkdtempSync(join(tmpdir(), 'wasmtp-doctor-tokens-'));
   const bridgePort = await freePort();
   const args = ['--token-plugin', 'TokenFile', '--token-source', tokens];
@@ -77,7 +88,7 @@ export async function startDoctorWeb({ port = 0, websockify = 'websockify', reco
 
   let origin = '';
   const server = createServer((req, res) => {
-    handle(req, res, { origin, bridgePort, tokens }).catch((error) => {
+    handle(req, res, { origin, bridgePort, tokens, doh, ca }).catch((error) => {
       res.writeHead(500, { 'content-type': 'text/plain' }).end(String(error?.message ?? error));
     });
   });
@@ -111,9 +122,11 @@ export async function startDoctorWeb({ port = 0, websockify = 'websockify', reco
   };
 }
 
-async function handle(req, res, { origin, bridgePort, tokens }) {
+async function handle(req, res, { origin, bridgePort, tokens, doh, ca }) {
   const url = new URL(req.url, origin);
   if (url.pathname === '/bridge') return bridgeToken(req, res, { origin, bridgePort, tokens });
+  if (url.pathname === '/dns-query') return forwardDns(req, res, { origin, doh });
+  if (url.pathname === '/mta-sts') return mtaStsPolicy(req, res, { origin, ca });
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405).end();
     return;
@@ -141,6 +154,85 @@ async function handle(req, res, { origin, bridgePort, tokens }) {
     'content-security-policy': `default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws://127.0.0.1:${bridgePort}; img-src 'self' data:; style-src 'self'`,
   });
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+const DEFAULT_DOH = 'https://cloudflare-dns.com/dns-query';
+/** DNS messages and MTA-STS policies are small (RFC 8461 §3.3: 64 KiB at most). */
+const MAX_DNS_MESSAGE = 4096;
+const MAX_POLICY = 64 * 1024;
+
+/** Only the page itself, with the expected body type. */
+function fromPage(req, res, origin, type) {
+  if (req.method === 'POST' && req.headers.origin === origin && (req.headers['content-type'] ?? '').startsWith(type)) return true;
+  res.writeHead(403, { 'content-type': 'text/plain' }).end('only the page may ask');
+  return false;
+}
+
+/** The request body, at most `limit` bytes (null when longer). */
+async function body(req, limit) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > limit) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** POST /dns-query: one DNS message, forwarded to the DoH server; its answer returned as is. */
+async function forwardDns(req, res, { origin, doh }) {
+  if (!fromPage(req, res, origin, 'application/dns-message')) return;
+  const query = await body(req, MAX_DNS_MESSAGE);
+  if (!query) return res.writeHead(413).end();
+  let answer;
+  try {
+    answer = await fetch(doh, {
+      method: 'POST',
+      headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' },
+      body: query,
+      signal: AbortSignal.timeout(5000),
+    });
+  } catch (error) {
+    return res.writeHead(502, { 'content-type': 'text/plain' }).end(`the DoH server did not answer: ${error.message}`);
+  }
+  const bytes = Buffer.from(await answer.arrayBuffer());
+  res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/dns-message', 'cache-control': 'no-store' });
+  res.end(bytes);
+}
+
+/** POST /mta-sts { host, address, port }: the policy text, or the reason it could not be fetched (502). */
+async function mtaStsPolicy(req, res, { origin, ca }) {
+  if (!fromPage(req, res, origin, 'application/json')) return;
+  let target = null;
+  try {
+    target = JSON.parse(String(await body(req, 1000)));
+  } catch {}
+  const { host, address, port } = target ?? {};
+  const name = /^mta-sts\.[a-z0-9.-]{1,240}$/i;
+  if (typeof host !== 'string' || !name.test(host) || typeof address !== 'string' || net.isIP(address) === 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+    return res.writeHead(400, { 'content-type': 'text/plain' }).end('expected { host: "mta-sts.<domain>", address, port }');
+  }
+  const fail = (why) => res.headersSent || res.writeHead(502, { 'content-type': 'text/plain' }).end(why);
+  const get = httpsRequest({ host: address, port, servername: host, path: '/.well-known/mta-sts.txt', headers: { host }, ca: ca ? [ca] : undefined, timeout: 5000 }, (answer) => {
+    if (answer.statusCode !== 200) {
+      answer.resume();
+      return fail(`HTTP ${answer.statusCode}${answer.statusCode >= 300 && answer.statusCode < 400 ? ' (MTA-STS does not follow redirects)' : ''}`);
+    }
+    const chunks = [];
+    let size = 0;
+    answer.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > MAX_POLICY) answer.destroy(new Error('the policy is larger than 64 KiB'));
+      else chunks.push(chunk);
+    });
+    answer.on('error', (error) => fail(error.message));
+    answer.on('end', () => res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(Buffer.concat(chunks)));
+  });
+  // Certificates are verified (for `host`); a failure is reported as the reason.
+  get.on('timeout', () => get.destroy(new Error('no answer in time')));
+  get.on('error', (error) => fail(`${error.code ? `${error.code}: ` : ''}${error.message}`));
+  get.end();
 }
 
 /** POST /bridge { host, port } → { url }: a websockify token for that target. */

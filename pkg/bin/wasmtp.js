@@ -26,6 +26,10 @@ usage:
   wasmtp doctor   <host> [--port N ...] [--security MODE] [--user U] [--ca FILE] [--json] [-v] [--timeout MS]
                   probe 465, 587, 25 (and each --port) at once and explain what works, what does not and why;
                   --security applies to the --port ports. Exit status 1 when no working configuration is found.
+  wasmtp doctor   --domain D [--selector S | --file signed.eml] [--dns SERVER|DOH-URL] [--ca FILE] [--json]
+                  the sending domain's MX, SPF, DMARC, DKIM, MTA-STS and TLS-RPT, whether port 25 is reachable
+                  from here, and the verdict: relay or direct. Exit status 1 when a finding is an error.
+                  (--mx-port N and --mta-sts-port N replace 25 and 443: for tests)
   wasmtp doctor   --web [--web-port N]                the same as a web page on 127.0.0.1 (needs websockify;
                   run from the wasmtp repository: it serves www/); --web-port 0 picks a free port
   wasmtp diagnose --host H ...                       the same as doctor
@@ -112,6 +116,9 @@ const OPTIONS = {
   'dkim-key': { type: 'string' },
   'dkim-selector': { type: 'string' },
   'dkim-domain': { type: 'string' },
+  dns: { type: 'string' },
+  'mx-port': { type: 'string' },
+  'mta-sts-port': { type: 'string' },
 };
 
 /** A mistake in the command line: printed with a pointer to --help, exit status 2. */
@@ -137,6 +144,9 @@ async function main(argv) {
   if (!command) throw new UsageError('no command: use send, verify, doctor or dkim.');
   if (!['send', 'verify', 'diagnose', 'doctor', 'dkim'].includes(command)) throw new UsageError(`unknown command "${command}": use send, verify, doctor or dkim.`);
   if (command === 'dkim') return runDkim(values, extra);
+  if (command === 'doctor' && values.domain !== undefined) return runDomainDoctor(values, extra);
+  const domainOnly = ['selector', 'dns', 'mx-port', 'mta-sts-port'].find((k) => values[k] !== undefined);
+  if (domainOnly && command === 'doctor') throw new UsageError(`--${domainOnly} belongs to wasmtp doctor --domain D.`);
   const keygenOnly = ['domain', 'selector', 'algorithm', 'bits', 'out'].find((k) => values[k] !== undefined);
   if (keygenOnly) throw new UsageError(`--${keygenOnly} belongs to wasmtp dkim keygen${command === 'send' ? ` (for signing: --dkim-${keygenOnly === 'domain' || keygenOnly === 'selector' ? keygenOnly : 'key'})` : ''}.`);
   const dkimFlag = ['dkim-key', 'dkim-selector', 'dkim-domain'].find((k) => values[k] !== undefined);
@@ -541,6 +551,38 @@ const REACH = {
   unresolved: 'the host name does not resolve',
   failed: 'could not connect',
 };
+
+/** `wasmtp doctor --domain D`: the domain's records, findings and the verdict; exit 1 when a finding is an error. */
+async function runDomainDoctor(values, extra) {
+  if (extra.length > 0 || values.host !== undefined) throw new UsageError('give either a host (wasmtp doctor <host>) or --domain D, not both.');
+  const allowed = new Set(['domain', 'selector', 'file', 'dns', 'ca', 'json', 'timeout', 'mx-port', 'mta-sts-port', 'verbose']);
+  const other = Object.keys(values).find((k) => values[k] !== undefined && !allowed.has(k));
+  if (other) throw new UsageError(`--${other} is not an option of wasmtp doctor --domain.`);
+  if (values.selector !== undefined && values.file !== undefined) throw new UsageError('give --selector or --file (a signed message), not both.');
+  const options = { domain: values.domain, selector: values.selector };
+  if (values.file !== undefined) options.message = values.file === '-' ? readFileSync(0) : readFileSync(values.file);
+  if (values.dns !== undefined) options.dns = /^https?:/.test(values.dns) ? { doh: values.dns } : { servers: values.dns.split(',') };
+  if (values.ca !== undefined) options.tls = { ca: readText(values.ca, '--ca') };
+  if (values['mx-port'] !== undefined) options.mxPort = parsePort(values['mx-port']);
+  if (values['mta-sts-port'] !== undefined) options.mtaStsPort = parsePort(values['mta-sts-port']);
+  const timeouts = parseTimeout(values.timeout);
+  if (timeouts) options.timeouts = { connect: timeouts.connect };
+  const err = process.stderr;
+  err.write(`wasmtp doctor: looking up ${values.domain}…\n`);
+  if (values.verbose) options.onProgress = (p) => err.write(`  … ${p.stage === 'dns' ? `${p.type} ${p.name}` : p.stage === 'port25' ? `port ${p.port} of ${p.host}` : p.url}\n`);
+  const report = await diagnose(options);
+  if (values.json) console.log(JSON.stringify(report, null, 2));
+  else {
+    const out = [`wasmtp doctor: the domain ${report.domain}`, '', 'findings:'];
+    for (const f of report.findings) {
+      out.push(`  ${SYMBOL[f.severity]} ${f.code}: ${f.message}`);
+      if (f.hint) out.push(`      → ${f.hint}`);
+    }
+    out.push('', `verdict: ${report.verdict.mode}: ${report.verdict.reason}`);
+    console.log(out.join('\n'));
+  }
+  return report.ok ? 0 : 1;
+}
 
 /** `wasmtp doctor --web`: the page and the bridge, until Ctrl-C. */
 async function runDoctorWeb(values, extra) {

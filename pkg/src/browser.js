@@ -33,10 +33,33 @@ export function createClient(options) {
 /** The connection doctor through the bridge; see index.d.ts (`diagnose`). */
 export function diagnose(options) {
   try {
+    if (options?.domain !== undefined) return diagnoseWith(domainOptions(options));
     return diagnoseWith(browserOptions(options));
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/**
+ * The domain doctor in a page: DNS over HTTPS (the resolver's browser
+ * default, or `dns: { doh }`), the port-25 probe through the bridge, and the
+ * MTA-STS policy with fetch() unless `fetchPolicy` is given (a policy
+ * server rarely allows cross-origin reads; the doctor page asks its own server).
+ */
+function domainOptions(options) {
+  const { bridge, ...rest } = options;
+  if (rest.transport === undefined && bridge === undefined) {
+    throw SmtpError.input(
+      'a browser cannot open TCP connections: pass bridge, the URL of a WebSocket-to-TCP bridge, for the port-25 probe.',
+      "start one with `npx wasmtp doctor --web` and pass bridge: 'ws://127.0.0.1:6080/' (or ({ host, port }) => url).",
+      'connect',
+    );
+  }
+  return {
+    ...rest,
+    transport: rest.transport ?? websocketTransport({ url: bridge }),
+    fetchPolicy: rest.fetchPolicy ?? (({ url }) => fetch(url, { redirect: 'error' }).then((r) => (r.ok ? r.text() : Promise.reject(new Error(`HTTP ${r.status}`))))),
+  };
 }
 
 /** Options with TLS inside the engine and the bridge as transport. */

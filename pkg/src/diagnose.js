@@ -14,6 +14,7 @@
 // certificate of a server nobody trusts yet; the session then reports
 // authorized: false and the engine never sends credentials over it.
 
+import { diagnoseDomain } from './diagnose-domain.js';
 import { hasWasmSource, loadEngine } from './engine.js';
 import { fixText, parseFix, SmtpError, toSmtpError } from './errors.js';
 import { connectionToken } from './oauth2.js';
@@ -34,19 +35,18 @@ const PROBE_TIMEOUTS = Object.freeze({ connect: 5000, tlsHandshake: 5000, greeti
  * @returns {Promise<object>} the report: `{ host, ok, recommended, findings, ports }`
  */
 export async function diagnose(options, defaultTransport) {
+  // diagnose({ domain }): the domain doctor (diagnose-domain.js).
+  if (options?.domain !== undefined) {
+    requireDoctorBuild();
+    return diagnoseDomain(options, defaultTransport);
+  }
   const { ports = [], probes, onProgress, onTranscript, timeouts, ...rest } = options ?? {};
   // allowInsecureAuth is never honoured: a probe may run over a link nobody verified.
   const opts = normalizeOptions(
     { ...rest, allowInsecureAuth: false, pool: undefined, onTranscript: undefined, timeouts: { ...PROBE_TIMEOUTS, ...timeouts } },
     defaultTransport,
   );
-  if (!hasWasmSource('doctor')) {
-    throw SmtpError.input(
-      'diagnose needs the doctor build of the engine, which this entry point does not load.',
-      "run it from Node, Deno or Bun (import { diagnose } from 'wasmtp'), with `npx wasmtp doctor <host>`, or in the web page (`npx wasmtp doctor --web`).",
-      'connect',
-    );
-  }
+  requireDoctorBuild();
   const engine = await loadEngine('doctor');
   const plan = probePlan(probes ?? [...DEFAULT_PORTS, ...ports]);
   const hooks = { onProgress: safe(onProgress), onTranscript: safe(onTranscript) };
@@ -87,6 +87,16 @@ export async function diagnose(options, defaultTransport) {
     diagnosis?.free();
     doctor.free();
     for (const run of runs) run.probe.free();
+  }
+}
+
+function requireDoctorBuild() {
+  if (!hasWasmSource('doctor')) {
+    throw SmtpError.input(
+      'diagnose needs the doctor build of the engine, which this entry point does not load.',
+      "run it from Node, Deno or Bun (import { diagnose } from 'wasmtp'), with `npx wasmtp doctor <host>`, or in the web page (`npx wasmtp doctor --web`).",
+      'connect',
+    );
   }
 }
 

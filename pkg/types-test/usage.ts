@@ -228,3 +228,16 @@ async function mxUsage() {
   void txt;
 }
 void mxUsage;
+// The domain doctor: its own options and report, the verdict typed.
+import { diagnose, type DomainDiagnoseReport } from 'wasmtp';
+async function domainDoctorUsage() {
+  const report: DomainDiagnoseReport = await diagnose({ domain: 'example.com', selector: 'mail2026', dns: { servers: ['127.0.0.1:5353'] }, mxPort: 2525 });
+  const mode: 'relay' | 'direct' = report.verdict.mode;
+  const codes = report.findings.map((f) => f.code).filter((c) => c === 'SPF_TOO_MANY_LOOKUPS' || c === 'PORT_25_BLOCKED');
+  const host = await diagnose({ host: 'smtp.example.com' });
+  void [mode, codes, host.recommended];
+  // @ts-expect-error the verdict is relay or direct
+  const wrong: 'smarthost' = report.verdict.mode;
+  void wrong;
+}
+void domainDoctorUsage;

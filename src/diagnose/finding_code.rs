@@ -89,6 +89,78 @@ finding_codes! {
     AuthOk = "AUTH_OK",
     /// The login with the given credentials failed.
     AuthFailed = "AUTH_FAILED",
+
+    // ----- A sending domain (the domain doctor)
+    /// A DNS lookup failed (not "no such name": that is an empty answer).
+    DnsFailed = "DNS_FAILED",
+    /// The domain's MX records, in preference order.
+    MxFound = "MX_FOUND",
+    /// No MX record: mail to the domain goes to its A/AAAA address.
+    MxNone = "MX_NONE",
+    /// A null MX (RFC 7505): the domain receives no mail.
+    MxNull = "MX_NULL",
+    /// The SPF record, with its DNS lookup count.
+    SpfFound = "SPF_FOUND",
+    /// No SPF record.
+    SpfMissing = "SPF_MISSING",
+    /// More than one SPF record (a permanent error).
+    SpfMultiple = "SPF_MULTIPLE",
+    /// The SPF record does not parse.
+    SpfSyntax = "SPF_SYNTAX",
+    /// `+all`: every server may send as the domain.
+    SpfPassAll = "SPF_PASS_ALL",
+    /// `?all`, or no `all` at all: unlisted senders get a neutral result.
+    SpfNeutralAll = "SPF_NEUTRAL_ALL",
+    /// More than 10 DNS lookups, counted through includes (a permanent error).
+    SpfTooManyLookups = "SPF_TOO_MANY_LOOKUPS",
+    /// An `include:` names a domain without an SPF record.
+    SpfIncludeMissing = "SPF_INCLUDE_MISSING",
+    /// A DMARC policy of quarantine or reject.
+    DmarcFound = "DMARC_FOUND",
+    /// No DMARC record.
+    DmarcMissing = "DMARC_MISSING",
+    /// `p=none`: failing mail is reported, not stopped.
+    DmarcPolicyNone = "DMARC_POLICY_NONE",
+    /// The DMARC record does not parse, or there are several.
+    DmarcSyntax = "DMARC_SYNTAX",
+    /// What From: must align with for DMARC to pass (relaxed or strict).
+    DmarcAlignment = "DMARC_ALIGNMENT",
+    /// The DKIM key of the selector: its type and size.
+    DkimFound = "DKIM_FOUND",
+    /// No selector was given, so no DKIM key was checked.
+    DkimNotChecked = "DKIM_NOT_CHECKED",
+    /// No key at `<selector>._domainkey.<domain>`.
+    DkimMissing = "DKIM_MISSING",
+    /// The key is revoked (empty `p=`).
+    DkimRevoked = "DKIM_REVOKED",
+    /// The key record does not parse.
+    DkimSyntax = "DKIM_SYNTAX",
+    /// An RSA key under 1024 bits: receivers ignore it.
+    DkimKeyTooSmall = "DKIM_KEY_TOO_SMALL",
+    /// An RSA key under 2048 bits: accepted, but weak.
+    DkimKeyWeak = "DKIM_KEY_WEAK",
+    /// The MTA-STS policy, its mode and MX patterns.
+    MtaStsFound = "MTA_STS_FOUND",
+    /// No `_mta-sts` record.
+    MtaStsMissing = "MTA_STS_MISSING",
+    /// The `_mta-sts` record or the policy file does not parse.
+    MtaStsSyntax = "MTA_STS_SYNTAX",
+    /// The `_mta-sts` record exists but the policy file could not be fetched.
+    MtaStsPolicyUnavailable = "MTA_STS_POLICY_UNAVAILABLE",
+    /// An MX host that the policy's `mx:` patterns do not match.
+    MtaStsMxMismatch = "MTA_STS_MX_MISMATCH",
+    /// The policy is in `testing` (or `none`) mode: nothing is enforced.
+    MtaStsTesting = "MTA_STS_TESTING",
+    /// The TLS-RPT record: where TLS failure reports go.
+    TlsRptFound = "TLS_RPT_FOUND",
+    /// No TLS-RPT record.
+    TlsRptMissing = "TLS_RPT_MISSING",
+    /// The TLS-RPT record does not parse.
+    TlsRptSyntax = "TLS_RPT_SYNTAX",
+    /// This machine reaches port 25 of the domain's MX: direct delivery is possible.
+    Port25Open = "PORT_25_OPEN",
+    /// This machine cannot reach port 25 of the domain's MX: use a relay.
+    Port25Blocked = "PORT_25_BLOCKED",
 }
 
 impl std::fmt::Display for FindingCode {

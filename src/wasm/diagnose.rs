@@ -352,12 +352,7 @@ pub struct WasmDiagnosis {
 impl WasmDiagnosis {
     #[wasm_bindgen(getter)]
     pub fn findings(&self) -> Vec<WasmFinding> {
-        self.diagnosis
-            .findings
-            .iter()
-            .cloned()
-            .map(|finding| WasmFinding { finding })
-            .collect()
+        WasmFinding::list(&self.diagnosis.findings)
     }
 
     /// True when some port works (the CLI's exit status).
@@ -395,6 +390,17 @@ impl WasmDiagnosis {
 #[wasm_bindgen(js_name = Finding)]
 pub struct WasmFinding {
     finding: Finding,
+}
+
+impl WasmFinding {
+    /// JS objects for a report's findings (copies).
+    pub(super) fn list(findings: &[Finding]) -> Vec<WasmFinding> {
+        findings
+            .iter()
+            .cloned()
+            .map(|finding| WasmFinding { finding })
+            .collect()
+    }
 }
 
 #[wasm_bindgen(js_class = Finding)]

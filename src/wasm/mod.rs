@@ -10,11 +10,14 @@
 //! hosts with native TLS; a second one with `tls-engine` that adds
 //! `SecureConnection` / `TlsOptions` (TLS inside the engine, rustls + ring);
 //! and a third (`doctor`: TLS plus the connection doctor's `Probe`,
-//! `Doctor`, `TranscriptExplainer`), loaded only by `diagnose()`.
+//! `Doctor`, `TranscriptExplainer`, and the domain doctor's `DomainDoctor`),
+//! loaded only by `diagnose()`.
 
 mod connection;
 #[cfg(feature = "doctor")]
 mod diagnose;
+#[cfg(feature = "doctor")]
+mod domain_doctor;
 mod engine_class;
 mod error;
 mod event;

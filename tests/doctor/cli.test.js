@@ -4,31 +4,10 @@
 // exit status (1 when no working configuration was found).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { PASSWORD, USER, closedPort, startSmtp } from './fake-smtp.js';
-
-const BIN = fileURLToPath(new URL('../../pkg/bin/wasmtp.js', import.meta.url));
-
-/** Runs the CLI (killed after 30 s); resolves { code, stdout, stderr }. */
-function cli(args, env = {}) {
-  return new Promise((resolve) => {
-    const childEnv = { ...process.env, ...env };
-    if (!('WASMTP_PASSWORD' in env)) delete childEnv.WASMTP_PASSWORD;
-    const child = spawn(process.execPath, [BIN, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { cli } from './run-cli.js';
 
 describe('wasmtp doctor', { timeout: 90_000 }, () => {
   let starttls;
