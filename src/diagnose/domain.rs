@@ -222,6 +222,8 @@ impl Findings {
             code,
             message,
             hint: hint.map(str::to_string),
+            // A domain's fixes are DNS records, not client options.
+            fix: Vec::new(),
         });
     }
 
