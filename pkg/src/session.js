@@ -18,6 +18,7 @@
 // follows the engine's pace.
 
 import { SmtpError, toSmtpError } from './errors.js';
+import { withProxyHint } from './transports/proxy.js';
 import { list, monotonicNow as clock } from './util.js';
 
 /** Body bytes read ahead of the engine per message (one chunk of body.js). */
@@ -283,6 +284,8 @@ export class Session {
           servername,
           ca: tls.ca,
           rejectUnauthorized: tls.rejectUnauthorized,
+          ...(tls.client === undefined ? {} : { clientTls: tls.client }),
+          ...this.#target.network,
         }),
       );
     } catch (error) {
@@ -323,6 +326,9 @@ export class Session {
           conn.connected(now);
           break;
         case 'connect-failed':
+          // The transport's own SmtpError (EPROXY, or EINPUT for a client
+          // certificate the runtime refused) is the one the caller sees.
+          if (item.error instanceof SmtpError) this.#closeError ??= item.error;
           conn.connectFailed(describe(item.error), now);
           break;
         case 'data':
@@ -636,7 +642,7 @@ export class Session {
         break;
       case 'closed': {
         const error = event.error;
-        this.#closeError ??= error ? SmtpError.fromEngine(error, this.transcript()) : null;
+        this.#closeError ??= error ? this.#fromEngine(error) : null;
         this.#done = true;
         break;
       }
@@ -664,7 +670,7 @@ export class Session {
     };
     const timer = setTimeout(() => report(new Uint8Array(0)), PORT_PROBE_WAIT_MS);
     Promise.resolve()
-      .then(() => this.#transport.connect({ host, port, tls: false, upgradable: false, servername: host }))
+      .then(() => this.#transport.connect({ host, port, tls: false, upgradable: false, servername: host, ...this.#target.network }))
       .then((socket) => {
         probe = socket;
         if (reported) return socket.close();
@@ -737,9 +743,14 @@ export class Session {
     this.#settle(id, result, null);
   }
 
+  /** An engine error as SmtpError; a connection lost behind a proxy says so. */
+  #fromEngine(engineError) {
+    return withProxyHint(SmtpError.fromEngine(engineError, this.transcript()), this.#target.network?.proxy);
+  }
+
   #settle(id, result, engineError) {
     const job = this.#jobs.get(id);
-    const error = engineError ? SmtpError.fromEngine(engineError, this.transcript()) : null;
+    const error = engineError ? this.#fromEngine(engineError) : null;
     if (!job) return;
     this.#jobs.delete(id);
     this.#completed += 1;
