@@ -52,27 +52,30 @@ export interface TlsOptions {
   pin?: string | string[];
   /**
    * The oldest TLS version accepted. Default and floor: "TLSv1.2" (older versions are never used).
-   * "TLSv1.3" is checked after every handshake; a server that negotiates less fails with ETLS before
-   * any command is sent, and so does a runtime whose TLS does not report the version (Deno).
-   * Not available with `engine: 'wasm'` (EINPUT).
+   * "TLSv1.3": a server that negotiates less fails with ETLS before any command is sent. With
+   * `engine: 'wasm'` the handshake itself refuses it; the runtime's TLS is checked after every
+   * handshake (and, with a client certificate or `ciphers`, refuses it in the handshake too). On
+   * Deno it switches to Deno's node:tls, which reports the version (Deno.startTls does not).
+   * Workers: EINPUT (its sockets do not report the version; use `engine: 'wasm'`).
    */
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
   /**
    * A client certificate chain (PEM) to present when the server asks for one; needs `key`.
-   * Node.js and Bun; `engine: 'wasm'` on every runtime. Elsewhere (Deno's own TLS, Workers) EINPUT
-   * naming the option and the runtime. Default: none.
+   * Node.js, Bun and Deno (through Deno's node:tls, picked automatically); `engine: 'wasm'` on
+   * every runtime. Workers' own TLS and custom transports without `supports.clientCertificate`:
+   * EINPUT naming the option and the runtime. Default: none.
    */
   cert?: string | Uint8Array | Array<string | Uint8Array>;
   /** The private key (PEM) of `cert`. With `engine: 'wasm'` it must be unencrypted. Default: none. */
   key?: string | Uint8Array | Array<string | Uint8Array>;
-  /** Decrypts an encrypted `key` or `pfx`. Node.js and Bun only (EINPUT elsewhere and with `engine: 'wasm'`). Default: none. */
+  /** Decrypts an encrypted `key` or `pfx`; a wrong one is EINPUT. Node.js, Bun and Deno (EINPUT on Workers and with `engine: 'wasm'`). Default: none. */
   passphrase?: string;
-  /** A PKCS#12 file (bytes) holding the client certificate and key, instead of `cert` and `key`. Node.js and Bun only. Default: none. */
+  /** A PKCS#12 file (bytes) holding the client certificate and key, instead of `cert` and `key`. Node.js, Bun and Deno (EINPUT on Workers and with `engine: 'wasm'`). Default: none. */
   pfx?: string | Uint8Array | Array<string | Uint8Array>;
   /**
    * An OpenSSL cipher list for TLS 1.2 (e.g. "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256").
-   * Node.js and Bun only; EINPUT on Deno, Workers and with `engine: 'wasm'` (whose fixed set of
-   * modern suites cannot be changed). Default: the runtime's.
+   * Node.js, Bun and Deno (node:tls); EINPUT on Workers and with `engine: 'wasm'` (whose fixed set
+   * of modern suites cannot be changed). Default: the runtime's.
    */
   ciphers?: string;
 }
@@ -153,7 +156,7 @@ export interface ClientOptions {
    * (phase "proxy"). Default: none (direct).
    */
   proxy?: string;
-  /** The local IP address to connect from (one interface of several). Node.js and Bun; EINPUT on Deno and Workers. Default: the system's choice. */
+  /** The local IP address to connect from (one interface of several); with `proxy`, the address the proxy is reached from. Node.js, Bun and Deno (node:net); EINPUT on Workers. Default: the system's choice. */
   localAddress?: string;
   /**
    * Sign every message with DKIM: one key, or several (one DKIM-Signature each, e.g. RSA and

@@ -88,7 +88,7 @@ const NEEDS = Object.freeze({
 });
 
 /** What TLS inside the engine does with each TLS option (true: honoured). */
-const IN_ENGINE = Object.freeze({ 'tls.cert': false, 'tls.key': false, 'tls.pfx': false, 'tls.passphrase': false, 'tls.ciphers': false });
+const IN_ENGINE = Object.freeze({ 'tls.cert': true, 'tls.key': true, 'tls.pfx': false, 'tls.passphrase': false, 'tls.ciphers': false });
 
 /** Throws EINPUT for an option the transport (or TLS inside the engine) cannot honour. */
 export function checkTransportSupport(transport, { proxy, localAddress, tls, engine, isDefault }) {

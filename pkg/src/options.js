@@ -93,7 +93,7 @@ export function normalizeOptions(options, defaultTransport) {
   }
   const tls = options.tls ?? {};
   const engine = tlsEngine(tls.engine);
-  const minVersion = tlsMinVersion(tls.minVersion, engine);
+  const minVersion = tlsMinVersion(tls.minVersion);
   const proxy = normalizeProxy(options.proxy);
   const localAddress = normalizeLocalAddress(options.localAddress);
   const client = clientTlsSettings(tls, engine, minVersion);
@@ -183,21 +183,15 @@ function checkTypes(options) {
 /**
  * tls.minVersion: 'TLSv1.2' is always met (wasmtp never negotiates less);
  * 'TLSv1.3' is checked after every handshake by the session (the version the
- * runtime's TLS or the engine reports), and refused where it cannot be.
+ * runtime's TLS reports); TLS inside the engine refuses older servers in
+ * the handshake itself.
  */
-function tlsMinVersion(value, engine) {
+function tlsMinVersion(value) {
   if (absent(value)) return undefined;
   if (!TLS_VERSIONS.includes(value)) {
     throw SmtpError.input(
       `tls.minVersion ${describeValue(value)} is not a TLS version wasmtp can require.`,
       "use 'TLSv1.2' (always met: older versions are never used) or 'TLSv1.3'.",
-      'tls',
-    );
-  }
-  if (value === 'TLSv1.3' && engine === 'wasm') {
-    throw SmtpError.input(
-      "tls.minVersion 'TLSv1.3' cannot be enforced with tls.engine 'wasm', which also accepts TLS 1.2.",
-      "use the runtime's TLS (leave tls.engine out) to require TLS 1.3.",
       'tls',
     );
   }

@@ -869,6 +869,8 @@ function newSecureConnection(engine, engineOptions, tls) {
   try {
     for (const pem of list(tls.ca)) options.addCa(String(pem));
     for (const pin of list(tls.pin)) options.addPin(String(pin));
+    if (tls.cert !== undefined) options.setClientCertificate(pemText(tls.cert), pemText(tls.key));
+    if (tls.minVersion !== undefined) options.setMinVersion(tls.minVersion);
     // The doctor's probes complete the handshake to report the certificate;
     // the engine then withholds credentials (authorized: false).
     if (tls.acceptUnverifiedForDiagnosis === true) options.acceptUnverifiedForDiagnosis();
@@ -877,6 +879,13 @@ function newSecureConnection(engine, engineOptions, tls) {
   } finally {
     options.free();
   }
+}
+
+/** PEM given as text, bytes or a list of either, as one text. */
+function pemText(value) {
+  return list(value)
+    .map((part) => (part instanceof Uint8Array ? new TextDecoder().decode(part) : String(part)))
+    .join('\n');
 }
 
 /** The plain object `verify()` and the pool see for a ready session. */

@@ -12,6 +12,8 @@ import { openTunnel, proxyError } from './proxy.js';
 let net = null;
 let tls = null;
 const loadTls = async () => (tls ??= (await import('node:tls')).default);
+/** node:crypto, for checking a passphrase (loaded only when one is given). */
+let crypto = null;
 
 /** @type {import('../../index.d.ts').Transport} */
 export const nodeTransport = {
@@ -27,7 +29,14 @@ export const nodeTransport = {
     const dial = proxy ? { host: proxy.host, port: proxy.port, localAddress } : { host, port, localAddress };
     const tcp = await openTcp(dial, () => {
       // Resolves with the error, if any: it is thrown below, after the tunnel.
-      if (implicitTls || ca != null || clientTls) tlsReady = loadTls().then(() => void secureContext(ca, clientTls)).catch((error) => error);
+      if (implicitTls || ca != null || clientTls) {
+        tlsReady = loadTls()
+          .then(async () => {
+            if (clientTls?.passphrase !== undefined) crypto ??= await import('node:crypto');
+            secureContext(ca, clientTls);
+          })
+          .catch((error) => error);
+      }
     }).catch((error) => {
       throw proxy ? proxyError(proxy, `cannot be reached: ${error?.message ?? error}.`, 'check the proxy URL (host and port) and that the proxy is running.', true) : error;
     });
@@ -104,6 +113,9 @@ function secureContext(ca, clientTls) {
     const { cert, key, passphrase, pfx, ciphers, minVersion } = clientTls;
     const extra = ca === undefined || ca === null ? undefined : [ca].flat();
     try {
+      // Deno's node:tls drops a key whose passphrase is wrong and sends no
+      // certificate: the key is opened here first, so that is an error everywhere.
+      if (key !== undefined && passphrase !== undefined) for (const one of [key].flat()) crypto.createPrivateKey({ key: one, passphrase });
       context = tls.createSecureContext({
         ca: extra && [...tls.rootCertificates, ...extra],
         cert,
@@ -180,6 +192,8 @@ function openTcp({ host, port, localAddress }, whileConnecting) {
 function openTls(tcp, { servername, ca, rejectUnauthorized, clientTls }) {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ socket: tcp, ...tlsName(servername), secureContext: secureContext(ca, clientTls), rejectUnauthorized });
+    // Errors surface on the TLS socket; Deno's node:tls raises them on the TCP one too.
+    tcp.on('error', () => {});
     socket.once('secureConnect', () => {
       socket.off('error', fail);
       resolve(socket);
