@@ -210,8 +210,7 @@ function openTls(tcp, { servername, ca, rejectUnauthorized, clientTls }) {
 }
 
 class NodeSocket {
-  /** Set by the driver: bytes arrived / end of stream or error. */
-  onData = null;
+  /** Set by the driver: end of stream or error. */
   onClose = null;
   /** `write` is done with its bytes once it resolves: the driver may reuse its buffer. */
   releasesWrites = true;
@@ -223,12 +222,29 @@ class NodeSocket {
   #early = [];
   #closeReported = false;
   #listeners = null;
+  #onData = null;
 
   constructor(socket, { host, rejectUnauthorized, clientTls }) {
     this.#host = host;
     this.#rejectUnauthorized = rejectUnauthorized;
     this.#clientTls = clientTls;
     this.#attach(socket);
+  }
+
+  /** Set by the driver: bytes arrived. Bytes that came earlier (the server's
+   *  greeting can share a packet with a proxy's answer) follow once the
+   *  driver has finished setting up, in a microtask. */
+  get onData() {
+    return this.#onData;
+  }
+
+  set onData(fn) {
+    this.#onData = fn;
+    if (fn && this.#early.length > 0) {
+      queueMicrotask(() => {
+        if (this.#onData) for (const early of this.#early.splice(0)) this.#onData(early);
+      });
+    }
   }
 
   /** TLS facts when the socket is encrypted. */
