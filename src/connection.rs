@@ -216,6 +216,9 @@ impl Connection {
         if self.state != State::TlsHandshake {
             return;
         }
+        if let Some(too_old) = tls::below_min_version(&info.version, self.config.min_tls_version) {
+            return self.tls_failed(too_old, now);
+        }
         self.wait_deadline = None;
         let verified = if info.authorized {
             "certificate verified".to_string()

@@ -57,9 +57,6 @@ pub struct TlsOptions {
     /// A client certificate chain and its unencrypted private key, both PEM
     /// (`tls.cert`, `tls.key`), presented when the server asks for one.
     pub client_cert_pem: Option<(String, String)>,
-    /// Accept TLS 1.3 only (`tls.minVersion: 'TLSv1.3'`): the handshake
-    /// itself refuses a server that speaks at most TLS 1.2.
-    pub tls13_only: bool,
 }
 
 /// Wall-clock time derived from the host's `now`: rustls asks for it during
@@ -243,7 +240,9 @@ impl SecureConnection {
             accept_unverified: options.accept_unverified,
             unverified: Mutex::new(None),
         });
-        let versions: &[&rustls::SupportedProtocolVersion] = if options.tls13_only {
+        // With a TLS 1.3 minimum (`Config::min_tls_version`) the handshake
+        // itself refuses an older server; the engine checks the version too.
+        let versions: &[&rustls::SupportedProtocolVersion] = if config.min_tls_version == tls::MinTlsVersion::Tls13 {
             &[&rustls::version::TLS13]
         } else {
             rustls::DEFAULT_VERSIONS

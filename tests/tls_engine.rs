@@ -608,11 +608,9 @@ fn an_unreadable_or_encrypted_client_key_is_an_input_error() {
 #[test]
 fn tls13_only_refuses_a_tls_1_2_server_in_the_handshake() {
     let pki = pki_for(HOST, |_| {});
-    let mut strict = options(Some(&pki.ca_pem));
-    strict.tls13_only = true;
     let run = Run::new(
-        starttls_config(),
-        strict,
+        starttls_config().min_tls_version(wasmtp::tls::MinTlsVersion::Tls13),
+        options(Some(&pki.ca_pem)),
         Server::new(server_config(&pki, &[&rustls::version::TLS12]), false),
     );
     assert!(run.ready().is_none());

@@ -273,6 +273,7 @@ export function engineOptions(engine, opts) {
     else if (opts.port === undefined) options.setSecurity('starttls');
     applyAuth(options, opts.auth);
     options.setAllowInsecureAuth(opts.allowInsecureAuth);
+    if (opts.tls.minVersion !== undefined) options.setMinTlsVersion(opts.tls.minVersion);
     if (opts.clientName !== undefined) options.setClientName(opts.clientName);
     if (opts.lmtp) options.setLmtp(true);
     const t = opts.timeouts;

@@ -343,11 +343,6 @@ export class Session {
           break;
         case 'tls-up': {
           const info = this.#socket?.tlsInfo ?? {};
-          const tooOld = belowMinVersion(info.version, this.#target.tls.minVersion);
-          if (tooOld) {
-            conn.tlsFailed(tooOld, now);
-            break;
-          }
           // handshakePending: the platform reports a refused certificate only
           // at the first read or write (Workers); the engine then names it.
           conn.tlsEstablished(info.version ?? 'TLS', info.cipher, info.authorized === true, info.authorizationError, now, info.handshakePending === true);
@@ -870,7 +865,6 @@ function newSecureConnection(engine, engineOptions, tls) {
     for (const pem of list(tls.ca)) options.addCa(String(pem));
     for (const pin of list(tls.pin)) options.addPin(String(pin));
     if (tls.cert !== undefined) options.setClientCertificate(pemText(tls.cert), pemText(tls.key));
-    if (tls.minVersion !== undefined) options.setMinVersion(tls.minVersion);
     // The doctor's probes complete the handshake to report the certificate;
     // the engine then withholds credentials (authorized: false).
     if (tls.acceptUnverifiedForDiagnosis === true) options.acceptUnverifiedForDiagnosis();
@@ -939,19 +933,3 @@ function describe(error) {
   return error.code && !message.includes(error.code) ? `${message} (${error.code})` : message;
 }
 
-/** TLS versions in order, as runtimes name them. */
-const TLS_RANK = { SSLv3: 0, TLSv1: 1, 'TLSv1.1': 2, 'TLSv1.2': 3, 'TLSv1.3': 4 };
-
-/**
- * Why a handshake's TLS version does not meet `tls.minVersion` (default and
- * floor TLS 1.2, whatever the runtime's own default was set to), or null.
- * A version the transport did not report meets TLS 1.2 (every runtime's
- * TLS refuses older ones by default) but not a TLS 1.3 minimum.
- */
-function belowMinVersion(version, minVersion = 'TLSv1.2') {
-  const got = TLS_RANK[version];
-  if (got === undefined) {
-    return TLS_RANK[minVersion] > TLS_RANK['TLSv1.2'] ? `the runtime's TLS did not report its version, so tls.minVersion ${minVersion} cannot be confirmed` : null;
-  }
-  return got < TLS_RANK[minVersion] ? `the server negotiated ${version}, below tls.minVersion ${minVersion}` : null;
-}

@@ -64,25 +64,6 @@ impl WasmTlsOptions {
         self.options.client_cert_pem = Some((cert_pem, key_pem));
     }
 
-    /// `tls.minVersion`: "TLSv1.2" (the floor, always met) or "TLSv1.3"
-    /// (the handshake refuses older servers); anything else is an `EINPUT`.
-    #[wasm_bindgen(js_name = setMinVersion)]
-    pub fn set_min_version(&mut self, version: &str) -> Result<(), EngineError> {
-        match version {
-            "TLSv1.2" => self.options.tls13_only = false,
-            "TLSv1.3" => self.options.tls13_only = true,
-            other => {
-                return Err(SmtpError::input(
-                    Phase::Tls,
-                    format!("tls.minVersion \"{other}\" is not a TLS version wasmtp can require."),
-                )
-                .with_hint("use 'TLSv1.2' (always met) or 'TLSv1.3'.")
-                .into());
-            }
-        }
-        Ok(())
-    }
-
     /// Verification cannot be turned off inside the engine: `false` is an
     /// `EINPUT` whose hint points at pinning, the safe way to trust one server.
     #[wasm_bindgen(js_name = setRejectUnauthorized)]
