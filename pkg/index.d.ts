@@ -520,7 +520,7 @@ export interface Transport {
     ca?: string | string[];
     rejectUnauthorized?: boolean;
     /** Only when `supports.proxy`: the parsed `proxy` option. The server's host and port go to it. */
-    proxy?: { kind: 'http' | 'socks5'; host: string; port: number; user?: string; pass?: string; url: string };
+    proxy?: { kind: 'http' | 'socks5'; host: string; port: number; user?: string; pass?: string; url: string; timeoutMs?: number };
     /** Only when `supports.localAddress`: the `localAddress` option. */
     localAddress?: string;
     /** Only when set, and the transport declares support for each: the client certificate, cipher list and minimum version for its TLS. */

@@ -11,14 +11,15 @@ import { SmtpError } from './errors.js';
 import { absent, describeValue } from './strict.js';
 import { parseProxy, proxyFromEnv } from './transports/proxy.js';
 
-/** `proxy`: a URL, or 'env' to read WASMTP_PROXY / ALL_PROXY (opt-in). Undefined: direct. */
-export function normalizeProxy(value) {
+/**
+ * `proxy`: a URL, or 'env' to read WASMTP_PROXY / ALL_PROXY (opt-in).
+ * Undefined: direct. `timeoutMs` (timeouts.connect) bounds the proxy's answer.
+ */
+export function normalizeProxy(value, timeoutMs) {
   if (absent(value)) return undefined;
-  if (value === 'env') {
-    const fromEnv = proxyFromEnv(environment());
-    return fromEnv === undefined ? undefined : parseProxy(fromEnv);
-  }
-  return parseProxy(value);
+  const url = value === 'env' ? proxyFromEnv(environment()) : value;
+  if (url === undefined) return undefined;
+  return Object.freeze({ ...parseProxy(url), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
 }
 
 /** The process environment where the runtime has one (Node, Bun, Deno's `process`). */

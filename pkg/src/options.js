@@ -94,7 +94,7 @@ export function normalizeOptions(options, defaultTransport) {
   const tls = options.tls ?? {};
   const engine = tlsEngine(tls.engine);
   const minVersion = tlsMinVersion(tls.minVersion);
-  const proxy = normalizeProxy(options.proxy);
+  const proxy = normalizeProxy(options.proxy, options.timeouts?.connect ?? undefined);
   const localAddress = normalizeLocalAddress(options.localAddress);
   const client = clientTlsSettings(tls, engine, minVersion);
   checkTransportSupport(transport, { proxy, localAddress, tls, engine, isDefault: options.transport === undefined || options.transport === null });

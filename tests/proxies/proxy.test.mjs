@@ -161,6 +161,30 @@ describe('proxy failures', () => {
     }
   });
 
+  test('a proxy that accepts and never answers: EPROXY within the connect time-out, and its socket is closed', async () => {
+    const { createServer } = await import('node:net');
+    let closed;
+    const sockets = new Promise((resolve) => (closed = resolve));
+    const silent = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.on('close', closed);
+      socket.resume(); // reads, so that it sees the client's FIN
+    });
+    await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const client = createClient({ host: 'localhost', port: servers.none.port, security: 'none', proxy: `socks5://127.0.0.1:${silent.address().port}`, timeouts: { connect: 800 } });
+    try {
+      await assert.rejects(client.send({ raw, envelope }), (error) => {
+        assert.ok(['EPROXY', 'ETIMEDOUT'].includes(error.code), error.message);
+        assert.match(error.message, /proxy socks5:\/\/127\.0\.0\.1:\d+/);
+        return true;
+      });
+      await sockets; // the proxy saw its connection closed
+    } finally {
+      await client.close();
+      silent.close();
+    }
+  });
+
   test('a proxy that closes mid-session: the message is not reported sent', async () => {
     // tinyproxy closes a tunnel idle for a second; the server takes two to answer DATA.
     const slowServer = await startServer({

@@ -91,10 +91,26 @@ export function withProxyHint(error, proxy) {
  */
 export async function openTunnel(stream, proxy, { host, port }) {
   const reader = new Reader(stream, proxy);
-  if (proxy.kind === 'http') await httpConnect(stream, reader, proxy, host, port);
-  else await socks5Connect(stream, reader, proxy, host, port);
+  // A proxy that accepts and then says nothing must not hold the socket
+  // forever: the caller closes it when this rejects.
+  let timer;
+  const silence = new Promise((_, reject) => {
+    timer = setTimeout(
+      () => reject(proxyError(proxy, `did not answer within ${proxy.timeoutMs} ms.`, 'check that the URL names a proxy of that kind (http:// or socks5://) and that it is not overloaded.', true)),
+      proxy.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    );
+  });
+  const handshake = proxy.kind === 'http' ? httpConnect(stream, reader, proxy, host, port) : socks5Connect(stream, reader, proxy, host, port);
+  try {
+    await Promise.race([handshake, silence]);
+  } finally {
+    clearTimeout(timer);
+  }
   return reader.rest();
 }
+
+/** How long a proxy may take to open the tunnel when no connect time-out is set. */
+const DEFAULT_TIMEOUT_MS = 30_000;
 
 // ------------------------------------------------------------- HTTP CONNECT
 
