@@ -91,7 +91,8 @@ describe('TLS client settings and proxies', () => {
     ['deno', ['run', '--allow-net', '--allow-read', '--allow-env', '--allow-sys']],
     ['bun', ['run']],
   ]) {
-    test(runtime, { skip: existsSync(join(BIN, runtime)) ? false : `${runtime} is not installed (npm ci in tests/runtimes)` }, async () => {
+    test(runtime, async () => {
+      assert.ok(existsSync(join(BIN, runtime)), `${runtime} is not installed: run scripts/setup-runtimes.sh`);
       const output = await run(join(BIN, runtime), [...args, join(HERE, 'harness.mjs'), JSON.stringify(config)]);
       const line = output.split('\n').find((l) => l.startsWith('RESULT '));
       assert.ok(line, output.slice(-4000));
