@@ -9,9 +9,11 @@
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+import { closedPort as freePort } from '../../pkg/test/helpers/server.js';
 
 export const DANTE_ADDRESS = '127.0.0.3';
 export const TINYPROXY_ADDRESS = '127.0.0.4';
@@ -19,15 +21,6 @@ export const SOCKS_USER = 'wasmtp-proxy';
 export const SOCKS_PASS = 'proxy pass';
 export const HTTP_USER = 'ann';
 export const HTTP_PASS = 'proxy-secret';
-
-/** A port free on 127.0.0.1 right now. */
-export async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * danted on a free port. `ports`: the only target ports it relays to

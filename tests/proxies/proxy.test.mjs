@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { createClient, SmtpError } from '../../pkg/src/index.js';
-import { startServer } from '../../pkg/test/helpers/server.js';
+import { closedPort, startServer } from '../../pkg/test/helpers/server.js';
 import { certificates } from './certs.mjs';
 import {
-  DANTE_ADDRESS, HTTP_PASS, HTTP_USER, SOCKS_PASS, SOCKS_USER, TINYPROXY_ADDRESS, freePort, startDante, startTinyproxy,
+  DANTE_ADDRESS, HTTP_PASS, HTTP_USER, SOCKS_PASS, SOCKS_USER, TINYPROXY_ADDRESS, startDante, startTinyproxy,
 } from './proxies.mjs';
 
 const { ca, key, cert } = certificates();
@@ -41,7 +41,7 @@ before(async () => {
     });
   }
   // A port no rule allows: the proxies must refuse it.
-  refusedPort = await freePort();
+  refusedPort = await closedPort();
   const ports = Object.values(servers).map((s) => s.port);
   dante = await startDante({ ports });
   danteAuth = await startDante({ ports, auth: true });
