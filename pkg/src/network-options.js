@@ -17,17 +17,22 @@ import { parseProxy, proxyFromEnv } from './transports/proxy.js';
  */
 export function normalizeProxy(value, timeoutMs) {
   if (absent(value)) return undefined;
-  const url = value === 'env' ? proxyFromEnv(environment()) : value;
+  const url = value === 'env' ? proxyFromTheEnvironment() : value;
   if (url === undefined) return undefined;
   return Object.freeze({ ...parseProxy(url), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
 }
 
-/** The process environment where the runtime has one (Node, Bun, Deno's `process`). */
-function environment() {
+/** WASMTP_PROXY / ALL_PROXY from the process environment (Node, Bun, Deno's `process`). */
+function proxyFromTheEnvironment() {
   try {
-    return globalThis.process?.env ?? globalThis.Deno?.env?.toObject();
-  } catch {
-    return undefined; // Deno without --allow-env
+    return proxyFromEnv(globalThis.process?.env ?? globalThis.Deno?.env?.toObject());
+  } catch (error) {
+    // Deno without --allow-env refuses to read variables.
+    throw SmtpError.input(
+      `proxy: 'env' could not read the environment (${error?.message ?? error}).`,
+      'allow reading WASMTP_PROXY and ALL_PROXY (Deno: --allow-env), or pass the proxy URL itself.',
+      'connect',
+    );
   }
 }
 
