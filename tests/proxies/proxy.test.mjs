@@ -211,6 +211,44 @@ describe('proxy failures', () => {
   });
 });
 
+describe("the server's first bytes in the same packet as the proxy's answer", () => {
+  // A CONNECT proxy that waits for the server's greeting and sends it
+  // together with its 200, in one write: the greeting must not be lost.
+  test('the greeting is delivered and the message sent', async () => {
+    const { connect, createServer } = await import('node:net');
+    const eager = createServer((client) => {
+      client.on('error', () => {});
+      let head = '';
+      const onHead = (chunk) => {
+        head += chunk.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        client.off('data', onHead);
+        const [, port] = /^CONNECT [^:]+:(\d+) /.exec(head);
+        const upstream = connect({ host: '127.0.0.1', port: Number(port) });
+        upstream.on('error', () => client.destroy());
+        upstream.once('data', (greeting) => {
+          client.write(Buffer.concat([Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n'), greeting]));
+          upstream.pipe(client);
+          client.pipe(upstream);
+        });
+      };
+      client.on('data', onHead);
+    });
+    await new Promise((resolve) => eager.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = createClient({ host: 'localhost', port: servers.starttls.port, security: 'starttls', tls: { ca }, proxy: `http://127.0.0.1:${eager.address().port}`, timeouts: { greeting: 3000 } });
+      try {
+        const result = await client.send({ raw, envelope });
+        assert.deepEqual(result.accepted, ['bob@example.org']);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      eager.close();
+    }
+  });
+});
+
 describe('proxy options', () => {
   test('an unknown scheme is EINPUT before connecting', () => {
     assert.throws(() => createClient({ host: 'localhost', proxy: 'https://proxy.example:443' }), (error) => error.code === 'EINPUT' && /http:\/\/ .*socks5:\/\//.test(error.hint));
