@@ -41,7 +41,11 @@ const WITH_POSTFIX = !args.includes('--no-postfix');
 const STARTUP_RUNS = Number(opt('startup-runs', 9));
 const ATTACHMENT_BYTES = 100 * 1024 * 1024;
 const COLD_RUNS = Number(opt('cold-runs', 6));
-const COLD_RUNTIMES = (opt('cold-runtimes', 'node,deno,bun')).split(',');
+// A cold runtime is node, deno or bun (wasmtp and nodemailer side by side),
+// workerd (miniflare; wasmtp only: nodemailer does not run there), or one
+// of them with "-wasmtls": wasmtp with TLS inside the engine over a plain
+// socket (wasmtp only).
+const COLD_RUNTIMES = (opt('cold-runtimes', 'node,deno,bun,workerd,node-wasmtls,deno-wasmtls,bun-wasmtls,workerd-wasmtls')).split(',');
 /** The RSA key (2048-bit) both libraries sign with in the DKIM scenarios. */
 const DKIM_KEY_FILE = join(HERE, '../tests/data/dkim-rsa-pkcs8.pem');
 
@@ -129,9 +133,21 @@ function which(command) {
   }
 }
 
-/** Runs lib/cold.mjs in a fresh process of `runtime`; resolves with its JSON line. */
-function runCold(runtime, spec) {
-  const [command, ...prefix] = runtimeCommand(runtime);
+/** The libraries a cold runtime runs, and how one cold send is started there. */
+function coldRuntime(runtime) {
+  const [base, variant] = runtime.split('-');
+  const tlsEngine = variant === 'wasmtls' ? 'wasm' : undefined;
+  if (base === 'workerd') {
+    const installed = existsSync(join(HERE, '../tests/runtimes/node_modules/miniflare'));
+    return installed && { libs: ['wasmtp'], run: (spec) => runNode('lib/cold-workerd.mjs', [JSON.stringify({ ...spec, tlsEngine })]) };
+  }
+  const command = runtimeCommand(base);
+  if (!command) return null;
+  return { libs: tlsEngine ? ['wasmtp'] : LIBS, run: (spec) => runCold(command, { ...spec, tlsEngine }) };
+}
+
+/** Runs lib/cold.mjs in a fresh process (`command` from runtimeCommand); resolves with its JSON line. */
+function runCold([command, ...prefix], spec) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...prefix, join(HERE, 'lib/cold.mjs'), JSON.stringify(spec)], {
       cwd: HERE,
@@ -143,7 +159,7 @@ function runCold(runtime, spec) {
       try {
         resolve(JSON.parse(out.trim().split('\n').pop()));
       } catch {
-        reject(new Error(`${runtime} lib/cold.mjs exited ${code}: ${out}`));
+        reject(new Error(`${command} lib/cold.mjs exited ${code}: ${out}`));
       }
     });
   });
@@ -219,8 +235,10 @@ const SCENARIOS = [
   // the connection is replaced every 100 messages.
   { id: 'loopback-1-rotating', title: 'loopback, 1 connection replaced every 100 messages (defaults; smtp-server)', target: sinkTarget, connections: 1, defaultLimits: true },
   { id: 'rtt20-sink-rotating', title: '20 ms RTT, 1 connection replaced every 100 messages (defaults; smtp-server, DATA)', target: sinkTarget, connections: 1, defaultLimits: true, proxy: sinkProxy },
-  postfix && { id: 'loopback-postfix', title: 'loopback, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1 },
-  postfix && { id: 'rtt20-postfix', title: '20 ms RTT, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1, proxy: postfixProxy },
+  // `reference`: a minimal raw client (lib/client.mjs 'raw') runs the same
+  // batch too, for the pace the server itself allows.
+  postfix && { id: 'loopback-postfix', title: 'loopback, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1, reference: true },
+  postfix && { id: 'rtt20-postfix', title: '20 ms RTT, 1 connection (Postfix, BDAT)', target: postfixTarget, connections: 1, proxy: postfixProxy, reference: true },
   { id: 'attachment-100mb', title: '100 MB attachment from a stream (smtp-server)', target: sinkTarget, connections: 1, attachment: true },
   // DKIM (rsa-sha256, 2048-bit, relaxed/relaxed, the same key for both).
   { id: 'loopback-1-dkim', title: 'loopback, 1 connection, DKIM-signed (smtp-server)', target: sinkTarget, connections: 1, dkim: true },
@@ -230,14 +248,14 @@ const SCENARIOS = [
 // ----- runs -----------------------------------------------------------------
 
 const raw = {};
-for (const s of SCENARIOS) raw[s.id] = { wasmtp: [], nodemailer: [] };
+for (const s of SCENARIOS) raw[s.id] = s.reference ? { wasmtp: [], nodemailer: [], raw: [] } : { wasmtp: [], nodemailer: [] };
 const started = performance.now();
 
 for (let run = 0; run < RUNS; run++) {
   for (const s of SCENARIOS) {
     // Alternate which library goes first, so neither always meets a warm server.
     const order = run % 2 === 0 ? LIBS : [...LIBS].reverse();
-    for (const lib of order) {
+    for (const lib of s.reference ? [...order, 'raw'] : order) {
       const target = s.proxy ? { ...s.target, port: s.proxy.port } : s.target;
       const spec = {
         lib,
@@ -270,19 +288,20 @@ for (let run = 0; run < RUNS; run++) {
 // ----- cold sends: a fresh process, a fresh connection, one message ----------
 
 const coldRaw = {};
-const coldRuntimes = COLD_RUNTIMES.filter((runtime) => {
-  if (runtimeCommand(runtime)) return true;
+const coldRuntimes = COLD_RUNTIMES.flatMap((runtime) => {
+  const found = coldRuntime(runtime);
+  if (found) return [[runtime, found]];
   log(`cold send: ${runtime} is not installed (scripts/test-runtimes.sh installs it): skipped`);
-  return false;
+  return [];
 });
 for (const c of cold) {
-  for (const runtime of coldRuntimes) {
+  for (const [runtime, { libs, run }] of coldRuntimes) {
     const key = `${c.id}-${runtime}`;
     coldRaw[key] = { wasmtp: [], nodemailer: [] };
     for (let i = 0; i < COLD_RUNS; i++) {
-      for (const lib of i % 2 === 0 ? LIBS : [...LIBS].reverse()) {
+      for (const lib of i % 2 === 0 ? libs : [...libs].reverse()) {
         const spec = { lib, entry: wasmtpEntry, port: c.proxy.port, security: c.security, caPath: c.caPath };
-        const result = await runCold(runtime, spec);
+        const result = await run(spec);
         // Round trips up to the message's final reply: QUIT and the close come after the result.
         await roundsFor(c.proxy, 1, { reset: false }); // waits until the connection closed
         result.rounds = (await c.proxy.ask('roundsBefore', { at: result.sentAt })).rounds;
@@ -344,7 +363,8 @@ for (const s of SCENARIOS) {
   }
 }
 for (const [key, byLib] of Object.entries(coldRaw)) {
-  const [, port, runtime] = key.split('-');
+  const [, port, ...rest] = key.split('-');
+  const runtime = rest.join('-').replace('-wasmtls', ', TLS in the engine');
   const title = `cold send, ${port === '587' ? 'STARTTLS' : 'implicit TLS'} + AUTH, 20 ms RTT, ${runtime} (smtp-server)`;
   const pick = (fn) => Object.fromEntries(LIBS.map((lib) => [lib, median(byLib[lib].map(fn))]));
   figure(key, `ms to the final reply, ${title}`, 'ms', 'lower', pick((r) => r.sentMs));
@@ -420,6 +440,10 @@ for (const f of figures) {
 }
 if (results.startup.wasmtp.importMs != null) {
   lines.push(`| … of which import / instantiate (ms) | ${fmt(results.startup.wasmtp.importMs)} / ${fmt(results.startup.wasmtp.instantiateMs)} | ${fmt(results.startup.nodemailer.importMs)} / — | |`);
+}
+for (const s of SCENARIOS.filter((s) => s.reference)) {
+  const rawRate = median(raw[s.id].raw.map(rate));
+  lines.push(`| … a minimal raw client on the same server (${s.title}; lib/client.mjs 'raw', window 32) (msg/s) | ${fmt(rawRate, 'msg/s')} | | wasmtp / raw: ${ratio(median(raw[s.id].wasmtp.map(rate)), rawRate)?.toFixed(2) ?? '—'}× |`);
 }
 for (const a of sizes?.artifacts ?? []) {
   lines.push(`| wasm artifact \`${a.artifact}\` (${a.file}): raw / gzip -9 / brotli | ${(a.raw / 1000).toFixed(1)} / ${(a.gzip / 1000).toFixed(1)} / ${(a.brotli / 1000).toFixed(1)} KB | | |`);

@@ -5,7 +5,7 @@
 import type { ClientOptions, Client, DiagnoseOptions, DiagnoseReport, Transport } from './index.js';
 
 export type * from './index.js';
-export { ready, SmtpError } from './index.js';
+export { oauth2, ready, SmtpError } from './index.js';
 
 /** Where the bridge is: its URL, or a function picking one per target (websockify token plugins). */
 export type Bridge = string | ((target: { host: string; port: number }) => string | Promise<string>);

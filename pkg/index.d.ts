@@ -24,13 +24,57 @@ export type Auth =
       method?: AuthMethod;
     }
   | {
-      /** The account name. */
+      /** The account name (for Gmail and Microsoft 365: the mailbox address the token was issued for). */
       user: string;
-      /** An OAuth 2.0 access token. */
-      accessToken: string;
+      /**
+       * An OAuth 2.0 access token, or a token provider that fetches one
+       * (such as `oauth2({ ... })`). A provider is called when a connection
+       * opens; a token with `expires` is cached (per provider and user,
+       * shared by every connection) until a minute before it expires, and
+       * concurrent connections share one call. When the server refuses the
+       * token, the provider is called once more with `refresh: true` and
+       * AUTH is retried on the same connection; a second refusal, or a
+       * provider that fails, is `EAUTH`. A plain string is never renewed.
+       */
+      accessToken: string | AccessTokenProvider;
       /** Forces one mechanism. Default: XOAUTH2 when offered, then OAUTHBEARER. */
       method?: AuthMethod;
     };
+
+/** What a token provider is called with. */
+export interface AccessTokenContext {
+  /** `auth.user`. */
+  user: string;
+  /** True when a server refused the last token: return a fresh one, never a cached one. */
+  refresh: boolean;
+}
+
+/**
+ * Fetches an OAuth 2.0 access token: the token (not cached: asked for again
+ * by every new connection), or `{ accessToken, expires }` (`expires`: a
+ * Date or milliseconds since 1970; cached until a minute before). Waited
+ * for up to `timeouts.command`.
+ */
+export type AccessTokenProvider = (context: AccessTokenContext) => AccessToken | Promise<AccessToken>;
+
+export type AccessToken = string | { accessToken: string; expires?: Date | number };
+
+export interface OAuth2Options {
+  /**
+   * The token endpoint (https; http only for localhost). Gmail:
+   * `https://oauth2.googleapis.com/token`; Microsoft 365:
+   * `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`.
+   */
+  tokenUrl: string;
+  /** The app's client id. */
+  clientId: string;
+  /** The app's client secret. Default: none (a public client). */
+  clientSecret?: string;
+  /** The refresh token from the user's consent. A new one the endpoint returns replaces it. */
+  refreshToken: string;
+  /** Scopes to ask for (space-separated), e.g. Microsoft's `https://outlook.office.com/SMTP.Send offline_access`. Default: those of the consent. */
+  scope?: string;
+}
 
 export interface TlsOptions {
   /** Extra trusted CA certificates (PEM), added to the runtime's roots; for a self-signed server, its certificate. Default: none. */
@@ -454,6 +498,21 @@ export interface TestClient extends Client {
 
 /** Creates a capturing client: `send` builds the message like a real client, resolves with every recipient accepted, and appends it to `messages`. */
 export function createTestClient(): TestClient;
+
+/**
+ * A token provider for `auth.accessToken` that exchanges a refresh token for
+ * access tokens at the token endpoint (RFC 6749 §6) with `fetch`, on every
+ * runtime. Tokens come with their expiry, so clients cache them. Failures are
+ * `EAUTH` (phase 'auth'): a revoked or expired refresh token (`invalid_grant`)
+ * and a wrong client (`invalid_client`) with a hint naming the fix; an
+ * unreachable or failing endpoint (5xx, 429) with `retryable: true`.
+ * Wrong options are `EINPUT` at once.
+ *
+ * ```js
+ * auth: { user: 'ann@gmail.com', accessToken: oauth2({ tokenUrl: 'https://oauth2.googleapis.com/token', clientId, clientSecret, refreshToken }) }
+ * ```
+ */
+export function oauth2(options: OAuth2Options): AccessTokenProvider;
 
 /**
  * Loads, compiles and instantiates the wasm engine now rather than at the

@@ -1,7 +1,7 @@
 // Types for `wasmtp/nodemailer`: nodemailer's createTransport on wasmtp.
 // Migrating is one line: import { createTransport } from 'wasmtp/nodemailer'.
 
-import type { Alternative, Attachment, BodyContent, ClientOptions, IcalEvent, ListHeaders, SmtpError, Transport, TranscriptLine } from './index.js';
+import type { AccessTokenProvider, Alternative, Attachment, BodyContent, ClientOptions, IcalEvent, ListHeaders, SmtpError, Transport, TranscriptLine } from './index.js';
 
 type Address = string | { name?: string; address: string };
 
@@ -19,7 +19,27 @@ export interface TransportOptions {
   opportunisticTLS?: boolean;
   /** The EHLO name. Default: this machine's fully qualified name. */
   name?: string;
-  auth?: { type?: 'login' | 'LOGIN' | 'OAuth2' | 'oauth2'; user: string; pass?: string; accessToken?: string; method?: string };
+  /**
+   * `{ user, pass }`, or `{ type: 'OAuth2', user, ... }` with an `accessToken`
+   * (valid until `expires`, ms since 1970, when given) and, to renew it, a
+   * refresh token (`clientId`, `clientSecret`, `refreshToken`, and
+   * `accessUrl`, default Google's token endpoint) or a `provisionCallback`.
+   * Service accounts (`serviceClient`, `privateKey`) are refused: pass a
+   * token provider as `accessToken` instead (see wasmtp's `oauth2`).
+   */
+  auth?: {
+    type?: 'login' | 'LOGIN' | 'OAuth2' | 'oauth2';
+    user: string;
+    pass?: string;
+    accessToken?: string | AccessTokenProvider;
+    method?: string;
+    clientId?: string;
+    clientSecret?: string;
+    refreshToken?: string;
+    accessUrl?: string;
+    expires?: number;
+    provisionCallback?: (user: string, renew: boolean, callback: (error: Error | null, accessToken?: string, expires?: number) => void) => void;
+  };
   authMethod?: string;
   /** rejectUnauthorized, ca, servername, minVersion ('TLSv1.2' | 'TLSv1.3'), cert, key, passphrase, pfx, ciphers. */
   tls?: ClientOptions['tls'];
@@ -102,6 +122,8 @@ export interface Transporter {
   sendMail(mail: MailOptions): Promise<SentMessageInfo>;
   sendMail(mail: MailOptions, callback: (error: NodemailerError | null, info?: SentMessageInfo) => void): void;
   verify(): Promise<true>;
+  /** nodemailer's 'token' event: every OAuth2 access token fetched (with a refresh token or provisionCallback). The only event; others are EINPUT. */
+  on(event: 'token', listener: (token: { user: string; accessToken: string; expires?: number }) => void): this;
   verify(callback: (error: NodemailerError | null, success?: true) => void): void;
   close(): Promise<void>;
   isIdle(): boolean;

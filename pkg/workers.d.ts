@@ -7,7 +7,7 @@
 import type { CloudflareQueueStore, CloudflareQueueStoreOptions, Transport } from './index.js';
 
 export type * from './index.js';
-export { createClient, createOutbox, diagnose, ready, SmtpError } from './index.js';
+export { createClient, createOutbox, diagnose, oauth2, ready, SmtpError } from './index.js';
 
 /** The outbox store on Cloudflare: a Queue carries the work, D1 holds each message and its record. */
 export function cloudflareQueueStore(options: CloudflareQueueStoreOptions): CloudflareQueueStore;

@@ -376,7 +376,7 @@ impl SaslClient {
             ),
             _ if mechanism.uses_token() => (
                 ErrorCode::Auth,
-                "the access token was refused: it may be expired (refresh it) or lack the mail scope (https://mail.google.com/ for Gmail, SMTP.Send for Microsoft 365), or the user is not the token's account.".into(),
+                "the access token was refused: it may be expired (a token provider such as oauth2() renews it) or lack the mail scope (https://mail.google.com/ for Gmail, SMTP.Send for Microsoft 365), or the user is not the token's account.".into(),
             ),
             _ => (
                 ErrorCode::Auth,
@@ -396,6 +396,93 @@ impl SaslClient {
         )
         .with_hint(hint)
     }
+}
+
+// ----- OAuth2 tokens the host renews -------------------------------------------
+
+/// One token renewal per connection. Access tokens expire (Gmail's and
+/// Microsoft's after an hour), so a refused token is often only a stale
+/// one: when the host can fetch a fresh token
+/// ([`Config::renew_refused_token`](crate::Config::renew_refused_token)),
+/// the engine asks for it with [`Event::AccessTokenRefused`](crate::Event::AccessTokenRefused)
+/// and runs AUTH again with it. A second refusal is final.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRenewal {
+    /// No token has been refused yet.
+    #[default]
+    Unused,
+    /// The host was asked for a fresh token; AUTH resumes with this mechanism.
+    Awaited(Mechanism),
+    /// The fresh token was handed over; the next refusal ends the connection.
+    Spent,
+}
+
+impl TokenRenewal {
+    /// After AUTH with `mechanism` failed with `reply` (`err` says why):
+    /// `None` when the host is to be asked for a fresh token, otherwise the
+    /// error that ends the connection.
+    pub fn after_failure(
+        &mut self,
+        renewable: bool,
+        mechanism: Mechanism,
+        reply: &Reply,
+        err: SmtpError,
+    ) -> Option<SmtpError> {
+        // 535 is "credentials invalid" (RFC 4954), what Gmail and Microsoft
+        // 365 answer to an expired token, after the error challenge.
+        let token_refused = mechanism.uses_token() && reply.code == 535;
+        match *self {
+            TokenRenewal::Unused if token_refused && renewable => {
+                *self = TokenRenewal::Awaited(mechanism);
+                None
+            }
+            TokenRenewal::Spent if token_refused => Some(err.with_hint(
+                "a fresh token was refused too: check its scope (https://mail.google.com/ for Gmail, SMTP.Send for Microsoft 365) and that auth.user is its account.",
+            )),
+            _ => Some(err),
+        }
+    }
+
+    /// The host answered (a token, or its failure): the mechanism AUTH
+    /// resumes with, when a token was awaited.
+    pub fn take_awaited(&mut self) -> Option<Mechanism> {
+        match *self {
+            TokenRenewal::Awaited(mechanism) => {
+                *self = TokenRenewal::Spent;
+                Some(mechanism)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The credentials for `user` with a token the host fetched. A token with a
+/// control character (`\x01` separates the SASL message's fields) or none
+/// at all is refused rather than sent.
+pub fn renewed_credentials(user: &str, token: &str) -> Result<Credentials, SmtpError> {
+    if token.is_empty() || token.chars().any(|c| c.is_control()) {
+        return Err(SmtpError::input(
+            Phase::Auth,
+            "the token provider gave an empty token or one with a control character; it was not sent.",
+        )
+        .with_hint("auth.accessToken must resolve with the token alone."));
+    }
+    Ok(Credentials::OAuth2 {
+        user: user.to_string(),
+        access_token: token.to_string(),
+    })
+}
+
+/// The error when the host could not fetch a fresh token: `detail` and
+/// `hint` are the host's (its token provider's) own words.
+pub fn token_provider_error(detail: &str, hint: Option<&str>, retryable: bool) -> SmtpError {
+    SmtpError::new(
+        ErrorCode::Auth,
+        Phase::Auth,
+        format!("the server refused the token and no fresh one came: {detail}"),
+    )
+    .with_hint(hint.unwrap_or("check the token provider (auth.accessToken)."))
+    .retryable(retryable)
 }
 
 /// RFC 5801 §5.1: `,` and `=` in the authzid become `=2C` and `=3D`.

@@ -135,6 +135,11 @@ pub struct Config {
     pub auth_mechanism: Option<Mechanism>,
     /// Allows credentials over an unencrypted link. Off by default, no exceptions.
     pub allow_insecure_auth: bool,
+    /// The host can fetch a fresh OAuth2 token: when the server refuses the
+    /// token, the engine emits `Event::AccessTokenRefused` and waits for
+    /// `supply_access_token` (or `access_token_failed`), then runs AUTH once
+    /// more. Off by default: a refused token ends the connection.
+    pub renew_refused_token: bool,
     /// The name sent with EHLO/LHLO/HELO.
     pub client_name: String,
     pub protocol: Protocol,
@@ -160,6 +165,7 @@ impl Config {
             credentials: None,
             auth_mechanism: None,
             allow_insecure_auth: false,
+            renew_refused_token: false,
             client_name: "localhost".to_string(),
             protocol: Protocol::Smtp,
             timeouts: Timeouts::default(),
@@ -187,6 +193,11 @@ impl Config {
 
     pub fn allow_insecure_auth(mut self, allow: bool) -> Self {
         self.allow_insecure_auth = allow;
+        self
+    }
+
+    pub fn renew_refused_token(mut self, renew: bool) -> Self {
+        self.renew_refused_token = renew;
         self
     }
 

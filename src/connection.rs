@@ -13,26 +13,31 @@
 use std::collections::VecDeque;
 
 use crate::address::validate_ehlo_name;
-use crate::auth::{AuthStep, Mechanism, SaslClient, choose_mechanism};
+use crate::auth::{
+    AuthStep, Credentials, Mechanism, SaslClient, TokenRenewal, choose_mechanism, renewed_credentials,
+    token_provider_error,
+};
 use crate::body::{BodyEncoder, Framing};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, Protocol, Security};
 use crate::envelope::{Envelope, build_commands};
-use crate::error::{DeliveryState, ErrorCode, Phase, SmtpError};
+use crate::error::{Phase, SmtpError};
 use crate::event::{Direction, Event, MessageId, SessionInfo, TranscriptLine};
-use crate::reply::{Reply, ReplyParser, escape_for_log};
+use crate::reply::{Reply, ReplyParser};
 use crate::time::{Duration, Instant};
 use crate::tls::{self, TlsFailure, TlsInfo};
 
 mod outcome;
 mod port_probe;
+mod timer;
 mod transaction;
 
 pub use outcome::connect_error;
-use outcome::{data_error, mail_error, nested_mail_error, recipients_error};
+use outcome::{Unfinished, Wait, data_error, mail_error, nested_mail_error, recipients_error};
 pub use port_probe::client_hello as port_probe_client_hello;
 use port_probe::{PortProbe, ProbeAnswer};
-use transaction::{Step, Transaction};
+use timer::{Timer, Timers};
+use transaction::{MailAnswer, Outcome, Step, Transaction};
 
 /// Where the session is, coarsely. Replies still expected are tracked apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +54,41 @@ pub enum State {
     Quitting,
     /// Over; `Event::Closed` was emitted.
     Closed,
+}
+
+/// Where the session is, with what each stage has to remember; [`State`]
+/// is its public summary.
+#[derive(Debug)]
+enum Stage {
+    Connecting,
+    Handshake(Handshake),
+    /// `tls_unconfirmed`: TLS was reported up by a host that cannot confirm
+    /// the handshake (see `tls_established_unconfirmed`), and nothing has
+    /// arrived since.
+    Setup {
+        tls_unconfirmed: bool,
+    },
+    Ready,
+    Quitting,
+    Closed,
+}
+
+/// A TLS handshake the host is running.
+#[derive(Debug)]
+enum Handshake {
+    /// TLS from the first byte, with the bytes that arrived meanwhile (a
+    /// plaintext greeting among them names a port mix-up).
+    Implicit { early_bytes: Vec<u8> },
+    /// After the server's 220 to STARTTLS.
+    StartTls,
+}
+
+/// A command the user asked for besides messages, sent once every message
+/// queued before it is on the wire. QUIT replaces a NOOP not yet sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Noop,
+    Quit,
 }
 
 /// A reply the session waits for, in the order commands were sent.
@@ -94,25 +134,19 @@ impl Expect {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    expect: Expect,
-    deadline: Instant,
-}
-
 /// One client connection. See the module documentation for the protocol
 /// between the engine and its host.
 pub struct Connection {
     config: Config,
-    state: State,
+    stage: Stage,
     parser: ReplyParser,
     out: Vec<u8>,
     events: VecDeque<Event>,
-    pending: VecDeque<Pending>,
+    /// Replies awaited, oldest first; the `Reply` timer runs for the first.
+    pending: VecDeque<Expect>,
     txs: VecDeque<Transaction>,
     next_message: u64,
-    /// Deadline of the current non-reply wait (connect, handshake).
-    wait_deadline: Option<(Instant, Phase)>,
+    timers: Timers,
     /// Without TLS, silence before the greeting: is this a TLS port?
     port_probe: PortProbe,
     greeting: Option<Reply>,
@@ -121,23 +155,18 @@ pub struct Connection {
     /// used for decisions; reported for diagnostics.
     caps_before_tls: Option<Capabilities>,
     tls: Option<TlsInfo>,
-    /// The TLS handshake in progress was asked for by STARTTLS.
-    starttls_handshake: bool,
-    /// Bytes that arrived while an implicit-TLS handshake was pending.
-    early_bytes: Vec<u8>,
-    /// TLS was reported up by a host that cannot confirm the handshake
-    /// (see `tls_established_unconfirmed`), and nothing has arrived since.
-    tls_unconfirmed: bool,
     sasl: Option<SaslClient>,
     auth_method: Option<Mechanism>,
+    /// Whether a refused OAuth2 token was (or is being) renewed.
+    token_renewal: TokenRenewal,
     /// The message whose MAIL FROM was written last, while the server may
     /// still hold its transaction at the end of what was written: the next
     /// MAIL FROM is then preceded by RSET (see `start_transaction`). `None`
     /// once RSET, an end of DATA or a 2xx to BDAT LAST (or a refused MAIL)
     /// shows the server holds none.
     open_transaction: Option<MessageId>,
-    quit_requested: bool,
-    noop_requested: bool,
+    /// NOOP or QUIT the user asked for, not sent yet.
+    requested: Option<Verb>,
 }
 
 impl Connection {
@@ -146,44 +175,36 @@ impl Connection {
     pub fn new(config: Config, now: Instant) -> Result<Connection, SmtpError> {
         validate_ehlo_name(&config.client_name)?;
         if config.host.is_empty() || config.host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            return Err(SmtpError::input(
-                Phase::Connect,
-                format!(
-                    "the host \"{}\" is not a valid host name.",
-                    escape_for_log(config.host.as_bytes(), 80)
-                ),
-            ));
+            return Err(outcome::invalid_host(&config.host));
         }
         if config.limits.max_in_flight == 0
             || config.limits.bdat_chunk_size == 0
             || config.limits.max_buffered_body == 0
         {
-            return Err(SmtpError::input(Phase::Connect, "limits must be greater than zero."));
+            return Err(outcome::zero_limits());
         }
-        let deadline = now + config.timeouts.connect;
+        let mut timers = Timers::default();
+        timers.set(Timer::Connect, now + config.timeouts.connect);
         Ok(Connection {
             parser: ReplyParser::new(config.limits.reply),
             config,
-            state: State::Connecting,
+            stage: Stage::Connecting,
             out: Vec::new(),
             events: VecDeque::new(),
             pending: VecDeque::new(),
             txs: VecDeque::new(),
             next_message: 1,
-            wait_deadline: Some((deadline, Phase::Connect)),
+            timers,
             port_probe: PortProbe::Off,
             greeting: None,
             caps: None,
             caps_before_tls: None,
             tls: None,
-            starttls_handshake: false,
-            early_bytes: Vec::new(),
-            tls_unconfirmed: false,
             sasl: None,
             auth_method: None,
+            token_renewal: TokenRenewal::default(),
             open_transaction: None,
-            quit_requested: false,
-            noop_requested: false,
+            requested: None,
         })
     }
 
@@ -191,20 +212,21 @@ impl Connection {
 
     /// The TCP connection is open.
     pub fn connected(&mut self, now: Instant) {
-        if self.state != State::Connecting {
+        if self.state() != State::Connecting {
             return;
         }
         if self.config.security == Security::Tls {
-            self.begin_handshake(false, now);
+            let early_bytes = Vec::new();
+            self.begin_handshake(Handshake::Implicit { early_bytes }, now);
         } else {
             self.await_greeting(now);
-            self.port_probe = PortProbe::arm(now, self.config.timeouts.port_probe, self.config.port);
+            self.arm_port_probe(now);
         }
     }
 
     /// The TCP connection could not be opened; `detail` is the host's text.
     pub fn connect_failed(&mut self, detail: &str, _now: Instant) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
         let err = connect_error(&self.config.host, self.config.port, detail);
@@ -213,13 +235,13 @@ impl Connection {
 
     /// The TLS handshake the engine asked for with `Event::StartTls` finished.
     pub fn tls_established(&mut self, info: TlsInfo, now: Instant) {
-        if self.state != State::TlsHandshake {
+        if self.state() != State::TlsHandshake {
             return;
         }
         if let Some(too_old) = tls::below_min_version(&info.version, self.config.min_tls_version) {
             return self.tls_failed(too_old, now);
         }
-        self.wait_deadline = None;
+        self.timers.stop(Timer::Handshake);
         let verified = if info.authorized {
             "certificate verified".to_string()
         } else {
@@ -238,11 +260,11 @@ impl Connection {
             .replace("  ", " "),
         );
         self.tls = Some(info);
-        if self.starttls_handshake {
+        if self.after_starttls() {
             // RFC 3207 §4.2: everything learned before TLS is forgotten
             // (kept aside only to report what the plaintext EHLO offered).
             self.caps_before_tls = self.caps.take();
-            self.state = State::Setup;
+            self.stage = Stage::Setup { tls_unconfirmed: false };
             self.send_hello(now);
         } else {
             self.await_greeting(now);
@@ -257,69 +279,77 @@ impl Connection {
     /// name it). Until the first byte arrives over TLS, an end of stream or
     /// a socket failure is the TLS failure it most likely is.
     pub fn tls_established_unconfirmed(&mut self, info: TlsInfo, now: Instant) {
-        let was_handshaking = self.state == State::TlsHandshake;
+        let was_handshaking = self.state() == State::TlsHandshake;
         self.tls_established(info, now);
-        self.tls_unconfirmed = was_handshaking && self.state != State::Closed;
+        if let Stage::Setup { tls_unconfirmed } = &mut self.stage {
+            *tls_unconfirmed = was_handshaking;
+        }
+    }
+
+    /// Bytes arrived over TLS: the handshake is confirmed.
+    fn confirm_tls(&mut self) {
+        if let Stage::Setup { tls_unconfirmed } = &mut self.stage {
+            *tls_unconfirmed = false;
+        }
+    }
+
+    fn tls_unconfirmed(&self) -> bool {
+        matches!(self.stage, Stage::Setup { tls_unconfirmed: true })
+    }
+
+    /// Whether the TLS handshake under way, or else the last one, came
+    /// after STARTTLS (without TLS from the first byte, every one does).
+    fn after_starttls(&self) -> bool {
+        match &self.stage {
+            Stage::Handshake(handshake) => matches!(handshake, Handshake::StartTls),
+            _ => self.tls.is_some() && self.config.security != Security::Tls,
+        }
     }
 
     /// The first read or write after an unconfirmed handshake failed: the
     /// handshake did. The host's text may name the cause; when it does not,
     /// a refused certificate is by far the likeliest.
     fn unconfirmed_tls_failed(&mut self, detail: &str, now: Instant) {
-        self.tls_unconfirmed = false;
-        let named = TlsFailure::from_message(detail);
-        let kind = if named.kind == tls::TlsFailureKind::Handshake {
-            tls::TlsFailureKind::Certificate
-        } else {
-            named.kind
-        };
-        let detail = format!(
-            "{detail}; the connection failed at the first read or write after the TLS upgrade, \
-             which is how this platform reports a refused certificate or handshake"
-        );
-        self.tls_failed(TlsFailure::new(kind, detail), now);
+        self.confirm_tls();
+        self.tls_failed(outcome::unconfirmed_handshake_failure(detail), now);
     }
 
     /// The TLS handshake failed.
     pub fn tls_failed(&mut self, failure: TlsFailure, _now: Instant) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
-        let err = tls::failure_error(&failure, &self.config.host, self.config.port, self.starttls_handshake);
+        let err = tls::failure_error(&failure, &self.config.host, self.config.port, self.after_starttls());
         self.fail_connection(err, false);
     }
 
     /// Bytes arrived from the server (already decrypted when TLS is up).
     pub fn receive(&mut self, mut data: &[u8], now: Instant) {
-        if self.state == State::Closed || data.is_empty() {
+        if self.state() == State::Closed || data.is_empty() {
             return;
         }
-        self.tls_unconfirmed = false;
-        if self.state == State::Connecting {
+        self.confirm_tls();
+        if self.state() == State::Connecting {
             // Bytes prove the connection is open even if the host forgot to say so.
             self.connected(now);
         }
-        if self.state == State::TlsHandshake {
+        if self.state() == State::TlsHandshake {
             self.bytes_during_handshake(data);
             return;
         }
-        self.port_probe = PortProbe::Off;
-        while !data.is_empty() && self.state != State::Closed {
+        self.stop_port_probe();
+        while !data.is_empty() && self.state() != State::Closed {
             match self.parser.parse(data) {
                 Err(err) => {
                     let phase = self.current_phase();
-                    self.fail_connection(
-                        SmtpError::protocol(phase, format!("the server sent an invalid reply: {err}."))
-                            .with_hint("this is not a working SMTP server on this port, or something on the path is corrupting the dialog."),
-                        false,
-                    );
+                    self.fail_connection(outcome::invalid_reply(phase, err), false);
                     return;
                 }
                 Ok((consumed, reply)) => {
                     data = &data[consumed.min(data.len())..];
                     if let Some(reply) = reply {
                         self.on_reply(reply, now);
-                        if self.state == State::TlsHandshake && (!data.is_empty() || self.parser.has_partial()) {
+                        if self.state() == State::TlsHandshake && (!data.is_empty() || self.parser.has_partial()) {
                             self.bytes_during_handshake(data);
                             return;
                         }
@@ -332,30 +362,16 @@ impl Connection {
 
     /// The server closed the connection (end of stream).
     pub fn receive_eof(&mut self, now: Instant) {
-        if self.tls_unconfirmed {
+        if self.tls_unconfirmed() {
             return self.unconfirmed_tls_failed("the server closed the connection", now);
         }
-        match self.state {
+        match self.state() {
             State::Closed => {}
             State::Quitting => self.finish_closed(None),
             _ => {
                 let phase = self.current_phase();
-                let idle = self.pending.is_empty() && self.txs.is_empty() && self.state == State::Ready;
-                let mut err = SmtpError::new(
-                    ErrorCode::Closed,
-                    phase,
-                    if idle {
-                        "the server closed the idle connection.".to_string()
-                    } else {
-                        format!("the server closed the connection during {phase}.")
-                    },
-                )
-                .retryable(true);
-                if phase == Phase::Greeting {
-                    err = err.with_hint(
-                        "the server hung up before greeting: it may be rejecting this client (rate limits, IP reputation), or the port expects TLS from the first byte (security: 'tls').",
-                    );
-                }
+                let idle = self.pending.is_empty() && self.txs.is_empty() && self.state() == State::Ready;
+                let err = outcome::closed_by_server(phase, idle);
                 self.fail_connection(err, false);
             }
         }
@@ -366,40 +382,64 @@ impl Connection {
     /// A TLS answer ends this connection with `ETLS_PORT_MISMATCH`; anything
     /// else leaves it waiting for its greeting.
     pub fn port_probe_result(&mut self, first_bytes: &[u8], _now: Instant) {
-        if !matches!(self.port_probe, PortProbe::Asked { .. }) || self.state == State::Closed {
+        if self.port_probe != PortProbe::Asked || self.state() == State::Closed {
             return;
         }
-        self.port_probe = PortProbe::Off;
+        self.stop_port_probe();
         if port_probe::judge(first_bytes) == ProbeAnswer::Tls {
             let detail = "a second connection to the same port that started a TLS handshake was answered with TLS";
-            self.fail_connection(self.port_mismatch_error(detail), false);
+            self.fail_connection(outcome::port_mismatch(&self.config, detail), false);
         }
     }
 
-    /// Call when `poll_timeout` has passed.
+    /// Call when `poll_timeout` has passed: each timer that expired is
+    /// handled in turn, until one of them ends the connection.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.state == State::Closed {
-            return;
-        }
-        if self.handle_port_probe_timeout(now) {
-            return;
-        }
-        if let Some((deadline, phase)) = self.wait_deadline {
-            if now >= deadline {
-                let err = self.timeout_error(phase, None);
-                self.fail_connection(err, false);
+        while self.state() != State::Closed {
+            let Some(timer) = self.timers.take_expired(now) else {
                 return;
-            }
+            };
+            self.on_timer(timer);
         }
-        if let Some(front) = self.pending.front().copied() {
-            if now >= front.deadline {
-                if front.expect == Expect::Quit {
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::PortProbe | Timer::PortGuess if !self.awaiting_greeting() => self.stop_port_probe(),
+            Timer::PortProbe => {
+                self.port_probe = PortProbe::Asked;
+                let client_hello = port_probe::client_hello(&self.config.host);
+                self.events.push_back(Event::PortProbe { client_hello });
+            }
+            Timer::PortGuess => {
+                let err = outcome::port_mismatch(&self.config, "port 465 is the TLS port by convention");
+                self.fail_connection(err, false);
+            }
+            Timer::Connect => {
+                let err = outcome::timed_out(&self.config, Wait::Connect);
+                self.fail_connection(err, false);
+            }
+            Timer::Handshake => {
+                let wait = Wait::Handshake {
+                    after_starttls: self.after_starttls(),
+                };
+                let err = outcome::timed_out(&self.config, wait);
+                self.fail_connection(err, false);
+            }
+            Timer::Reply => {
+                let Some(&expect) = self.pending.front() else { return };
+                if expect == Expect::Quit {
                     self.transcript(Direction::Client, "(no reply to QUIT; closing)".to_string());
                     self.finish_closed(None);
                     return;
                 }
-                let err = self.timeout_error(front.expect.phase(), Some(front.expect));
+                let err = outcome::timed_out(&self.config, Wait::Reply(expect));
                 self.fail_connection(err, false);
+            }
+            Timer::Token => {
+                // The server is still there: it gets its QUIT.
+                let err = outcome::timed_out(&self.config, Wait::Token);
+                self.fail_connection(err, true);
             }
         }
     }
@@ -408,32 +448,15 @@ impl Connection {
     /// write that made no progress for the command time-out (the server
     /// stopped reading). `detail` is the host's description.
     pub fn socket_failed(&mut self, detail: &str, write_stalled: bool, now: Instant) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
-        if self.tls_unconfirmed && !write_stalled {
+        if self.tls_unconfirmed() && !write_stalled {
             return self.unconfirmed_tls_failed(detail, now);
         }
         let phase = self.current_phase();
-        let err = if write_stalled {
-            SmtpError::new(
-                ErrorCode::TimedOut,
-                phase,
-                format!(
-                    "the server stopped reading for {} during {phase}.",
-                    crate::time::describe(self.config.timeouts.command)
-                ),
-            )
-            .with_hint("the server or the network stalled; try again later.")
-        } else {
-            SmtpError::new(
-                ErrorCode::Closed,
-                phase,
-                format!("the connection failed during {phase} ({detail})."),
-            )
-            .with_hint("the connection was reset or broke; try again.")
-        };
-        self.fail_connection(err.retryable(true), false);
+        let err = outcome::socket_failed(&self.config, phase, detail, write_stalled);
+        self.fail_connection(err, false);
     }
 
     // ----- What the user asks for -------------------------------------------
@@ -442,13 +465,8 @@ impl Connection {
     /// its outcome comes back as `Event::Delivered` or `Event::Failed` with
     /// the returned id. Input errors are returned at once and nothing is sent.
     pub fn submit(&mut self, envelope: Envelope, now: Instant) -> Result<MessageId, SmtpError> {
-        if matches!(self.state, State::Closed | State::Quitting) || self.quit_requested {
-            return Err(SmtpError::new(
-                ErrorCode::Closed,
-                Phase::Mail,
-                "the connection is closing; the message was not sent.",
-            )
-            .retryable(true));
+        if matches!(self.state(), State::Closed | State::Quitting) || self.requested == Some(Verb::Quit) {
+            return Err(outcome::closing());
         }
         envelope.validate()?;
         let id = MessageId(self.next_message);
@@ -462,7 +480,7 @@ impl Connection {
     /// How many body bytes `write_body` would take now for this message.
     pub fn body_capacity(&self, id: MessageId) -> usize {
         let Some(tx) = self.wire_tx() else { return 0 };
-        if tx.id != id || tx.failure.is_some() || tx.caller_done {
+        if tx.id != id || tx.outcome.is_failed() || tx.caller_done {
             return 0;
         }
         let held = tx.raw.len() + tx.chunk.len() + if tx.step == Step::Body { self.out.len() } else { 0 };
@@ -488,7 +506,9 @@ impl Connection {
         let framing = self.framing();
         let tx = &mut self.txs[idx];
         match (tx.step, framing) {
-            (Step::Body, Framing::Data) => {
+            // Straight onto the wire, unless bytes from before the 354 are
+            // still waiting to go first.
+            (Step::Body, Framing::Data) if tx.raw.is_empty() => {
                 let result = tx.encoder.encode(&data[..take], &mut self.out);
                 if let Err(err) = result {
                     return Err(self.body_error(idx, err.to_string()));
@@ -511,19 +531,20 @@ impl Connection {
 
     /// Asks the server for a NOOP (a liveness check for pooled connections).
     pub fn noop(&mut self, now: Instant) {
-        if self.state != State::Closed {
-            self.noop_requested = true;
+        if self.state() != State::Closed {
+            // A QUIT asked for already goes instead (nothing follows QUIT).
+            self.requested.get_or_insert(Verb::Noop);
             self.flush_work(now);
         }
     }
 
     /// Ends the session gracefully: queued messages are still sent, then QUIT.
     pub fn close(&mut self, now: Instant) {
-        match self.state {
+        match self.state() {
             State::Closed | State::Quitting => {}
             State::Connecting => self.finish_closed(None),
             _ => {
-                self.quit_requested = true;
+                self.requested = Some(Verb::Quit);
                 self.flush_work(now);
             }
         }
@@ -531,13 +552,9 @@ impl Connection {
 
     /// Ends the session at once: queued messages fail with `ECLOSED`.
     pub fn abort(&mut self) {
-        if self.state != State::Closed {
+        if self.state() != State::Closed {
             let phase = self.current_phase();
-            let err = SmtpError::new(
-                ErrorCode::Closed,
-                phase,
-                "the connection was aborted by the application.",
-            );
+            let err = outcome::aborted(phase);
             self.fail_connection(err, false);
         }
     }
@@ -567,29 +584,29 @@ impl Connection {
 
     /// When `handle_timeout` must be called next, if anything is awaited.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.wait_deadline.map(|(d, _)| d),
-            self.port_probe.deadline(),
-            self.pending.front().map(|p| p.deadline),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers.next()
     }
 
     // ----- Queries -----------------------------------------------------------
 
     pub fn state(&self) -> State {
-        self.state
+        match self.stage {
+            Stage::Connecting => State::Connecting,
+            Stage::Handshake(_) => State::TlsHandshake,
+            Stage::Setup { .. } => State::Setup,
+            Stage::Ready => State::Ready,
+            Stage::Quitting => State::Quitting,
+            Stage::Closed => State::Closed,
+        }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        self.state() == State::Closed
     }
 
     /// Ready and nothing queued or awaited: a pool may hand it new work.
     pub fn is_idle(&self) -> bool {
-        self.state == State::Ready && self.txs.is_empty() && self.pending.is_empty()
+        self.state() == State::Ready && self.txs.is_empty() && self.pending.is_empty()
     }
 
     /// Capabilities from the last EHLO, when known.
@@ -618,59 +635,37 @@ impl Connection {
 
     // ----- Setup ---------------------------------------------------------------
 
-    fn begin_handshake(&mut self, after_starttls: bool, now: Instant) {
-        self.state = State::TlsHandshake;
-        self.starttls_handshake = after_starttls;
-        let phase = if after_starttls { Phase::StartTls } else { Phase::Tls };
-        self.wait_deadline = Some((now + self.config.timeouts.tls_handshake, phase));
+    fn begin_handshake(&mut self, handshake: Handshake, now: Instant) {
+        self.stage = Stage::Handshake(handshake);
+        self.timers.stop(Timer::Connect);
+        self.timers
+            .set(Timer::Handshake, now + self.config.timeouts.tls_handshake);
         self.events.push_back(Event::StartTls {
             server_name: self.config.host.clone(),
         });
     }
 
     fn await_greeting(&mut self, now: Instant) {
-        self.state = State::Setup;
-        self.wait_deadline = None;
-        self.expect(Expect::Greeting, now + self.config.timeouts.greeting);
+        self.stage = Stage::Setup { tls_unconfirmed: false };
+        self.timers.stop(Timer::Connect);
+        self.timers.stop(Timer::Handshake);
+        self.expect(Expect::Greeting, now);
     }
 
     fn bytes_during_handshake(&mut self, data: &[u8]) {
-        if !self.starttls_handshake {
-            // Implicit TLS: a host whose TLS layer hands back the raw bytes
-            // lets the engine tell a plaintext greeting (a 587/25 port) from
-            // garbage. Wait for the four bytes that decide it.
-            self.early_bytes.extend_from_slice(data);
-            let early = &self.early_bytes;
-            let could_be_greeting = early.iter().take(3).all(u8::is_ascii_digit);
-            if early.len() < 4 && could_be_greeting {
-                return;
+        let err = match &mut self.stage {
+            Stage::Handshake(Handshake::Implicit { early_bytes }) => {
+                // A host whose TLS layer hands back the raw bytes lets the
+                // engine tell a plaintext greeting (a 587/25 port) from
+                // garbage. Wait for the four bytes that decide it.
+                early_bytes.extend_from_slice(data);
+                let could_be_greeting = early_bytes.iter().take(3).all(u8::is_ascii_digit);
+                if early_bytes.len() < 4 && could_be_greeting {
+                    return;
+                }
+                outcome::bytes_before_handshake(&self.config, false, early_bytes)
             }
-        }
-        let err = if !self.starttls_handshake && tls::looks_like_plaintext_greeting(&self.early_bytes) {
-            tls::failure_error(
-                &TlsFailure::new(tls::TlsFailureKind::PlaintextReply, "plaintext SMTP greeting"),
-                &self.config.host,
-                self.config.port,
-                false,
-            )
-        } else {
-            let shown = if self.starttls_handshake {
-                data
-            } else {
-                &self.early_bytes
-            };
-            SmtpError::protocol(
-                if self.starttls_handshake { Phase::StartTls } else { Phase::Tls },
-                format!(
-                    "the server sent data before the TLS handshake ({}): a response injection attack or a broken server.",
-                    escape_for_log(shown, 60)
-                ),
-            )
-            .with_hint(if self.starttls_handshake {
-                "nothing may follow the STARTTLS 220 reply; wasmtp refuses to continue. If this persists, something on the network path is tampering with SMTP."
-            } else {
-                "the server did not answer the TLS handshake with TLS: check that this port offers implicit TLS (465), or use security: 'starttls' on 587."
-            })
+            _ => outcome::bytes_before_handshake(&self.config, true, data),
         };
         self.fail_connection(err, false);
     }
@@ -695,15 +690,7 @@ impl Connection {
                 return;
             }
             if self.config.security == Security::StartTls {
-                let err = SmtpError::new(
-                    ErrorCode::StartTlsUnavailable,
-                    Phase::StartTls,
-                    format!(
-                        "security is 'starttls' but {}:{} does not offer STARTTLS; nothing was sent (no credentials, no message).",
-                        self.config.host, self.config.port
-                    ),
-                )
-                .with_hint(starttls_missing_hint(self.config.port));
+                let err = outcome::starttls_missing(&self.config);
                 self.fail_connection(err, true);
                 return;
             }
@@ -726,61 +713,37 @@ impl Connection {
         let offered = self.caps.as_ref().map(|c| c.auth.clone()).unwrap_or_default();
         match choose_mechanism(&offered, &credentials, self.config.auth_mechanism, encrypted) {
             Err(err) => self.fail_connection(err, true),
-            Ok(mechanism) => {
-                let mut sasl = SaslClient::new(mechanism, &credentials, &self.config.host, self.config.port);
-                let first = sasl.start();
-                self.sasl = Some(sasl);
-                self.auth_method = Some(mechanism);
-                self.send_command(&first.line, Some(&first.redacted), Expect::Auth, now);
-            }
+            Ok(mechanism) => self.start_sasl(mechanism, &credentials, now),
         }
     }
 
-    /// The probe's timers: ask the host for a probe after a silence; on port
-    /// 465, name the mix-up after the full silence if no probe answered.
-    /// True when the connection ended.
-    fn handle_port_probe_timeout(&mut self, now: Instant) -> bool {
-        let awaiting_greeting = self.pending.front().map(|p| p.expect) == Some(Expect::Greeting);
-        if !awaiting_greeting {
-            self.port_probe = PortProbe::Off;
-            return false;
-        }
-        if let PortProbe::Armed { at, guess_at } = self.port_probe {
-            if now >= at {
-                self.port_probe = PortProbe::Asked { guess_at };
-                let client_hello = port_probe::client_hello(&self.config.host);
-                self.events.push_back(Event::PortProbe { client_hello });
-            }
-        }
-        match self.port_probe {
-            PortProbe::Armed {
-                guess_at: Some(guess), ..
-            }
-            | PortProbe::Asked { guess_at: Some(guess) }
-                if now >= guess =>
-            {
-                let err = self.port_mismatch_error("port 465 is the TLS port by convention");
-                self.fail_connection(err, false);
-                true
-            }
-            _ => false,
+    fn start_sasl(&mut self, mechanism: Mechanism, credentials: &Credentials, now: Instant) {
+        let mut sasl = SaslClient::new(mechanism, credentials, &self.config.host, self.config.port);
+        let first = sasl.start();
+        self.sasl = Some(sasl);
+        self.auth_method = Some(mechanism);
+        self.send_command(&first.line, Some(&first.redacted), Expect::Auth, now);
+    }
+
+    /// A plaintext connection opened: if it stays silent, ask the host for
+    /// a probe (and on port 465 name the mix-up after the full silence).
+    fn arm_port_probe(&mut self, now: Instant) {
+        let (probe_at, guess_at) = port_probe::schedule(now, self.config.timeouts.port_probe, self.config.port);
+        self.port_probe = PortProbe::Armed;
+        self.timers.set(Timer::PortProbe, probe_at);
+        if let Some(guess_at) = guess_at {
+            self.timers.set(Timer::PortGuess, guess_at);
         }
     }
 
-    /// `ETLS_PORT_MISMATCH` for a plaintext connection that heard no greeting.
-    fn port_mismatch_error(&self, evidence: &str) -> SmtpError {
-        let waited = crate::time::describe(self.config.timeouts.port_probe);
-        SmtpError::new(
-            ErrorCode::TlsPortMismatch,
-            Phase::Greeting,
-            format!(
-                "no greeting from {}:{} within {waited} while connecting without TLS (security: '{}'), and {evidence}.",
-                self.config.host,
-                self.config.port,
-                self.config.security.as_str()
-            ),
-        )
-        .with_hint(tls::silent_greeting_hint(self.config.port, self.config.security))
+    fn stop_port_probe(&mut self) {
+        self.port_probe = PortProbe::Off;
+        self.timers.stop(Timer::PortProbe);
+        self.timers.stop(Timer::PortGuess);
+    }
+
+    fn awaiting_greeting(&self) -> bool {
+        self.pending.front() == Some(&Expect::Greeting)
     }
 
     /// The error AUTH would end with over TLS, when none of the mechanisms
@@ -792,48 +755,25 @@ impl Connection {
     }
 
     /// Why credentials may not be sent on this link, if they may not: it is
-    /// unencrypted, or encrypted with a certificate nobody verified (which
-    /// anyone on the path could have presented).
+    /// unencrypted, or encrypted with a certificate nobody verified.
     fn insecure_auth_error(&self) -> Option<SmtpError> {
-        let (host, port, security) = (&self.config.host, self.config.port, self.config.security.as_str());
         match &self.tls {
             None => {
-                let offered_tls = self.caps.as_ref().is_some_and(|c| c.starttls);
-                let hint = if offered_tls && self.config.security == Security::None {
-                    "the server offers STARTTLS: use security: 'starttls'. Only for a trusted local test server, set allowInsecureAuth: true."
-                } else {
-                    "use security: 'tls' (port 465) or 'starttls' (port 587). Only for a trusted local test server, set allowInsecureAuth: true."
-                };
-                let mut message = format!("refusing to send credentials to {host}:{port} over an unencrypted connection (security: '{security}').");
-                let mut hint = hint.to_string();
-                // Name the second problem too, so one error tells the whole
-                // story: what the server offers is unusable even over TLS
-                // (an Exchange server with only GSSAPI and NTLM, say).
-                if let Some(unusable) = self.mechanisms_unusable_even_over_tls() {
-                    message.push_str(&format!(" Besides, {}", unusable.message));
-                    if let Some(fix) = unusable.hint {
-                        hint.push_str(&format!(" And for AUTH: {fix}"));
-                    }
-                }
-                Some(SmtpError::new(ErrorCode::AuthInsecure, Phase::Auth, message).with_hint(hint))
+                let offers_starttls = self.caps.as_ref().is_some_and(|c| c.starttls);
+                let unusable_over_tls = self.mechanisms_unusable_even_over_tls();
+                Some(outcome::auth_unencrypted(
+                    &self.config,
+                    offers_starttls,
+                    unusable_over_tls,
+                ))
             }
-            Some(tls) if !tls.authorized => Some(
-                SmtpError::new(
-                    ErrorCode::AuthInsecure,
-                    Phase::Auth,
-                    format!(
-                        "refusing to send credentials to {host}:{port}: the TLS certificate was not verified ({}), so the link may lead to someone else.",
-                        tls.authorization_error.as_deref().unwrap_or("verification was turned off")
-                    ),
-                )
-                .with_hint("pass the server's CA (or its self-signed certificate) as tls.ca and keep verification on. Only for a trusted local test server, set allowInsecureAuth: true."),
-            ),
+            Some(tls) if !tls.authorized => Some(outcome::auth_unverified(&self.config, tls)),
             Some(_) => None,
         }
     }
 
     fn become_ready(&mut self, now: Instant) {
-        self.state = State::Ready;
+        self.stage = Stage::Ready;
         let info = SessionInfo {
             greeting: self.greeting.clone().expect("greeted before ready"),
             capabilities: self.caps.clone().unwrap_or_default(),
@@ -857,33 +797,21 @@ impl Connection {
             };
             self.transcript(Direction::Server, text);
         }
-        let Some(pending) = self.pending.pop_front() else {
+        let Some(expect) = self.pending.pop_front() else {
             self.unsolicited(reply);
             return;
         };
         // Progress: the next awaited reply gets a fresh allowance.
-        if let Some(expect) = self.pending.front().map(|p| p.expect) {
-            let allowance = self.timeout_for(expect);
-            let front = self.pending.front_mut().expect("just looked at it");
-            front.deadline = front.deadline.max(now + allowance);
-        }
-        if reply.code == 221 && pending.expect != Expect::Quit {
+        self.restart_reply_timer(now);
+        if reply.code == 221 && expect != Expect::Quit {
             // 221 is "closing": success for QUIT, the end of the session anywhere else.
-            let err = SmtpError::from_reply(
-                ErrorCode::Closed,
-                pending.expect.phase(),
-                format!("the server ended the session: {reply}."),
-                &reply,
-            )
-            .with_hint(
-                "the server closed the session instead of answering; it may be shutting down or rejecting this client.",
-            );
+            let err = outcome::session_ended(expect.phase(), &reply);
             self.fail_connection(err, false);
             return;
         }
         let closing = reply.code == 421;
         let closing_reply = closing.then(|| reply.clone());
-        match pending.expect {
+        match expect {
             Expect::Greeting => self.on_greeting(reply, now),
             Expect::Ehlo => self.on_ehlo(reply, now),
             Expect::Helo => self.on_helo(reply, now),
@@ -891,15 +819,8 @@ impl Connection {
             Expect::Auth => self.on_auth(reply, now),
             Expect::Rset | Expect::Noop => {
                 if !reply.is_positive() && !closing {
-                    let err = SmtpError::from_reply(
-                        ErrorCode::Protocol,
-                        pending.expect.phase(),
-                        format!(
-                            "the server refused {}: {reply}.",
-                            if pending.expect == Expect::Rset { "RSET" } else { "NOOP" }
-                        ),
-                        &reply,
-                    );
+                    let verb = if expect == Expect::Rset { "RSET" } else { "NOOP" };
+                    let err = outcome::refused(verb, expect.phase(), &reply);
                     self.fail_connection(err, true);
                 }
             }
@@ -910,15 +831,8 @@ impl Connection {
             Expect::Bdat(id) => self.on_bdat(id, reply),
             Expect::Final(id) => self.on_final(id, reply, now),
         }
-        if let Some(reply) = closing_reply.filter(|_| self.state != State::Closed) {
-            let phase = pending.expect.phase();
-            let err = SmtpError::from_reply(
-                ErrorCode::Closed,
-                phase,
-                format!("the server is closing the connection: {reply}."),
-                &reply,
-            )
-            .with_hint("the server is shutting down or limiting connections; try again later.");
+        if let Some(reply) = closing_reply.filter(|_| self.state() != State::Closed) {
+            let err = outcome::server_closing(expect.phase(), &reply);
             self.fail_connection(err, false);
         }
         self.reap_transactions();
@@ -926,52 +840,18 @@ impl Connection {
 
     fn unsolicited(&mut self, reply: Reply) {
         let phase = self.current_phase();
-        let err = if reply.code == 421 {
-            SmtpError::from_reply(
-                ErrorCode::Closed,
-                phase,
-                format!("the server closed the session: {reply}."),
-                &reply,
-            )
-            .with_hint("the server is shutting down or dropped an idle connection; try again.")
-        } else {
-            SmtpError::from_reply(
-                ErrorCode::Protocol,
-                phase,
-                format!("the server sent a reply no command asked for: {reply}."),
-                &reply,
-            )
-            .with_hint("the server (or something on the path) is out of step with the dialog; wasmtp stops rather than pair replies wrongly.")
-            .retryable(false)
-        };
+        let err = outcome::unsolicited(phase, &reply);
         self.fail_connection(err, false);
     }
 
     fn on_greeting(&mut self, reply: Reply, now: Instant) {
-        self.port_probe = PortProbe::Off;
+        self.stop_port_probe();
         if reply.code == 220 {
             self.greeting = Some(reply);
             self.send_hello(now);
             return;
         }
-        let (code, message, hint) = match reply.code {
-            554 | 521 | 550 => (
-                ErrorCode::Connect,
-                format!("the server refused the session in its greeting: {reply}."),
-                "the server does not accept mail from this client (IP reputation, blocklist or policy); ask its administrator.",
-            ),
-            421 => (
-                ErrorCode::Connect,
-                format!("the server is not accepting connections now: {reply}."),
-                "the server is busy or shutting down; try again later.",
-            ),
-            _ => (
-                ErrorCode::Protocol,
-                format!("the server greeted with an unexpected reply: {reply}."),
-                "this does not look like an SMTP server on this port; check the host and port.",
-            ),
-        };
-        let err = SmtpError::from_reply(code, Phase::Greeting, message, &reply).with_hint(hint);
+        let err = outcome::greeting_refused(&reply);
         self.fail_connection(err, reply.code != 421);
     }
 
@@ -994,22 +874,7 @@ impl Connection {
             self.send_command(&line, None, Expect::Helo, now);
             return;
         }
-        let err = match (self.config.security, self.tls.is_some()) {
-            (Security::StartTls, false) => SmtpError::from_reply(
-                ErrorCode::StartTlsUnavailable,
-                Phase::Ehlo,
-                format!("the server refused EHLO ({reply}), so STARTTLS cannot be negotiated; nothing was sent."),
-                &reply,
-            )
-            .with_hint("a server that refuses EHLO cannot upgrade to TLS. Check that this is a submission server (port 587), or use security: 'tls' on port 465."),
-            _ => SmtpError::from_reply(
-                ErrorCode::Protocol,
-                Phase::Ehlo,
-                format!("the server refused {} ({reply}); wasmtp does not fall back to HELO when TLS is required.", if self.config.protocol == Protocol::Lmtp { "LHLO" } else { "EHLO" }),
-                &reply,
-            )
-            .with_hint("HELO has no extensions (no AUTH, no size checks); ask the server's administrator to enable ESMTP."),
-        };
+        let err = outcome::ehlo_refused(&self.config, self.tls.is_some(), &reply);
         self.fail_connection(err, true);
     }
 
@@ -1018,33 +883,21 @@ impl Connection {
             self.caps = Some(Capabilities::from_helo(&reply));
             self.after_hello(now);
         } else if reply.code != 421 {
-            let err = SmtpError::from_reply(
-                ErrorCode::Protocol,
-                Phase::Ehlo,
-                format!("the server refused both EHLO and HELO: {reply}."),
-                &reply,
-            )
-            .with_hint("check the client name (clientName) is a valid domain or address literal, and that this is an SMTP server.");
+            let err = outcome::helo_refused(&reply);
             self.fail_connection(err, true);
         }
     }
 
     fn on_starttls(&mut self, reply: Reply, now: Instant) {
         if reply.code == 220 {
-            self.begin_handshake(true, now);
+            self.begin_handshake(Handshake::StartTls, now);
             return;
         }
         if reply.code == 421 {
             return;
         }
         if self.config.security == Security::StartTls {
-            let err = SmtpError::from_reply(
-                ErrorCode::StartTlsUnavailable,
-                Phase::StartTls,
-                format!("the server offered STARTTLS but refused it: {reply}. Nothing was sent (no credentials, no message)."),
-                &reply,
-            )
-            .with_hint("the server's TLS set-up is broken or something on the path blocks STARTTLS; try security: 'tls' on port 465, or ask the server's administrator.");
+            let err = outcome::starttls_refused(&reply);
             self.fail_connection(err, true);
         } else {
             // Opportunistic: RFC 3207 lets the client carry on in plaintext.
@@ -1068,11 +921,51 @@ impl Connection {
                 self.become_ready(now);
             }
             AuthStep::Failed(err) => {
+                let mechanism = sasl.mechanism();
                 self.sasl = None;
-                if reply.code != 421 {
-                    self.fail_connection(err, true);
+                if reply.code == 421 {
+                    return;
+                }
+                let renewable = self.config.renew_refused_token;
+                match self.token_renewal.after_failure(renewable, mechanism, &reply, err) {
+                    None => self.await_fresh_token(now),
+                    Some(err) => self.fail_connection(err, true),
                 }
             }
+        }
+    }
+
+    /// The server refused the token: the host is asked for a fresh one,
+    /// within the command time-out.
+    fn await_fresh_token(&mut self, now: Instant) {
+        self.transcript(Direction::Client, "(token refused; asking for a fresh one)".to_string());
+        self.events.push_back(Event::AccessTokenRefused);
+        self.timers.set(Timer::Token, now + self.config.timeouts.command);
+    }
+
+    /// The fresh OAuth2 token an `Event::AccessTokenRefused` asked for: AUTH
+    /// runs again with it. Ignored when no token is awaited.
+    pub fn supply_access_token(&mut self, token: &str, now: Instant) {
+        if self.state() != State::Setup {
+            return;
+        }
+        let Some(mechanism) = self.token_renewal.take_awaited() else {
+            return;
+        };
+        self.timers.stop(Timer::Token);
+        let user = self.config.credentials.as_ref().map_or("", Credentials::user);
+        match renewed_credentials(user, token) {
+            Ok(credentials) => self.start_sasl(mechanism, &credentials, now),
+            Err(err) => self.fail_connection(err, true),
+        }
+    }
+
+    /// The host could not fetch the token an `Event::AccessTokenRefused`
+    /// asked for: the connection ends with `EAUTH`, in the host's words.
+    pub fn access_token_failed(&mut self, detail: &str, hint: Option<&str>, retryable: bool, _now: Instant) {
+        if self.state() == State::Setup && self.token_renewal.take_awaited().is_some() {
+            self.timers.stop(Timer::Token);
+            self.fail_connection(token_provider_error(detail, hint, retryable), true);
         }
     }
 
@@ -1081,9 +974,10 @@ impl Connection {
         let tx = &mut self.txs[idx];
         tx.outstanding -= 1;
         if reply.is_positive() {
-            tx.mail_ok = true;
+            tx.mail = MailAnswer::Accepted;
             return;
         }
+        tx.mail = MailAnswer::Refused;
         if reply.code == 503 {
             // Bad sequence: the server still holds a transaction this client
             // did not know of (Exim's "sender already given", Dovecot's "MAIL
@@ -1108,7 +1002,7 @@ impl Connection {
     /// `unknown`, never `not-sent`.
     fn on_mail_into_open_transaction(&mut self, idx: usize, reply: Reply) {
         let tx = &mut self.txs[idx];
-        if !tx.end_sent {
+        if tx.step != Step::EndSent {
             let err = nested_mail_error(&reply, false);
             self.fail_tx(idx, err);
             return;
@@ -1121,7 +1015,7 @@ impl Connection {
             self.fail_connection(err, false);
             return;
         }
-        tx.mail_into_open_transaction = Some(reply);
+        tx.mail = MailAnswer::IntoOpenTransaction(reply);
     }
 
     fn on_rcpt(&mut self, id: MessageId, index: usize, reply: Reply) {
@@ -1130,8 +1024,8 @@ impl Connection {
         tx.outstanding -= 1;
         tx.rcpt_replies.push((index, reply));
         if tx.rcpt_replies.len() < tx.envelope.recipients.len()
-            || tx.failure.is_some()
-            || tx.mail_into_open_transaction.is_some()
+            || tx.outcome.is_failed()
+            || tx.joined_open_transaction().is_some()
         {
             return;
         }
@@ -1146,8 +1040,9 @@ impl Connection {
         let tx = &mut self.txs[idx];
         tx.outstanding -= 1;
         if reply.code == 354 {
-            if tx.failure.is_none() {
-                tx.data_go = true;
+            if !tx.outcome.is_failed() {
+                // The body follows (what the caller gave so far goes first).
+                tx.step = Step::Body;
                 return;
             }
             if !tx.accepted_indexes().is_empty() {
@@ -1155,12 +1050,7 @@ impl Connection {
                 // met a transaction the server still held): an empty end of
                 // data would deliver an empty message to them. Only dropping
                 // the connection abandons DATA.
-                let err = SmtpError::new(
-                    ErrorCode::Closed,
-                    Phase::Data,
-                    "the connection was dropped to abandon DATA that the server opened for a message that had already failed, so that nothing is delivered under another message's envelope.",
-                )
-                .retryable(true);
+                let err = outcome::dropped_to_abandon_data();
                 self.fail_connection(err, false);
                 return;
             }
@@ -1170,27 +1060,20 @@ impl Connection {
             self.transcript(Direction::Client, ".".to_string());
             let tx = &mut self.txs[idx];
             tx.outstanding += 1;
-            tx.end_sent = true;
-            tx.wire_ended = true;
+            tx.step = Step::EndSent;
             self.end_of_data_sent(id);
-            self.expect(Expect::Final(id), now + self.config.timeouts.data_end);
+            self.expect(Expect::Final(id), now);
             return;
         }
         if reply.code < 400 {
             // Only 354 opens DATA. Any other non-failure reply means the
             // replies are out of step with the commands (a server that
             // answered one command twice), so nothing can be paired safely.
-            let err = SmtpError::from_reply(
-                ErrorCode::Protocol,
-                Phase::Data,
-                format!("the server answered DATA with {reply} instead of 354; its replies are out of step with the commands."),
-                &reply,
-            )
-            .with_hint("the server (or something on the path) broke the dialog; wasmtp stops rather than pair replies with the wrong commands. The message was not sent.");
+            let err = outcome::data_out_of_step(&reply);
             self.fail_connection(err, false);
             return;
         }
-        if tx.failure.is_none() {
+        if !tx.outcome.is_failed() {
             let err = data_error(&reply, "the server refused DATA");
             self.fail_tx(idx, err);
         }
@@ -1204,14 +1087,12 @@ impl Connection {
         // A refused chunk leaves `open_transaction` set: RFC 3030 §2 asks for
         // RSET before further commands once a BDAT failed. Those already
         // pipelined behind it are paired as usual: the server answers each.
-        if reply.is_positive() || tx.failure.is_some() || tx.mail_into_open_transaction.is_some() {
+        if reply.is_positive() || tx.outcome.is_failed() || tx.joined_open_transaction().is_some() {
             return;
         }
         let err = data_error(&reply, "the server refused a BDAT chunk");
         self.fail_tx(idx, err);
-        if !self.txs[idx].wire_ended {
-            self.end_wire(idx);
-        }
+        self.end_wire(idx);
     }
 
     fn on_final(&mut self, id: MessageId, reply: Reply, now: Instant) {
@@ -1227,11 +1108,8 @@ impl Connection {
         };
         if tx.final_replies.len() < needed {
             // LMTP: the next reply belongs to this message too.
-            let deadline = now + self.config.timeouts.data_end;
-            self.pending.push_front(Pending {
-                expect: Expect::Final(id),
-                deadline,
-            });
+            self.pending.push_front(Expect::Final(id));
+            self.restart_reply_timer(now);
             return;
         }
         tx.outstanding -= 1;
@@ -1247,17 +1125,17 @@ impl Connection {
         if data_taken && self.open_transaction == Some(id) {
             self.open_transaction = None;
         }
-        if let Some(mail_reply) = tx.mail_into_open_transaction.clone() {
-            self.fail_tx(idx, nested_mail_error(&mail_reply, data_taken));
+        if let Some(mail_reply) = tx.joined_open_transaction() {
+            let err = nested_mail_error(mail_reply, data_taken);
+            self.fail_tx(idx, err);
             return;
         }
-        if tx.failure.is_some() {
+        if tx.outcome.is_failed() {
             return;
         }
-        let outcome = tx.final_outcome(lmtp);
-        match outcome {
+        match tx.final_outcome(lmtp) {
             Ok(delivery) => {
-                tx.reported = true;
+                tx.outcome = Outcome::Delivered;
                 self.events.push_back(Event::Delivered(id, delivery));
             }
             Err(err) => self.fail_tx(idx, err),
@@ -1268,26 +1146,31 @@ impl Connection {
 
     /// Sends whatever the state allows: transactions, then NOOP or QUIT.
     fn flush_work(&mut self, now: Instant) {
-        if self.state != State::Ready {
+        if self.state() != State::Ready {
             return;
         }
-        while self.state == State::Ready && self.advance_wire(now) {}
-        if self.state != State::Ready || !self.txs.iter().all(|t| t.wire_ended) {
+        while self.state() == State::Ready && self.advance_wire(now) {}
+        if self.state() != State::Ready || !self.txs.iter().all(|t| t.step.wire_ended()) {
             return;
         }
-        if self.quit_requested && self.can_send_command() {
-            self.send_command("QUIT", None, Expect::Quit, now);
-            self.state = State::Quitting;
-        } else if self.noop_requested && self.pending.is_empty() && self.txs.is_empty() {
-            self.noop_requested = false;
-            self.send_command("NOOP", None, Expect::Noop, now);
+        match self.requested {
+            Some(Verb::Quit) if self.can_send_command() => {
+                self.requested = None;
+                self.send_command("QUIT", None, Expect::Quit, now);
+                self.stage = Stage::Quitting;
+            }
+            Some(Verb::Noop) if self.pending.is_empty() && self.txs.is_empty() => {
+                self.requested = None;
+                self.send_command("NOOP", None, Expect::Noop, now);
+            }
+            _ => {}
         }
     }
 
     /// Moves the transaction at the head of the wire one step; false when it
     /// has to wait (for a reply, the body, or room in the window).
     fn advance_wire(&mut self, now: Instant) -> bool {
-        let Some(idx) = self.txs.iter().position(|t| !t.wire_ended) else {
+        let Some(idx) = self.txs.iter().position(|t| !t.step.wire_ended()) else {
             return false;
         };
         let framing = self.framing();
@@ -1298,7 +1181,7 @@ impl Connection {
                 if !self.can_send_command() {
                     return false;
                 }
-                if self.txs[idx].failure.is_some() {
+                if self.txs[idx].outcome.is_failed() {
                     return self.end_wire(idx);
                 }
                 let tx = &mut self.txs[idx];
@@ -1317,7 +1200,7 @@ impl Connection {
                 if !self.can_send_command() {
                     return false;
                 }
-                if self.txs[idx].failure.is_some() {
+                if self.txs[idx].outcome.is_failed() {
                     return self.end_wire(idx);
                 }
                 let tx = &mut self.txs[idx];
@@ -1332,27 +1215,28 @@ impl Connection {
                 }
                 true
             }
-            Step::AwaitGo => {
-                if !self.txs[idx].data_go {
-                    return false;
-                }
-                let tx = &mut self.txs[idx];
-                tx.step = Step::Body;
-                let raw = std::mem::take(&mut tx.raw);
-                if let Err(err) = tx.encoder.encode(&raw, &mut self.out) {
-                    let _ = self.body_error(idx, err.to_string());
-                }
-                true
-            }
+            // The 354 moves the step on.
+            Step::AwaitGo => false,
             Step::Body => match framing {
+                Framing::Data if !self.txs[idx].raw.is_empty() => {
+                    // What the caller gave before the 354.
+                    let tx = &mut self.txs[idx];
+                    let raw = std::mem::take(&mut tx.raw);
+                    if let Err(err) = tx.encoder.encode(&raw, &mut self.out) {
+                        let _ = self.body_error(idx, err.to_string());
+                    }
+                    true
+                }
                 Framing::Data => self.finish_data_body(idx, now),
-                Framing::Bdat if self.txs[idx].failure.is_some() => {
+                Framing::Bdat if self.txs[idx].outcome.is_failed() => {
                     // MAIL or every RCPT failed before the whole body was
                     // there: the host stops feeding it, so end it here.
                     self.end_wire(idx)
                 }
                 Framing::Bdat => self.send_bdat_chunks(idx, now),
             },
+            // Not on the wire any more: never found above.
+            Step::EndSent | Step::Stopped => false,
         }
     }
 
@@ -1360,7 +1244,7 @@ impl Connection {
         let started = self
             .txs
             .iter()
-            .filter(|t| t.step != Step::Mail && (t.outstanding > 0 || !t.wire_ended))
+            .filter(|t| t.step != Step::Mail && (t.outstanding > 0 || !t.step.wire_ended()))
             .count();
         if started >= self.config.limits.max_in_flight || !self.can_send_command() {
             return false;
@@ -1370,7 +1254,7 @@ impl Connection {
             Ok(commands) => commands,
             Err(err) => {
                 self.fail_tx(idx, err);
-                self.txs[idx].wire_ended = true;
+                self.txs[idx].step = Step::Stopped;
                 self.reap_transactions();
                 return true;
             }
@@ -1433,13 +1317,12 @@ impl Connection {
         }
         let summary = format!("<message body, {} bytes>", tx.encoder.bytes_out().saturating_sub(3));
         let id = tx.id;
-        tx.end_sent = true;
-        tx.wire_ended = true;
+        tx.step = Step::EndSent;
         tx.outstanding += 1;
         self.end_of_data_sent(id);
         self.transcript(Direction::Client, summary);
         self.transcript(Direction::Client, ".".to_string());
-        self.expect(Expect::Final(id), now + self.config.timeouts.data_end);
+        self.expect(Expect::Final(id), now);
         true
     }
 
@@ -1457,7 +1340,7 @@ impl Connection {
             }
         }
         let tx = &mut self.txs[idx];
-        if tx.caller_done && !tx.end_sent {
+        if tx.caller_done {
             if let Err(err) = tx.encoder.finish(&mut tx.chunk) {
                 let _ = self.body_error(idx, err.to_string());
                 return true;
@@ -1482,20 +1365,15 @@ impl Connection {
         };
         tx.outstanding += 1;
         if last {
-            tx.end_sent = true;
-            tx.wire_ended = true;
+            tx.step = Step::EndSent;
         }
         let body: Vec<u8> = tx.chunk.drain(..size).collect();
-        let (expect, deadline) = if last {
-            (Expect::Final(id), now + self.config.timeouts.data_end)
-        } else {
-            (Expect::Bdat(id), now + self.config.timeouts.command)
-        };
+        let expect = if last { Expect::Final(id) } else { Expect::Bdat(id) };
         self.out.extend_from_slice(line.as_bytes());
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&body);
         self.transcript(Direction::Client, format!("{line} <{size} bytes of message data>"));
-        self.expect(expect, deadline);
+        self.expect(expect, now);
         true
     }
 
@@ -1503,7 +1381,9 @@ impl Connection {
     /// (`open_transaction` stays set), so the next MAIL is preceded by RSET.
     fn end_wire(&mut self, idx: usize) -> bool {
         let tx = &mut self.txs[idx];
-        tx.wire_ended = true;
+        if !tx.step.wire_ended() {
+            tx.step = Step::Stopped;
+        }
         tx.raw = Vec::new();
         tx.chunk = Vec::new();
         true
@@ -1520,10 +1400,12 @@ impl Connection {
     /// Fails a message whose body cannot be sent and returns its error.
     /// The transaction may be gone afterwards (DATA ends the connection).
     fn body_error(&mut self, idx: usize, message: String) -> SmtpError {
-        let err = SmtpError::new(ErrorCode::Message, Phase::Data, format!("the message cannot be sent as it is: {message}"))
-            .with_hint("wasmtp's message builder encodes long lines for you; for raw messages, wrap lines or use quoted-printable/base64.");
+        let err = outcome::unsendable_body(message);
         self.fail_tx(idx, err.clone());
-        let failure = self.txs[idx].failure.clone().unwrap_or(err);
+        let failure = match &self.txs[idx].outcome {
+            Outcome::Failed(failure) => failure.clone(),
+            _ => err,
+        };
         match self.framing() {
             Framing::Data if self.txs[idx].step == Step::Body => self.close_mid_body(),
             _ => {
@@ -1536,12 +1418,7 @@ impl Connection {
     /// DATA cannot be cancelled: ending it would deliver a truncated
     /// message, so the only safe way out is to drop the connection.
     fn close_mid_body(&mut self) {
-        let err = SmtpError::new(
-            ErrorCode::Closed,
-            Phase::Data,
-            "the connection was dropped to abandon a message in the middle of DATA, so that no truncated copy is delivered.",
-        )
-        .retryable(true);
+        let err = outcome::dropped_mid_body();
         self.fail_connection(err, false);
     }
 
@@ -1549,17 +1426,30 @@ impl Connection {
         self.out.extend_from_slice(line.as_bytes());
         self.out.extend_from_slice(b"\r\n");
         self.transcript(Direction::Client, redacted.unwrap_or(line).to_string());
-        let deadline = now + self.timeout_for(expect);
-        self.expect(expect, deadline);
+        self.expect(expect, now);
     }
 
-    fn expect(&mut self, expect: Expect, deadline: Instant) {
-        self.pending.push_back(Pending { expect, deadline });
+    /// Awaits a reply to what was just sent at `now`.
+    fn expect(&mut self, expect: Expect, now: Instant) {
+        self.pending.push_back(expect);
+        if self.pending.len() == 1 {
+            self.restart_reply_timer(now);
+        }
+    }
+
+    /// The reply now at the head of the queue gets its whole allowance from
+    /// `now` (time is monotonic, so never less than it had when its command
+    /// went out).
+    fn restart_reply_timer(&mut self, now: Instant) {
+        match self.pending.front() {
+            Some(&expect) => self.timers.set(Timer::Reply, now + self.timeout_for(expect)),
+            None => self.timers.stop(Timer::Reply),
+        }
     }
 
     fn can_send_command(&self) -> bool {
         if self.pipelining() {
-            self.pending.iter().all(|p| p.expect.allows_pipelining_after())
+            self.pending.iter().all(|e| e.allows_pipelining_after())
         } else {
             self.pending.is_empty()
         }
@@ -1580,7 +1470,7 @@ impl Connection {
     // ----- Bookkeeping --------------------------------------------------------------
 
     fn wire_tx(&self) -> Option<&Transaction> {
-        self.txs.iter().find(|t| !t.wire_ended)
+        self.txs.iter().find(|t| !t.step.wire_ended())
     }
 
     fn tx_index(&self, id: MessageId) -> Option<usize> {
@@ -1589,74 +1479,56 @@ impl Connection {
 
     fn check_body_target(&self, id: MessageId) -> Result<(), SmtpError> {
         let Some(tx) = self.txs.iter().find(|t| t.id == id) else {
-            return Err(SmtpError::input(
-                Phase::Data,
-                format!("message {} is not queued on this connection.", id.0),
-            ));
+            return Err(outcome::not_queued(id));
         };
-        if let Some(err) = &tx.failure {
+        if let Outcome::Failed(err) = &tx.outcome {
             return Err(err.clone());
         }
         if tx.caller_done {
-            return Err(SmtpError::input(
-                Phase::Data,
-                "the body of this message was already ended.",
-            ));
+            return Err(outcome::body_already_ended());
         }
         Ok(())
     }
 
     fn fail_tx(&mut self, idx: usize, err: SmtpError) {
         let tx = &mut self.txs[idx];
-        if tx.failure.is_none() && !tx.reported {
-            tx.failure = Some(err.clone());
-            tx.reported = true;
+        if tx.outcome.is_pending() {
+            tx.outcome = Outcome::Failed(err.clone());
             self.events.push_back(Event::Failed(tx.id, err));
         }
     }
 
     fn reap_transactions(&mut self) {
-        self.txs.retain(|t| !(t.reported && t.wire_ended && t.outstanding == 0));
+        self.txs
+            .retain(|t| t.outcome.is_pending() || !t.step.wire_ended() || t.outstanding > 0);
     }
 
     /// Ends the connection: every unfinished message fails with what is
     /// known about it, then `Closed(Some(err))`.
     fn fail_connection(&mut self, err: SmtpError, send_quit: bool) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
         // When an earlier message's final reply was awaited, the error is
         // about that message; the ones behind it get a sentence of their own.
-        let awaiting_final = self.txs.iter().any(|t| t.end_sent && !t.reported);
+        let awaiting_final = self
+            .txs
+            .iter()
+            .any(|t| t.step == Step::EndSent && t.outcome.is_pending());
         for idx in 0..self.txs.len() {
             let tx = &self.txs[idx];
-            if tx.reported {
+            if !tx.outcome.is_pending() {
                 continue;
             }
-            let mut tx_err = err.clone();
-            if tx.end_sent {
-                // Only here can the server hold the message without having said so.
-                tx_err.delivery_state = DeliveryState::Unknown;
-                tx_err.phase = Phase::Data;
-                tx_err.hint = Some(
-                    "the whole message was sent but the server never confirmed it: it may or may not have been accepted. Check the recipient's mailbox before resending."
-                        .to_string(),
-                );
+            let unfinished = if tx.step == Step::EndSent {
+                Unfinished::EndSent
             } else {
-                // Its end of data never went out: the server cannot have it,
-                // whatever the connection's own error says.
-                tx_err.delivery_state = DeliveryState::NotSent;
-                if tx.step != Step::Mail {
-                    tx_err.phase = tx.phase();
+                Unfinished::NotSent {
+                    phase: (tx.step != Step::Mail).then(|| tx.phase()),
+                    behind_final: awaiting_final,
                 }
-                if awaiting_final {
-                    tx_err.message = format!(
-                        "this message was not sent: the connection ended ({}) while an earlier message's final reply was awaited.",
-                        err.code
-                    );
-                    tx_err.hint = Some("the server never received this message; resending it is safe.".to_string());
-                }
-            }
+            };
+            let tx_err = outcome::for_unfinished_message(&err, unfinished);
             self.fail_tx(idx, tx_err);
         }
         if send_quit {
@@ -1667,44 +1539,34 @@ impl Connection {
     }
 
     fn finish_closed(&mut self, err: Option<SmtpError>) {
-        if self.state == State::Closed {
+        if self.state() == State::Closed {
             return;
         }
         if err.is_none() {
             // A clean close can still leave messages that never went out.
-            let leftover = SmtpError::new(
-                ErrorCode::Closed,
-                Phase::Quit,
-                "the connection closed before this message was sent.",
-            )
-            .retryable(true);
+            let leftover = outcome::closed_before_sent();
             for idx in 0..self.txs.len() {
                 self.fail_tx(idx, leftover.clone());
             }
         }
-        self.state = State::Closed;
+        self.stage = Stage::Closed;
         self.pending.clear();
         self.txs.clear();
-        self.wait_deadline = None;
+        self.timers.stop_all();
         self.port_probe = PortProbe::Off;
         self.events.push_back(Event::Closed(err));
     }
 
     fn current_phase(&self) -> Phase {
         if let Some(front) = self.pending.front() {
-            return front.expect.phase();
+            return front.phase();
         }
-        match self.state {
-            State::Connecting => Phase::Connect,
-            State::TlsHandshake => {
-                if self.starttls_handshake {
-                    Phase::StartTls
-                } else {
-                    Phase::Tls
-                }
-            }
-            State::Quitting | State::Closed => Phase::Quit,
-            State::Setup | State::Ready => self.wire_tx().map_or(Phase::Mail, |t| t.phase()),
+        match self.stage {
+            Stage::Connecting => Phase::Connect,
+            Stage::Handshake(Handshake::StartTls) => Phase::StartTls,
+            Stage::Handshake(Handshake::Implicit { .. }) => Phase::Tls,
+            Stage::Quitting | Stage::Closed => Phase::Quit,
+            Stage::Setup { .. } | Stage::Ready => self.wire_tx().map_or(Phase::Mail, |t| t.phase()),
         }
     }
 
@@ -1717,58 +1579,8 @@ impl Connection {
         }
     }
 
-    fn timeout_error(&self, phase: Phase, expect: Option<Expect>) -> SmtpError {
-        let t = &self.config.timeouts;
-        let (waited, what, hint) = match (phase, expect) {
-            (Phase::Connect, _) => (
-                t.connect,
-                format!("could not connect to {}:{}", self.config.host, self.config.port),
-                "the host may be down, or a firewall or the hosting provider may block outbound SMTP ports; try port 587 or 465, or 2525 if the provider offers it.".to_string(),
-            ),
-            (Phase::Tls | Phase::StartTls, None) => (
-                t.tls_handshake,
-                "the TLS handshake did not finish".to_string(),
-                if self.starttls_handshake {
-                    "the server accepted STARTTLS but never completed the handshake; try security: 'tls' on port 465.".to_string()
-                } else {
-                    "the server did not answer the TLS handshake: if this port expects a plaintext greeting (587, 25), use security: 'starttls'.".to_string()
-                },
-            ),
-            (_, Some(Expect::Greeting)) => (
-                t.greeting,
-                format!("{}:{} accepted the connection but sent no greeting", self.config.host, self.config.port),
-                tls::silent_greeting_hint(self.config.port, self.config.security),
-            ),
-            (_, Some(Expect::Final(_))) => (
-                t.data_end,
-                "the server did not confirm the message after its end".to_string(),
-                "the message may or may not have been accepted; check before resending.".to_string(),
-            ),
-            _ => (
-                t.command,
-                format!("the server did not answer during {phase}"),
-                "the server or the network stalled; try again later.".to_string(),
-            ),
-        };
-        SmtpError::new(
-            ErrorCode::TimedOut,
-            phase,
-            format!("{what} within {}.", crate::time::describe(waited)),
-        )
-        .with_hint(hint)
-        .retryable(true)
-    }
-
     fn transcript(&mut self, dir: Direction, text: String) {
         self.events.push_back(Event::Transcript(TranscriptLine { dir, text }));
-    }
-}
-
-fn starttls_missing_hint(port: u16) -> String {
-    match port {
-        465 => "port 465 uses TLS from the first byte: use security: 'tls'.".to_string(),
-        25 => "port 25 often lacks STARTTLS on internal relays: use the submission port 587 (STARTTLS) or 465 (TLS). Only if you accept plaintext, use security: 'opportunistic'.".to_string(),
-        _ => "use port 465 with security: 'tls' if the server offers it; if something on the network strips STARTTLS, do not downgrade — fix the path. Only for a trusted local server, use security: 'none'.".to_string(),
     }
 }
 

@@ -301,6 +301,16 @@ impl<E: Engine> Client<E> {
                 // keeps its guess). A host that can connect answers with
                 // `Connection::port_probe_result`.
                 Event::PortProbe { .. } => {}
+                // This driver has no token provider to ask: the refusal stands.
+                Event::AccessTokenRefused => {
+                    let now = self.now();
+                    self.conn.access_token_failed(
+                        "this driver cannot fetch tokens.",
+                        Some("pass a current token in Credentials::OAuth2, and leave Config::renew_refused_token off."),
+                        false,
+                        now,
+                    );
+                }
                 Event::Ready(info) => self.session = Some(info),
                 Event::Delivered(id, delivery) => {
                     self.outcomes.insert(id, Ok(delivery));

@@ -6,7 +6,7 @@
 //!
 //! Three kinds of calls, all sans-IO:
 //! - the host's reports: the socket opened or failed, bytes or EOF arrived,
-//!   time passed;
+//!   time passed, a fresh OAuth2 token;
 //! - the user's verbs: submit a message, stream its body, NOOP, quit, abort;
 //! - the host's drains: bytes to write, events, the next deadline.
 //!
@@ -47,6 +47,13 @@ pub trait Engine {
     /// What the second connection of an [`Event::PortProbe`] received first
     /// (empty: nothing, or it could not connect).
     fn port_probe_result(&mut self, first_bytes: &[u8], now: Instant);
+
+    /// The fresh OAuth2 token an [`Event::AccessTokenRefused`] asked for.
+    fn supply_access_token(&mut self, token: &str, now: Instant);
+
+    /// The host could not fetch the token an [`Event::AccessTokenRefused`]
+    /// asked for; `detail` and `hint` say why (the connection ends with `EAUTH`).
+    fn access_token_failed(&mut self, detail: &str, hint: Option<&str>, retryable: bool, now: Instant);
 
     // ----- What the user asks for ------------------------------------------------
 
@@ -176,6 +183,14 @@ impl Engine for Connection {
 
     fn port_probe_result(&mut self, first_bytes: &[u8], now: Instant) {
         Connection::port_probe_result(self, first_bytes, now);
+    }
+
+    fn supply_access_token(&mut self, token: &str, now: Instant) {
+        Connection::supply_access_token(self, token, now);
+    }
+
+    fn access_token_failed(&mut self, detail: &str, hint: Option<&str>, retryable: bool, now: Instant) {
+        Connection::access_token_failed(self, detail, hint, retryable, now);
     }
 
     fn submit(&mut self, envelope: Envelope, now: Instant) -> Result<MessageId, SmtpError> {

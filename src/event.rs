@@ -107,6 +107,11 @@ pub enum Event {
     /// greeting time-out instead (on port 465 the silence alone is taken as
     /// the mix-up).
     PortProbe { client_hello: Vec<u8> },
+    /// The server refused the OAuth2 access token (only with
+    /// `Config::renew_refused_token`): the host fetches a fresh one (never
+    /// the refused one again) and hands it over with `supply_access_token`,
+    /// or reports `access_token_failed`. AUTH then runs once more.
+    AccessTokenRefused,
     /// The session is set up (greeting, EHLO, TLS, AUTH): messages flow.
     Ready(SessionInfo),
     /// A message was accepted with the server's final 2xx.

@@ -481,6 +481,16 @@ impl Engine for SecureConnection {
         self.pump(now);
     }
 
+    fn supply_access_token(&mut self, token: &str, now: Instant) {
+        self.inner.supply_access_token(token, now);
+        self.pump(now);
+    }
+
+    fn access_token_failed(&mut self, detail: &str, hint: Option<&str>, retryable: bool, now: Instant) {
+        self.inner.access_token_failed(detail, hint, retryable, now);
+        self.pump(now);
+    }
+
     fn submit(&mut self, envelope: Envelope, now: Instant) -> Result<MessageId, SmtpError> {
         let id = self.inner.submit(envelope, now);
         self.pump(now);

@@ -2257,3 +2257,231 @@ RSET\r\nMAIL FROM:<s3@example.com>\r\nRCPT TO:<r3@example.org>\r\n",
     assert!(err.message.contains("MAIL already given"), "{err}");
     h.expect_silence();
 }
+
+// ----- OAuth2: a refused token is renewed once ----------------------------------
+
+const STALE: &str = "ya29.stale";
+const FRESH: &str = "ya29.fresh";
+
+fn token_config(renew: bool) -> Config {
+    config(Security::StartTls, 587)
+        .credentials(Credentials::OAuth2 {
+            user: "ann@example.com".into(),
+            access_token: STALE.into(),
+        })
+        .renew_refused_token(renew)
+}
+
+/// STARTTLS_SETUP with the OAuth2 mechanisms offered after TLS.
+fn oauth_setup() -> String {
+    STARTTLS_SETUP.replace("AUTH PLAIN LOGIN", "AUTH XOAUTH2 OAUTHBEARER")
+}
+
+fn xoauth2_line(token: &str) -> String {
+    let payload = format!("user=ann@example.com\x01auth=Bearer {token}\x01\x01");
+    format!("AUTH XOAUTH2 {}", base64::encode(payload))
+}
+
+/// The 334 error challenge Gmail sends for an expired token, the client's
+/// empty answer, and the final 535.
+fn xoauth2_refusal(token: &str) -> String {
+    let challenge = base64::encode(r#"{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}"#);
+    format!(
+        "
+        C: {}
+        S: 334 {challenge}
+        C:
+        S: 535-5.7.8 Username and Password not accepted.
+        S: 535 5.7.8 https://support.google.com/mail/?p=BadCredentials
+    ",
+        xoauth2_line(token)
+    )
+}
+
+fn renewal_requests(h: &Harness) -> usize {
+    h.events
+        .iter()
+        .filter(|e| matches!(e, Event::AccessTokenRefused))
+        .count()
+}
+
+#[test]
+fn a_refused_token_is_renewed_once_and_auth_runs_again() {
+    let h = both_splits(
+        |h| {
+            h.run(&oauth_setup());
+            let id = h.submit(envelope(&["bob@example.org"]), b"hi");
+            h.run(&xoauth2_refusal(STALE));
+            // The engine waits for the host: nothing is sent, nothing failed.
+            h.expect_silence();
+            assert_eq!(renewal_requests(h), 1);
+            assert!(h.closed().is_none() && h.failure(id).is_none());
+            assert_eq!(h.conn.state(), State::Setup);
+            h.conn.supply_access_token(FRESH, h.now);
+            h.run(&format!(
+                "
+                C: {}
+                S: 235 2.7.0 Accepted
+                C: MAIL FROM:<ann@example.com> BODY=8BITMIME
+                C: RCPT TO:<bob@example.org>
+                C: DATA
+                S: 250 ok
+                S: 250 ok
+                S: 354 go
+                C: hi
+                C: .
+                S: 250 queued
+            ",
+                xoauth2_line(FRESH)
+            ));
+            assert!(h.delivered(id).is_some());
+            // A second token arriving unasked changes nothing.
+            h.conn.supply_access_token("ya29.unasked", h.now);
+            h.expect_silence();
+        },
+        || Harness::new(token_config(true)),
+    );
+    assert_eq!(h.ready().unwrap().auth_method, Some(Mechanism::XOAuth2));
+    let transcript = h.transcript();
+    assert!(
+        transcript.contains("(token refused; asking for a fresh one)"),
+        "{transcript}"
+    );
+    assert_eq!(
+        transcript.matches("C: AUTH XOAUTH2 <redacted>").count(),
+        2,
+        "{transcript}"
+    );
+    assert!(!transcript.contains("ya29"), "{transcript}");
+}
+
+#[test]
+fn oauthbearer_is_renewed_the_same_way() {
+    let mut h = Harness::new(token_config(true).auth_mechanism(Mechanism::OAuthBearer));
+    h.run(&oauth_setup());
+    let line = |token: &str| {
+        let payload = format!("n,a=ann@example.com,\x01host=mx.example.com\x01port=587\x01auth=Bearer {token}\x01\x01");
+        format!("AUTH OAUTHBEARER {}", base64::encode(payload))
+    };
+    let challenge = base64::encode(r#"{"status":"invalid_token"}"#);
+    h.run(&format!(
+        "
+        C: {}
+        S: 334 {challenge}
+        C: AQ==
+        S: 535 5.7.8 Authentication credentials invalid
+    ",
+        line(STALE)
+    ));
+    assert_eq!(renewal_requests(&h), 1);
+    h.conn.supply_access_token(FRESH, h.now);
+    h.run(&format!("C: {}\nS: 235 2.7.0 ok", line(FRESH)));
+    assert_eq!(h.ready().unwrap().auth_method, Some(Mechanism::OAuthBearer));
+}
+
+#[test]
+fn a_fresh_token_refused_too_ends_with_eauth_naming_the_token() {
+    let mut h = Harness::new(token_config(true));
+    h.run(&oauth_setup());
+    let id = h.submit(envelope(&["bob@example.org"]), b"hi");
+    h.run(&xoauth2_refusal(STALE));
+    h.conn.supply_access_token(FRESH, h.now);
+    h.run(&xoauth2_refusal(FRESH));
+    h.run("C: QUIT");
+    assert_eq!(renewal_requests(&h), 1, "one renewal per connection");
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::Auth, Phase::Auth));
+    assert_eq!(err.reply.as_ref().map(|r| r.code), Some(535));
+    assert!(
+        err.hint.as_deref().unwrap().contains("fresh token was refused too"),
+        "{err}"
+    );
+    assert!(err.message.contains("\"status\":\"401\""), "{}", err.message);
+    assert_eq!(h.failure(id).unwrap().code, ErrorCode::Auth);
+    assert!(!err.to_string().contains("ya29"));
+}
+
+#[test]
+fn without_renewal_a_refused_token_is_final() {
+    let mut h = Harness::new(token_config(false));
+    h.run(&oauth_setup());
+    h.run(&xoauth2_refusal(STALE));
+    h.run("C: QUIT");
+    assert_eq!(renewal_requests(&h), 0);
+    let err = h.close_error();
+    assert_eq!(err.code, ErrorCode::Auth);
+    assert!(err.hint.as_deref().unwrap().contains("expired"), "{err}");
+}
+
+#[test]
+fn only_a_refused_token_is_renewed() {
+    // A temporary failure, or a refused password, is no reason to ask for a token.
+    let mut h = Harness::new(token_config(true));
+    h.run(&oauth_setup());
+    h.run(&format!(
+        "C: {}\nS: 454 4.7.0 Temporary authentication failure\nC: QUIT",
+        xoauth2_line(STALE)
+    ));
+    assert_eq!(renewal_requests(&h), 0);
+    assert!(h.close_error().retryable);
+
+    let mut h = Harness::new(with_auth(config(Security::StartTls, 587)).renew_refused_token(true));
+    h.run(STARTTLS_SETUP);
+    h.run(&format!("C: AUTH PLAIN {PLAIN_B64}\nS: 535 5.7.8 no\nC: QUIT"));
+    assert_eq!(renewal_requests(&h), 0);
+    assert_eq!(h.close_error().code, ErrorCode::Auth);
+}
+
+#[test]
+fn a_token_provider_failure_ends_with_eauth_in_its_words() {
+    let mut h = Harness::new(token_config(true));
+    h.run(&oauth_setup());
+    h.run(&xoauth2_refusal(STALE));
+    h.conn.access_token_failed(
+        "the token endpoint answered invalid_grant.",
+        Some("the refresh token was revoked: get a new one."),
+        false,
+        h.now,
+    );
+    h.pump();
+    h.run("C: QUIT");
+    let err = h.close_error();
+    assert_eq!(
+        (err.code, err.phase, err.retryable),
+        (ErrorCode::Auth, Phase::Auth, false)
+    );
+    assert!(err.message.contains("invalid_grant"), "{}", err.message);
+    assert_eq!(
+        err.hint.as_deref(),
+        Some("the refresh token was revoked: get a new one.")
+    );
+}
+
+#[test]
+fn a_token_provider_that_never_answers_times_out() {
+    let mut h = Harness::new(token_config(true));
+    h.run(&oauth_setup());
+    h.run(&xoauth2_refusal(STALE));
+    h.advance(Duration::from_secs(59));
+    assert!(h.closed().is_none());
+    h.advance(Duration::from_secs(2));
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::TimedOut, Phase::Auth));
+    assert!(err.message.contains("token provider"), "{}", err.message);
+    // A late answer finds the connection closed.
+    h.conn.supply_access_token(FRESH, h.now);
+    h.pump();
+    assert!(!String::from_utf8_lossy(&h.sent).contains(&xoauth2_line(FRESH)));
+}
+
+#[test]
+fn a_token_with_a_control_character_is_never_sent() {
+    let mut h = Harness::new(token_config(true));
+    h.run(&oauth_setup());
+    h.run(&xoauth2_refusal(STALE));
+    h.conn.supply_access_token("ya29.x\x01user=mallory", h.now);
+    h.run("C: QUIT");
+    let err = h.close_error();
+    assert_eq!((err.code, err.phase), (ErrorCode::Input, Phase::Auth));
+    assert!(!String::from_utf8_lossy(&h.sent).contains("mallory"));
+}

@@ -3,7 +3,7 @@
 // one JSON line with the timings.
 //
 //   node lib/client.mjs '<json spec>'
-// spec: { lib: 'wasmtp'|'nodemailer', port, security: 'none'|'starttls',
+// spec: { lib: 'wasmtp'|'nodemailer'|'raw', port, security: 'none'|'starttls',
 //         ca?, messages, connections, kind: 'batch'|'attachment', attachmentBytes?,
 //         defaultLimits? (each library's own messages-per-connection default: 100 for both),
 //         dkim?: path of a PEM RSA key both libraries sign every message with }
@@ -113,12 +113,87 @@ async function nodemailerClient() {
   };
 }
 
+/**
+ * The wire's own pace, as a reference for the BDAT scenarios: a minimal
+ * client with no library around it (STARTTLS, AUTH PLAIN, then MAIL, RCPT
+ * and BDAT LAST with the message, up to `spec.window` transactions in
+ * flight, 32 by default as wasmtp's engine). No MIME building, no checks
+ * beyond each reply's code: what any client can reach against this server.
+ */
+async function rawClient() {
+  const net = await import('node:net');
+  const tls = await import('node:tls');
+  let socket = net.connect({ host: '127.0.0.1', port: spec.port });
+  socket.setNoDelay(true);
+  let pending = '';
+  const waiting = [];
+  const replies = [];
+  const onData = (chunk) => {
+    pending += chunk.toString('latin1');
+    let end;
+    while ((end = pending.indexOf('\r\n')) !== -1) {
+      const line = pending.slice(0, end);
+      pending = pending.slice(end + 2);
+      if (line[3] !== '-') {
+        if (waiting.length > 0) waiting.shift()(line);
+        else replies.push(line);
+      }
+    }
+  };
+  const reply = () => (replies.length > 0 ? Promise.resolve(replies.shift()) : new Promise((resolve) => waiting.push(resolve)));
+  const expect = async (prefix) => {
+    const line = await reply();
+    if (!line.startsWith(prefix)) throw new Error(`raw client: expected ${prefix}, got ${line}`);
+  };
+  socket.on('data', onData);
+  await expect('220');
+  socket.write('EHLO client.bench.test\r\n');
+  await expect('250');
+  if (spec.security === 'starttls') {
+    socket.write('STARTTLS\r\n');
+    await expect('220');
+    socket.off('data', onData);
+    socket = tls.connect({ socket, servername: 'localhost', ca: readFileSync(spec.ca, 'utf8') });
+    socket.on('data', onData);
+    await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    socket.write('EHLO client.bench.test\r\n');
+    await expect('250');
+  }
+  socket.write(`AUTH PLAIN ${Buffer.from(`\0${USER}\0${PASS}`).toString('base64')}\r\n`);
+  await expect('235');
+  const window = spec.window ?? 32;
+  let inFlight = 0;
+  const slots = [];
+  return {
+    async send(msg, i = Math.random()) {
+      while (inFlight >= window) await new Promise((resolve) => slots.push(resolve));
+      inFlight += 1;
+      const body = Buffer.from(
+        `From: ${msg.from}\r\nTo: ${msg.to.join(', ')}\r\nSubject: ${msg.subject}\r\nDate: ${new Date().toUTCString()}\r\n` +
+          `Message-ID: <${i}.${Date.now()}@bench.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+          `Content-Transfer-Encoding: 7bit\r\n\r\n${msg.text}`,
+      );
+      socket.write(`MAIL FROM:<sender@bench.test>\r\nRCPT TO:<${msg.to[0]}>\r\nBDAT ${body.length} LAST\r\n`);
+      socket.write(body);
+      const codes = [await reply(), await reply(), await reply()];
+      inFlight -= 1;
+      slots.shift()?.();
+      if (!codes.every((line) => line.startsWith('2'))) throw new Error(`raw client: ${codes.join(' / ')}`);
+    },
+    close: async () => {
+      socket.write('QUIT\r\n');
+      await reply();
+      socket.end();
+    },
+  };
+}
+
 function vmHwmBytes() {
   const status = readFileSync('/proc/self/status', 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) * 1024;
 }
 
-const lib = spec.lib === 'wasmtp' ? await wasmtpClient() : await nodemailerClient();
+const lib = spec.lib === 'wasmtp' ? await wasmtpClient() : spec.lib === 'raw' ? await rawClient() : await nodemailerClient();
 const batch = spec.kind === 'attachment' ? null : Array.from({ length: spec.messages }, (_, i) => message(i));
 
 globalThis.gc?.();

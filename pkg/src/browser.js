@@ -62,5 +62,6 @@ function browserOptions(options) {
   };
 }
 
+export { oauth2 } from './oauth2.js';
 export { ready } from './engine.js';
 export { SmtpError, websocketTransport };

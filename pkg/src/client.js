@@ -4,6 +4,7 @@ import { normalizeDkim, signMessage } from './dkim.js';
 import { loadEngine } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
 import { prepareMessageAsync } from './message.js';
+import { connectionToken } from './oauth2.js';
 import { defaultClientName, engineOptions, normalizeOptions } from './options.js';
 import { Pool } from './pool.js';
 import { Session } from './session.js';
@@ -103,9 +104,11 @@ class Client {
   async #openSession() {
     const engine = await loadEngine(this.#opts.engine);
     const clientName = this.#opts.clientName ?? (await defaultClientName());
+    // With a token provider: the cached token, or one fetched now.
+    const { token, renew } = await connectionToken(this.#opts);
     let built;
     try {
-      built = engineOptions(engine, { ...this.#opts, clientName });
+      built = engineOptions(engine, { ...this.#opts, clientName, currentAccessToken: token });
     } catch (thrown) {
       throw toSmtpError(thrown);
     }
@@ -116,6 +119,7 @@ class Client {
         target: built.target,
         transport: this.#opts.transport,
         onTranscript: this.#opts.onTranscript,
+        renewAccessToken: renew,
       });
     } catch (thrown) {
       throw toSmtpError(thrown);

@@ -16,6 +16,7 @@
 
 import { hasWasmSource, loadEngine } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
+import { connectionToken } from './oauth2.js';
 import { engineOptions, normalizeOptions } from './options.js';
 import { Session } from './session.js';
 import { monotonicNow as now } from './util.js';
@@ -151,7 +152,8 @@ async function runProbe(engine, opts, { port, security }, { onProgress, onTransc
   let authMethod = null;
   let session = null;
   try {
-    const built = engineOptions(engine, { ...opts, port, security });
+    const { token, renew } = await connectionToken(opts);
+    const built = engineOptions(engine, { ...opts, port, security, currentAccessToken: token });
     try {
       // Verification off, to see any certificate; credentials stay withheld there.
       const tls = { ...built.target.tls, rejectUnauthorized: false, acceptUnverifiedForDiagnosis: inEngine };
@@ -162,6 +164,7 @@ async function runProbe(engine, opts, { port, security }, { onProgress, onTransc
         transport,
         onTranscript: ({ dir, text }) => onTranscript({ port, security, dir, text, note: explainer.explain(dir, text) }),
         inspect,
+        renewAccessToken: renew,
       });
     } finally {
       built.options.free();

@@ -114,6 +114,7 @@ export async function buildMessage(message, options) {
 }
 
 export { createTestClient } from './capture.js';
+export { oauth2 } from './oauth2.js';
 export { ready } from './engine.js';
 export { SmtpError } from './errors.js';
 export { bullmqStore } from './outbox/bullmq.js';

@@ -5,6 +5,7 @@
 // ignored. The main API's own names are accepted too.
 
 import { SmtpError } from './errors.js';
+import { oauth2 } from './oauth2.js';
 import { absent, checkKeys, describeValue, isObject } from './strict.js';
 
 /** createTransport options this layer maps, and the main API's own names it passes on. */
@@ -32,15 +33,18 @@ const REFUSED_TRANSPORT = Object.freeze({
   customAuth: 'custom SASL methods are not supported: PLAIN, LOGIN, CRAM-MD5, XOAUTH2 and OAUTHBEARER are.',
 });
 
-const AUTH_KEYS = Object.freeze(['type', 'user', 'pass', 'accessToken', 'method']);
+const AUTH_KEYS = Object.freeze(['type', 'user', 'pass', 'accessToken', 'method', 'clientId', 'clientSecret', 'refreshToken', 'expires', 'accessUrl', 'provisionCallback']);
 const REFUSED_AUTH = Object.freeze(
   Object.fromEntries(
-    ['clientId', 'clientSecret', 'refreshToken', 'expires', 'accessUrl', 'serviceClient', 'privateKey', 'provisionCallback'].map((key) => [
+    ['serviceClient', 'privateKey'].map((key) => [
       key,
-      'wasmtp does not fetch or refresh OAuth 2.0 tokens: pass a current auth.accessToken (with type: "OAuth2").',
+      'service accounts (the JWT grant) are not built in: pass auth.accessToken as a function that resolves with a token, for example from google-auth-library.',
     ]),
   ),
 );
+
+/** nodemailer's default accessUrl: Google's token endpoint. */
+const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 
 /** Main API codes as nodemailer's `err.code`. */
 const NODEMAILER_CODES = Object.freeze({
@@ -102,7 +106,7 @@ function replyText(reply) {
  * createClient options for nodemailer's transport options.
  * @param {object | string} given options, or an smtp:// / smtps:// URL
  */
-export function clientOptions(given) {
+export function clientOptions(given, tokenListeners = []) {
   const options = typeof given === 'string' ? fromUrl(given) : given;
   if (!isObject(options)) {
     throw SmtpError.input(`createTransport needs an options object or an smtp(s):// URL, not ${describeValue(options)}.`, 'pass { host, port, secure, auth }.', 'connect');
@@ -120,7 +124,7 @@ export function clientOptions(given) {
   if (absent(out.host)) out.host = 'localhost'; // nodemailer's default
   out.security = security(options);
   if (absent(out.port) && out.security !== undefined) out.port = options.secure === true ? 465 : 587;
-  if (!absent(options.auth)) out.auth = auth(options.auth, options.authMethod);
+  if (!absent(options.auth)) out.auth = auth(options.auth, options.authMethod, tokenListeners);
   else if (!absent(options.authMethod)) throw SmtpError.input('authMethod needs auth.', 'pass auth: { user, pass } with it.', 'auth');
   if (!absent(options.tls)) out.tls = { ...options.tls };
   out.timeouts = timeouts(options);
@@ -177,20 +181,67 @@ function security(options) {
   return 'opportunistic';
 }
 
-function auth(given, authMethod) {
+function auth(given, authMethod, tokenListeners) {
   if (!isObject(given)) throw SmtpError.input(`auth is ${describeValue(given)}.`, 'pass auth: { user, pass }.', 'auth');
   checkKeys(given, AUTH_KEYS, 'auth', REFUSED_AUTH, 'auth');
   const type = given.type?.toLowerCase?.() ?? 'login';
-  if (type === 'oauth2') {
-    if (typeof given.accessToken !== 'string') {
-      throw SmtpError.input('auth type OAuth2 needs an accessToken here.', 'wasmtp does not fetch or refresh OAuth 2.0 tokens: pass a current auth.accessToken.', 'auth');
-    }
-    return { user: given.user, accessToken: given.accessToken, method: given.method ?? authMethod };
-  }
+  if (type === 'oauth2') return { user: given.user, accessToken: oauthToken(given, tokenListeners), method: given.method ?? authMethod };
   if (type !== 'login') throw SmtpError.input(`auth type "${given.type}" is not known.`, "use 'login' (user and pass) or 'OAuth2' (user and accessToken).", 'auth');
+  const oauthOnly = ['clientId', 'clientSecret', 'refreshToken', 'expires', 'accessUrl', 'provisionCallback'].find((key) => !absent(given[key]));
+  if (oauthOnly) throw SmtpError.input(`auth.${oauthOnly} belongs to OAuth2.`, "add type: 'OAuth2' to auth.", 'auth');
   const out = { user: given.user, pass: given.pass, method: given.method ?? authMethod };
   if (!absent(given.accessToken)) out.accessToken = given.accessToken;
   return out;
+}
+
+/**
+ * nodemailer's OAuth2 fields as wasmtp's auth.accessToken: the token itself
+ * when nothing can renew it, otherwise a token provider: `accessToken`
+ * (until `expires`, in ms since 1970) first, then tokens from the
+ * refresh-token grant at `accessUrl` (Google's by default) or from
+ * `provisionCallback(user, renew, callback)`. Each fetched token goes to
+ * the transporter's 'token' listeners, as nodemailer emits it.
+ */
+function oauthToken(given, tokenListeners) {
+  const { user, accessToken, refreshToken, clientId, clientSecret, accessUrl, provisionCallback } = given;
+  if (!absent(accessToken) && typeof accessToken !== 'string') throw SmtpError.input(`auth.accessToken is ${describeValue(accessToken)}.`, 'pass the access token as text.', 'auth');
+  const expires = absent(given.expires) ? undefined : Number(given.expires);
+  if (expires !== undefined && !Number.isFinite(expires)) throw SmtpError.input(`auth.expires is ${describeValue(given.expires)}.`, 'pass when the access token expires, in milliseconds since 1970 (Date.now() + 3600 * 1000).', 'auth');
+  const grant = [refreshToken, clientId, clientSecret, accessUrl].some((v) => !absent(v));
+  let fetchToken;
+  if (!absent(provisionCallback)) {
+    if (typeof provisionCallback !== 'function') throw SmtpError.input(`auth.provisionCallback is ${describeValue(provisionCallback)}.`, 'pass a function (user, renew, callback).', 'auth');
+    if (grant) throw SmtpError.input('auth has both a provisionCallback and a refresh-token grant (refreshToken, clientId, clientSecret, accessUrl).', 'give one way to get tokens.', 'auth');
+    fetchToken = ({ refresh }) =>
+      new Promise((resolve, reject) => {
+        provisionCallback(user, refresh, (error, token, until) => (error ? reject(error) : resolve(absent(until) ? token : { accessToken: token, expires: Number(until) })));
+      });
+  } else if (grant) {
+    fetchToken = oauth2({ tokenUrl: accessUrl ?? GOOGLE_TOKEN_URL, clientId, clientSecret, refreshToken });
+  } else if (typeof accessToken !== 'string') {
+    throw SmtpError.input('auth type OAuth2 needs an accessToken, a refreshToken (with clientId and clientSecret) or a provisionCallback.', 'pass auth: { type: "OAuth2", user, clientId, clientSecret, refreshToken }.', 'auth');
+  } else if (expires === undefined) {
+    return accessToken; // nothing can renew it: a refusal is final
+  } else {
+    fetchToken = ({ refresh }) => {
+      const message = refresh ? 'the server refused auth.accessToken and nothing can renew it.' : 'auth.accessToken has expired (auth.expires) and nothing can renew it.';
+      throw new SmtpError({ code: 'EAUTH', phase: 'auth', message, hint: 'add refreshToken, clientId and clientSecret (or a provisionCallback) to auth.' });
+    };
+  }
+  let initial = typeof accessToken === 'string' ? { accessToken, expires } : null;
+  return async ({ refresh }) => {
+    // The given token serves until it expires or a server refuses it.
+    if (initial && !refresh && !(initial.expires <= Date.now())) return initial.expires === undefined ? initial.accessToken : initial;
+    initial = null;
+    const token = await fetchToken({ user, refresh });
+    const event = typeof token === 'string' ? { user, accessToken: token, expires: undefined } : { user, accessToken: token?.accessToken, expires: token?.expires };
+    for (const listener of tokenListeners) {
+      try {
+        listener(event);
+      } catch {}
+    }
+    return token;
+  };
 }
 
 function timeouts(options) {
@@ -361,9 +412,10 @@ function checkAccess(message, { disableFileAccess, disableUrlAccess } = {}) {
 export function createTransportWith(createClient, options, defaults) {
   try {
     const given = typeof options === 'string' ? undefined : options;
-    const client = createClient(clientOptions(options));
+    const tokenListeners = [];
+    const client = createClient(clientOptions(options, tokenListeners));
     if (!absent(defaults) && !isObject(defaults)) throw SmtpError.input(`createTransport defaults are ${describeValue(defaults)}.`, 'pass message defaults as an object, e.g. { from }.');
-    return new Transporter(client, defaults ?? {}, given ?? {}, options);
+    return new Transporter(client, defaults ?? {}, given ?? {}, options, tokenListeners);
   } catch (error) {
     throw isSmtpError(error) ? new NodemailerError(error) : error;
   }
@@ -375,7 +427,10 @@ class Transporter {
   #access;
   #method;
 
-  constructor(client, defaults, options, original) {
+  #tokenListeners;
+
+  constructor(client, defaults, options, original, tokenListeners) {
+    this.#tokenListeners = tokenListeners;
     this.#client = client;
     this.#defaults = defaults;
     this.#access = { disableFileAccess: options.disableFileAccess === true, disableUrlAccess: options.disableUrlAccess === true };
@@ -436,6 +491,20 @@ class Transporter {
   /** Lets queued messages finish, then closes the connections. */
   close() {
     return this.#client.close();
+  }
+
+  /**
+   * nodemailer's 'token' event: `listener({ user, accessToken, expires })`
+   * for every OAuth2 token fetched. It is the only event: others are refused.
+   */
+  on(name, listener) {
+    if (name !== 'token' || typeof listener !== 'function') {
+      const hint = name === 'idle' ? 'wasmtp queues messages: call sendMail at any time.' : "only on('token', (token) => ...) is available.";
+      const what = typeof listener === 'function' ? `transporter.on(${JSON.stringify(String(name))})` : `transporter.on() with ${typeof listener} as the listener`;
+      throw new NodemailerError(SmtpError.input(`${what} is not supported.`, hint, 'connect'));
+    }
+    this.#tokenListeners.push(listener);
+    return this;
   }
 
   /** nodemailer's pool reports whether it can take more messages; wasmtp queues them. */

@@ -54,13 +54,13 @@ const NODEMAILER_TLS = Object.freeze({
 const AUTH_KEYS = Object.freeze(['user', 'pass', 'accessToken', 'method']);
 const NODEMAILER_AUTH = Object.freeze({
   type: "`auth.type` is nodemailer's; here the kind follows from the fields: { user, pass } or { user, accessToken } (XOAUTH2 / OAUTHBEARER).",
-  clientId: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
-  clientSecret: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
-  refreshToken: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
-  expires: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
-  accessUrl: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
-  serviceClient: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
-  privateKey: 'wasmtp does not refresh OAuth 2.0 tokens: pass a fresh `accessToken`.',
+  clientId: 'pass `accessToken: oauth2({ tokenUrl, clientId, clientSecret, refreshToken })` (import { oauth2 } from wasmtp): it refreshes the token.',
+  clientSecret: 'pass `accessToken: oauth2({ tokenUrl, clientId, clientSecret, refreshToken })` (import { oauth2 } from wasmtp): it refreshes the token.',
+  refreshToken: 'pass `accessToken: oauth2({ tokenUrl, clientId, clientSecret, refreshToken })` (import { oauth2 } from wasmtp): it refreshes the token.',
+  accessUrl: "`accessUrl` is nodemailer's; here: `accessToken: oauth2({ tokenUrl, clientId, clientSecret, refreshToken })`.",
+  expires: 'pass `accessToken` as a function that resolves with { accessToken, expires }: the token is cached until shortly before it expires.',
+  serviceClient: 'for a service account, pass `accessToken` as a function that resolves with a token (for example from google-auth-library).',
+  privateKey: 'for a service account, pass `accessToken` as a function that resolves with a token (for example from google-auth-library).',
   credentials: 'pass `auth: { user, pass }`.',
 });
 const TIMEOUT_KEYS = Object.freeze(['connect', 'tlsHandshake', 'greeting', 'command', 'dataEnd']);
@@ -260,6 +260,7 @@ function normalizePool(given) {
 /**
  * The engine's `Options` for these settings, and the connection target
  * (host, port, security, tls). Throws an EngineError for values the engine refuses.
+ * With a token provider, `opts.currentAccessToken` is the token to start with.
  */
 export function engineOptions(engine, opts) {
   // No port and no security: a submission client (587 with STARTTLS).
@@ -271,7 +272,7 @@ export function engineOptions(engine, opts) {
   try {
     if (opts.security !== undefined) options.setSecurity(opts.security);
     else if (opts.port === undefined) options.setSecurity('starttls');
-    applyAuth(options, opts.auth);
+    applyAuth(options, opts.auth, opts.currentAccessToken);
     options.setAllowInsecureAuth(opts.allowInsecureAuth);
     if (opts.tls.minVersion !== undefined) options.setMinTlsVersion(opts.tls.minVersion);
     if (opts.clientName !== undefined) options.setClientName(opts.clientName);
@@ -296,17 +297,26 @@ function tlsEngine(value) {
   );
 }
 
-function applyAuth(options, auth) {
+/**
+ * `currentToken`: with a token provider (auth.accessToken is a function),
+ * the token it gave this connection; the engine asks for a fresh one when
+ * the server refuses it (oauth2.js).
+ */
+function applyAuth(options, auth, currentToken) {
   if (auth === undefined || auth === null) return;
   const { user, pass, accessToken, method } = auth;
-  if (typeof user !== 'string' || (typeof pass !== 'string' && typeof accessToken !== 'string') || (!absent(pass) && !absent(accessToken))) {
+  const provider = typeof accessToken === 'function';
+  if (typeof user !== 'string' || (typeof pass !== 'string' && typeof accessToken !== 'string' && !provider) || (!absent(pass) && !absent(accessToken))) {
     throw SmtpError.input(
       'auth needs a user and either a pass or an accessToken.',
-      'pass auth: { user, pass } (or { user, accessToken } for XOAUTH2 / OAUTHBEARER).',
+      'pass auth: { user, pass }, or { user, accessToken } for XOAUTH2 / OAUTHBEARER with a token or a token provider such as oauth2({ ... }).',
       'auth',
     );
   }
-  if (typeof accessToken === 'string') options.setAccessToken(user, accessToken);
+  if (provider) {
+    options.setAccessToken(user, currentToken);
+    options.setRenewRefusedToken(true);
+  } else if (typeof accessToken === 'string') options.setAccessToken(user, accessToken);
   else options.setPassword(user, pass);
   if (!absent(method)) {
     if (typeof method !== 'string') throw SmtpError.input(`auth.method is ${describeValue(method)}.`, "use 'PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2' or 'OAUTHBEARER'.", 'auth');

@@ -66,8 +66,11 @@ export class Session {
    * @param {(conn: object) => void} [args.inspect] called with the engine
    *   connection when the session has ended, just before it is freed (the
    *   connection doctor reads what the session learned)
+   * @param {() => Promise<string>} [args.renewAccessToken] with a token
+   *   provider: fetches a fresh token when the server refused the first one
    */
-  constructor({ engine, engineOptions, target, transport, onTranscript, inspect }) {
+  constructor({ engine, engineOptions, target, transport, onTranscript, inspect, renewAccessToken }) {
+    this.#renewAccessToken = renewAccessToken;
     this.#target = target;
     this.#inspect = inspect;
     this.#transport = transport;
@@ -201,6 +204,7 @@ export class Session {
   #transport;
   #onTranscript;
   #inspect;
+  #renewAccessToken;
   #writeStallMs;
   #socket = null;
   /** Reused for every write when the socket says `releasesWrites`; null after a failed write. */
@@ -353,6 +357,12 @@ export class Session {
           break;
         case 'port-probe':
           conn.portProbeResult(item.bytes, now);
+          break;
+        case 'token':
+          conn.supplyAccessToken(item.token, now);
+          break;
+        case 'token-failed':
+          conn.accessTokenFailed(item.error.detail ?? describe(item.error), item.error.hint, item.error.retryable === true, now);
           break;
         case 'quit':
           conn.close(now);
@@ -626,6 +636,9 @@ export class Session {
       case 'port-probe':
         this.#probePort(event.clientHello);
         break;
+      case 'token-refused':
+        this.#renewToken();
+        break;
       case 'ready':
         this.#onReady(event.session);
         break;
@@ -675,6 +688,17 @@ export class Session {
         return socket.write(clientHello);
       })
       .catch(() => report(new Uint8Array(0)));
+  }
+
+  /** The server refused the access token: the provider is asked for a fresh one (the engine retries AUTH with it). */
+  #renewToken() {
+    const renew = this.#renewAccessToken ?? (() => Promise.reject(new Error('no token provider was given')));
+    Promise.resolve()
+      .then(renew)
+      .then(
+        (token) => this.#post({ kind: 'token', token }),
+        (error) => this.#post({ kind: 'token-failed', error: error ?? {} }),
+      );
   }
 
   #startTls(serverName) {

@@ -13,4 +13,5 @@ setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: () =
 export { createClient, diagnose, SmtpError, workersTransport } from './workers-client.js';
 export { cloudflareQueueStore } from './outbox/cloudflare.js';
 export { createOutbox } from './outbox/index.js';
+export { oauth2 } from './oauth2.js';
 export { ready } from './engine.js';

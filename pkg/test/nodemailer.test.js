@@ -10,6 +10,7 @@ import nodemailer, { createTransport } from 'wasmtp/nodemailer';
 
 import { testCertificates } from './helpers/certs.js';
 import { PASS, TOKEN, USER, startServer } from './helpers/server.js';
+import { startTokenEndpoint } from './helpers/token-endpoint.js';
 
 const { ca } = testCertificates();
 const HOST = '127.0.0.1';
@@ -129,6 +130,46 @@ describe('wasmtp/nodemailer', () => {
     await right.close();
   });
 
+  test("OAuth2 with a refresh token (nodemailer's clientId, clientSecret, refreshToken, accessUrl, expires): refreshed, with the 'token' event", async () => {
+    const endpoint = await startTokenEndpoint();
+    const server = await startServer({
+      tls: 'starttls',
+      authMethods: ['XOAUTH2'],
+      onAuth: (auth, session, callback) => (auth.accessToken === 'tok-1' ? callback(null, { user: auth.username }) : callback(null, { data: { status: '401', schemes: 'bearer' } })),
+    });
+    const auth = { type: 'OAuth2', user: USER, clientId: 'cid', clientSecret: 'csecret', refreshToken: 'rtoken', accessUrl: endpoint.url, accessToken: 'stale-token', expires: Date.now() + 3_600_000 };
+    const transporter = createTransport({ host: HOST, port: server.port, requireTLS: true, tls: { ca }, auth });
+    const events = [];
+    assert.equal(transporter.on('token', (token) => events.push(token)), transporter);
+    assert.throws(() => transporter.on('idle', () => {}), (error) => error.code === 'EINPUT' && /sendMail at any time/.test(error.message));
+    try {
+      await transporter.sendMail(mail);
+      // The given accessToken went first (still valid per `expires`), was refused, then refreshed.
+      assert.equal(endpoint.calls.length, 1);
+      assert.equal(endpoint.calls[0].get('refresh_token'), 'rtoken');
+      assert.equal(events.length, 1);
+      assert.equal(events[0].user, USER);
+      assert.equal(events[0].accessToken, 'tok-1');
+      assert.ok(events[0].expires > Date.now());
+      // provisionCallback(user, renew, callback), nodemailer's own hook.
+      const renews = [];
+      const provisioned = createTransport({
+        host: HOST,
+        port: server.port,
+        requireTLS: true,
+        tls: { ca },
+        auth: { type: 'OAuth2', user: USER, provisionCallback: (user, renew, callback) => (renews.push([user, renew]), callback(null, renew ? 'tok-1' : 'old', Date.now() + 3_600_000)) },
+      });
+      await provisioned.sendMail(mail);
+      await provisioned.close();
+      assert.deepEqual(renews, [[USER, false], [USER, true]]);
+    } finally {
+      await transporter.close();
+      await server.close();
+      await endpoint.close();
+    }
+  });
+
   test('time-outs, pool and rate options are honoured', async () => {
     const transporter = createTransport({ host: HOST, port: plain.port, pool: true, maxConnections: 2, maxMessages: 3, rateLimit: 50, rateDelta: 1000, connectionTimeout: 5000, greetingTimeout: 5000, socketTimeout: 5000 });
     const before = plain.connections;
@@ -142,7 +183,11 @@ describe('wasmtp/nodemailer', () => {
     const cases = [
       [{ service: 'gmail' }, /service.*host smtp.gmail.com/],
       [{ host: HOST, dnsTimeout: 1000 }, /dnsTimeout/],
-      [{ host: HOST, auth: { type: 'OAuth2', user: 'a', refreshToken: 'r', clientId: 'c' } }, /refresh OAuth 2.0 tokens/],
+      [{ host: HOST, auth: { type: 'OAuth2', user: 'a', serviceClient: 'sa', privateKey: 'k' } }, /service accounts/],
+      [{ host: HOST, auth: { type: 'OAuth2', user: 'a', accessToken: 'x', refreshToken: 'r', clientId: 'c', provisionCallback: () => {} } }, /provisionCallback and a refresh-token grant/],
+      [{ host: HOST, auth: { type: 'OAuth2', user: 'a', accessToken: 'x', expires: 'soon' } }, /auth.expires/],
+      [{ host: HOST, auth: { user: 'a', pass: 'p', refreshToken: 'r' } }, /belongs to OAuth2/],
+      [{ host: HOST, auth: { type: 'OAuth2', user: 'a', refreshToken: 'r', clientId: 'c', accessUrl: 'http://oauth.example.com/token' } }, /in clear/],
       [{ host: HOST, secure: true, ignoreTLS: true }, /contradict/],
       [{ host: HOST, proxy: 'https://proxy:3128' }, /scheme "https:"/],
       [{ host: HOST, tls: { ciphers: 42 } }, /tls\.ciphers/],

@@ -198,3 +198,20 @@ async function dkimUsage(pem: string, cryptoKey: CryptoKey) {
   createClient({ host: 'h', dkim: { domain: 'd', privateKey: pem } });
 }
 void dkimUsage;
+
+// OAuth2: a token, a token provider, or oauth2() (the refresh-token grant).
+import { oauth2, type AccessTokenProvider } from 'wasmtp';
+function oauthUsage(vault: { token(): Promise<string> }) {
+  const google = oauth2({ tokenUrl: 'https://oauth2.googleapis.com/token', clientId: 'id', clientSecret: 'secret', refreshToken: 'rt' });
+  createClient({ host: 'smtp.gmail.com', security: 'tls', auth: { user: 'ann@gmail.com', accessToken: google } });
+  const own: AccessTokenProvider = async ({ user, refresh }) => ({ accessToken: `${user}${refresh}`, expires: new Date() });
+  createClient({ host: 'smtp.office365.com', auth: { user: 'ann@example.com', accessToken: own } });
+  createClient({ host: 'h', auth: { user: 'u', accessToken: () => vault.token() } });
+  // @ts-expect-error the refresh token is required
+  oauth2({ tokenUrl: 'https://login.microsoftonline.com/common/oauth2/v2.0/token', clientId: 'id' });
+  // @ts-expect-error a provider resolves with a token, not a number
+  createClient({ host: 'h', auth: { user: 'u', accessToken: async () => 42 } });
+  const transporter = createTransport({ host: 'smtp.gmail.com', auth: { type: 'OAuth2', user: 'u', clientId: 'id', clientSecret: 's', refreshToken: 'rt' } });
+  transporter.on('token', ({ user, accessToken, expires }) => console.log(user, accessToken, expires));
+}
+void oauthUsage;

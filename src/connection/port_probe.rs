@@ -13,38 +13,30 @@
 
 use crate::time::{Duration, Instant};
 
-/// Where the probe of a silent connection stands.
+/// Where the probe of a silent connection stands. When the probe goes out,
+/// and when port 465's silence alone names the mix-up, are the connection's
+/// `PortProbe` and `PortGuess` timers (see [`schedule`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PortProbe {
     /// Nothing to probe: TLS from the first byte, a greeting came, or the
     /// probe has answered without TLS.
     Off,
-    /// The connection is open and silent: ask for a probe at `at`.
-    Armed { at: Instant, guess_at: Option<Instant> },
-    /// The host was asked. On port 465 silence until `guess_at` is taken as
-    /// the mix-up, for hosts that do not run probes (as before probes).
-    Asked { guess_at: Option<Instant> },
+    /// The connection is open and silent: a probe is asked for when the
+    /// `PortProbe` timer fires.
+    Armed,
+    /// The host was asked; its answer comes to `port_probe_result`.
+    Asked,
 }
 
-impl PortProbe {
-    /// Armed when a plaintext connection opens: the probe goes out after two
-    /// thirds of `silence`, so its answer is in by `silence` (the time after
-    /// which the mix-up is named). Port 465 is TLS by convention, so there a
-    /// silence of `silence` alone is taken as the mix-up when no probe answers.
-    pub(crate) fn arm(now: Instant, silence: Duration, port: u16) -> PortProbe {
-        let at = now + silence * 2 / 3;
-        let guess_at = (port == 465).then(|| now + silence);
-        PortProbe::Armed { at, guess_at }
-    }
-
-    /// The next moment this state needs `handle_timeout`.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        match *self {
-            PortProbe::Off => None,
-            PortProbe::Armed { at, guess_at } => Some(guess_at.map_or(at, |g| g.min(at))),
-            PortProbe::Asked { guess_at } => guess_at,
-        }
-    }
+/// When a plaintext connection opens: the probe goes out after two thirds
+/// of `silence`, so its answer is in by `silence` (the time after which the
+/// mix-up is named). Port 465 is TLS by convention, so there a silence of
+/// `silence` alone is taken as the mix-up when no probe answers (the second
+/// instant, `None` on other ports).
+pub(crate) fn schedule(now: Instant, silence: Duration, port: u16) -> (Instant, Option<Instant>) {
+    let probe_at = now + silence * 2 / 3;
+    let guess_at = (port == 465).then(|| now + silence);
+    (probe_at, guess_at)
 }
 
 /// What the first bytes on the probe connection say about the port.
@@ -164,22 +156,9 @@ mod tests {
         let t0 = Instant::from_millis(0);
         let silence = Duration::from_secs(3);
         assert_eq!(
-            PortProbe::arm(t0, silence, 465),
-            PortProbe::Armed {
-                at: t0 + Duration::from_secs(2),
-                guess_at: Some(t0 + silence)
-            }
+            schedule(t0, silence, 465),
+            (t0 + Duration::from_secs(2), Some(t0 + silence))
         );
-        assert_eq!(
-            PortProbe::arm(t0, silence, 2465),
-            PortProbe::Armed {
-                at: t0 + Duration::from_secs(2),
-                guess_at: None
-            }
-        );
-        assert_eq!(
-            PortProbe::arm(t0, silence, 2465).deadline(),
-            Some(t0 + Duration::from_secs(2))
-        );
+        assert_eq!(schedule(t0, silence, 2465), (t0 + Duration::from_secs(2), None));
     }
 }

@@ -3,13 +3,14 @@
 
 use crate::body::{BodyEncoder, Framing};
 use crate::envelope::{Envelope, EnvelopeCommands};
-use crate::error::{ErrorCode, Phase, SmtpError};
+use crate::error::{Phase, SmtpError};
 use crate::event::{Delivery, MessageId, RejectedRecipient};
 use crate::reply::Reply;
 
-use super::outcome::{data_error, lmtp_data_error, queue_id};
+use super::outcome::{data_error, eight_bit_in_seven_bit_body, lmtp_data_error, queue_id};
 
-/// The next thing this transaction puts on the wire.
+/// The next thing this transaction puts on the wire, or why it puts
+/// nothing more there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Step {
     Mail,
@@ -18,8 +19,54 @@ pub(super) enum Step {
     AfterRcpts,
     /// DATA sent, waiting for 354.
     AwaitGo,
-    /// Streaming the body.
+    /// Streaming the body: after the 354 to DATA, or at once with BDAT.
     Body,
+    /// The end of data (or BDAT LAST) went out: from here a lost link
+    /// means "unknown".
+    EndSent,
+    /// Sending stopped before the end of data: the message failed.
+    Stopped,
+}
+
+impl Step {
+    /// Nothing more of this transaction will be sent.
+    pub fn wire_ended(self) -> bool {
+        matches!(self, Step::EndSent | Step::Stopped)
+    }
+}
+
+/// What the server answered to MAIL FROM.
+#[derive(Debug, Clone)]
+pub(super) enum MailAnswer {
+    Awaited,
+    Accepted,
+    /// Refused: the message failed.
+    Refused,
+    /// 503 (the server still held another transaction) after the end of
+    /// data was out: the final reply decides between `unknown` and
+    /// `not-sent`, never a delivery.
+    IntoOpenTransaction(Reply),
+}
+
+/// What the caller was told about the message.
+#[derive(Debug, Clone)]
+pub(super) enum Outcome {
+    /// Nothing yet.
+    Pending,
+    /// `Event::Failed` was emitted with this error.
+    Failed(SmtpError),
+    /// `Event::Delivered` was emitted.
+    Delivered,
+}
+
+impl Outcome {
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Outcome::Pending)
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Outcome::Failed(_))
+    }
 }
 
 pub(super) struct Transaction {
@@ -29,7 +76,7 @@ pub(super) struct Transaction {
     pub step: Step,
     /// Replies still expected for this transaction.
     pub outstanding: usize,
-    pub mail_ok: bool,
+    pub mail: MailAnswer,
     /// RCPT replies by recipient index, in the order received (which is the order sent).
     pub rcpt_replies: Vec<(usize, Reply)>,
     pub final_replies: Vec<Reply>,
@@ -38,20 +85,9 @@ pub(super) struct Transaction {
     pub raw: Vec<u8>,
     /// Framed BDAT bytes not yet sent.
     pub chunk: Vec<u8>,
+    /// The caller ended the body (`end_body`).
     pub caller_done: bool,
-    /// The server answered DATA with 354.
-    pub data_go: bool,
-    /// The end of data (or BDAT LAST) went out: from here a lost link means "unknown".
-    pub end_sent: bool,
-    /// Nothing more of this transaction will be sent.
-    pub wire_ended: bool,
-    pub failure: Option<SmtpError>,
-    /// The server answered this MAIL with 503 (it still held another
-    /// transaction) after the end of data was out: the final reply decides
-    /// between `unknown` and `not-sent`, never a delivery.
-    pub mail_into_open_transaction: Option<Reply>,
-    /// Delivered or Failed was emitted.
-    pub reported: bool,
+    pub outcome: Outcome,
 }
 
 impl Transaction {
@@ -62,19 +98,14 @@ impl Transaction {
             commands: None,
             step: Step::Mail,
             outstanding: 0,
-            mail_ok: false,
+            mail: MailAnswer::Awaited,
             rcpt_replies: Vec::new(),
             final_replies: Vec::new(),
             encoder: BodyEncoder::with_line_limit(Framing::Data, max_line_len),
             raw: Vec::new(),
             chunk: Vec::new(),
             caller_done: false,
-            data_go: false,
-            end_sent: false,
-            wire_ended: false,
-            failure: None,
-            mail_into_open_transaction: None,
-            reported: false,
+            outcome: Outcome::Pending,
         }
     }
 
@@ -103,7 +134,7 @@ impl Transaction {
         // Judged by the replies received, not by what was sent: with
         // pipelining MAIL, RCPT and DATA may all be out while MAIL's reply
         // is still awaited, and the error belongs to the first one unanswered.
-        if self.step == Step::Mail || !self.mail_ok {
+        if !matches!(self.mail, MailAnswer::Accepted) {
             Phase::Mail
         } else if self.rcpt_replies.len() < self.envelope.recipients.len() {
             Phase::Rcpt
@@ -112,17 +143,19 @@ impl Transaction {
         }
     }
 
+    /// The 503 to MAIL, when this message's data may have joined another
+    /// transaction the server still held.
+    pub fn joined_open_transaction(&self) -> Option<&Reply> {
+        match &self.mail {
+            MailAnswer::IntoOpenTransaction(reply) => Some(reply),
+            _ => None,
+        }
+    }
+
     /// The body was declared 7-bit and carried 8-bit bytes.
     pub fn seven_bit_violation(&self) -> Option<SmtpError> {
         let seven_bit = self.commands.as_ref().is_some_and(|c| c.seven_bit_only);
-        (seven_bit && self.encoder.saw_8bit()).then(|| {
-            SmtpError::new(
-                ErrorCode::Message,
-                Phase::Data,
-                "the body contains 8-bit bytes, but it was declared 7-bit or the server does not offer 8BITMIME (RFC 6152); the end of data was not sent.",
-            )
-            .with_hint("encode the body as quoted-printable or base64 (7-bit), send a structured message (wasmtp encodes it), or use a server that offers 8BITMIME.")
-        })
+        (seven_bit && self.encoder.saw_8bit()).then(eight_bit_in_seven_bit_body)
     }
 
     /// The result once every final reply is in: SMTP has one, LMTP one per

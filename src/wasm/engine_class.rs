@@ -61,6 +61,19 @@ macro_rules! engine_class {
                 Engine::socket_failed(&mut self.inner, detail, write_stalled, instant(now));
             }
 
+            /// The fresh OAuth2 token a `token-refused` event asked for.
+            #[wasm_bindgen(js_name = supplyAccessToken)]
+            pub fn supply_access_token(&mut self, token: &str, now: f64) {
+                Engine::supply_access_token(&mut self.inner, token, instant(now));
+            }
+
+            /// The token provider failed after a `token-refused` event: the
+            /// connection ends with `EAUTH` carrying `detail` and `hint`.
+            #[wasm_bindgen(js_name = accessTokenFailed)]
+            pub fn access_token_failed(&mut self, detail: &str, hint: Option<String>, retryable: bool, now: f64) {
+                Engine::access_token_failed(&mut self.inner, detail, hint.as_deref(), retryable, instant(now));
+            }
+
             // ----- What the user asks for
 
             /// Queues a message (the envelope is consumed); returns its id. Throws

@@ -13,13 +13,14 @@ pub struct EngineEvent {
 
 #[wasm_bindgen]
 impl EngineEvent {
-    /// `"transcript"`, `"starttls"`, `"port-probe"`, `"ready"`, `"delivered"`, `"failed"` or `"closed"`.
+    /// `"transcript"`, `"starttls"`, `"port-probe"`, `"token-refused"`, `"ready"`, `"delivered"`, `"failed"` or `"closed"`.
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         match &self.event {
             Event::Transcript(_) => "transcript",
             Event::StartTls { .. } => "starttls",
             Event::PortProbe { .. } => "port-probe",
+            Event::AccessTokenRefused => "token-refused",
             Event::Ready(_) => "ready",
             Event::Delivered(..) => "delivered",
             Event::Failed(..) => "failed",

@@ -78,6 +78,13 @@ impl WasmOptions {
         self.config.credentials = Some(Credentials::OAuth2 { user, access_token });
     }
 
+    /// The host fetches a fresh token when the server refuses this one
+    /// (the `token-refused` event, answered with `supplyAccessToken`).
+    #[wasm_bindgen(js_name = setRenewRefusedToken)]
+    pub fn set_renew_refused_token(&mut self, renew: bool) {
+        self.config.renew_refused_token = renew;
+    }
+
     /// Forces one SASL mechanism, e.g. `"CRAM-MD5"`.
     #[wasm_bindgen(js_name = setAuthMethod)]
     pub fn set_auth_method(&mut self, name: &str) -> Result<(), EngineError> {

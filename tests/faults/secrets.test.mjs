@@ -8,18 +8,22 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 
-import { diagnose } from '../../pkg/src/index.js';
+import { createOutbox, diagnose, oauth2, spoolStore } from '../../pkg/src/index.js';
+import { startTokenEndpoint } from '../../pkg/test/helpers/token-endpoint.js';
 import { GREET, QUIT, starttlsUp, transaction } from '../kit/dialogs.mjs';
 import { startFakeServer } from '../kit/fake-server.mjs';
 import {
+  CLIENT_SECRET,
+  FRESH_TOKEN,
   PASSWORD,
+  REFRESH_TOKEN,
   SHORT_TIMEOUTS,
   TOKEN,
   USER,
@@ -165,6 +169,93 @@ describe('every SASL mechanism, over STARTTLS', { concurrency: 5 }, () => {
     assert.deepEqual(findSecrets(JSON.stringify(report)), []);
     assert.deepEqual(findSecrets(inspect(report, { depth: 20 })), []);
     await server.close();
+  });
+});
+
+describe('token providers: no access token, refresh token or client secret in any output or outbox record', () => {
+  const offer = ['AUTH XOAUTH2'];
+  const challenge = b64('{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}');
+  const refusal = `C~ ^AUTH XOAUTH2 \\S+$\nS: 334 ${challenge}\nC:\nS: 535 5.7.8 Username and Password not accepted`;
+  const ok = 'C~ ^AUTH XOAUTH2 \\S+$\nS: 235 2.7.0 ok';
+  const tokenAnswer = (accessToken) => ({ status: 200, body: { access_token: accessToken, token_type: 'Bearer', expires_in: 3600 } });
+
+  /** A token endpoint that hands out TOKEN, then FRESH_TOKEN (or what `respond` says); and oauth2() for it. */
+  async function endpointAndProvider(respond = (form, n) => tokenAnswer(n === 1 ? TOKEN : FRESH_TOKEN)) {
+    const endpoint = await startTokenEndpoint({ respond });
+    const provider = oauth2({ tokenUrl: endpoint.url, clientId: 'client.test', clientSecret: CLIENT_SECRET, refreshToken: REFRESH_TOKEN });
+    return { endpoint, provider };
+  }
+
+  test('a refused token, renewed: the transcript and result carry neither token; the server got both', async () => {
+    const { endpoint, provider } = await endpointAndProvider();
+    const lines = [];
+    const server = await startFakeServer({ script: `${starttlsUp([], offer)}\n${refusal}\n${ok}\n${transaction()}\n${QUIT}` });
+    const c = client(server.port, { security: 'starttls', auth: { user: USER, accessToken: provider }, lines });
+    const sent = await settle(c.send(rawMessage()), 'renewed send');
+    assert.equal(sent.ok, true, sent.error?.message);
+    await settle(c.close());
+    assert.deepEqual(lines.flatMap((l) => findSecrets(l.text)), []);
+    assert.equal(lines.filter((l) => l.text === 'AUTH XOAUTH2 <redacted>').length, 2);
+    const conn = await server.connection(0);
+    await settle(conn.done);
+    const received = findSecrets(conn.bytes().toString('latin1'));
+    assert.ok(received.some((f) => f.startsWith('the token')), 'positive control: the stale token crossed the connection');
+    assert.ok(received.some((f) => f.startsWith('the fresh token')), 'positive control: the fresh token crossed the connection');
+    // The endpoint really received the refresh token and the client secret (form-encoded).
+    assert.ok(findSecrets(endpoint.calls.map(String).join('&')).some((f) => f.startsWith('the refresh token')));
+    await server.close();
+    await endpoint.close();
+  });
+
+  test('refused twice, and a revoked refresh token: EAUTH whose message, hint, transcript and inspect output carry no secret', async () => {
+    const { endpoint, provider } = await endpointAndProvider();
+    const server = await startFakeServer({ script: `${starttlsUp([], offer)}\n${refusal}\n${refusal}\n${QUIT}` });
+    const c = client(server.port, { security: 'starttls', auth: { user: USER, accessToken: provider } });
+    const twice = await settle(c.send(rawMessage()), 'refused twice');
+    assert.equal(twice.error?.code, 'EAUTH');
+    scanner.add('inspect(err)', inspect(twice.error, { depth: 10 }));
+    await settle(c.close());
+    await server.close();
+    await endpoint.close();
+
+    const revoked = await endpointAndProvider(() => ({ status: 400, body: { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' } }));
+    const d = client(1, { auth: { user: USER, accessToken: revoked.provider } });
+    const refused = await settle(d.send(rawMessage()), 'revoked');
+    assert.equal(refused.error?.code, 'EAUTH');
+    assert.match(refused.error.hint, /revoked/);
+    scanner.add('inspect(err)', inspect(refused.error, { depth: 10 }));
+    await settle(d.close());
+    await revoked.endpoint.close();
+  });
+
+  test("the outbox's stored records (spool files) carry no secret after a refused and a failed renewal", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wasmtp-faults-outbox-'));
+    const { endpoint, provider } = await endpointAndProvider((form, n) => (n === 1 ? tokenAnswer(TOKEN) : { status: 503, body: { error: 'temporarily_unavailable' } }));
+    const server = await startFakeServer({ script: `${starttlsUp([], offer)}\n${refusal}\n${QUIT}` });
+    const c = client(server.port, { security: 'starttls', auth: { user: USER, accessToken: provider } });
+    const outbox = createOutbox({ client: c, store: spoolStore({ dir }), retry: { maxAttempts: 1 } });
+    try {
+      const id = await outbox.enqueue(rawMessage());
+      await outbox.work({ concurrency: 1 });
+      let status;
+      for (let i = 0; i < 200 && !['failed', 'sent'].includes(status?.state); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        status = await outbox.status(id);
+      }
+      assert.equal(status.state, 'failed', JSON.stringify(status));
+      assert.equal(status.error.code, 'EAUTH');
+      scanner.value(status, 'outbox status');
+      const files = readdirSync(dir, { recursive: true }).map((f) => join(dir, String(f))).filter((f) => statSync(f).isFile());
+      assert.ok(files.length > 0);
+      for (const file of files) scanner.add(`outbox file ${file.slice(dir.length)}`, readFileSync(file, 'latin1'));
+      assert.deepEqual(files.flatMap((f) => findSecrets(readFileSync(f, 'latin1'))), []);
+    } finally {
+      await outbox.close();
+      await settle(c.close());
+      await server.close();
+      await endpoint.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -17,9 +17,9 @@ import { testCertificates } from '../../pkg/test/helpers/certs.js';
 
 export { createClient, SmtpError };
 
-import { PASSWORD, TOKEN, USER, findSecrets } from './secrets.mjs';
+import { CLIENT_SECRET, FRESH_TOKEN, PASSWORD, REFRESH_TOKEN, TOKEN, USER, findSecrets } from './secrets.mjs';
 
-export { PASSWORD, TOKEN, USER, findSecrets };
+export { CLIENT_SECRET, FRESH_TOKEN, PASSWORD, REFRESH_TOKEN, TOKEN, USER, findSecrets };
 export const CLIENT_NAME = 'client.test';
 
 export const CODES = new Set([

@@ -4,20 +4,30 @@
 export const USER = 'ann@example.com';
 export const PASSWORD = 'Pw-7f3a-n0t-4-r34l-s3cr3t';
 export const TOKEN = 'ya29.Tk-9c41e-fake-oauth-token';
+/** What a token provider hands out after TOKEN was refused, and what it refreshes with. */
+export const FRESH_TOKEN = 'ya29.Fr-77d0a-fake-fresh-token';
+export const REFRESH_TOKEN = '1//Rf-0b3c9-fake-refresh-token';
+export const CLIENT_SECRET = 'Cs-5e81f-fake-client-secret';
 
-const SECRETS = [PASSWORD, TOKEN];
+const SECRETS = new Map([
+  [PASSWORD, 'password'],
+  [TOKEN, 'token'],
+  [FRESH_TOKEN, 'fresh token'],
+  [REFRESH_TOKEN, 'refresh token'],
+  [CLIENT_SECRET, 'client secret'],
+]);
 
-/** How a secret appears in `text` (plainly or inside a base64 token), masked; [] if it does not. */
+/** How a secret appears in `text` (plainly, inside a base64 token or form-encoded), masked; [] if it does not. */
 export function findSecrets(text) {
   const found = [];
-  for (const secret of SECRETS) {
-    if (text.includes(secret)) found.push(`the ${secret === PASSWORD ? 'password' : 'token'} in clear`);
+  for (const [secret, name] of SECRETS) {
+    if (text.includes(secret) || text.includes(encodeURIComponent(secret))) found.push(`the ${name} in clear`);
   }
   for (const match of text.matchAll(/[A-Za-z0-9+/_-]{12,}={0,2}/g)) {
     const token = match[0];
     for (const decoded of [Buffer.from(token, 'base64').toString('latin1'), Buffer.from(token, 'base64url').toString('latin1')]) {
-      for (const secret of SECRETS) {
-        if (decoded.includes(secret)) found.push(`the ${secret === PASSWORD ? 'password' : 'token'} base64-encoded (${token.slice(0, 6)}...)`);
+      for (const [secret, name] of SECRETS) {
+        if (decoded.includes(secret)) found.push(`the ${name} base64-encoded (${token.slice(0, 6)}...)`);
       }
     }
   }

@@ -17,6 +17,7 @@ const createClient = transport ? (options) => wasmtp.createClient({ transport, .
 
 const outcome = await runSuite({
   createClient,
+  oauth2: wasmtp.oauth2,
   ready: wasmtp.ready,
   SmtpError: wasmtp.SmtpError,
   config: { ...config, runtime: config.label ?? wasmtp.runtime },

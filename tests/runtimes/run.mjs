@@ -22,6 +22,8 @@ import { fileURLToPath } from 'node:url';
 
 import { SMTPServer } from 'smtp-server';
 
+import { startTokenEndpoint } from '../../pkg/test/helpers/token-endpoint.js';
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
 const PKG = join(ROOT, 'pkg');
@@ -78,10 +80,15 @@ async function startServer({ tls, key, cert }) {
     key,
     cert,
     disabledCommands: tls === 'none' ? ['STARTTLS'] : [],
-    authMethods: ['PLAIN', 'LOGIN', 'CRAM-MD5'],
+    authMethods: ['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2'],
     authOptional: true,
     allowInsecureAuth: true, // the client is the one under test for this policy
     onAuth(auth, session, callback) {
+      if (auth.method === 'XOAUTH2') {
+        // Only a renewed token is good: every provider's first one is refused (see tokenAnswer).
+        if (auth.username === USER && auth.accessToken === FRESH_ACCESS_TOKEN) return callback(null, { user: auth.username });
+        return callback(null, { data: { status: '401', schemes: 'bearer' } });
+      }
       const ok = auth.username === USER && (auth.method === 'CRAM-MD5' ? auth.validatePassword(PASS) : auth.password === PASS);
       return ok ? callback(null, { user: auth.username }) : callback(new Error('Invalid username or password'));
     },
@@ -108,6 +115,15 @@ async function startServer({ tls, key, cert }) {
   server.on('error', () => {}); // failures under test end server sockets too
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { port: server.server.address().port, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** The token endpoint's answers: per client id, a stale token first, then the fresh one. */
+const FRESH_ACCESS_TOKEN = 'fresh-access-token';
+const tokensIssued = new Map();
+function tokenAnswer(form) {
+  const n = (tokensIssued.get(form.get('client_id')) ?? 0) + 1;
+  tokensIssued.set(form.get('client_id'), n);
+  return { status: 200, body: { access_token: n === 1 ? 'stale-access-token' : FRESH_ACCESS_TOKEN, token_type: 'Bearer', expires_in: 3600 } };
 }
 
 // ---------------------------------------------------------------------- children
@@ -172,12 +188,12 @@ function workerScript(entryFile) {
   const entryPath = join(HERE, `.worker-${Math.random().toString(36).slice(2)}.js`);
   const rel = (p) => `./${relative(dirname(entryPath), p)}`;
   const contents = `
-import { createClient, ready, SmtpError } from ${JSON.stringify(rel(entryFile))};
+import { createClient, oauth2, ready, SmtpError } from ${JSON.stringify(rel(entryFile))};
 import { runSuite } from ${JSON.stringify(rel(join(HERE, 'suite.js')))};
 export default {
   async fetch(request) {
     const config = await request.json();
-    return Response.json(await runSuite({ createClient, ready, SmtpError, config }));
+    return Response.json(await runSuite({ createClient, oauth2, ready, SmtpError, config }));
   },
 };`;
   return { entryPath, contents };
@@ -304,7 +320,9 @@ const servers = {
   implicit: await startServer({ tls: 'implicit', key: certs.key, cert: certs.cert }),
   caTrue: await startServer({ tls: 'implicit', key: certs.caTrueKey, cert: certs.caTrueCert }),
 };
+const tokenEndpoint = await startTokenEndpoint({ respond: tokenAnswer });
 const config = {
+  tokenUrl: tokenEndpoint.url,
   host: '127.0.0.1',
   ports: Object.fromEntries(Object.entries(servers).map(([k, v]) => [k, v.port])),
   user: USER,
@@ -331,7 +349,7 @@ try {
     else throw new Error(`unknown runtime ${runtime}`);
   }
 } finally {
-  await Promise.all(Object.values(servers).map((s) => s.close()));
+  await Promise.all([...Object.values(servers), tokenEndpoint].map((s) => s.close()));
 }
 
 // ------------------------------------------------------------------------ verdict

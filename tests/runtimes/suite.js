@@ -3,7 +3,7 @@
 // modules, no runtime APIs. The runner (run.mjs) starts the servers, passes
 // their ports in `config`, and checks on the server side what arrived.
 //
-// runSuite({ createClient, ready, SmtpError, config }) resolves with
+// runSuite({ createClient, oauth2, ready, SmtpError, config }) resolves with
 //   { results: [{ name, ok, ms, error?, detail? }], sent: [{ tag, to, user }] }
 // where `sent` lists the messages the server must have received.
 
@@ -12,10 +12,11 @@
  * @param {Function} args.createClient  the entry point's createClient
  * @param {Function} args.ready  the entry point's ready()
  * @param {Function} args.SmtpError
- * @param {object} args.config  from run.mjs: { runtime, host, ports: {...}, ca, pin, wrongPin,
+ * @param {Function} [args.oauth2]  the entry point's oauth2 (the refresh-token provider)
+ * @param {object} args.config  from run.mjs: { runtime, host, ports: {...}, ca, pin, wrongPin, tokenUrl,
  *   user, pass, nativeCa, nativeUntrusted, engines: ['native'|'wasm'], caTrueCert?, only? }
  */
-export async function runSuite({ createClient, ready, SmtpError, config }) {
+export async function runSuite({ createClient, oauth2, ready, SmtpError, config }) {
   const results = [];
   const sent = [];
   const { host, ports, user, pass } = config;
@@ -117,6 +118,20 @@ export async function runSuite({ createClient, ready, SmtpError, config }) {
       assert(r.accepted.join() === 'bob@example.org', JSON.stringify(r));
       return r.response;
     });
+
+    if (config.tokenUrl) {
+      // oauth2() over this runtime's fetch; the server refuses the first
+      // token, so the engine asks for a fresh one and AUTH runs again.
+      await test(`${p}oauth2 refresh`, async () => {
+        assert(typeof oauth2 === 'function', 'the entry point exports oauth2');
+        const accessToken = oauth2({ tokenUrl: config.tokenUrl, clientId: `${config.runtime}/${engine}`, clientSecret: 'client-secret', refreshToken: 'refresh-token' });
+        const lines = [];
+        const r = await send(`${p}oauth2`, { port: ports.starttls, security: 'starttls', tls, auth: { user, accessToken }, onTranscript: (l) => lines.push(l.text) });
+        const attempts = lines.filter((t) => t.startsWith('AUTH XOAUTH2')).length;
+        assert(attempts === 2 && !lines.some((t) => t.includes('access-token')), `AUTH attempts: ${attempts}`);
+        return r.response;
+      });
+    }
 
     await test(`${p}starttls verify`, async () => {
       const client = createClient({ host, port: ports.starttls, security: 'starttls', tls, timeouts });
