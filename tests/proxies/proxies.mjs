@@ -13,6 +13,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { atExit } from '../../pkg/test/helpers/at-exit.js';
 import { closedPort as freePort } from '../../pkg/test/helpers/server.js';
 
 export const DANTE_ADDRESS = '127.0.0.3';
@@ -77,6 +78,11 @@ ${auth ? `BasicAuth ${HTTP_USER} ${HTTP_PASS}` : ''}
 }
 
 function daemon(child, dir, port) {
+  // Stopped by PID even when the test process ends early (a time-out, Ctrl-C).
+  const forget = atExit(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  });
   return {
     port,
     log: () => readLog(join(dir, child.spawnfile === 'danted' ? 'danted.log' : 'tinyproxy.log')),
@@ -88,6 +94,7 @@ function daemon(child, dir, port) {
         await exited;
         clearTimeout(timer);
       }
+      forget();
       rmSync(dir, { recursive: true, force: true });
     },
   };
