@@ -96,11 +96,32 @@ export interface TlsOptions {
   pin?: string | string[];
   /**
    * The oldest TLS version accepted. Default and floor: "TLSv1.2" (older versions are never used).
-   * "TLSv1.3" is checked after every handshake; a server that negotiates less fails with ETLS before
-   * any command is sent, and so does a runtime whose TLS does not report the version (Deno).
-   * Not available with `engine: 'wasm'` (EINPUT).
+   * "TLSv1.3": a server that negotiates less fails with ETLS before any command is sent. With
+   * `engine: 'wasm'` the handshake itself refuses it; the runtime's TLS is checked after every
+   * handshake (and, with a client certificate or `ciphers`, refuses it in the handshake too). On
+   * Deno it switches to Deno's node:tls, which reports the version (Deno.startTls does not).
+   * Workers: EINPUT (its sockets do not report the version; use `engine: 'wasm'`).
    */
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /**
+   * A client certificate chain (PEM) to present when the server asks for one; needs `key`.
+   * Node.js, Bun and Deno (through Deno's node:tls, picked automatically); `engine: 'wasm'` on
+   * every runtime. Workers' own TLS and custom transports without `supports.clientCertificate`:
+   * EINPUT naming the option and the runtime. Default: none.
+   */
+  cert?: string | Uint8Array | Array<string | Uint8Array>;
+  /** The private key (PEM) of `cert`. With `engine: 'wasm'` it must be unencrypted. Default: none. */
+  key?: string | Uint8Array | Array<string | Uint8Array>;
+  /** Decrypts an encrypted `key` or `pfx`; a wrong one is EINPUT. Node.js, Bun and Deno (EINPUT on Workers and with `engine: 'wasm'`). Default: none. */
+  passphrase?: string;
+  /** A PKCS#12 file (bytes) holding the client certificate and key, instead of `cert` and `key`. Node.js, Bun and Deno (EINPUT on Workers and with `engine: 'wasm'`). Default: none. */
+  pfx?: string | Uint8Array | Array<string | Uint8Array>;
+  /**
+   * An OpenSSL cipher list for TLS 1.2 (e.g. "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256").
+   * Node.js, Bun and Deno (node:tls); EINPUT on Workers and with `engine: 'wasm'` (whose fixed set
+   * of modern suites cannot be changed). Default: the runtime's.
+   */
+  ciphers?: string;
 }
 
 /** Time-outs in milliseconds; each phase fails with ETIMEDOUT when it takes longer. */
@@ -167,6 +188,20 @@ export interface ClientOptions {
   onTranscript?: (line: TranscriptLine) => void;
   /** The socket provider. Default: the runtime's (node:net / node:tls on Node and Bun, Deno.connect on Deno, cloudflare:sockets from `wasmtp/workers`). */
   transport?: Transport;
+  /**
+   * Reach the server through a proxy: "http://user:pass@host:port" (HTTP CONNECT, Basic auth;
+   * default port 8080) or "socks5://user:pass@host:port" (SOCKS5, user/password per RFC 1929;
+   * default port 1080; "socks5h://" is the same). The proxy resolves the server's name (nothing is
+   * looked up locally) and every connection goes through it; TLS still runs end to end (implicit,
+   * STARTTLS and `tls.engine: 'wasm'`). "env" (opt-in) takes the URL from WASMTP_PROXY, else
+   * ALL_PROXY / all_proxy, and connects directly when none is set. Node.js, Deno and Bun;
+   * EINPUT on Workers and for a custom transport that does not declare `supports.proxy`.
+   * A proxy that cannot be reached, refuses the credentials or the server fails with EPROXY
+   * (phase "proxy"). Default: none (direct).
+   */
+  proxy?: string;
+  /** The local IP address to connect from (one interface of several); with `proxy`, the address the proxy is reached from. Node.js, Bun and Deno (node:net); EINPUT on Workers. Default: the system's choice. */
+  localAddress?: string;
   /**
    * Sign every message with DKIM: one key, or several (one DKIM-Signature each, e.g. RSA and
    * Ed25519 side by side, or an old and a new key during a rotation). `send(message, { dkim })`
@@ -613,10 +648,12 @@ export type ErrorCode =
   | 'ENOHOST'
   /** Direct delivery: the domain's MTA-STS policy (enforce) was not met, so nothing was sent there. */
   | 'EMTASTS'
+  /** The proxy (`proxy` option) failed: unreachable, refused the credentials or the server, or closed before the tunnel was open. */
+  | 'EPROXY'
   /** The outbox: the message is being sent, or its record changed meanwhile (try again). */
   | 'EBUSY';
 
-export type Phase = 'dns' | 'connect' | 'tls' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
+export type Phase = 'dns' | 'connect' | 'proxy' | 'tls' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'quit';
 
 /** Every failure. `message` is "CODE (phase): what happened. Hint: the likely fix." */
 /** An option an error's (or a finding's) hint tells you to change; `value` when the engine knows it (a `security` mode, a `port`), absent when it is yours to give (`tls.ca`: the CA's PEM). */
@@ -659,7 +696,26 @@ export interface Transport {
     servername?: string;
     ca?: string | string[];
     rejectUnauthorized?: boolean;
+    /** Only when `supports.proxy`: the parsed `proxy` option. The server's host and port go to it. */
+    proxy?: { kind: 'http' | 'socks5'; host: string; port: number; user?: string; pass?: string; url: string; timeoutMs?: number };
+    /** Only when `supports.localAddress`: the `localAddress` option. */
+    localAddress?: string;
+    /** Only when set, and the transport declares support for each: the client certificate, cipher list and minimum version for its TLS. */
+    clientTls?: { cert?: unknown; key?: unknown; passphrase?: string; pfx?: unknown; ciphers?: string; minVersion?: 'TLSv1.2' | 'TLSv1.3' };
   }): Promise<Socket>;
+  /**
+   * The options beyond the basics this transport honours; each one set but not declared here is
+   * EINPUT before connecting (a security option is never ignored). `runtime` names it in that error.
+   */
+  readonly supports?: {
+    runtime?: string;
+    proxy?: boolean;
+    localAddress?: boolean;
+    clientCertificate?: boolean;
+    pfx?: boolean;
+    passphrase?: boolean;
+    ciphers?: boolean;
+  };
 }
 
 /** An open connection. The driver sets `onData` and `onClose`; bytes arriving earlier must be buffered. */

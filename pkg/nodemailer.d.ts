@@ -41,8 +41,12 @@ export interface TransportOptions {
     provisionCallback?: (user: string, renew: boolean, callback: (error: Error | null, accessToken?: string, expires?: number) => void) => void;
   };
   authMethod?: string;
-  /** rejectUnauthorized, ca, servername, minVersion ('TLSv1.2' | 'TLSv1.3'). */
+  /** rejectUnauthorized, ca, servername, minVersion ('TLSv1.2' | 'TLSv1.3'), cert, key, passphrase, pfx, ciphers. */
   tls?: ClientOptions['tls'];
+  /** "http://user:pass@host:port" (HTTP CONNECT) or "socks5://user:pass@host:port", as in nodemailer. Default: direct. */
+  proxy?: ClientOptions['proxy'];
+  /** The local IP address to connect from. Default: the system's choice. */
+  localAddress?: ClientOptions['localAddress'];
   connectionTimeout?: number;
   greetingTimeout?: number;
   /** How long each reply may take. */

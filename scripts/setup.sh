@@ -11,6 +11,7 @@
 #   - scripts/setup-mtas.sh: Exim, Dovecot LMTP and OpenSMTPD for tests/mtas
 #   - scripts/setup-dkim.sh: OpenDKIM, dkimpy and dnsmasq for tests/dkim (dnsmasq
 #     also for tests/servers/dns: direct delivery, the resolver)
+#   - scripts/setup-proxies.sh: danted and tinyproxy for tests/proxies
 #   - then scripts/setup-js.sh, if present (npm / wasm-bindgen tooling)
 set -euo pipefail
 
@@ -96,6 +97,9 @@ bash "$ROOT/scripts/setup-mtas.sh"
 
 # ------------------------------------- DKIM verifiers (OpenDKIM, dkimpy, dnsmasq)
 bash "$ROOT/scripts/setup-dkim.sh"
+
+# ---------------------------------------- proxies (danted, tinyproxy) for tests/proxies
+bash "$ROOT/scripts/setup-proxies.sh"
 
 # ------------------------------------------------ JS / wasm tooling (others)
 # scripts/setup-js.sh (npm, wasm-bindgen, ...) is owned by the wasm/npm work;

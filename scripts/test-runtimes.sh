@@ -5,9 +5,9 @@
 # smtp-server from pkg/node_modules) on 127.0.0.1, plus the wasm size
 # budgets (bench/size.mjs). Idempotent and bounded in time:
 #   - scripts/setup-js.sh (toolchain, pkg/node_modules, wasm build; quick when done)
-#   - npm ci in tests/runtimes (deno, bun, miniflare + workerd,
-#     pinned by its own package-lock.json), skipped while the lockfile is unchanged
-#   - node_modules/wasmtp -> pkg, so each runtime imports the package by name
+#   - scripts/setup-runtimes.sh: npm ci in tests/runtimes (deno, bun, miniflare
+#     + workerd; skipped while the lockfile is unchanged) and
+#     node_modules/wasmtp -> pkg, so each runtime imports the package by name
 #   - node bench/size.mjs, then node tests/runtimes/run.mjs (each runtime has
 #     a time limit; the whole run is killed after RUNTIME_TESTS_TIMEOUT s)
 # Extra arguments pick runtimes: scripts/test-runtimes.sh deno workerd
@@ -20,17 +20,7 @@ started=$SECONDS
 
 bash "$ROOT/scripts/setup-js.sh"
 
-STAMP="$DIR/node_modules/.wasmtp-lock.sha256"
-LOCK_SUM="$(sha256sum "$DIR/package-lock.json" | cut -d' ' -f1)"
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$LOCK_SUM" ]; then
-    log "tests/runtimes/node_modules up to date"
-else
-    log "npm ci in tests/runtimes (deno, bun, miniflare/workerd)"
-    (cd "$DIR" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
-    echo "$LOCK_SUM" >"$STAMP"
-fi
-# The package under test, by name (its exports map is what users resolve).
-ln -sfn ../../../pkg "$DIR/node_modules/wasmtp"
+bash "$ROOT/scripts/setup-runtimes.sh"
 
 log "wasm sizes (bench/size.mjs)"
 node "$ROOT/bench/size.mjs"

@@ -7,8 +7,8 @@
 #      (the engine must build for wasm, also with TLS inside: --features tls-engine)
 #   3. lint: cargo fmt --check, cargo clippy --all-features --all-targets -D warnings
 #   4. scripts/test-js.sh and the other suites (npm package, outbox, doctor,
-#      fail-safe, other MTAs, DKIM against OpenDKIM and dkimpy, direct
-#      delivery to MX hosts, fuzz, runtimes)
+#      proxies and TLS client settings, fail-safe, other MTAs, DKIM against
+#      OpenDKIM and dkimpy, direct delivery to MX hosts, fuzz, runtimes)
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any step failed. Works unattended (CI=true, no stdin).
 set -uo pipefail
@@ -42,6 +42,7 @@ step "clippy" cargo clippy --quiet --all-features --all-targets -- -D warnings
 step "js tests" bash scripts/test-js.sh
 step "outbox tests" bash scripts/test-outbox.sh
 step "doctor tests" bash scripts/test-doctor.sh
+step "proxy and TLS client settings tests" bash scripts/test-proxies.sh
 step "fail-safe tests" bash scripts/test-faults.sh
 step "other MTAs (Exim, Dovecot LMTP, OpenSMTPD, Postfix)" bash scripts/test-mtas.sh
 step "dkim tests" bash scripts/test-dkim.sh

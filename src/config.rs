@@ -149,6 +149,9 @@ pub struct Config {
     pub use_pipelining: bool,
     /// Uses BDAT (RFC 3030) when the server offers CHUNKING.
     pub use_chunking: bool,
+    /// The oldest TLS version accepted (`tls.minVersion`); checked when
+    /// any handshake completes, whoever ran it (see `tls::below_min_version`).
+    pub min_tls_version: crate::tls::MinTlsVersion,
 }
 
 impl Config {
@@ -169,6 +172,7 @@ impl Config {
             limits: Limits::default(),
             use_pipelining: true,
             use_chunking: true,
+            min_tls_version: crate::tls::MinTlsVersion::Tls12,
         }
     }
 
@@ -214,6 +218,11 @@ impl Config {
 
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    pub fn min_tls_version(mut self, min: crate::tls::MinTlsVersion) -> Self {
+        self.min_tls_version = min;
         self
     }
 }

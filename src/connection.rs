@@ -238,6 +238,9 @@ impl Connection {
         if self.state() != State::TlsHandshake {
             return;
         }
+        if let Some(too_old) = tls::below_min_version(&info.version, self.config.min_tls_version) {
+            return self.tls_failed(too_old, now);
+        }
         self.timers.stop(Timer::Handshake);
         let verified = if info.authorized {
             "certificate verified".to_string()

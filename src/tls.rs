@@ -41,6 +41,66 @@ pub enum TlsFailureKind {
     PlaintextReply,
     /// Anything else: protocol versions, ciphers, a reset during the handshake.
     Handshake,
+    /// The handshake succeeded with a version older than `tls.minVersion`
+    /// (or one the host could not name, where the minimum is TLS 1.3).
+    BelowMinVersion,
+}
+
+/// The oldest TLS version a connection accepts (`tls.minVersion`). TLS 1.2
+/// is the floor: no runtime wasmtp runs on negotiates less by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum MinTlsVersion {
+    #[default]
+    Tls12,
+    Tls13,
+}
+
+impl MinTlsVersion {
+    /// `"TLSv1.2"` or `"TLSv1.3"`, as runtimes name versions.
+    pub fn parse(text: &str) -> Option<MinTlsVersion> {
+        match text {
+            "TLSv1.2" => Some(MinTlsVersion::Tls12),
+            "TLSv1.3" => Some(MinTlsVersion::Tls13),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MinTlsVersion::Tls12 => "TLSv1.2",
+            MinTlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+}
+
+/// Why a negotiated `version` (as the host names it: "TLSv1.2") does not
+/// meet `min`, or `None`. The same decision for every host: the runtime's
+/// TLS (Node, Bun, Deno, Workers) and TLS inside the engine. A version the
+/// host did not report meets TLS 1.2 (every runtime refuses older ones by
+/// default) but cannot be confirmed as TLS 1.3.
+pub fn below_min_version(version: &str, min: MinTlsVersion) -> Option<TlsFailure> {
+    let rank = match version {
+        "SSLv3" => Some(0),
+        "TLSv1" => Some(1),
+        "TLSv1.1" => Some(2),
+        "TLSv1.2" => Some(3),
+        "TLSv1.3" => Some(4),
+        _ => None,
+    };
+    let wanted = match min {
+        MinTlsVersion::Tls12 => 3,
+        MinTlsVersion::Tls13 => 4,
+    };
+    let detail = match rank {
+        Some(got) if got >= wanted => return None,
+        Some(_) => format!("the server negotiated {version}, below tls.minVersion {}", min.as_str()),
+        None if min == MinTlsVersion::Tls12 => return None,
+        None => format!(
+            "the runtime's TLS did not report its version, so tls.minVersion {} cannot be confirmed",
+            min.as_str()
+        ),
+    };
+    Some(TlsFailure::new(TlsFailureKind::BelowMinVersion, detail))
 }
 
 /// A failed handshake as reported by the host.
@@ -185,6 +245,12 @@ pub fn failure_error(failure: &TlsFailure, host: &str, port: u16, during_starttl
         )
         .with_hint(ca_hint)
         .with_fix(Fix::TlsCa),
+        TlsFailureKind::BelowMinVersion => SmtpError::new(
+            ErrorCode::Tls,
+            phase,
+            format!("{host}:{port} does not meet the TLS minimum: {detail}; nothing was sent over it."),
+        )
+        .with_hint("the server speaks only older TLS: ask its administrator to enable TLS 1.3, or lower tls.minVersion to 'TLSv1.2'."),
         TlsFailureKind::Handshake => SmtpError::new(
             ErrorCode::Tls,
             phase,
@@ -286,5 +352,29 @@ mod tests {
         assert!(looks_like_plaintext_greeting(b"220-mx\r\n"));
         assert!(!looks_like_plaintext_greeting(&[0x16, 0x03, 0x03, 0x00]));
         assert!(!looks_like_plaintext_greeting(b"22"));
+    }
+
+    #[test]
+    fn the_minimum_version_is_decided_here_for_every_host() {
+        use MinTlsVersion::*;
+        assert_eq!(below_min_version("TLSv1.3", Tls13), None);
+        assert_eq!(below_min_version("TLSv1.2", Tls12), None);
+        let old = below_min_version("TLSv1.2", Tls13).unwrap();
+        assert_eq!(old.kind, TlsFailureKind::BelowMinVersion);
+        assert!(old.detail.contains("negotiated TLSv1.2, below tls.minVersion TLSv1.3"));
+        assert!(below_min_version("TLSv1.1", Tls12).is_some());
+        // A host that cannot name the version (Deno.startTls reports "TLS").
+        assert_eq!(below_min_version("TLS", Tls12), None);
+        assert!(
+            below_min_version("TLS", Tls13)
+                .unwrap()
+                .detail
+                .contains("cannot be confirmed")
+        );
+        let err = failure_error(&old, "mx.example.com", 587, true);
+        assert_eq!((err.code, err.phase), (ErrorCode::Tls, Phase::StartTls));
+        assert!(!err.retryable, "a retry meets the same server");
+        assert_eq!(MinTlsVersion::parse("TLSv1.3"), Some(Tls13));
+        assert_eq!(MinTlsVersion::parse("TLSv1"), None);
     }
 }

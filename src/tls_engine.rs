@@ -18,7 +18,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, ring as ring_provider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::certificate::is_self_issued;
@@ -54,6 +54,9 @@ pub struct TlsOptions {
     /// sends credentials over it (`EAUTH_INSECURE`, unless
     /// `allow_insecure_auth`, which the doctor never sets).
     pub accept_unverified: bool,
+    /// A client certificate chain and its unencrypted private key, both PEM
+    /// (`tls.cert`, `tls.key`), presented when the server asks for one.
+    pub client_cert_pem: Option<(String, String)>,
 }
 
 /// Wall-clock time derived from the host's `now`: rustls asks for it during
@@ -238,12 +241,27 @@ impl SecureConnection {
             accept_unverified: options.accept_unverified,
             unverified: Mutex::new(None),
         });
-        let tls_config = ClientConfig::builder_with_details(provider, clock.clone())
-            .with_safe_default_protocol_versions()
+        // With a TLS 1.3 minimum (`Config::min_tls_version`) the handshake
+        // itself refuses an older server; the engine checks the version too.
+        let versions: &[&rustls::SupportedProtocolVersion] = if config.min_tls_version == tls::MinTlsVersion::Tls13 {
+            &[&rustls::version::TLS13]
+        } else {
+            rustls::DEFAULT_VERSIONS
+        };
+        let builder = ClientConfig::builder_with_details(provider, clock.clone())
+            .with_protocol_versions(versions)
             .map_err(|e| SmtpError::input(Phase::Tls, format!("TLS cannot be configured ({e}).")))?
             .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier.clone());
+        let tls_config = match &options.client_cert_pem {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let (chain, key) = client_certificate(cert, key)?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| bad_client_cert(&e.to_string()))?
+            }
+        };
         Ok(SecureConnection {
             inner: Connection::new(config, now)?,
             config: Arc::new(tls_config),
@@ -548,6 +566,34 @@ fn trust_roots(options: &TlsOptions) -> Result<RootCertStore, SmtpError> {
         }
     }
     Ok(roots)
+}
+
+/// The client certificate chain and key from PEM (`tls.cert`, `tls.key`).
+fn client_certificate(
+    cert: &str,
+    key: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), SmtpError> {
+    let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad_client_cert(&format!("tls.cert: {e}")))?;
+    if chain.is_empty() {
+        return Err(bad_client_cert("no certificate found in tls.cert"));
+    }
+    if key.contains("ENCRYPTED") {
+        return Err(bad_client_cert(
+            "tls.key is encrypted, which TLS inside the engine cannot read",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| bad_client_cert(&format!("tls.key: {e}")))?;
+    Ok((chain, key))
+}
+
+fn bad_client_cert(detail: &str) -> SmtpError {
+    SmtpError::input(
+        Phase::Tls,
+        format!("the client certificate could not be used ({detail})."),
+    )
+    .with_hint("pass tls.cert (the certificate chain) and tls.key (its unencrypted private key: PKCS#8, PKCS#1 or SEC1) as PEM text.")
 }
 
 fn bad_ca(detail: &str) -> SmtpError {

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection};
 use wasmtp::tls_engine::{SecureConnection, TlsOptions, hex_fingerprint, parse_fingerprint};
@@ -519,4 +520,100 @@ fn bytes_after_the_close_are_ignored() {
     while conn.poll_transmit().is_some() {}
     conn.receive(&[0x00], now);
     assert!(conn.poll_transmit().is_none());
+}
+
+/// A client certificate signed by its own CA, as PEM (chain, key).
+fn client_certificate() -> (String, String, String) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "client CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "ann@example.com");
+    let cert = params.signed_by(&key, &ca).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// A server that requires a client certificate issued by `client_ca_pem`.
+fn server_requiring_client_cert(pki: &Pki, client_ca_pem: &str) -> Arc<ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(client_ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key.clone()));
+    Arc::new(
+        ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(TLS13)
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![pki.cert.clone()], key)
+            .unwrap(),
+    )
+}
+
+#[test]
+fn a_client_certificate_is_presented_when_the_server_requires_one() {
+    let pki = pki_for(HOST, |_| {});
+    let (client_ca, cert, key) = client_certificate();
+    let mut with_cert = options(Some(&pki.ca_pem));
+    with_cert.client_cert_pem = Some((cert, key));
+    let mut run = Run::new(
+        starttls_config(),
+        with_cert,
+        Server::new(server_requiring_client_cert(&pki, &client_ca), false),
+    );
+    assert!(run.ready().is_some(), "ready with a client certificate");
+    run.send(b"Subject: client cert\r\n\r\nbody\r\n").unwrap();
+
+    // Without one the server ends the handshake: nothing after STARTTLS is sent.
+    let run = Run::new(
+        starttls_config(),
+        options(Some(&pki.ca_pem)),
+        Server::new(server_requiring_client_cert(&pki, &client_ca), false),
+    );
+    assert!(run.ready().is_none());
+    assert!(
+        !run.server
+            .commands
+            .iter()
+            .any(|c| c.starts_with("AUTH") || c.starts_with("MAIL"))
+    );
+}
+
+#[test]
+fn an_unreadable_or_encrypted_client_key_is_an_input_error() {
+    let pki = pki_for(HOST, |_| {});
+    let (_, cert, key) = client_certificate();
+    let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+    for (cert, key, needle) in [
+        (cert.clone(), "not a key".to_string(), "tls.key"),
+        (cert.clone(), encrypted.to_string(), "encrypted"),
+        ("no certificate".to_string(), key, "tls.cert"),
+    ] {
+        let mut opts = options(Some(&pki.ca_pem));
+        opts.client_cert_pem = Some((cert, key));
+        let err = SecureConnection::new(starttls_config(), opts, Instant::from_millis(0))
+            .err()
+            .expect("refused");
+        assert_eq!((err.code, err.phase), (ErrorCode::Input, Phase::Tls), "{err}");
+        assert!(err.message.contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
+fn tls13_only_refuses_a_tls_1_2_server_in_the_handshake() {
+    let pki = pki_for(HOST, |_| {});
+    let run = Run::new(
+        starttls_config().min_tls_version(wasmtp::tls::MinTlsVersion::Tls13),
+        options(Some(&pki.ca_pem)),
+        Server::new(server_config(&pki, &[&rustls::version::TLS12]), false),
+    );
+    assert!(run.ready().is_none());
+    assert_eq!(run.close_error().code, ErrorCode::Tls, "{}", run.close_error());
+    assert!(!run.server.commands.iter().any(|c| c.starts_with("AUTH")));
 }

@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 
 import { createClient, diagnose, SmtpError } from '../dist/index.js';
+import { applyNetworkFlags, NETWORK_FLAGS, NETWORK_HELP } from './network-flags.js';
 
 const PASSWORD_ENV = 'WASMTP_PASSWORD';
 
@@ -23,7 +24,7 @@ usage:
   wasmtp send     --host H [connection options] --file message.eml --from A --to B [--to C ...]
                   (the message is sent as is; --from/--to are the envelope; --file - reads stdin)
   wasmtp verify   --host H [connection options]      connect, TLS, EHLO, AUTH, then QUIT
-  wasmtp doctor   <host> [--port N ...] [--security MODE] [--user U] [--ca FILE] [--json] [-v] [--timeout MS]
+  wasmtp doctor   <host> [--port N ...] [--security MODE] [--user U] [--ca FILE] [--proxy URL] [--json] [-v] [--timeout MS]
                   probe 465, 587, 25 (and each --port) at once and explain what works, what does not and why;
                   --security applies to the --port ports. Exit status 1 when no working configuration is found.
   wasmtp doctor   --domain D [--selector S | --file signed.eml] [--dns SERVER|DOH-URL] [--ca FILE] [--json]
@@ -58,6 +59,7 @@ connection options:
   --insecure             do not verify the certificate (prefer --ca)
   --allow-insecure-auth  allow credentials over an unencrypted connection (local test servers only)
   --client-name NAME     the EHLO name (default: this machine's fully qualified name, else localhost)
+${NETWORK_HELP}
   --timeout MS           give up on any step (connect, TLS, greeting, each reply) after MS milliseconds
   -v, --verbose          print the SMTP dialog on stderr (C: client, S: server, TLS: ...; secrets redacted;
                          doctor: each line with its explanation)
@@ -119,6 +121,7 @@ const OPTIONS = {
   dns: { type: 'string' },
   'mx-port': { type: 'string' },
   'mta-sts-port': { type: 'string' },
+  ...NETWORK_FLAGS,
 };
 
 /** A mistake in the command line: printed with a pointer to --help, exit status 2. */
@@ -220,6 +223,7 @@ async function clientOptions(values, command) {
       options.tls.rejectUnauthorized = false;
     }
   }
+  applyNetworkFlags(options, values, (text) => new UsageError(text));
   options.auth = await credentials(values, command);
   if (values.verbose && command !== 'diagnose' && command !== 'doctor') {
     const where = `${values.host}${port ? `:${port}` : ''}`;

@@ -30,7 +30,7 @@ const PROBE_TIMEOUTS = Object.freeze({ connect: 5000, tlsHandshake: 5000, greeti
 
 /**
  * @param {object} options `{ host, ports?, probes?, auth?, tls?, timeouts?,
- *   clientName?, transport?, onProgress?, onTranscript? }` (see index.d.ts)
+ *   clientName?, transport?, proxy?, localAddress?, onProgress?, onTranscript? }` (see index.d.ts)
  * @param {object} defaultTransport the runtime's transport
  * @returns {Promise<object>} the report: `{ host, ok, recommended, findings, ports }`
  */
@@ -66,6 +66,9 @@ export async function diagnose(options, defaultTransport) {
   const doctor = new engine.Doctor(opts.host);
   let diagnosis;
   try {
+    // Every probe stopped at the proxy (unreachable, credentials refused):
+    // nothing was learned about the server, and the proxy is what to fix.
+    if (runs.every((run) => run.error?.code === 'EPROXY')) throw runs[0].error;
     for (const run of runs) doctor.add(run.probe);
     diagnosis = doctor.diagnose();
     return {

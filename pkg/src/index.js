@@ -13,7 +13,6 @@ import { setPolicyFetcher } from './mx/client.js';
 import { createClient as createClientWith } from './client.js';
 import { memorySpool, setDkimSpool } from './dkim.js';
 import { loadEngine, setRandomSource, setWasmSource } from './engine.js';
-import { SmtpError } from './errors.js';
 import { fileSpool } from './file-spool.js';
 import { buildMessage as buildMessageWith } from './message.js';
 import { setHostNameSource } from './options.js';
@@ -88,22 +87,33 @@ export const defaultTransport = runtime === 'deno' ? denoTransport : nodeTranspo
 
 /** Creates a client; see index.d.ts. Uses the runtime's sockets unless `transport` is given. */
 export function createClient(options) {
-  // Deno.startTls does not report the negotiated version: a TLS 1.3 minimum
-  // could only fail at every connection, so it is refused up front.
-  if (runtime === 'deno' && options?.tls?.minVersion === 'TLSv1.3' && options.tls.engine !== 'wasm' && !options.transport) {
-    throw SmtpError.input(
-      "Deno's TLS does not report the version it negotiated, so tls.minVersion 'TLSv1.3' cannot be enforced here.",
-      'leave tls.minVersion out (TLS 1.2 or newer is always used), or run on Node or Bun.',
-      'tls',
-    );
-  }
-  return createClientWith(options, defaultTransport);
+  return createClientWith(options, transportFor(options));
 }
+
+/**
+ * The default transport for these options. On Deno: Deno.connect /
+ * Deno.startTls, unless an option needs what only Deno's node:net /
+ * node:tls can do (a client certificate, a cipher list, a local address,
+ * a TLS 1.3 minimum: Deno.startTls does not report the version it
+ * negotiated); then the node:net / node:tls transport.
+ */
+function transportFor(options) {
+  if (runtime !== 'deno') return defaultTransport;
+  const tls = options?.tls ?? {};
+  const runtimeTls = tls.engine !== 'wasm';
+  const needsNodeTls =
+    options?.localAddress != null ||
+    (runtimeTls && (tls.minVersion === 'TLSv1.3' || ['cert', 'key', 'pfx', 'passphrase', 'ciphers'].some((key) => tls[key] != null)));
+  return needsNodeTls ? denoNodeTransport : denoTransport;
+}
+
+/** nodeTransport, named for Deno in its errors. */
+const denoNodeTransport = { ...nodeTransport, supports: Object.freeze({ ...nodeTransport.supports, runtime: 'Deno (node:tls)' }) };
 
 /** Probes 465 / 587 / 25 and explains what works and why not; see index.d.ts. */
 export function diagnose(options) {
   // Loaded on first use: start-up does not pay for the doctor's module.
-  return import('./diagnose.js').then(({ diagnose: diagnoseWith }) => diagnoseWith(options, defaultTransport));
+  return import('./diagnose.js').then(({ diagnose: diagnoseWith }) => diagnoseWith(options, transportFor(options)));
 }
 
 /** A durable outbox with retries; the store defaults to a spool directory ./wasmtp-outbox. See index.d.ts. */

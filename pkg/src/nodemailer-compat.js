@@ -15,13 +15,13 @@ const TRANSPORT_KEYS = Object.freeze([
   'logger', 'debug', 'disableFileAccess', 'disableUrlAccess', 'lmtp', 'dkim',
   // wasmtp's names
   'security', 'clientName', 'timeouts', 'allowInsecureAuth', 'onTranscript', 'transport',
+  // the same name and meaning in both
+  'proxy', 'localAddress',
 ]);
 
 const REFUSED_TRANSPORT = Object.freeze({
   service: 'wasmtp has no list of well-known services: pass host, port and secure of the provider (for Gmail: host smtp.gmail.com, port 465, secure: true).',
   dnsTimeout: 'name resolution is part of the connection time-out here: use connectionTimeout.',
-  localAddress: 'binding a local address is not supported.',
-  proxy: 'proxies are not supported.',
   socket: 'an existing socket cannot be taken over; pass `transport` ({ connect }) instead.',
   connection: 'an existing connection cannot be taken over; pass `transport` ({ connect }) instead.',
   sendmail: 'the sendmail transport is not supported: wasmtp speaks SMTP.',
@@ -65,6 +65,7 @@ const NODEMAILER_CODES = Object.freeze({
   ESIZE: 'EMESSAGE',
   EPROTOCOL: 'EPROTOCOL',
   EINPUT: 'EINPUT',
+  EPROXY: 'ECONNECTION',
 });
 
 /**
@@ -74,7 +75,7 @@ const NODEMAILER_CODES = Object.freeze({
 const isSmtpError = (error) => error instanceof SmtpError || (error instanceof Error && error.name === 'SmtpError' && typeof error.code === 'string' && typeof error.phase === 'string');
 
 /** The SMTP command a phase stands for, as nodemailer's `err.command`. */
-const COMMANDS = Object.freeze({ connect: 'CONN', greeting: 'CONN', tls: 'CONN', ehlo: 'EHLO', starttls: 'STARTTLS', auth: 'AUTH', mail: 'MAIL FROM', rcpt: 'RCPT TO', data: 'DATA', quit: 'QUIT' });
+const COMMANDS = Object.freeze({ connect: 'CONN', proxy: 'CONN', greeting: 'CONN', tls: 'CONN', ehlo: 'EHLO', starttls: 'STARTTLS', auth: 'AUTH', mail: 'MAIL FROM', rcpt: 'RCPT TO', data: 'DATA', quit: 'QUIT' });
 
 /**
  * An error with nodemailer's fields (code, responseCode, response,
@@ -115,7 +116,7 @@ export function clientOptions(given, tokenListeners = []) {
   const copy = (from, to = from) => {
     if (!absent(options[from])) out[to] = options[from];
   };
-  for (const key of ['host', 'port', 'security', 'clientName', 'allowInsecureAuth', 'onTranscript', 'transport', 'lmtp']) copy(key);
+  for (const key of ['host', 'port', 'security', 'clientName', 'allowInsecureAuth', 'onTranscript', 'transport', 'lmtp', 'proxy', 'localAddress']) copy(key);
   if (!absent(options.dkim)) out.dkim = dkimOptions(options.dkim);
   copy('name', 'clientName');
   // nodemailer takes the port as a number or numeric text (from an environment variable).

@@ -5,6 +5,7 @@
 import { normalizeDkim } from './dkim.js';
 import { SmtpError } from './errors.js';
 import { absent, checkKeys, describeValue, expect, isObject } from './strict.js';
+import { checkTransportSupport, clientTlsSettings, normalizeLocalAddress, normalizeProxy } from './network-options.js';
 
 export const POOL_DEFAULTS = Object.freeze({
   maxConnections: 4,
@@ -15,6 +16,7 @@ export const POOL_DEFAULTS = Object.freeze({
 /** Every key createClient accepts. */
 export const CLIENT_KEYS = Object.freeze([
   'host', 'port', 'security', 'auth', 'tls', 'allowInsecureAuth', 'clientName', 'timeouts', 'lmtp', 'pool', 'onTranscript', 'transport', 'dkim',
+  'proxy', 'localAddress',
 ]);
 
 /** nodemailer's createTransport options, and what does the same here. */
@@ -37,22 +39,15 @@ const NODEMAILER_OPTIONS = Object.freeze({
   authMethod: "`authMethod` is nodemailer's option; here: `auth: { method }`.",
   service: 'wasmtp has no list of well-known services; pass `host` (and `port`/`security`) of the provider.',
   url: 'pass `host`, `port` and `security` instead of a connection URL.',
-  localAddress: 'wasmtp does not bind a local address; a custom `transport` can.',
-  proxy: 'wasmtp does not speak to proxies; a custom `transport` can tunnel the socket.',
   socket: 'pass a `transport` ({ connect }) that returns the socket.',
   connection: 'pass a `transport` ({ connect }) that returns the socket.',
   disableFileAccess: 'wasmtp reads files only for attachments or bodies given as { path }.',
   disableUrlAccess: 'wasmtp fetches only attachments or bodies given as { href }.',
 });
 
-const TLS_KEYS = Object.freeze(['ca', 'servername', 'rejectUnauthorized', 'engine', 'pin', 'minVersion']);
+const TLS_KEYS = Object.freeze(['ca', 'servername', 'rejectUnauthorized', 'engine', 'pin', 'minVersion', 'cert', 'key', 'passphrase', 'pfx', 'ciphers']);
 const NODEMAILER_TLS = Object.freeze({
   maxVersion: 'wasmtp negotiates the newest TLS version both sides speak; only `tls.minVersion` can be set.',
-  ciphers: "wasmtp uses the TLS library's default cipher suites; they cannot be changed.",
-  cert: 'client certificates are not supported.',
-  key: 'client certificates are not supported.',
-  pfx: 'client certificates are not supported.',
-  passphrase: 'client certificates are not supported.',
   secureProtocol: "use `tls.minVersion: 'TLSv1.2'` or `'TLSv1.3'`.",
   checkServerIdentity: 'the certificate is checked against `tls.servername` (default: host); set that instead.',
 });
@@ -98,6 +93,11 @@ export function normalizeOptions(options, defaultTransport) {
   }
   const tls = options.tls ?? {};
   const engine = tlsEngine(tls.engine);
+  const minVersion = tlsMinVersion(tls.minVersion);
+  const proxy = normalizeProxy(options.proxy, options.timeouts?.connect ?? undefined);
+  const localAddress = normalizeLocalAddress(options.localAddress);
+  const client = clientTlsSettings(tls, engine, minVersion);
+  checkTransportSupport(transport, { proxy, localAddress, tls, engine, isDefault: options.transport === undefined || options.transport === null });
   return {
     host: options.host,
     port: options.port ?? undefined,
@@ -109,8 +109,15 @@ export function normalizeOptions(options, defaultTransport) {
       rejectUnauthorized: tls.rejectUnauthorized !== false,
       engine,
       pin: tls.pin ?? undefined,
-      minVersion: tlsMinVersion(tls.minVersion, engine),
+      minVersion,
+      /** Client certificate, ciphers and minimum version for the runtime's TLS (undefined: none set). */
+      client,
+      /** Client certificate for TLS inside the engine. */
+      cert: engine === 'wasm' ? (tls.cert ?? undefined) : undefined,
+      key: engine === 'wasm' ? (tls.key ?? undefined) : undefined,
     },
+    /** How the socket reaches the server: through `proxy` (parsed), from `localAddress`; only those set. */
+    network: { ...(proxy === undefined ? {} : { proxy }), ...(localAddress === undefined ? {} : { localAddress }) },
     /** Which wasm artifact this client uses: 'tls' when TLS runs inside the engine. */
     engine: engine === 'wasm' ? 'tls' : 'core',
     allowInsecureAuth: options.allowInsecureAuth === true,
@@ -176,21 +183,15 @@ function checkTypes(options) {
 /**
  * tls.minVersion: 'TLSv1.2' is always met (wasmtp never negotiates less);
  * 'TLSv1.3' is checked after every handshake by the session (the version the
- * runtime's TLS or the engine reports), and refused where it cannot be.
+ * runtime's TLS reports); TLS inside the engine refuses older servers in
+ * the handshake itself.
  */
-function tlsMinVersion(value, engine) {
+function tlsMinVersion(value) {
   if (absent(value)) return undefined;
   if (!TLS_VERSIONS.includes(value)) {
     throw SmtpError.input(
       `tls.minVersion ${describeValue(value)} is not a TLS version wasmtp can require.`,
       "use 'TLSv1.2' (always met: older versions are never used) or 'TLSv1.3'.",
-      'tls',
-    );
-  }
-  if (value === 'TLSv1.3' && engine === 'wasm') {
-    throw SmtpError.input(
-      "tls.minVersion 'TLSv1.3' cannot be enforced with tls.engine 'wasm', which also accepts TLS 1.2.",
-      "use the runtime's TLS (leave tls.engine out) to require TLS 1.3.",
       'tls',
     );
   }
@@ -273,11 +274,12 @@ export function engineOptions(engine, opts) {
     else if (opts.port === undefined) options.setSecurity('starttls');
     applyAuth(options, opts.auth, opts.currentAccessToken);
     options.setAllowInsecureAuth(opts.allowInsecureAuth);
+    if (opts.tls.minVersion !== undefined) options.setMinTlsVersion(opts.tls.minVersion);
     if (opts.clientName !== undefined) options.setClientName(opts.clientName);
     if (opts.lmtp) options.setLmtp(true);
     const t = opts.timeouts;
     options.setTimeouts(ms(t.connect), ms(t.tlsHandshake), ms(t.greeting), ms(t.command), ms(t.dataEnd));
-    const target = { host: opts.host, port, security: options.security, tls: opts.tls };
+    const target = { host: opts.host, port, security: options.security, tls: opts.tls, network: opts.network };
     return { options, target };
   } catch (error) {
     options.free();

@@ -18,6 +18,7 @@
 // follows the engine's pace.
 
 import { SmtpError, toSmtpError } from './errors.js';
+import { withProxyHint } from './transports/proxy.js';
 import { list, monotonicNow as clock } from './util.js';
 
 /** Body bytes read ahead of the engine per message (one chunk of body.js). */
@@ -289,6 +290,8 @@ export class Session {
           servername,
           ca: tls.ca,
           rejectUnauthorized: tls.rejectUnauthorized,
+          ...(tls.client === undefined ? {} : { clientTls: tls.client }),
+          ...this.#target.network,
         }),
       );
     } catch (error) {
@@ -329,6 +332,9 @@ export class Session {
           conn.connected(now);
           break;
         case 'connect-failed':
+          // The transport's own SmtpError (EPROXY, or EINPUT for a client
+          // certificate the runtime refused) is the one the caller sees.
+          if (item.error instanceof SmtpError) this.#closeError ??= item.error;
           conn.connectFailed(describe(item.error), now);
           break;
         case 'data':
@@ -343,11 +349,6 @@ export class Session {
           break;
         case 'tls-up': {
           const info = this.#socket?.tlsInfo ?? {};
-          const tooOld = belowMinVersion(info.version, this.#target.tls.minVersion);
-          if (tooOld) {
-            conn.tlsFailed(tooOld, now);
-            break;
-          }
           // handshakePending: the platform reports a refused certificate only
           // at the first read or write (Workers); the engine then names it.
           conn.tlsEstablished(info.version ?? 'TLS', info.cipher, info.authorized === true, info.authorizationError, now, info.handshakePending === true);
@@ -656,7 +657,7 @@ export class Session {
         break;
       case 'closed': {
         const error = event.error;
-        this.#closeError ??= error ? SmtpError.fromEngine(error, this.transcript()) : null;
+        this.#closeError ??= error ? this.#fromEngine(error) : null;
         this.#done = true;
         break;
       }
@@ -684,7 +685,7 @@ export class Session {
     };
     const timer = setTimeout(() => report(new Uint8Array(0)), PORT_PROBE_WAIT_MS);
     Promise.resolve()
-      .then(() => this.#transport.connect({ host, port, tls: false, upgradable: false, servername: host }))
+      .then(() => this.#transport.connect({ host, port, tls: false, upgradable: false, servername: host, ...this.#target.network }))
       .then((socket) => {
         probe = socket;
         if (reported) return socket.close();
@@ -769,9 +770,14 @@ export class Session {
     this.#settle(id, result, null);
   }
 
+  /** An engine error as SmtpError; a connection lost behind a proxy says so. */
+  #fromEngine(engineError) {
+    return withProxyHint(SmtpError.fromEngine(engineError, this.transcript()), this.#target.network?.proxy);
+  }
+
   #settle(id, result, engineError) {
     const job = this.#jobs.get(id);
-    const error = engineError ? SmtpError.fromEngine(engineError, this.transcript()) : null;
+    const error = engineError ? this.#fromEngine(engineError) : null;
     if (!job) return;
     this.#jobs.delete(id);
     this.#completed += 1;
@@ -891,6 +897,7 @@ function newSecureConnection(engine, engineOptions, tls) {
   try {
     for (const pem of list(tls.ca)) options.addCa(String(pem));
     for (const pin of list(tls.pin)) options.addPin(String(pin));
+    if (tls.cert !== undefined) options.setClientCertificate(pemText(tls.cert), pemText(tls.key));
     // The doctor's probes complete the handshake to report the certificate;
     // the engine then withholds credentials (authorized: false).
     if (tls.acceptUnverifiedForDiagnosis === true) options.acceptUnverifiedForDiagnosis();
@@ -899,6 +906,13 @@ function newSecureConnection(engine, engineOptions, tls) {
   } finally {
     options.free();
   }
+}
+
+/** PEM given as text, bytes or a list of either, as one text. */
+function pemText(value) {
+  return list(value)
+    .map((part) => (part instanceof Uint8Array ? new TextDecoder().decode(part) : String(part)))
+    .join('\n');
 }
 
 /** The plain object `verify()` and the pool see for a ready session. */
@@ -952,19 +966,3 @@ function describe(error) {
   return error.code && !message.includes(error.code) ? `${message} (${error.code})` : message;
 }
 
-/** TLS versions in order, as runtimes name them. */
-const TLS_RANK = { SSLv3: 0, TLSv1: 1, 'TLSv1.1': 2, 'TLSv1.2': 3, 'TLSv1.3': 4 };
-
-/**
- * Why a handshake's TLS version does not meet `tls.minVersion` (default and
- * floor TLS 1.2, whatever the runtime's own default was set to), or null.
- * A version the transport did not report meets TLS 1.2 (every runtime's
- * TLS refuses older ones by default) but not a TLS 1.3 minimum.
- */
-function belowMinVersion(version, minVersion = 'TLSv1.2') {
-  const got = TLS_RANK[version];
-  if (got === undefined) {
-    return TLS_RANK[minVersion] > TLS_RANK['TLSv1.2'] ? `the runtime's TLS did not report its version, so tls.minVersion ${minVersion} cannot be confirmed` : null;
-  }
-  return got < TLS_RANK[minVersion] ? `the server negotiated ${version}, below tls.minVersion ${minVersion}` : null;
-}

@@ -189,8 +189,8 @@ describe('wasmtp/nodemailer', () => {
       [{ host: HOST, auth: { user: 'a', pass: 'p', refreshToken: 'r' } }, /belongs to OAuth2/],
       [{ host: HOST, auth: { type: 'OAuth2', user: 'a', refreshToken: 'r', clientId: 'c', accessUrl: 'http://oauth.example.com/token' } }, /in clear/],
       [{ host: HOST, secure: true, ignoreTLS: true }, /contradict/],
-      [{ host: HOST, proxy: 'http://proxy:3128' }, /proxies/],
-      [{ host: HOST, tls: { ciphers: 'HIGH' } }, /cipher suites/],
+      [{ host: HOST, proxy: 'https://proxy:3128' }, /scheme "https:"/],
+      [{ host: HOST, tls: { ciphers: 42 } }, /tls\.ciphers/],
       ['http://example.com', /http: URLs/],
     ];
     for (const [options, pattern] of cases) {

@@ -41,7 +41,6 @@ describe('createClient options', () => {
     [{ hots: 'x' }, /`hots`.*not a known key.*host, port/],
     [{ tls: { maxVersion: 'TLSv1.2' } }, /maxVersion/],
     [{ tls: { minVersion: 'TLSv1' } }, /tls.minVersion.*TLSv1.2/],
-    [{ tls: { minVersion: 'TLSv1.3', engine: 'wasm' } }, /TLSv1.3.*engine 'wasm'/],
     [{ auth: { user: 'a', pass: 'b', type: 'login' } }, /auth.type/],
     [{ auth: { user: 'ann\r\nRSET', pass: 'b' } }, /auth.user contains a line break/],
     [{ auth: { user: 'ann\0', pass: 'b' } }, /auth.user contains a line break or NUL/],

@@ -153,6 +153,15 @@ async function fields(): Promise<void> {
   createClient({ host: 'h', tls: { minVersion: 'TLSv1.3' } });
   // @ts-expect-error TLS below 1.2 is never used
   createClient({ host: 'h', tls: { minVersion: 'TLSv1.1' } });
+  createClient({
+    host: 'h',
+    proxy: 'socks5://user:pass@proxy.example:1080',
+    localAddress: '192.0.2.10',
+    tls: { cert: '-----BEGIN CERTIFICATE-----', key: '-----BEGIN PRIVATE KEY-----', passphrase: 'p', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' },
+  });
+  createClient({ host: 'h', tls: { pfx: new Uint8Array(0), passphrase: 'p' } });
+  // @ts-expect-error proxy is a URL string
+  createClient({ host: 'h', proxy: { host: 'proxy.example', port: 1080 } });
 
   const built = await buildMessage({ from: 'a@b.c', to: 'd@e.f', text: 'x' });
   const bytes: Uint8Array = built.raw;

@@ -28,6 +28,20 @@ impl WasmOptions {
         }
     }
 
+    /// `tls.minVersion`: `"TLSv1.2"` (the floor, always met) or `"TLSv1.3"`,
+    /// checked by the engine after every handshake, whoever ran it.
+    #[wasm_bindgen(js_name = setMinTlsVersion)]
+    pub fn set_min_tls_version(&mut self, version: &str) -> Result<(), EngineError> {
+        self.config.min_tls_version = crate::tls::MinTlsVersion::parse(version).ok_or_else(|| {
+            SmtpError::input(
+                Phase::Tls,
+                format!("tls.minVersion \"{version}\" is not a TLS version wasmtp can require."),
+            )
+            .with_hint("use 'TLSv1.2' (always met: older versions are never used) or 'TLSv1.3'.")
+        })?;
+        Ok(())
+    }
+
     /// `"tls"`, `"starttls"`, `"opportunistic"` or `"none"`.
     #[wasm_bindgen(js_name = setSecurity)]
     pub fn set_security(&mut self, mode: &str) -> Result<(), EngineError> {

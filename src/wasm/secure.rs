@@ -56,6 +56,14 @@ impl WasmTlsOptions {
         Ok(())
     }
 
+    /// Presents this client certificate chain and unencrypted key (both
+    /// PEM) when the server asks for one; checked when the connection is
+    /// created (an unreadable one is an `EINPUT` there).
+    #[wasm_bindgen(js_name = setClientCertificate)]
+    pub fn set_client_certificate(&mut self, cert_pem: String, key_pem: String) {
+        self.options.client_cert_pem = Some((cert_pem, key_pem));
+    }
+
     /// Verification cannot be turned off inside the engine: `false` is an
     /// `EINPUT` whose hint points at pinning, the safe way to trust one server.
     #[wasm_bindgen(js_name = setRejectUnauthorized)]

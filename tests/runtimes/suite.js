@@ -290,6 +290,20 @@ export async function runSuite({ createClient, oauth2, ready, SmtpError, config,
         (e) => assert(/wasmtp\/workers\/tls/.test(e.hint), e.hint),
       ),
     );
+    // Workers sockets cannot be pointed at a proxy by this package, nor take client TLS settings.
+    for (const [what, options] of [
+      ['proxy', { proxy: 'socks5://127.0.0.1:1080' }],
+      ['tls.ciphers', { tls: { ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' } }],
+      ['localAddress', { localAddress: '127.0.0.1' }],
+    ]) {
+      await test(`workers: ${what} is EINPUT naming the runtime`, () =>
+        expectError(
+          (async () => createClient({ host, port: ports.starttls, ...options }))(),
+          'EINPUT',
+          (e) => assert(e.message.includes(what) && /Cloudflare Workers/.test(e.message), e.message),
+        ),
+      );
+    }
     await test("workers: tls.engine 'wasm' from wasmtp/workers is EINPUT", () =>
       expectError(
         send('wasm-from-core', { port: ports.starttls, security: 'starttls', tls: { engine: 'wasm', ca: config.ca } }),

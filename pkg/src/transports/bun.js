@@ -11,6 +11,9 @@
 
 /** @type {import('../../index.d.ts').Transport} */
 export const bunTransport = {
+  /** Names the transport when an option it cannot honour (proxy, client certificate, ...) is refused: the default node:tls transport on Bun honours them. */
+  supports: Object.freeze({ runtime: 'Bun.connect' }),
+
   connect({ host, port, tls, servername, ca, rejectUnauthorized = true }) {
     return new Promise((resolve, reject) => {
       const wrapper = new BunSocket();

@@ -6,13 +6,27 @@
 // pulled: one `read()` at a time, the next only after the driver has acted
 // on the bytes (the promise `onData` returns). When the driver calls
 // `startTls`, no read is pending.
+//
+// With `proxy`, the TCP connection goes to the proxy and carries a tunnel
+// (transports/proxy.js) before anything else. Client certificates, cipher
+// lists and a local address are beyond Deno.connect / Deno.startTls: the
+// Deno entry uses the node:net / node:tls transport when they are set.
+
+import { openTunnel, proxyError } from './proxy.js';
 
 /** @type {import('../../index.d.ts').Transport} */
 export const denoTransport = {
-  async connect({ host, port, tls, servername, ca }) {
-    const conn = await Deno.connect({ hostname: host, port, transport: 'tcp' });
+  /** What this transport honours beyond the basics (see Transport.supports). */
+  supports: Object.freeze({ runtime: 'Deno', proxy: true }),
+
+  async connect({ host, port, tls, servername, ca, proxy }) {
+    const { conn, early } = proxy ? await openProxied(proxy, { host, port }) : { conn: await Deno.connect({ hostname: host, port, transport: 'tcp' }) };
     conn.setNoDelay?.(true); // every flight goes out at once (no Nagle delay)
-    if (!tls) return new DenoSocket(conn);
+    if (!tls) return new DenoSocket(conn, false, early);
+    if (early?.length) {
+      conn.close();
+      throw proxyError(proxy, 'passed on bytes from the server before TLS began.', 'the port does not speak implicit TLS; check port and security.');
+    }
     try {
       return new DenoSocket(await handshake(conn, { hostname: servername ?? host, ca }), true);
     } catch (error) {
@@ -21,6 +35,36 @@ export const denoTransport = {
     }
   },
 };
+
+/** A TCP connection to the proxy carrying a tunnel to host:port; `early`: the server's first bytes, if they came along. */
+async function openProxied(proxy, target) {
+  let conn;
+  try {
+    conn = await Deno.connect({ hostname: proxy.host, port: proxy.port, transport: 'tcp' });
+  } catch (error) {
+    throw proxyError(proxy, `cannot be reached: ${error?.message ?? error}.`, 'check the proxy URL (host and port) and that the proxy is running.', true);
+  }
+  const stream = {
+    async read() {
+      const buffer = new Uint8Array(4096);
+      const n = await conn.read(buffer);
+      return n === null ? null : buffer.subarray(0, n);
+    },
+    async write(bytes) {
+      let at = 0;
+      while (at < bytes.byteLength) at += await conn.write(bytes.subarray(at));
+    },
+  };
+  try {
+    const early = await openTunnel(stream, proxy, target);
+    return { conn, early: early.length > 0 ? early.slice() : undefined };
+  } catch (error) {
+    try {
+      conn.close();
+    } catch {}
+    throw error;
+  }
+}
 
 /** Runs the TLS handshake on a TCP connection; certificate errors surface here. */
 async function handshake(conn, { hostname, ca }) {
@@ -56,10 +100,13 @@ class DenoSocket {
   #paused = false;
   #closed = false;
   #secure;
+  /** Bytes that arrived with the proxy's answer, delivered before the first read. */
+  #early;
 
-  constructor(conn, secure = false) {
+  constructor(conn, secure = false, early = undefined) {
     this.#conn = conn;
     this.#secure = secure;
+    this.#early = early;
   }
 
   /** Set by the driver; reading starts then. */
@@ -123,6 +170,12 @@ class DenoSocket {
     const conn = this.#conn;
     const buffer = new Uint8Array(16 * 1024);
     try {
+      if (this.#early) {
+        const early = this.#early;
+        this.#early = undefined;
+        await this.#onData(early);
+        if (loop !== this.#loop || this.#paused || this.#closed) return;
+      }
       for (;;) {
         this.#readInFlight = true;
         let n;

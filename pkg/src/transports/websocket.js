@@ -26,6 +26,9 @@
 export function websocketTransport({ url, WebSocket: Ws = globalThis.WebSocket, openGraceMs = 300 } = {}) {
   if (url === undefined) throw new TypeError('websocketTransport needs the bridge url');
   return {
+    /** Names the transport when an option it cannot honour (proxy, client certificate, ...) is refused. */
+    supports: Object.freeze({ runtime: 'WebSocket bridge' }),
+
     async connect({ host, port, tls }) {
       if (tls) {
         throw new Error("a WebSocket bridge carries raw bytes: TLS must run inside the engine (tls: { engine: 'wasm' })");

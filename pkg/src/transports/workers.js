@@ -19,6 +19,9 @@ import { connect as openSocket } from 'cloudflare:sockets';
 
 /** @type {import('../../index.d.ts').Transport} */
 export const workersTransport = {
+  /** Names the runtime when an option it cannot honour (proxy, client certificate, ...) is refused. */
+  supports: Object.freeze({ runtime: 'Cloudflare Workers' }),
+
   async connect({ host, port, tls, upgradable }) {
     const secureTransport = tls ? 'on' : upgradable ? 'starttls' : 'off';
     // Throws at once for a destination the platform refuses (port 25).
