@@ -7,6 +7,7 @@ use super::headers::{
     Header, MAX_DISPLAY_NAME, MAX_HEADER_VALUE, MAX_SUBJECT, address_list, check_field_name, check_header_text,
     check_length, unstructured,
 };
+use super::part_encoding::{LineChecker, PartEncoder, PartEncoding, QpStream};
 use super::parts::{
     MultipartKind, TextKind, alternative_headers, attachment_headers, multipart_headers, text_part_headers,
 };
@@ -61,6 +62,65 @@ enum BodyStep {
     Streamed(usize),
 }
 
+/// How a part's encoder is made when its turn comes.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Base64,
+    QuotedPrintable {
+        text: bool,
+    },
+    /// A streamed text or HTML body: quoted-printable, checked to be UTF-8.
+    Utf8Body(&'static str),
+    /// 7bit, 8bit or raw: checked line by line.
+    Lines {
+        encoding: PartEncoding,
+        allow_8bit: bool,
+    },
+}
+
+impl Plan {
+    /// `headers` are the part's, as `part_headers` wrote them: whether it
+    /// is text shows in its first line.
+    fn for_part(part: &Attachment, headers: &str) -> Plan {
+        match part.encoding {
+            PartEncoding::Base64 => Plan::Base64,
+            PartEncoding::QuotedPrintable => Plan::QuotedPrintable {
+                text: headers.starts_with("Content-Type: text/"),
+            },
+            encoding => {
+                // A raw part in hand may carry 8-bit bytes (the message is
+                // then declared 8BITMIME); a streamed one cannot be looked
+                // at before the envelope is sent, so it must be 7-bit.
+                let allow_8bit = encoding == PartEncoding::Raw
+                    && matches!(&part.content, AttachmentContent::Bytes(bytes) if !bytes.is_ascii());
+                Plan::Lines { encoding, allow_8bit }
+            }
+        }
+    }
+
+    fn needs_8bitmime(self) -> bool {
+        matches!(
+            self,
+            Plan::Lines {
+                encoding: PartEncoding::EightBit,
+                ..
+            } | Plan::Lines { allow_8bit: true, .. }
+        )
+    }
+
+    fn encoder(self, index: usize, boundary_base: &str) -> PartEncoder {
+        match self {
+            Plan::Base64 => PartEncoder::Base64(Base64LineEncoder::new()),
+            Plan::QuotedPrintable { text: true } => PartEncoder::QuotedPrintable(QpStream::text()),
+            Plan::QuotedPrintable { text: false } => PartEncoder::QuotedPrintable(QpStream::binary()),
+            Plan::Utf8Body(what) => PartEncoder::QuotedPrintable(QpStream::utf8_body(what)),
+            Plan::Lines { encoding, allow_8bit } => {
+                PartEncoder::Lines(LineChecker::new(index, encoding, allow_8bit, boundary_base))
+            }
+        }
+    }
+}
+
 /// Where an attachment's bytes are.
 #[derive(Debug)]
 enum Source {
@@ -82,12 +142,18 @@ pub struct MessageBuilder {
     text_encoding: TextEncoding,
     html_encoding: TextEncoding,
     sources: Vec<Source>,
+    /// How each source is encoded, by the same index.
+    plans: Vec<Plan>,
+    /// The encoded size of each source in hand.
+    in_hand_sizes: Vec<Option<u64>>,
+    /// Makes the boundaries; no line of a part sent as it is may start with it.
+    boundary_base: String,
     steps: Vec<Step>,
     /// The step being written.
     cursor: usize,
     /// Per-step progress, reset when a step finishes.
     text_encoder: Option<TextEncoder>,
-    base64: Base64LineEncoder,
+    part_encoder: Option<PartEncoder>,
     in_hand_offset: usize,
     /// Encoded bytes of the streamed attachment not yet polled.
     stream_output: Vec<u8>,
@@ -120,29 +186,82 @@ impl MessageBuilder {
             .map(|(index, alternative)| alternative_headers(alternative, index));
         let part_headers = attached.chain(alternatives).collect::<Result<Vec<_>, _>>()?;
 
-        let (envelope, needs_smtputf8) = addresses.envelope(!top_headers.is_ascii());
+        let (mut envelope, needs_smtputf8) = addresses.envelope(!top_headers.is_ascii());
 
+        for (field, given, streamed) in [
+            ("text", &spec.text, spec.text_streamed),
+            ("html", &spec.html, spec.html_streamed),
+        ] {
+            if streamed && given.is_some() {
+                return Err(
+                    SmtpError::input(Phase::Data, format!("the {field} body is given twice."))
+                        .with_hint("give it once."),
+                );
+            }
+        }
         let text = spec.text.unwrap_or_default();
         let html = spec.html.unwrap_or_default();
-        let text_encoding = choose_text_encoding(&text);
-        let html_encoding = choose_text_encoding(&html);
+        // A streamed body cannot be looked at first: it goes quoted-printable.
+        let text_encoding = if spec.text_streamed {
+            TextEncoding::QuotedPrintable
+        } else {
+            choose_text_encoding(&text)
+        };
+        let html_encoding = if spec.html_streamed {
+            TextEncoding::QuotedPrintable
+        } else {
+            choose_text_encoding(&html)
+        };
         let body = layout(
-            !text.is_empty(),
-            !html.is_empty(),
+            !text.is_empty() || spec.text_streamed,
+            !html.is_empty() || spec.html_streamed,
             &spec.attachments,
             spec.alternatives.len(),
         );
-        let sources: Vec<Source> = spec
+        let mut plans: Vec<Plan> = spec
+            .attachments
+            .iter()
+            .chain(&spec.alternatives)
+            .zip(&part_headers)
+            .map(|(part, headers)| Plan::for_part(part, headers))
+            .collect();
+        let mut sources: Vec<Source> = spec
             .attachments
             .into_iter()
             .chain(spec.alternatives)
             .map(|a| Source::from(a.content))
             .collect();
+        let mut stream_of = |streamed: bool, what: &'static str| {
+            streamed.then(|| {
+                sources.push(Source::Streamed { ended: false });
+                plans.push(Plan::Utf8Body(what));
+                sources.len() - 1
+            })
+        };
+        let text_stream = stream_of(spec.text_streamed, "text");
+        let html_stream = stream_of(spec.html_streamed, "html");
+        if plans.iter().any(|plan| plan.needs_8bitmime()) {
+            envelope.body_type = BodyType::EightBitMime;
+        }
+        let boundary_base = format!("=_wasmtp_{}", hex(&random[16..]));
+        // Parts in hand sent other than in base64 are encoded once now:
+        // that checks them (a mistake is reported before anything is sent)
+        // and gives their size.
+        let mut in_hand_sizes = Vec::with_capacity(sources.len());
+        for (index, (source, plan)) in sources.iter().zip(&plans).enumerate() {
+            in_hand_sizes.push(match (source, plan) {
+                (Source::InHand(bytes), Plan::Base64) => Some(base64_encoded_len(bytes.len() as u64)),
+                (Source::InHand(bytes), plan) => Some(encoded_size(plan.encoder(index, &boundary_base), bytes)?),
+                (Source::Streamed { .. }, _) => None,
+            });
+        }
 
         let planner = Planner {
-            boundary_base: format!("=_wasmtp_{}", hex(&random[16..])),
+            boundary_base: boundary_base.clone(),
             text_encoding,
             html_encoding,
+            text_stream,
+            html_stream,
             part_headers: &part_headers,
             sources: &sources,
             steps: Vec::new(),
@@ -158,10 +277,13 @@ impl MessageBuilder {
             text_encoding,
             html_encoding,
             sources,
+            plans,
+            in_hand_sizes,
+            boundary_base,
             steps,
             cursor: 0,
             text_encoder: None,
-            base64: Base64LineEncoder::new(),
+            part_encoder: None,
             in_hand_offset: 0,
             stream_output: Vec::new(),
         };
@@ -227,6 +349,7 @@ impl MessageBuilder {
             if finished {
                 self.cursor += 1;
                 self.text_encoder = None;
+                self.part_encoder = None;
                 self.in_hand_offset = 0;
             }
         }
@@ -241,17 +364,26 @@ impl MessageBuilder {
     /// [`poll_output`](Self::poll_output) returned `NeedAttachment(index)`.
     /// Chunks may have any size; the encoded bytes come out of the next
     /// poll, so poll after each push to keep memory bounded.
+    ///
+    /// A part sent other than in base64 is checked as it comes: a chunk
+    /// that breaks its rules (a line over 998 octets in 7bit, text that is
+    /// not UTF-8...) is an error, and the message must then be abandoned.
     pub fn push_attachment(&mut self, index: usize, chunk: &[u8]) -> Result<(), SmtpError> {
         self.check_stream_turn(index, "push_attachment")?;
-        self.base64.push(chunk, &mut self.stream_output);
-        Ok(())
+        let mut output = std::mem::take(&mut self.stream_output);
+        let pushed = self.current_encoder(index).push(chunk, &mut output);
+        self.stream_output = output;
+        pushed
     }
 
     /// Ends streamed attachment `index`: its last bytes are encoded and the
     /// builder moves on to what follows it.
     pub fn end_attachment(&mut self, index: usize) -> Result<(), SmtpError> {
         self.check_stream_turn(index, "end_attachment")?;
-        self.base64.finish(&mut self.stream_output);
+        let mut output = std::mem::take(&mut self.stream_output);
+        let finished = self.current_encoder(index).finish(&mut output);
+        self.stream_output = output;
+        finished?;
         if let Some(Source::Streamed { ended }) = self.sources.get_mut(index) {
             *ended = true;
         }
@@ -318,10 +450,7 @@ impl MessageBuilder {
             let size = match step {
                 Step::Literal(bytes) => bytes.len() as u64,
                 Step::Body(BodyStep::Text(kind)) => self.encoded_text_size(*kind),
-                Step::Body(BodyStep::InHand(index)) => match self.sources.get(*index) {
-                    Some(Source::InHand(bytes)) => base64_encoded_len(bytes.len() as u64),
-                    _ => 0,
-                },
+                Step::Body(BodyStep::InHand(index)) => self.in_hand_sizes.get(*index).copied().flatten().unwrap_or(0),
                 Step::Body(BodyStep::Streamed(_)) => return None,
             };
             total = total.saturating_add(size);
@@ -361,21 +490,44 @@ impl MessageBuilder {
     }
 
     fn encode_in_hand(&mut self, index: usize, out: &mut Vec<u8>) -> bool {
+        let Some(plan) = self.plans.get(index).copied() else {
+            return true;
+        };
+        let encoder = match &mut self.part_encoder {
+            Some(encoder) => encoder,
+            none => none.insert(plan.encoder(index, &self.boundary_base)),
+        };
         let Some(Source::InHand(bytes)) = self.sources.get_mut(index) else {
             return true;
         };
-        // As many whole lines (76 characters and CRLF) as the segment has room for.
-        let lines = (OUTPUT_CHUNK.saturating_sub(out.len()) / 78).max(1);
+        let room = OUTPUT_CHUNK.saturating_sub(out.len());
+        let take = match plan {
+            // As many whole lines (76 characters and CRLF) as the segment has room for.
+            Plan::Base64 => (room / 78).max(1) * BASE64_LINE_BYTES,
+            // Quoted-printable may triple the bytes.
+            _ => (room / 3).max(64),
+        };
         let start = self.in_hand_offset.min(bytes.len());
-        let end = start.saturating_add(lines * BASE64_LINE_BYTES).min(bytes.len());
-        self.base64.push(&bytes[start..end], out);
+        let end = start.saturating_add(take).min(bytes.len());
+        // The same encoder already ran over these bytes in `new`, which
+        // refused the message if they broke the encoding's rules: it
+        // cannot fail here.
+        let _ = encoder.push(&bytes[start..end], out);
         self.in_hand_offset = end;
         if end < bytes.len() {
             return false;
         }
-        self.base64.finish(out);
+        let _ = encoder.finish(out);
         *bytes = Vec::new();
         true
+    }
+
+    /// The encoder of the streamed part being written.
+    fn current_encoder(&mut self, index: usize) -> &mut PartEncoder {
+        let plan = self.plans.get(index).copied().unwrap_or(Plan::Base64);
+        let boundary_base = &self.boundary_base;
+        self.part_encoder
+            .get_or_insert_with(|| plan.encoder(index, boundary_base))
     }
 
     /// Pushing is only right for a streamed attachment the builder is
@@ -402,6 +554,19 @@ impl MessageBuilder {
             "call push_attachment / end_attachment only for the index in the last NeedAttachment from poll_output.",
         ))
     }
+}
+
+/// The encoded size of `bytes`, checking them on the way.
+fn encoded_size(mut encoder: PartEncoder, bytes: &[u8]) -> Result<u64, SmtpError> {
+    let mut scratch = Vec::with_capacity(OUTPUT_CHUNK * 3 + 8);
+    let mut size = 0u64;
+    for chunk in bytes.chunks(OUTPUT_CHUNK) {
+        encoder.push(chunk, &mut scratch)?;
+        size += scratch.len() as u64;
+        scratch.clear();
+    }
+    encoder.finish(&mut scratch)?;
+    Ok(size + scratch.len() as u64)
 }
 
 impl From<AttachmentContent> for Source {
@@ -661,6 +826,9 @@ struct Planner<'a> {
     boundary_base: String,
     text_encoding: TextEncoding,
     html_encoding: TextEncoding,
+    /// The source indexes of a streamed text and HTML body.
+    text_stream: Option<usize>,
+    html_stream: Option<usize>,
     part_headers: &'a [String],
     sources: &'a [Source],
     steps: Vec<Step>,
@@ -710,12 +878,20 @@ impl Planner<'_> {
                 };
                 self.literal(text_part_headers(*kind, encoding).as_bytes());
                 self.literal(b"\r\n");
-                self.steps.push(Step::Body(BodyStep::Text(*kind)));
+                let stream = match kind {
+                    TextKind::Plain => self.text_stream,
+                    TextKind::Html => self.html_stream,
+                };
+                let step = stream.map_or(BodyStep::Text(*kind), BodyStep::Streamed);
+                self.steps.push(Step::Body(step));
             }
             Node::Attachment(index) => {
                 let headers = self.part_headers.get(*index).map_or("", String::as_str);
-                self.literal(headers.as_bytes());
-                self.literal(b"\r\n");
+                // A raw part has no headers here: it brings its own, and its empty line.
+                if !headers.is_empty() {
+                    self.literal(headers.as_bytes());
+                    self.literal(b"\r\n");
+                }
                 let step = match self.sources.get(*index) {
                     Some(Source::Streamed { .. }) => BodyStep::Streamed(*index),
                     _ => BodyStep::InHand(*index),

@@ -47,6 +47,7 @@ mod base64_stream;
 mod builder;
 mod date;
 mod headers;
+mod part_encoding;
 mod parts;
 mod quoted_printable;
 #[cfg(test)]
@@ -55,6 +56,7 @@ mod tests;
 pub use base64_stream::Base64LineEncoder;
 pub use builder::{MessageBuilder, Segment};
 pub use date::format_date;
+pub use part_encoding::PartEncoding;
 
 /// What the message says: the fields of `client.send({...})`.
 ///
@@ -77,6 +79,13 @@ pub struct MessageSpec {
     pub text: Option<String>,
     /// The HTML body; with `text` too, the message offers both.
     pub html: Option<String>,
+    /// The text body is pushed in chunks instead (UTF-8, written
+    /// quoted-printable), through [`MessageBuilder::push_attachment`] with
+    /// the index after every attachment and alternative.
+    pub text_streamed: bool,
+    /// The HTML body is pushed in chunks, with the index after those and
+    /// after the streamed text body, if any.
+    pub html_streamed: bool,
     /// Extra headers, in order. The ones the builder writes (From, To,
     /// Subject, Content-Type...) are refused, and so are line breaks.
     pub headers: Vec<(String, String)>,
@@ -112,6 +121,8 @@ pub struct Attachment {
     pub content: AttachmentContent,
     /// More headers of this part (not the Content-* ones the builder writes).
     pub headers: Vec<(String, String)>,
+    /// Its Content-Transfer-Encoding; base64 unless chosen.
+    pub encoding: PartEncoding,
 }
 
 impl Attachment {
@@ -124,6 +135,7 @@ impl Attachment {
             disposition: None,
             content: AttachmentContent::Bytes(bytes.into()),
             headers: Vec::new(),
+            encoding: PartEncoding::Base64,
         }
     }
 
@@ -147,6 +159,11 @@ impl Attachment {
 
     pub fn with_disposition(mut self, disposition: Disposition) -> Self {
         self.disposition = Some(disposition);
+        self
+    }
+
+    pub fn with_encoding(mut self, encoding: PartEncoding) -> Self {
+        self.encoding = encoding;
         self
     }
 }

@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{EngineError, WasmEnvelope};
 use crate::error::{Phase, SmtpError};
-use crate::mime::{Attachment, AttachmentContent, Disposition, MessageBuilder, MessageSpec, Segment};
+use crate::mime::{Attachment, AttachmentContent, Disposition, MessageBuilder, MessageSpec, PartEncoding, Segment};
 
 /// The fields of a structured message (`client.send({ from, to, ... })`).
 #[wasm_bindgen(js_name = MessageSpec)]
@@ -101,7 +101,10 @@ impl WasmMessageSpec {
     /// A field of the message that takes one text value: `"sender"` (an
     /// address), `"inReplyTo"` and `"reference"` (Message-IDs; each
     /// `reference` adds one), `"date"` (ms since the Unix epoch, as
-    /// decimal text). One entry point for these keeps the module small.
+    /// decimal text), `"stream"` (`"text"` or `"html"`: that body is pushed
+    /// through `MessageBuilder.pushAttachment`, numbered after every
+    /// attachment and alternative, text before html). One entry point for
+    /// these keeps the module small.
     #[wasm_bindgen(js_name = setField)]
     pub fn set_field(&mut self, name: &str, value: String) -> Result<(), EngineError> {
         let spec = &mut self.spec;
@@ -109,6 +112,8 @@ impl WasmMessageSpec {
             "sender" => spec.sender = Some(value),
             "inReplyTo" => spec.in_reply_to = Some(value),
             "reference" => spec.references.push(value),
+            "stream" if value == "text" => spec.text_streamed = true,
+            "stream" if value == "html" => spec.html_streamed = true,
             "date" => {
                 let ms = value.parse::<i64>().map_err(|_| {
                     SmtpError::input(Phase::Data, "the date is not a valid time.")
@@ -155,6 +160,26 @@ impl WasmMessageSpec {
         }
     }
 
+    /// The Content-Transfer-Encoding of part `index` (numbered as in
+    /// `addPartHeader`): `base64` (the default), `quoted-printable`, `7bit`,
+    /// `8bit`, or `raw` for a part given whole, its headers included.
+    #[wasm_bindgen(js_name = setPartEncoding)]
+    pub fn set_part_encoding(&mut self, index: usize, encoding: &str) -> Result<(), EngineError> {
+        let attachments = self.spec.attachments.len();
+        let part = match index.checked_sub(attachments) {
+            None => self.spec.attachments.get_mut(index),
+            Some(alternative) => self.spec.alternatives.get_mut(alternative),
+        };
+        match (part, PartEncoding::from_name(encoding)) {
+            (Some(part), Some(encoding)) => part.encoding = encoding,
+            _ => {
+                // The JS side names the encodings it accepts before this.
+                return Err(SmtpError::input(Phase::Data, "setPartEncoding: unknown part or encoding.").into());
+            }
+        }
+        Ok(())
+    }
+
     /// An attachment pushed later through `MessageBuilder.pushAttachment`; returns its index.
     #[wasm_bindgen(js_name = addAttachmentStream)]
     pub fn add_attachment_stream(
@@ -197,6 +222,7 @@ impl WasmMessageSpec {
             disposition: None,
             content,
             headers: Vec::new(),
+            encoding: Default::default(),
         });
         self.spec.alternatives.len() - 1
     }
@@ -228,6 +254,7 @@ impl WasmMessageSpec {
             disposition,
             content,
             headers: Vec::new(),
+            encoding: Default::default(),
         });
         Ok(self.spec.attachments.len() - 1)
     }
