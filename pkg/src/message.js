@@ -355,16 +355,17 @@ function newBuilder(engine, message, attachments, alternatives, random, now) {
       const args = [part.filename ?? undefined, part.contentType ?? undefined, part.cid ?? undefined, part.contentDisposition ?? undefined];
       if (bytes) spec.addAttachmentBytes(bytes, ...args);
       else spec.addAttachmentStream(...args);
-      for (const [name, value] of headerEntries(part.headers)) spec.addPartHeader(index, name, value);
-      if (encoding) spec.setPartEncoding(index, encoding);
+      for (const [name, value] of partHeaders(part, 'attachment', index)) spec.addPartHeader(index, name, value);
+      // The engine takes the transfer encoding (or 'raw') through this header name.
+      if (encoding) spec.addPartHeader(index, 'Content-Transfer-Encoding', encoding);
     }
     for (const [index, { part, bytes, encoding }] of alternatives.entries()) {
       const args = [part.contentType ?? undefined, part.filename ?? undefined];
       if (bytes) spec.addAlternativeBytes(bytes, ...args);
       else spec.addAlternativeStream(...args);
       // Numbered after every attachment, as the builder numbers its parts.
-      for (const [name, value] of headerEntries(part.headers)) spec.addPartHeader(attachments.length + index, name, value);
-      if (encoding) spec.setPartEncoding(attachments.length + index, encoding);
+      for (const [name, value] of partHeaders(part, 'alternative', index)) spec.addPartHeader(attachments.length + index, name, value);
+      if (encoding) spec.addPartHeader(attachments.length + index, 'Content-Transfer-Encoding', encoding);
     }
   } catch (error) {
     spec.free();
@@ -510,6 +511,15 @@ async function* mimeChunks({ builder, streams, release }) {
   } finally {
     release();
   }
+}
+
+/** A part's own headers; Content-Transfer-Encoding is chosen with contentTransferEncoding, not set as a header. */
+function partHeaders(part, kind, index) {
+  const entries = headerEntries(part.headers);
+  if (entries.some(([name]) => String(name).toLowerCase() === 'content-transfer-encoding')) {
+    throw SmtpError.input(`the Content-Transfer-Encoding of ${kind} ${index} cannot be set as a header.`, "use contentTransferEncoding: 'base64', 'quoted-printable', '7bit' or '8bit'.", 'data');
+  }
+  return entries;
 }
 
 /** Header entries as [name, value] pairs; an array value repeats the header. */

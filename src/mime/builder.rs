@@ -62,70 +62,15 @@ enum BodyStep {
     Streamed(usize),
 }
 
-/// How a part's encoder is made when its turn comes.
-#[derive(Debug, Clone, Copy)]
-enum Plan {
-    Base64,
-    QuotedPrintable {
-        text: bool,
-    },
-    /// A streamed text or HTML body: quoted-printable, checked to be UTF-8.
-    Utf8Body(&'static str),
-    /// 7bit, 8bit or raw: checked line by line.
-    Lines {
-        encoding: PartEncoding,
-        allow_8bit: bool,
-    },
-}
-
-impl Plan {
-    /// `headers` are the part's, as `part_headers` wrote them: whether it
-    /// is text shows in its first line.
-    fn for_part(part: &Attachment, headers: &str) -> Plan {
-        match part.encoding {
-            PartEncoding::Base64 => Plan::Base64,
-            PartEncoding::QuotedPrintable => Plan::QuotedPrintable {
-                text: headers.starts_with("Content-Type: text/"),
-            },
-            encoding => {
-                // A raw part in hand may carry 8-bit bytes (the message is
-                // then declared 8BITMIME); a streamed one cannot be looked
-                // at before the envelope is sent, so it must be 7-bit.
-                let allow_8bit = encoding == PartEncoding::Raw
-                    && matches!(&part.content, AttachmentContent::Bytes(bytes) if !bytes.is_ascii());
-                Plan::Lines { encoding, allow_8bit }
-            }
-        }
-    }
-
-    fn needs_8bitmime(self) -> bool {
-        matches!(
-            self,
-            Plan::Lines {
-                encoding: PartEncoding::EightBit,
-                ..
-            } | Plan::Lines { allow_8bit: true, .. }
-        )
-    }
-
-    fn encoder(self, index: usize, boundary_base: &str) -> PartEncoder {
-        match self {
-            Plan::Base64 => PartEncoder::Base64(Base64LineEncoder::new()),
-            Plan::QuotedPrintable { text: true } => PartEncoder::QuotedPrintable(QpStream::text()),
-            Plan::QuotedPrintable { text: false } => PartEncoder::QuotedPrintable(QpStream::binary()),
-            Plan::Utf8Body(what) => PartEncoder::QuotedPrintable(QpStream::utf8_body(what)),
-            Plan::Lines { encoding, allow_8bit } => {
-                PartEncoder::Lines(LineChecker::new(index, encoding, allow_8bit, boundary_base))
-            }
-        }
-    }
-}
-
 /// Where an attachment's bytes are.
 #[derive(Debug)]
 enum Source {
     /// Given up front; emptied once encoded, to give the memory back.
     InHand(Vec<u8>),
+    /// Given up front for an encoding other than base64, and encoded when
+    /// the builder was made (which checked it and gives its size); the
+    /// planner moves the bytes into the message's steps.
+    Encoded(Vec<u8>),
     Streamed {
         ended: bool,
     },
@@ -142,18 +87,13 @@ pub struct MessageBuilder {
     text_encoding: TextEncoding,
     html_encoding: TextEncoding,
     sources: Vec<Source>,
-    /// How each source is encoded, by the same index.
-    plans: Vec<Plan>,
-    /// The encoded size of each source in hand.
-    in_hand_sizes: Vec<Option<u64>>,
-    /// Makes the boundaries; no line of a part sent as it is may start with it.
-    boundary_base: String,
+    /// The encoder of each source, by the same index.
+    encoders: Vec<PartEncoder>,
     steps: Vec<Step>,
     /// The step being written.
     cursor: usize,
     /// Per-step progress, reset when a step finishes.
     text_encoder: Option<TextEncoder>,
-    part_encoder: Option<PartEncoder>,
     in_hand_offset: usize,
     /// Encoded bytes of the streamed attachment not yet polled.
     stream_output: Vec<u8>,
@@ -218,52 +158,46 @@ impl MessageBuilder {
             &spec.attachments,
             spec.alternatives.len(),
         );
-        let mut plans: Vec<Plan> = spec
-            .attachments
-            .iter()
-            .chain(&spec.alternatives)
-            .zip(&part_headers)
-            .map(|(part, headers)| Plan::for_part(part, headers))
-            .collect();
-        let mut sources: Vec<Source> = spec
-            .attachments
-            .into_iter()
-            .chain(spec.alternatives)
-            .map(|a| Source::from(a.content))
-            .collect();
+        let boundary_base = format!("=_wasmtp_{}", hex(&random[16..]));
+        let mut sources = Vec::new();
+        let mut encoders = Vec::new();
+        let parts = spec.attachments.into_iter().chain(spec.alternatives);
+        for (index, (part, headers)) in parts.zip(&part_headers).enumerate() {
+            let mut encoder = part_encoder(&part, index, headers, &boundary_base);
+            sources.push(match part.content {
+                AttachmentContent::Bytes(bytes) if part.encoding != PartEncoding::Base64 => {
+                    // Encoded now: a mistake in it is reported before
+                    // anything is sent, and the message's size is known.
+                    let mut encoded = Vec::with_capacity(bytes.len() + bytes.len() / 8 + 16);
+                    encoder.push(&bytes, &mut encoded)?;
+                    encoder.finish(&mut encoded)?;
+                    Source::Encoded(encoded)
+                }
+                content => Source::from(content),
+            });
+            encoders.push(encoder);
+        }
         let mut stream_of = |streamed: bool, what: &'static str| {
             streamed.then(|| {
                 sources.push(Source::Streamed { ended: false });
-                plans.push(Plan::Utf8Body(what));
+                encoders.push(PartEncoder::QuotedPrintable(QpStream::utf8_body(what)));
                 sources.len() - 1
             })
         };
         let text_stream = stream_of(spec.text_streamed, "text");
         let html_stream = stream_of(spec.html_streamed, "html");
-        if plans.iter().any(|plan| plan.needs_8bitmime()) {
+        if encoders.iter().any(PartEncoder::needs_8bitmime) {
             envelope.body_type = BodyType::EightBitMime;
-        }
-        let boundary_base = format!("=_wasmtp_{}", hex(&random[16..]));
-        // Parts in hand sent other than in base64 are encoded once now:
-        // that checks them (a mistake is reported before anything is sent)
-        // and gives their size.
-        let mut in_hand_sizes = Vec::with_capacity(sources.len());
-        for (index, (source, plan)) in sources.iter().zip(&plans).enumerate() {
-            in_hand_sizes.push(match (source, plan) {
-                (Source::InHand(bytes), Plan::Base64) => Some(base64_encoded_len(bytes.len() as u64)),
-                (Source::InHand(bytes), plan) => Some(encoded_size(plan.encoder(index, &boundary_base), bytes)?),
-                (Source::Streamed { .. }, _) => None,
-            });
         }
 
         let planner = Planner {
-            boundary_base: boundary_base.clone(),
+            boundary_base,
             text_encoding,
             html_encoding,
             text_stream,
             html_stream,
             part_headers: &part_headers,
-            sources: &sources,
+            sources: &mut sources,
             steps: Vec::new(),
         };
         let steps = planner.plan(&top_headers, &body);
@@ -277,13 +211,10 @@ impl MessageBuilder {
             text_encoding,
             html_encoding,
             sources,
-            plans,
-            in_hand_sizes,
-            boundary_base,
+            encoders,
             steps,
             cursor: 0,
             text_encoder: None,
-            part_encoder: None,
             in_hand_offset: 0,
             stream_output: Vec::new(),
         };
@@ -349,7 +280,6 @@ impl MessageBuilder {
             if finished {
                 self.cursor += 1;
                 self.text_encoder = None;
-                self.part_encoder = None;
                 self.in_hand_offset = 0;
             }
         }
@@ -370,20 +300,19 @@ impl MessageBuilder {
     /// not UTF-8...) is an error, and the message must then be abandoned.
     pub fn push_attachment(&mut self, index: usize, chunk: &[u8]) -> Result<(), SmtpError> {
         self.check_stream_turn(index, "push_attachment")?;
-        let mut output = std::mem::take(&mut self.stream_output);
-        let pushed = self.current_encoder(index).push(chunk, &mut output);
-        self.stream_output = output;
-        pushed
+        match self.encoders.get_mut(index) {
+            Some(encoder) => encoder.push(chunk, &mut self.stream_output),
+            None => Ok(()),
+        }
     }
 
     /// Ends streamed attachment `index`: its last bytes are encoded and the
     /// builder moves on to what follows it.
     pub fn end_attachment(&mut self, index: usize) -> Result<(), SmtpError> {
         self.check_stream_turn(index, "end_attachment")?;
-        let mut output = std::mem::take(&mut self.stream_output);
-        let finished = self.current_encoder(index).finish(&mut output);
-        self.stream_output = output;
-        finished?;
+        if let Some(encoder) = self.encoders.get_mut(index) {
+            encoder.finish(&mut self.stream_output)?;
+        }
         if let Some(Source::Streamed { ended }) = self.sources.get_mut(index) {
             *ended = true;
         }
@@ -450,7 +379,10 @@ impl MessageBuilder {
             let size = match step {
                 Step::Literal(bytes) => bytes.len() as u64,
                 Step::Body(BodyStep::Text(kind)) => self.encoded_text_size(*kind),
-                Step::Body(BodyStep::InHand(index)) => self.in_hand_sizes.get(*index).copied().flatten().unwrap_or(0),
+                Step::Body(BodyStep::InHand(index)) => match self.sources.get(*index) {
+                    Some(Source::InHand(bytes)) => base64_encoded_len(bytes.len() as u64),
+                    _ => 0,
+                },
                 Step::Body(BodyStep::Streamed(_)) => return None,
             };
             total = total.saturating_add(size);
@@ -490,44 +422,23 @@ impl MessageBuilder {
     }
 
     fn encode_in_hand(&mut self, index: usize, out: &mut Vec<u8>) -> bool {
-        let Some(plan) = self.plans.get(index).copied() else {
+        let (Some(Source::InHand(bytes)), Some(PartEncoder::Base64(base64))) =
+            (self.sources.get_mut(index), self.encoders.get_mut(index))
+        else {
             return true;
         };
-        let encoder = match &mut self.part_encoder {
-            Some(encoder) => encoder,
-            none => none.insert(plan.encoder(index, &self.boundary_base)),
-        };
-        let Some(Source::InHand(bytes)) = self.sources.get_mut(index) else {
-            return true;
-        };
-        let room = OUTPUT_CHUNK.saturating_sub(out.len());
-        let take = match plan {
-            // As many whole lines (76 characters and CRLF) as the segment has room for.
-            Plan::Base64 => (room / 78).max(1) * BASE64_LINE_BYTES,
-            // Quoted-printable may triple the bytes.
-            _ => (room / 3).max(64),
-        };
+        // As many whole lines (76 characters and CRLF) as the segment has room for.
+        let lines = (OUTPUT_CHUNK.saturating_sub(out.len()) / 78).max(1);
         let start = self.in_hand_offset.min(bytes.len());
-        let end = start.saturating_add(take).min(bytes.len());
-        // The same encoder already ran over these bytes in `new`, which
-        // refused the message if they broke the encoding's rules: it
-        // cannot fail here.
-        let _ = encoder.push(&bytes[start..end], out);
+        let end = start.saturating_add(lines * BASE64_LINE_BYTES).min(bytes.len());
+        base64.push(&bytes[start..end], out);
         self.in_hand_offset = end;
         if end < bytes.len() {
             return false;
         }
-        let _ = encoder.finish(out);
+        base64.finish(out);
         *bytes = Vec::new();
         true
-    }
-
-    /// The encoder of the streamed part being written.
-    fn current_encoder(&mut self, index: usize) -> &mut PartEncoder {
-        let plan = self.plans.get(index).copied().unwrap_or(Plan::Base64);
-        let boundary_base = &self.boundary_base;
-        self.part_encoder
-            .get_or_insert_with(|| plan.encoder(index, boundary_base))
     }
 
     /// Pushing is only right for a streamed attachment the builder is
@@ -535,7 +446,9 @@ impl MessageBuilder {
     fn check_stream_turn(&self, index: usize, call: &str) -> Result<(), SmtpError> {
         let problem = match self.sources.get(index) {
             None => format!("the message has no attachment {index} (it has {}).", self.sources.len()),
-            Some(Source::InHand(_)) => format!("attachment {index} was given as bytes, not as a stream."),
+            Some(Source::InHand(_) | Source::Encoded(_)) => {
+                format!("attachment {index} was given as bytes, not as a stream.")
+            }
             Some(Source::Streamed { ended: true }) => format!("attachment {index} has already ended."),
             Some(Source::Streamed { ended: false }) => {
                 let waiting =
@@ -556,17 +469,24 @@ impl MessageBuilder {
     }
 }
 
-/// The encoded size of `bytes`, checking them on the way.
-fn encoded_size(mut encoder: PartEncoder, bytes: &[u8]) -> Result<u64, SmtpError> {
-    let mut scratch = Vec::with_capacity(OUTPUT_CHUNK * 3 + 8);
-    let mut size = 0u64;
-    for chunk in bytes.chunks(OUTPUT_CHUNK) {
-        encoder.push(chunk, &mut scratch)?;
-        size += scratch.len() as u64;
-        scratch.clear();
+/// The encoder of a part: `headers` are its own, as `part_headers` wrote
+/// them (whether it is text shows in the first line).
+fn part_encoder(part: &Attachment, index: usize, headers: &str, boundary_base: &str) -> PartEncoder {
+    match part.encoding {
+        PartEncoding::Base64 => PartEncoder::Base64(Base64LineEncoder::new()),
+        PartEncoding::QuotedPrintable if headers.starts_with("Content-Type: text/") => {
+            PartEncoder::QuotedPrintable(QpStream::text())
+        }
+        PartEncoding::QuotedPrintable => PartEncoder::QuotedPrintable(QpStream::binary()),
+        encoding => {
+            // A raw part in hand may carry 8-bit bytes (the message is then
+            // declared 8BITMIME); a streamed one cannot be looked at before
+            // the envelope is sent, so it must be 7-bit.
+            let allow_8bit = encoding == PartEncoding::Raw
+                && matches!(&part.content, AttachmentContent::Bytes(bytes) if !bytes.is_ascii());
+            PartEncoder::Lines(LineChecker::new(index, encoding, allow_8bit, boundary_base))
+        }
     }
-    encoder.finish(&mut scratch)?;
-    Ok(size + scratch.len() as u64)
 }
 
 impl From<AttachmentContent> for Source {
@@ -830,7 +750,7 @@ struct Planner<'a> {
     text_stream: Option<usize>,
     html_stream: Option<usize>,
     part_headers: &'a [String],
-    sources: &'a [Source],
+    sources: &'a mut [Source],
     steps: Vec<Step>,
 }
 
@@ -892,8 +812,13 @@ impl Planner<'_> {
                     self.literal(headers.as_bytes());
                     self.literal(b"\r\n");
                 }
-                let step = match self.sources.get(*index) {
+                let step = match self.sources.get_mut(*index) {
                     Some(Source::Streamed { .. }) => BodyStep::Streamed(*index),
+                    Some(Source::Encoded(encoded)) => {
+                        // Moved, not copied: the part's only copy is now in the steps.
+                        self.steps.push(Step::Literal(std::mem::take(encoded)));
+                        return;
+                    }
                     _ => BodyStep::InHand(*index),
                 };
                 self.steps.push(Step::Body(step));

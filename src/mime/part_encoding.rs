@@ -14,7 +14,7 @@ use crate::error::{Phase, SmtpError};
 const ENCODE_IT: &str =
     "send it in base64 or quoted-printable (or 8bit for bytes above 127, where the server offers 8BITMIME).";
 /// The hint for a raw part that is not one.
-const RAW_SHAPE: &str = "a raw part is its headers ('Name: value', ASCII), an empty line, then its body.";
+const RAW_SHAPE: &str = "write headers, an empty line, the body.";
 
 /// RFC 5322 §2.1.1: no line of a message may be longer than this, CRLF excluded.
 pub const MAX_LINE: usize = 998;
@@ -70,17 +70,14 @@ impl PartEncoding {
 /// [`finish`](Self::finish).
 #[derive(Debug)]
 pub enum PartEncoder {
-    Base64(Base64LineEncoder),
-    QuotedPrintable(QpStream),
     /// 7bit, 8bit and raw parts: checked line by line, written unchanged
     /// but for the line ends.
     Lines(LineChecker),
+    QuotedPrintable(QpStream),
+    Base64(Base64LineEncoder),
 }
 
 impl PartEncoder {
-    // Not inlined: the builder calls these from three places, and a copy
-    // of every encoder in each would weigh on the wasm module.
-    #[inline(never)]
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), SmtpError> {
         match self {
             PartEncoder::Base64(encoder) => encoder.push(chunk, out),
@@ -90,7 +87,11 @@ impl PartEncoder {
         Ok(())
     }
 
-    #[inline(never)]
+    /// Whether this part makes the message 8-bit (`BODY=8BITMIME`).
+    pub fn needs_8bitmime(&self) -> bool {
+        matches!(self, PartEncoder::Lines(checker) if checker.allow_8bit)
+    }
+
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), SmtpError> {
         match self {
             PartEncoder::Base64(encoder) => encoder.finish(out),
@@ -264,6 +265,7 @@ impl LineChecker {
         }
     }
 
+    #[inline(never)]
     fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), SmtpError> {
         let mut rest = chunk;
         if self.after_cr {

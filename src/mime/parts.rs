@@ -153,9 +153,9 @@ fn raw_part_headers(attachment: &Attachment, index: usize) -> Result<String, Smt
     if described {
         return Err(SmtpError::input(
             Phase::Data,
-            format!("attachment {index} is raw MIME: its filename, type, cid, disposition and headers go inside it."),
+            format!("attachment {index} is raw MIME, with fields that go inside it."),
         )
-        .with_hint("write them as headers of the raw part, or give content instead."));
+        .with_hint("write them as its headers."));
     }
     Ok(String::new())
 }

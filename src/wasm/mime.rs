@@ -148,6 +148,10 @@ impl WasmMessageSpec {
 
     /// A header of part `index`, numbered as in `pushAttachment`: the
     /// attachments, then the alternatives (checked when the builder is made).
+    /// `Content-Transfer-Encoding` with `base64`, `quoted-printable`,
+    /// `7bit`, `8bit` or `raw` (a part given whole, its headers included)
+    /// chooses how the part is written instead (one entry point for both
+    /// keeps the module small; the JS side refuses that header from users).
     #[wasm_bindgen(js_name = addPartHeader)]
     pub fn add_part_header(&mut self, index: usize, name: String, value: String) {
         let attachments = self.spec.attachments.len();
@@ -156,28 +160,12 @@ impl WasmMessageSpec {
             Some(alternative) => self.spec.alternatives.get_mut(alternative),
         };
         if let Some(part) = part {
-            part.headers.push((name, value));
-        }
-    }
-
-    /// The Content-Transfer-Encoding of part `index` (numbered as in
-    /// `addPartHeader`): `base64` (the default), `quoted-printable`, `7bit`,
-    /// `8bit`, or `raw` for a part given whole, its headers included.
-    #[wasm_bindgen(js_name = setPartEncoding)]
-    pub fn set_part_encoding(&mut self, index: usize, encoding: &str) -> Result<(), EngineError> {
-        let attachments = self.spec.attachments.len();
-        let part = match index.checked_sub(attachments) {
-            None => self.spec.attachments.get_mut(index),
-            Some(alternative) => self.spec.alternatives.get_mut(alternative),
-        };
-        match (part, PartEncoding::from_name(encoding)) {
-            (Some(part), Some(encoding)) => part.encoding = encoding,
-            _ => {
-                // The JS side names the encodings it accepts before this.
-                return Err(SmtpError::input(Phase::Data, "setPartEncoding: unknown part or encoding.").into());
+            match PartEncoding::from_name(&value) {
+                Some(encoding) if name == "Content-Transfer-Encoding" => part.encoding = encoding,
+                // Any other Content-* header is refused when the builder is made.
+                _ => part.headers.push((name, value)),
             }
         }
-        Ok(())
     }
 
     /// An attachment pushed later through `MessageBuilder.pushAttachment`; returns its index.
@@ -239,9 +227,9 @@ impl WasmMessageSpec {
             None => None,
             Some("inline") => Some(Disposition::Inline),
             Some("attachment") => Some(Disposition::Attachment),
-            Some(other) => {
+            Some(_) => {
                 return Err(
-                    SmtpError::input(Phase::Data, format!("contentDisposition \"{other}\" is not known."))
+                    SmtpError::input(Phase::Data, "an attachment's contentDisposition is not known.")
                         .with_hint("use \"inline\" or \"attachment\".")
                         .into(),
                 );
