@@ -11,8 +11,7 @@ use super::quoted_printable::{TextEncoder, TextEncoding};
 use crate::error::{Phase, SmtpError};
 
 /// The hint for content that cannot go as it is.
-const ENCODE_IT: &str =
-    "send it in base64 or quoted-printable (or 8bit for bytes above 127, where the server offers 8BITMIME).";
+const ENCODE_IT: &str = "use base64 or quoted-printable (8bit needs 8BITMIME).";
 /// The hint for a raw part that is not one.
 const RAW_SHAPE: &str = "write headers, an empty line, the body.";
 
