@@ -16,7 +16,7 @@
 // is an icalEvent given as a one-shot stream: it is used twice (alternative
 // and attachment), so it is read whole, up to MAX_TEXT_BODY.
 
-import { bodySource, checkFile, fileSource, hrefSource, readAll } from './body.js';
+import { BodySource, bodySource, checkFile, fileSource, hrefSource, readAll } from './body.js';
 import { SmtpError } from './errors.js';
 import { absent, isObject } from './strict.js';
 
@@ -80,7 +80,42 @@ export async function resolveParts(message) {
 /** A text or HTML body given as a stream, `{ path }` or `{ href }`, as a source the builder pulls (null when in hand or absent). */
 export function bodyStream(value, field) {
   if (absent(value) || inHand(value)) return null;
-  return contentSource(value, `the ${field} body`);
+  return utf8Checked(contentSource(value, `the ${field} body`), field);
+}
+
+/**
+ * A body source whose bytes must be UTF-8 (the part says charset=utf-8),
+ * checked chunk by chunk with the runtime's TextDecoder: the wasm engine
+ * leaves this check to JS (see src/mime/mod.rs). A sequence cut by a chunk's
+ * end is completed by the next chunk (`stream: true`).
+ */
+function utf8Checked(source, field) {
+  let reads = 0;
+  let current = source;
+  return new BodySource({
+    size: undefined,
+    replayable: source.replayable,
+    open: async function* () {
+      // A retry reads a replayable source afresh.
+      if (reads++ > 0) current = source.replay() ?? source;
+      const decoder = new TextDecoder('utf-8', { fatal: true });
+      let at = 0;
+      const check = (chunk) => {
+        try {
+          decoder.decode(chunk, { stream: chunk !== undefined });
+        } catch {
+          throw SmtpError.input(`the ${field} body is not valid UTF-8 (in the bytes after byte ${at}).`, 'stream UTF-8 text (the part says charset=utf-8).', 'data');
+        }
+      };
+      for (let chunk = await current.next(); chunk !== null; chunk = await current.next()) {
+        check(chunk);
+        at += chunk.byteLength;
+        yield chunk;
+      }
+      check(undefined);
+    },
+    abort: () => current.cancel(),
+  });
 }
 
 /** The transfer encodings an attachment may ask for (nodemailer's names). */

@@ -128,6 +128,8 @@ impl MessageBuilder {
 
         let (mut envelope, needs_smtputf8) = addresses.envelope(!top_headers.is_ascii());
 
+        // (The JS layer never gives a body twice: see the module docs.)
+        #[cfg(not(target_arch = "wasm32"))]
         for (field, given, streamed) in [
             ("text", &spec.text, spec.text_streamed),
             ("html", &spec.html, spec.html_streamed),

@@ -42,6 +42,14 @@
 //! header text in RFC 2047/2231 encoding) unless an address itself is
 //! UTF-8, which needs SMTPUTF8 and raw UTF-8 headers (RFC 6532);
 //! [`MessageBuilder::envelope`] is set up accordingly.
+//!
+//! A few checks are made by the npm package's JS layer before it calls the
+//! engine, and the wasm build leaves them out (they would take the core
+//! module over its size budget); native builds keep them: a streamed text
+//! or HTML body is UTF-8 (checked in `pkg/src/message-parts.js` with the
+//! runtime's `TextDecoder`); a raw part has no filename, content type, cid,
+//! disposition or headers beside it; a body is not given both in hand and
+//! as a stream.
 
 mod base64_stream;
 mod builder;

@@ -103,12 +103,14 @@ impl PartEncoder {
 
 /// Quoted-printable over a stream: the encoder needs one byte of look-ahead
 /// (is the next byte a line end?), so the last byte of each chunk waits for
-/// the next chunk. A text body streamed this way is also checked to be UTF-8.
+/// the next chunk. A text body streamed this way is also checked to be UTF-8
+/// (in the wasm build by the JS layer instead, see the `mime` module docs).
 #[derive(Debug)]
 pub struct QpStream {
     encoder: TextEncoder,
     /// Input not yet encoded (at most one chunk and one byte).
     carry: Vec<u8>,
+    #[cfg(not(target_arch = "wasm32"))]
     utf8: Option<Utf8Check>,
 }
 
@@ -118,6 +120,7 @@ impl QpStream {
         QpStream {
             encoder: TextEncoder::new(TextEncoding::QuotedPrintable),
             carry: Vec::new(),
+            #[cfg(not(target_arch = "wasm32"))]
             utf8: None,
         }
     }
@@ -126,13 +129,13 @@ impl QpStream {
     pub fn binary() -> Self {
         QpStream {
             encoder: TextEncoder::binary(),
-            carry: Vec::new(),
-            utf8: None,
+            ..QpStream::text()
         }
     }
 
     /// A text body: quoted-printable text whose bytes must be UTF-8 (the
     /// part says `charset=utf-8`). `what` names it in errors.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn utf8_body(what: &'static str) -> Self {
         QpStream {
             utf8: Some(Utf8Check {
@@ -144,7 +147,13 @@ impl QpStream {
         }
     }
 
+    #[cfg(target_arch = "wasm32")]
+    pub fn utf8_body(_: &'static str) -> Self {
+        QpStream::text()
+    }
+
     fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), SmtpError> {
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(check) = &mut self.utf8 {
             check.push(chunk)?;
         }
@@ -158,6 +167,7 @@ impl QpStream {
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), SmtpError> {
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(check) = &self.utf8 {
             check.finish()?;
         }
@@ -170,6 +180,7 @@ impl QpStream {
 
 /// UTF-8 checked across chunk boundaries: a sequence cut by the end of a
 /// chunk (at most 3 bytes) waits for the next one.
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Debug)]
 struct Utf8Check {
     what: &'static str,
@@ -178,6 +189,7 @@ struct Utf8Check {
     pending: Vec<u8>,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Utf8Check {
     fn push(&mut self, mut chunk: &[u8]) -> Result<(), SmtpError> {
         // Complete a sequence cut by the previous chunk, one byte at a time.
