@@ -38,10 +38,15 @@
 //!
 //! Every output line ends in CRLF and is at most 998 octets; headers are
 //! folded to 78 columns wherever the syntax allows. The output is 7-bit
-//! (text in quoted-printable when needed, attachments in base64, non-ASCII
-//! header text in RFC 2047/2231 encoding) unless an address itself is
-//! UTF-8, which needs SMTPUTF8 and raw UTF-8 headers (RFC 6532);
-//! [`MessageBuilder::envelope`] is set up accordingly.
+//! (text in quoted-printable when needed, attachments in base64 unless
+//! [`Attachment::encoding`] asks for quoted-printable, 7bit or 8bit,
+//! non-ASCII header text in RFC 2047/2231 encoding) unless an address
+//! itself is UTF-8, which needs SMTPUTF8 and raw UTF-8 headers (RFC 6532),
+//! or a part is 8bit (or raw with 8-bit bytes), which needs 8BITMIME;
+//! [`MessageBuilder::envelope`] is set up accordingly. Parts sent without
+//! encoding (7bit, 8bit, raw) are checked line by line as they are written:
+//! no NUL, no line over 998 octets, no line that starts like a boundary,
+//! and bare CR or LF written as CRLF.
 //!
 //! A few checks are made by the npm package's JS layer before it calls the
 //! engine, and the wasm build leaves them out (they would take the core
