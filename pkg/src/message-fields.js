@@ -140,8 +140,8 @@ function checkPart(part, index, kind, keys) {
   expect(part.httpHeaders, isHeaderMap, at('httpHeaders'), 'pass request headers as { name: "value" }.', 'data');
   expect(part.contentDisposition, (v) => v === 'inline' || v === 'attachment', at('contentDisposition'), "use 'inline' or 'attachment'.", 'data');
   // raw: the whole MIME part (headers, empty line, body), in hand or read from a stream, a file or a URL.
-  const rawSource = (v) => isString(v) || isBytes(v) || isStream(v) || (isObject(v) && (isString(v.path) || isString(v.href)));
-  expect(part.raw, rawSource, at('raw'), 'pass the MIME part (headers, an empty line, the body) as a string, bytes, a stream, { path } or { href }.', 'data');
+  const rawSource = (v) => isString(v) || isBytes(v) || isStream(v) || typeof v === 'function' || (isObject(v) && (isString(v.path) || isString(v.href)));
+  expect(part.raw, rawSource, at('raw'), 'pass the MIME part (headers, an empty line, the body) as a string, bytes, a stream, a function that opens one, { path } or { href }.', 'data');
   if (isObject(part.raw) && !isStream(part.raw)) checkKeys(part.raw, BODY_OBJECT_KEYS, at('raw'), {}, 'data');
   checkHeaders(part.headers);
 }

@@ -245,6 +245,19 @@ describe('message fields', () => {
     assert.deepEqual(sent.mail.attachments.map((a) => [a.filename, a.content.toString()]), [['q.txt', 'café = ok\r\n'], ['s.txt', 'seven\r\nbits'], ['e.txt', 'Grüße'], ['r.txt', 'raw\r\nbody']]);
   });
 
+  test('raw parts from a file and from a function that opens a stream', async () => {
+    const part = 'Content-Type: text/plain\r\nContent-Disposition: attachment; filename="f.txt"\r\n\r\nfrom a file';
+    const file = join(dir, 'part.eml');
+    writeFileSync(file, part);
+    const sent = await sendAndParse({
+      ...base,
+      text: 'x',
+      attachments: [{ raw: { path: file } }, { raw: () => Readable.from([part.replace(/f\.txt/, 'g.txt').replace('from a file', 'from a function')]) }],
+    });
+    assert.deepEqual(sent.mail.attachments.map((a) => [a.filename, a.content.toString()]), [['f.txt', 'from a file'], ['g.txt', 'from a function']]);
+    await assert.rejects(client.send({ ...base, attachments: [{ raw: { path: join(dir, 'missing.eml') } }] }), /EINPUT.*missing\.eml/);
+  });
+
   test('an 8bit part to a server without 8BITMIME is refused before DATA', async () => {
     const plain = await startServer({ tls: 'none', hide8BITMIME: true });
     const other = createClient({ host: '127.0.0.1', port: plain.port, security: 'none' });
