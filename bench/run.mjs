@@ -320,6 +320,13 @@ if (!ONLY || ONLY.includes('startup')) {
     for (const lib of i % 2 === 0 ? LIBS : [...LIBS].reverse()) startup[lib].push(await runNode('lib/startup.mjs', [lib]));
   }
 }
+// The same from a CommonJS application: require('wasmtp') / require('nodemailer').
+const startupCjs = { wasmtp: [], nodemailer: [] };
+if (!ONLY || ONLY.includes('startup')) {
+  for (let i = 0; i < STARTUP_RUNS; i++) {
+    for (const lib of i % 2 === 0 ? LIBS : [...LIBS].reverse()) startupCjs[lib].push(await runNode('lib/startup.cjs', [lib]));
+  }
+}
 
 let sizes = null;
 try {
@@ -374,6 +381,12 @@ if (startup.wasmtp.length > 0) {
   figure('startup', 'import + instantiate (Node, fresh process)', 'ms', 'lower', {
     wasmtp: median(startup.wasmtp.map((r) => r.totalMs)),
     nodemailer: median(startup.nodemailer.map((r) => r.totalMs)),
+  });
+}
+if (startupCjs.wasmtp.length > 0) {
+  figure('startup-cjs', 'require + instantiate (Node, CommonJS, fresh process)', 'ms', 'lower', {
+    wasmtp: median(startupCjs.wasmtp.map((r) => r.totalMs)),
+    nodemailer: median(startupCjs.nodemailer.map((r) => r.totalMs)),
   });
 }
 

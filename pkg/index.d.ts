@@ -260,10 +260,14 @@ export type Content =
 /** What a content function returns. */
 export type ContentValue = string | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array | string> | AsyncIterable<Uint8Array | string>;
 
-/** Text or HTML body: text, bytes, a stream, a file (`{ path }`, Node/Deno/Bun) or a URL (`{ href }`); files and URLs are read before connecting (at most 32 MiB). */
+/**
+ * Text or HTML body: text, bytes, a stream, a file (`{ path }`, Node/Deno/Bun) or a URL (`{ href }`).
+ * A stream, file or URL is encoded as it is read while the message is sent (quoted-printable, never held
+ * whole); it must be UTF-8 (EINPUT otherwise, and the message is not delivered). A file is checked before connecting.
+ */
 export type BodyContent = Content | { path: string } | { href: string; httpHeaders?: Record<string, string> };
 
-/** Where a part's bytes come from: exactly one of `content`, `path` or `href`. */
+/** Where a part's bytes come from: exactly one of `content`, `path`, `href` or `raw`. */
 export interface PartSource {
   /** The bytes, or a stream read as the message is sent. A string is UTF-8 unless `encoding` says otherwise. */
   content?: Content;
@@ -277,8 +281,22 @@ export interface PartSource {
   httpHeaders?: Record<string, string>;
   /** More headers of this part (not the Content-* ones, which come from the fields). */
   headers?: Record<string, string | string[]> | [string, string][];
-  /** Only "base64" (what wasmtp always uses for parts). */
-  contentTransferEncoding?: 'base64';
+  /**
+   * How the part is written. "base64" (default) suits any bytes; "quoted-printable" (text/* types keep
+   * their line ends, other types every byte); "7bit": ASCII without NUL and lines of at most 998 octets,
+   * else EINPUT; "8bit": the same with bytes above 127, which declares BODY=8BITMIME, refused (EMESSAGE)
+   * by a server without 8BITMIME. Line ends are written CRLF. Case is ignored.
+   */
+  contentTransferEncoding?: 'base64' | 'quoted-printable' | '7bit' | '8bit';
+  /**
+   * The whole MIME part, given by you (nodemailer's `raw`): its headers, an empty line, its body; as text,
+   * bytes, a stream, `{ path }` or `{ href }`. Checked as it is sent: header lines `Name: value` in ASCII,
+   * the empty line present, no NUL, lines of at most 998 octets, no line starting like the message's
+   * boundaries; bare CR or LF written CRLF. Bytes above 127 are allowed when the part is in hand (the
+   * message is then 8BITMIME), not from a stream. The fields that would describe the part (filename,
+   * contentType, cid, contentDisposition, headers, encoding, contentTransferEncoding) are refused with it.
+   */
+  raw?: Content | { path: string } | { href: string; httpHeaders?: Record<string, string> };
 }
 
 export interface Attachment extends PartSource {

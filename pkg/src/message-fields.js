@@ -138,6 +138,11 @@ function checkPart(part, index, kind, keys) {
   // A function opens the content afresh on each call: read twice without spooling (a retry, a DKIM first pass).
   expect(part.content, (v) => isString(v) || isBytes(v) || isStream(v) || typeof v === 'function', at('content'), 'pass a string, bytes (Uint8Array / Buffer), a stream, or a function that opens one.', 'data');
   expect(part.httpHeaders, isHeaderMap, at('httpHeaders'), 'pass request headers as { name: "value" }.', 'data');
+  expect(part.contentDisposition, (v) => v === 'inline' || v === 'attachment', at('contentDisposition'), "use 'inline' or 'attachment'.", 'data');
+  // raw: the whole MIME part (headers, empty line, body), in hand or read from a stream, a file or a URL.
+  const rawSource = (v) => isString(v) || isBytes(v) || isStream(v) || typeof v === 'function' || (isObject(v) && (isString(v.path) || isString(v.href)));
+  expect(part.raw, rawSource, at('raw'), 'pass the MIME part (headers, an empty line, the body) as a string, bytes, a stream, a function that opens one, { path } or { href }.', 'data');
+  if (isObject(part.raw) && !isStream(part.raw)) checkKeys(part.raw, BODY_OBJECT_KEYS, at('raw'), {}, 'data');
   checkHeaders(part.headers);
 }
 

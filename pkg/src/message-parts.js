@@ -3,20 +3,24 @@
 // hand or a stream read as the message is sent.
 //
 //   text / html:   string, bytes, a stream, { path } or { href }
-//   attachments:   content (string with encoding, bytes, stream), path or href
+//   attachments:   content (string with encoding, bytes, stream), path, href
+//                  or raw (the whole MIME part, headers included), with an
+//                  optional contentTransferEncoding
 //   alternatives:  the same, placed next to text and html
 //   icalEvent:     a calendar invitation: a text/calendar alternative with
 //                  its method, and the same file attached as invite.ics
 //
-// Bodies and the calendar event are read whole before the message is built
-// (the builder chooses their transfer encoding from the whole text); they
-// are capped at MAX_TEXT_BODY. Attachments are never held whole.
+// Nothing given as a stream, file or URL is held whole: the builder asks for
+// it chunk by chunk as the message is sent (a body then goes
+// quoted-printable, since it cannot be looked at first). The one exception
+// is an icalEvent given as a one-shot stream: it is used twice (alternative
+// and attachment), so it is read whole, up to MAX_TEXT_BODY.
 
-import { bodySource, checkFile, fileSource, hrefSource, readAll } from './body.js';
+import { BodySource, bodySource, checkFile, fileSource, hrefSource, readAll } from './body.js';
 import { SmtpError } from './errors.js';
 import { absent, isObject } from './strict.js';
 
-/** The most bytes a text or HTML body (or a calendar event) may have when read from a stream, file or URL. */
+/** The most bytes a calendar event given as a stream may have (it is read whole). */
 export const MAX_TEXT_BODY = 32 * 1024 * 1024;
 
 const encoder = new TextEncoder();
@@ -40,37 +44,82 @@ function contentSource(value, what) {
 }
 
 /**
- * Does the I/O a message needs before it is built: reads text, html and
- * icalEvent given as a stream, `{ path }` or `{ href }`, and checks that
- * attachment files can be read. Returns the message with those bodies as
- * bytes (the caller's object is not changed).
+ * Does the I/O a message needs before it is built: checks that the files
+ * given as `{ path }` (bodies, attachments, alternatives, icalEvent) can be
+ * read, and reads an icalEvent given as a one-shot stream (see above).
+ * Returns the message with that event as bytes (the caller's object is not
+ * changed).
  */
 export async function resolveParts(message) {
   let resolved = message;
-  const replace = (key, value) => {
-    if (resolved === message) resolved = { ...message };
-    resolved[key] = value;
-  };
+  const paths = [];
   for (const field of ['text', 'html']) {
-    const value = message[field];
-    if (absent(value) || inHand(value)) continue;
-    replace(field, await readAll(contentSource(value, `the ${field} body`), MAX_TEXT_BODY, `the ${field} body`));
+    if (isObject(message[field]) && typeof message[field].path === 'string') paths.push([message[field].path, `the ${field} body`]);
   }
   const ical = message.icalEvent;
   if (!absent(ical) && !inHand(ical)) {
     const given = absent(ical.content) ? { path: ical.path, href: ical.href, httpHeaders: ical.httpHeaders } : ical.content;
-    if (!inHand(given)) {
+    if (typeof given?.path === 'string') paths.push([given.path, 'icalEvent']);
+    else if (!inHand(given) && !(typeof given?.href === 'string')) {
       const bytes = await readAll(contentSource(given, 'icalEvent'), MAX_TEXT_BODY, 'icalEvent');
-      replace('icalEvent', { ...ical, content: bytes, path: undefined, href: undefined, httpHeaders: undefined, encoding: undefined });
+      resolved = { ...message, icalEvent: { ...ical, content: bytes, path: undefined, href: undefined, httpHeaders: undefined, encoding: undefined } };
     }
   }
   for (const [list, name] of [[message.attachments, 'attachment'], [message.alternatives, 'alternative']]) {
     for (const [index, part] of (list ?? []).entries()) {
-      if (typeof part?.path === 'string' && !isUrl(part.path)) await checkFile(part.path, `${name} ${index}`);
+      for (const key of ['path', 'raw']) {
+        const path = key === 'path' ? part?.path : part?.raw?.path;
+        if (typeof path === 'string') paths.push([path, `${name} ${index}`]);
+      }
     }
   }
+  for (const [path, what] of paths) if (!isUrl(path)) await checkFile(path, what);
   return resolved;
 }
+
+/** A text or HTML body given as a stream, `{ path }` or `{ href }`, as a source the builder pulls (null when in hand or absent). */
+export function bodyStream(value, field) {
+  if (absent(value) || inHand(value)) return null;
+  return utf8Checked(contentSource(value, `the ${field} body`), field);
+}
+
+/**
+ * A body source whose bytes must be UTF-8 (the part says charset=utf-8),
+ * checked chunk by chunk with the runtime's TextDecoder: the wasm engine
+ * leaves this check to JS (see src/mime/mod.rs). A sequence cut by a chunk's
+ * end is completed by the next chunk (`stream: true`).
+ */
+function utf8Checked(source, field) {
+  let reads = 0;
+  let current = source;
+  return new BodySource({
+    size: undefined,
+    replayable: source.replayable,
+    open: async function* () {
+      // A retry reads a replayable source afresh.
+      if (reads++ > 0) current = source.replay() ?? source;
+      const decoder = new TextDecoder('utf-8', { fatal: true });
+      let at = 0;
+      const check = (chunk) => {
+        try {
+          decoder.decode(chunk, { stream: chunk !== undefined });
+        } catch {
+          throw SmtpError.input(`the ${field} body is not valid UTF-8 (in the bytes after byte ${at}).`, 'stream UTF-8 text (the part says charset=utf-8).', 'data');
+        }
+      };
+      for (let chunk = await current.next(); chunk !== null; chunk = await current.next()) {
+        check(chunk);
+        at += chunk.byteLength;
+        yield chunk;
+      }
+      check(undefined);
+    },
+    abort: () => current.cancel(),
+  });
+}
+
+/** The transfer encodings an attachment may ask for (nodemailer's names). */
+const TRANSFER_ENCODINGS = ['base64', 'quoted-printable', '7bit', '8bit'];
 
 /**
  * One attachment or alternative as { part, bytes } (in hand) or
@@ -82,24 +131,36 @@ export function partInput(part, index, kind = 'attachment') {
   if (given.length !== 1) {
     throw SmtpError.input(
       given.length === 0 ? `${what} has no content.` : `${what} has both ${given.join(' and ')}.`,
-      `give ${kind}s exactly one of content, path or href: [{ filename, content }].`,
+      `give ${kind}s exactly one of content, path, href or raw: [{ filename, content }].`,
       'data',
     );
   }
   if (!absent(part.raw)) {
+    // The part is the user's whole MIME entity: the fields that would
+    // describe it belong inside it, so they are refused rather than dropped.
+    const describing = ['filename', 'contentType', 'cid', 'contentDisposition', 'headers', 'encoding', 'contentTransferEncoding', 'httpHeaders'].filter((key) => !absent(part[key]));
+    if (describing.length > 0) {
+      throw SmtpError.input(`${what} is raw MIME and also has ${describing.join(', ')}.`, 'write those as headers inside the raw part (Content-Type: ..., Content-Disposition: ...), or give content instead of raw.', 'data');
+    }
+    const { raw } = part;
+    if (inHand(raw)) return { part, bytes: typeof raw === 'string' ? encoder.encode(raw) : raw instanceof ArrayBuffer ? new Uint8Array(raw) : raw, encoding: 'raw' };
+    return { part, stream: contentSource(raw, what), encoding: 'raw' };
+  }
+  const transfer = part.contentTransferEncoding;
+  if (!absent(transfer) && (typeof transfer !== 'string' || !TRANSFER_ENCODINGS.includes(transfer.toLowerCase()))) {
     throw SmtpError.input(
-      `${what} is given as raw MIME, which wasmtp does not splice into the messages it builds.`,
-      'pass content (with contentType and headers), or send the whole message as raw.',
+      `${what}: contentTransferEncoding ${JSON.stringify(transfer)} is not one wasmtp writes.`,
+      "use 'base64' (the default, safe for any bytes), 'quoted-printable', '7bit' (ASCII, lines up to 998 octets) or '8bit' (needs a server with 8BITMIME).",
       'data',
     );
   }
-  if (!absent(part.contentTransferEncoding) && part.contentTransferEncoding.toLowerCase() !== 'base64') {
-    throw SmtpError.input(
-      `${what}: contentTransferEncoding "${part.contentTransferEncoding}" is not one wasmtp writes for attachments.`,
-      "leave it out: attachments always go in base64, which is safe for any bytes and read by every mail program ('base64' is accepted).",
-      'data',
-    );
-  }
+  const encoding = absent(transfer) ? undefined : transfer.toLowerCase();
+  const input = contentInput(part, what);
+  return encoding === undefined ? input : { ...input, encoding };
+}
+
+/** An attachment's content (not raw) as { part, bytes } or { part, stream }. */
+function contentInput(part, what) {
   if (!absent(part.encoding) && typeof part.content !== 'string') {
     throw SmtpError.input(`${what}: encoding applies to content given as a string.`, 'leave encoding out for bytes and streams.', 'data');
   }
@@ -169,10 +230,14 @@ export function icalParts(ical) {
   if (typeof method !== 'string' || !/^[A-Za-z-]{1,32}$/.test(method.trim())) {
     throw SmtpError.input(`icalEvent.method ${JSON.stringify(method)} is not an iTIP method.`, "use 'REQUEST', 'REPLY', 'CANCEL', 'PUBLISH'...", 'data');
   }
-  const content = event.content;
-  const bytes = typeof content === 'string' ? decodeString(content, event.encoding ?? undefined, 'icalEvent') : content instanceof ArrayBuffer ? new Uint8Array(content) : content;
+  const content = absent(event.content) ? { path: event.path, href: event.href, httpHeaders: event.httpHeaders } : event.content;
+  // In hand, or a file or URL read once for each of the two parts.
+  const input = inHand(content)
+    ? { bytes: typeof content === 'string' ? decodeString(content, event.encoding ?? undefined, 'icalEvent') : content instanceof ArrayBuffer ? new Uint8Array(content) : content }
+    : null;
+  const fresh = () => input ?? { stream: contentSource(content, 'icalEvent') };
   return {
-    alternative: { part: { contentType: `text/calendar; charset=utf-8; method=${method.trim().toUpperCase()}` }, bytes },
-    attachment: { part: { filename: event.filename ?? 'invite.ics', contentType: 'application/ics' }, bytes },
+    alternative: { part: { contentType: `text/calendar; charset=utf-8; method=${method.trim().toUpperCase()}` }, ...fresh() },
+    attachment: { part: { filename: event.filename ?? 'invite.ics', contentType: 'application/ics' }, ...fresh() },
   };
 }

@@ -8,7 +8,7 @@ import { BodySource, bodySource } from './body.js';
 import { randomBytes } from './engine.js';
 import { SmtpError, toSmtpError } from './errors.js';
 import { checkMessage, envelopeRecipients, formatAddress } from './message-fields.js';
-import { icalParts, inHand, partInput, resolveParts } from './message-parts.js';
+import { bodyStream, icalParts, inHand, partInput, resolveParts } from './message-parts.js';
 import { absent } from './strict.js';
 
 /**
@@ -231,9 +231,10 @@ function prepareStructured(engine, message) {
   // The same randomness and time on every attempt: a retry sends the same bytes.
   const random = randomBytes(32);
   const now = Date.now();
-  const { attachments, alternatives } = partInputs(message);
-  // One numbering for the builder's streamed parts: attachments, then alternatives.
-  const parts = [...attachments, ...alternatives];
+  const { attachments, alternatives, bodies } = partInputs(message);
+  // One numbering for the builder's streamed parts: attachments, then
+  // alternatives, then a streamed text body and a streamed HTML body.
+  const parts = [...attachments, ...alternatives, ...bodies];
   let builder = newBuilder(engine, message, attachments, alternatives, random, now);
   const messageId = builder.messageId;
   // envelope: { from, to, dsn, requireTls } overrides what the headers say;
@@ -321,7 +322,9 @@ function partInputs(message) {
     alternatives.push(ical.alternative);
     attachments.push(ical.attachment);
   }
-  return { attachments, alternatives };
+  // Bodies given as a stream, file or URL: pushed like streamed parts, text first.
+  const bodies = ['text', 'html'].map((field) => ({ field, stream: bodyStream(message[field], field) })).filter((body) => body.stream !== null);
+  return { attachments, alternatives, bodies };
 }
 
 function newBuilder(engine, message, attachments, alternatives, random, now) {
@@ -334,8 +337,12 @@ function newBuilder(engine, message, attachments, alternatives, random, now) {
     if (!absent(message.sender)) spec.setField('sender', formatAddress(message.sender, 'sender'));
     if (!absent(message.subject)) spec.setSubject(message.subject);
     // Bodies cross into wasm as UTF-8 bytes: one native encode and one copy.
-    if (!absent(message.text)) spec.setText(textBytes(message.text, 'text'));
-    if (!absent(message.html)) spec.setHtml(textBytes(message.html, 'html'));
+    for (const field of ['text', 'html']) {
+      const value = message[field];
+      if (absent(value)) continue;
+      if (inHand(value)) spec[field === 'text' ? 'setText' : 'setHtml'](textBytes(value));
+      else spec.setField('stream', field); // pushed through pushAttachment, numbered after the parts
+    }
     if (!absent(message.messageId)) spec.setMessageId(message.messageId);
     if (!absent(message.inReplyTo)) spec.setField('inReplyTo', message.inReplyTo);
     for (const id of references(message.references)) spec.setField('reference', id);
@@ -343,18 +350,22 @@ function newBuilder(engine, message, attachments, alternatives, random, now) {
     // Headers that fields stand for, then the caller's own: the builder checks and writes them all.
     const headers = [...priorityHeaders(message.priority), ...listHeaders(message.list), ...headerEntries(message.headers)];
     for (const [name, value] of headers) spec.addHeader(name, value);
-    for (const [index, { part, bytes }] of attachments.entries()) {
+    for (const [index, { part, bytes, encoding }] of attachments.entries()) {
+      // A raw part brings its own headers: the fields that describe it were refused in partInput.
       const args = [part.filename ?? undefined, part.contentType ?? undefined, part.cid ?? undefined, part.contentDisposition ?? undefined];
       if (bytes) spec.addAttachmentBytes(bytes, ...args);
       else spec.addAttachmentStream(...args);
-      for (const [name, value] of headerEntries(part.headers)) spec.addPartHeader(index, name, value);
+      for (const [name, value] of partHeaders(part, 'attachment', index)) spec.addPartHeader(index, name, value);
+      // The engine takes the transfer encoding (or 'raw') through this header name.
+      if (encoding) spec.addPartHeader(index, 'Content-Transfer-Encoding', encoding);
     }
-    for (const [index, { part, bytes }] of alternatives.entries()) {
+    for (const [index, { part, bytes, encoding }] of alternatives.entries()) {
       const args = [part.contentType ?? undefined, part.filename ?? undefined];
       if (bytes) spec.addAlternativeBytes(bytes, ...args);
       else spec.addAlternativeStream(...args);
       // Numbered after every attachment, as the builder numbers its parts.
-      for (const [name, value] of headerEntries(part.headers)) spec.addPartHeader(attachments.length + index, name, value);
+      for (const [name, value] of partHeaders(part, 'alternative', index)) spec.addPartHeader(attachments.length + index, name, value);
+      if (encoding) spec.addPartHeader(attachments.length + index, 'Content-Transfer-Encoding', encoding);
     }
   } catch (error) {
     spec.free();
@@ -450,11 +461,8 @@ function listItem(kind, item) {
 
 const isPlainObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 
-/** A body given as text or as UTF-8 bytes (streams, files and URLs were read by prepareMessageAsync). */
-function textBytes(value, field) {
-  if (!inHand(value)) {
-    throw SmtpError.input(`the ${field} body is a stream, file or URL, which this call cannot read.`, 'pass it to send(), which reads it first, or pass the text itself.', 'data');
-  }
+/** A body in hand as UTF-8 bytes. */
+function textBytes(value) {
   return typeof value === 'string' ? encoder.encode(value) : value instanceof Uint8Array ? value : new Uint8Array(value);
 }
 
@@ -503,6 +511,15 @@ async function* mimeChunks({ builder, streams, release }) {
   } finally {
     release();
   }
+}
+
+/** A part's own headers; Content-Transfer-Encoding is chosen with contentTransferEncoding, not set as a header. */
+function partHeaders(part, kind, index) {
+  const entries = headerEntries(part.headers);
+  if (entries.some(([name]) => String(name).toLowerCase() === 'content-transfer-encoding')) {
+    throw SmtpError.input(`the Content-Transfer-Encoding of ${kind} ${index} cannot be set as a header.`, "use contentTransferEncoding: 'base64', 'quoted-printable', '7bit' or '8bit'.", 'data');
+  }
+  return entries;
 }
 
 /** Header entries as [name, value] pairs; an array value repeats the header. */

@@ -4,6 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+
+import { simpleParser } from 'mailparser';
 import { after, before, describe, test } from 'node:test';
 
 import { buildMessage, createClient, createTestClient, SmtpError } from '../src/index.js';
@@ -59,6 +61,49 @@ describe('buildMessage', () => {
     await client.send({ raw: built.raw, envelope: built.envelope });
     assert.deepEqual(new Uint8Array(server.messages.at(-1).raw), built.raw);
     assert.ok(built.raw.byteLength > 200_000);
+  });
+
+  test('a 64 MB text body from a stream goes through with bounded buffering, and reads back whole', async () => {
+    // Short ASCII lines with CRLF: their quoted-printable is the text itself,
+    // so output bytes match input bytes one for one and what sits between
+    // the two (in JS and in wasm) is exactly produced - received.
+    const line = (i) => `line ${String(i).padStart(8, '0')} of a body streamed through the encoder\r\n`;
+    const perChunk = 1024;
+    const chunks = Math.ceil((64 * 1024 * 1024) / (line(0).length * perChunk));
+    let produced = 0;
+    async function* body() {
+      for (let c = 0; c < chunks; c++) {
+        let text = '';
+        for (let i = 0; i < perChunk; i++) text += line(c * perChunk + i);
+        produced += text.length;
+        yield text;
+      }
+    }
+    const built = await buildMessage({ ...fixed, text: body() }, { stream: true });
+    let received = 0;
+    let inBody = -1;
+    let mostBuffered = 0;
+    const watched = built.stream.pipeThrough(
+      new TransformStream({
+        transform(chunk, controller) {
+          received += chunk.byteLength;
+          // The body starts after the headers (a few hundred bytes, counted once seen).
+          if (inBody < 0 && produced > 0) inBody = received - chunk.byteLength;
+          if (inBody >= 0) mostBuffered = Math.max(mostBuffered, produced - (received - inBody));
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    const mail = await simpleParser(Readable.fromWeb(watched));
+    assert.ok(produced >= 64 * 1024 * 1024, `${produced} bytes streamed`);
+    // At most a couple of input chunks (~77 KB each) in flight, never the body.
+    assert.ok(mostBuffered <= 4 * 80 * 1024, `${mostBuffered} bytes were held between the stream and the output`);
+    // mailparser gives the text with LF line ends.
+    const lines = chunks * perChunk;
+    const unix = (text) => text.replace(/\r\n/g, '\n');
+    assert.equal(mail.text.length, produced - lines);
+    assert.ok(mail.text.startsWith(unix(line(0) + line(1))));
+    assert.ok(mail.text.endsWith(unix(line(lines - 2) + line(lines - 1))));
   });
 
   test('mistakes are the same EINPUT as send()', async () => {

@@ -37,7 +37,10 @@ const BIN = bytes(70_000, 11);
 const BIG = bytes(1_200_000, 7);
 
 /** The message shapes: functions, because a stream can be read once. */
-function shapes({ file, bodyFile, httpUrl }) {
+const RAW_PART = `Content-Type: application/octet-stream; name="raw.bin"\r\nContent-Disposition: attachment; filename="raw.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n${BIN.subarray(0, 3000).toString('base64').replace(/.{76}/g, '$&\r\n')}`;
+const LARGE_TEXT_CHUNKS = Array.from({ length: 40 }, (_, i) => `Chunk ${i}: Grüße, ☕ 😀 and a line longer than seventy-eight characters, which gets wrapped.\n`.repeat(300));
+
+function shapes({ file, bodyFile, httpUrl, icsFile }) {
   const base = { from: 'Ann <ann@example.com>', to: 'bob@example.org' };
   return {
     'text only': () => ({ ...base, subject: 'plain', text: 'Hello Bob,\nsee you.\n' }),
@@ -90,6 +93,20 @@ function shapes({ file, bodyFile, httpUrl }) {
     'text from a URL': () => ({ ...base, text: { href: `${httpUrl}/body.txt` } }),
     'lines with dots and long lines': () => ({ ...base, text: `.leading dot\n..two\n.\n${'x'.repeat(1500)}\nend` }),
     'CRLF and LF mixed text': () => ({ ...base, text: 'one\r\ntwo\nthree\r\n' }),
+    // contentTransferEncoding per attachment (8bit: smtp-server announces 8BITMIME).
+    'attachment in quoted-printable (text)': () => ({ ...base, text: 'x', attachments: [{ filename: 'qp.txt', content: 'Grüße = 100%\r\nline two \r\n' + 'long '.repeat(40) + '\r\n', contentTransferEncoding: 'quoted-printable' }] }),
+    'attachment in quoted-printable (binary)': () => ({ ...base, text: 'x', attachments: [{ filename: 'qp.bin', content: BIN.subarray(0, 4000), contentTransferEncoding: 'quoted-printable' }] }),
+    'attachment in quoted-printable from a stream': () => ({ ...base, text: 'x', attachments: [{ filename: 'qps.bin', content: Readable.from([BIN.subarray(0, 1001), BIN.subarray(1001, 3000)]), contentTransferEncoding: 'quoted-printable' }] }),
+    'attachment in 7bit': () => ({ ...base, text: 'x', attachments: [{ filename: 'seven.txt', content: 'plain ascii\r\nlines\r\n', contentTransferEncoding: '7bit' }] }),
+    'attachment in 8bit': () => ({ ...base, text: 'x', attachments: [{ filename: 'eight.txt', content: 'Grüße aus Köln\r\n', contentTransferEncoding: '8bit' }] }),
+    'attachment in base64, named': () => ({ ...base, text: 'x', attachments: [{ filename: 'named.bin', content: BIN.subarray(0, 999), contentTransferEncoding: 'base64' }] }),
+    // raw: the whole MIME part, given by the caller.
+    'raw attachment': () => ({ ...base, text: 'x', attachments: [{ raw: RAW_PART }] }),
+    'raw attachment from a stream': () => ({ ...base, text: 'x', attachments: [{ raw: Readable.from([RAW_PART.slice(0, 50), RAW_PART.slice(50)]) }] }),
+    'raw alternative': () => ({ ...base, text: 'plain', alternatives: [{ raw: 'Content-Type: text/x-web-markdown; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n**raw md**' }] }),
+    // Bodies streamed through the encoder.
+    'large text from a stream': () => ({ ...base, text: Readable.from(LARGE_TEXT_CHUNKS), html: Readable.from(['<p>', 'é'.repeat(50_000), '</p>']) }),
+    'calendar invitation from a file path': () => ({ ...base, subject: 'Meeting', text: 'Please come', icalEvent: { method: 'REQUEST', path: icsFile } }),
     'envelope override': () => ({ ...base, to: 'list@example.org', envelope: { from: 'bounces+42@example.com', to: ['only@example.org'] }, text: 'x' }),
     'dsn options': () => ({ ...base, text: 'x', dsn: { id: 'env-1', return: 'headers', notify: ['failure', 'delay'] } }),
     'international domains': () => ({ from: 'Jörg <joerg@bücher.example>', to: 'anna@münchen.de', text: 'x' }),
@@ -169,6 +186,8 @@ describe('nodemailer and wasmtp deliver the same messages', () => {
     writeFileSync(file, BIN);
     const bodyFile = join(dir, 'body.html');
     writeFileSync(bodyFile, '<h1>From a file</h1><p>ünïcode</p>');
+    const icsFile = join(dir, 'invite.ics');
+    writeFileSync(icsFile, ICS);
     http = createServer((req, res) => {
       if (req.url === '/file.bin') res.end(BIN);
       else if (req.url === '/body.txt') res.end('text from a URL\n');
@@ -178,7 +197,7 @@ describe('nodemailer and wasmtp deliver the same messages', () => {
       }
     });
     await new Promise((resolve) => http.listen(0, '127.0.0.1', resolve));
-    context = { file, bodyFile, httpUrl: `http://127.0.0.1:${http.address().port}` };
+    context = { file, bodyFile, icsFile, httpUrl: `http://127.0.0.1:${http.address().port}` };
     const options = { host: '127.0.0.1', port: server.port, secure: false, ignoreTLS: true };
     nm = nodemailer.createTransport(options);
     ours = createTransport(options);

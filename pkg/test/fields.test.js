@@ -211,10 +211,71 @@ describe('message fields', () => {
   });
 
   test('refused attachment forms name what to use', async () => {
-    await assert.rejects(client.send({ ...base, attachments: [{ raw: 'Content-Type: text/plain\r\n\r\nx' }] }), /EINPUT.*raw MIME/);
-    await assert.rejects(client.send({ ...base, attachments: [{ content: 'x', contentTransferEncoding: 'quoted-printable' }] }), /EINPUT.*base64/);
+    const before = server.messages.length;
+    await assert.rejects(client.send({ ...base, attachments: [{ raw: 'Content-Type: text/plain\r\n\r\nx', filename: 'x.txt' }] }), /EINPUT.*raw MIME and also has filename/);
+    await assert.rejects(client.send({ ...base, attachments: [{ content: 'x', contentTransferEncoding: 'x-uuencode' }] }), /EINPUT.*"x-uuencode".*quoted-printable/);
+    // Checked before anything is sent: 7bit content that is not, raw parts that are not MIME.
+    await assert.rejects(client.send({ ...base, attachments: [{ content: 'Grüße', contentTransferEncoding: '7bit' }] }), /EINPUT.*attachment 0 has a byte above 127/);
+    await assert.rejects(client.send({ ...base, attachments: [{ content: 'x'.repeat(999), contentTransferEncoding: '7bit' }] }), /EINPUT.*longer than 998/);
+    await assert.rejects(client.send({ ...base, attachments: [{ raw: 'no headers here\r\n\r\nbody' }] }), /EINPUT.*'Name: value'/);
+    await assert.rejects(client.send({ ...base, attachments: [{ raw: 'Content-Type: text/plain' }] }), /EINPUT.*no empty line/);
+    assert.equal(server.messages.length, before);
     await assert.rejects(client.send({ ...base, attachments: [{ content: 'x', path: '/etc/hosts' }] }), /EINPUT.*both content and path/);
     await assert.rejects(client.send({ ...base, attachments: [{ content: 'x', headers: { 'Content-Type': 'text/html' } }] }), /EINPUT.*Content-Type of attachment 0 cannot be set/);
+  });
+
+  test('contentTransferEncoding and raw parts: the bytes on the wire', async () => {
+    const sent = await sendAndParse({
+      ...base,
+      text: 'x',
+      attachments: [
+        { filename: 'q.txt', content: 'caf\u00e9 = ok\r\n', contentTransferEncoding: 'quoted-printable' },
+        { filename: 's.txt', content: 'seven\nbits', contentTransferEncoding: '7bit' },
+        { filename: 'e.txt', content: 'Grüße', contentTransferEncoding: '8BIT' },
+        { raw: 'Content-Type: text/plain; charset=us-ascii\nContent-Disposition: attachment; filename="r.txt"\n\nraw\rbody' },
+      ],
+    });
+    assert.match(sent.raw, /Content-Type: text\/plain; name="q.txt"\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Disposition: attachment; filename="q.txt"\r\n\r\ncaf=C3=A9 =3D ok\r\n\r\n--/);
+    assert.match(sent.raw, /Content-Transfer-Encoding: 7bit\r\nContent-Disposition: attachment; filename="s.txt"\r\n\r\nseven\r\nbits\r\n--/);
+    // 8bit: the UTF-8 bytes as they are, and the message declared BODY=8BITMIME.
+    assert.ok(sent.got.raw.includes(Buffer.from('Content-Transfer-Encoding: 8bit\r\nContent-Disposition: attachment; filename="e.txt"\r\n\r\nGrüße\r\n')));
+    assert.equal(sent.got.mailArgs.BODY, '8BITMIME');
+    // raw: the part as given, bare CR and LF made CRLF.
+    assert.match(sent.raw, /\r\n--[^\r]+\r\nContent-Type: text\/plain; charset=us-ascii\r\nContent-Disposition: attachment; filename="r.txt"\r\n\r\nraw\r\nbody\r\n--/);
+    assert.deepEqual(sent.mail.attachments.map((a) => [a.filename, a.content.toString()]), [['q.txt', 'café = ok\r\n'], ['s.txt', 'seven\r\nbits'], ['e.txt', 'Grüße'], ['r.txt', 'raw\r\nbody']]);
+  });
+
+  test('raw parts from a file and from a function that opens a stream', async () => {
+    const part = 'Content-Type: text/plain\r\nContent-Disposition: attachment; filename="f.txt"\r\n\r\nfrom a file';
+    const file = join(dir, 'part.eml');
+    writeFileSync(file, part);
+    const sent = await sendAndParse({
+      ...base,
+      text: 'x',
+      attachments: [{ raw: { path: file } }, { raw: () => Readable.from([part.replace(/f\.txt/, 'g.txt').replace('from a file', 'from a function')]) }],
+    });
+    assert.deepEqual(sent.mail.attachments.map((a) => [a.filename, a.content.toString()]), [['f.txt', 'from a file'], ['g.txt', 'from a function']]);
+    await assert.rejects(client.send({ ...base, attachments: [{ raw: { path: join(dir, 'missing.eml') } }] }), /EINPUT.*missing\.eml/);
+  });
+
+  test('an 8bit part to a server without 8BITMIME is refused before DATA', async () => {
+    const plain = await startServer({ tls: 'none', hide8BITMIME: true });
+    const other = createClient({ host: '127.0.0.1', port: plain.port, security: 'none' });
+    try {
+      await assert.rejects(other.send({ ...base, attachments: [{ content: 'Grüße', contentTransferEncoding: '8bit' }] }), (error) => error.code === 'EMESSAGE' && /8BITMIME/.test(error.message));
+      assert.equal(plain.messages.length, 0);
+    } finally {
+      await other.close();
+      await plain.close();
+    }
+  });
+
+  test('a streamed part that breaks its encoding fails the message, and nothing is delivered', async () => {
+    const before = server.messages.length;
+    const lines = Readable.from(['fine\r\n', 'x'.repeat(600), 'x'.repeat(600)]);
+    await assert.rejects(client.send({ ...base, attachments: [{ filename: 'l.txt', content: lines, contentTransferEncoding: '7bit' }] }), /EINPUT.*longer than 998/);
+    await assert.rejects(client.send({ ...base, text: Readable.from([Buffer.from([0x6f, 0x6b, 0xc3]), Buffer.from([0x28])]) }), /EINPUT.*text body is not valid UTF-8/);
+    assert.equal(server.messages.length, before);
   });
 
   test('bodies from a stream, a file and a URL', async () => {

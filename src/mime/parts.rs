@@ -6,7 +6,7 @@ use super::headers::{
     name_param, unstructured,
 };
 use super::quoted_printable::TextEncoding;
-use super::{Attachment, Disposition};
+use super::{Attachment, Disposition, PartEncoding};
 use crate::address::quote;
 use crate::error::{Phase, SmtpError};
 
@@ -83,6 +83,9 @@ pub fn alternative_headers(alternative: &Attachment, index: usize) -> Result<Str
 }
 
 fn part_headers(attachment: &Attachment, index: usize, attached: bool) -> Result<String, SmtpError> {
+    if attachment.encoding == PartEncoding::Raw {
+        return raw_part_headers(attachment, index);
+    }
     for (name, value) in &attachment.headers {
         check_part_field_name(name, index)?;
         let what = format!("the value of header {name} of attachment {index}");
@@ -123,7 +126,10 @@ fn part_headers(attachment: &Attachment, index: usize, attached: bool) -> Result
     }
 
     let mut out = type_header.render();
-    out.push_str(&Header::simple("Content-Transfer-Encoding", "base64"));
+    out.push_str(&Header::simple(
+        "Content-Transfer-Encoding",
+        attachment.encoding.header_value(),
+    ));
     if attached {
         out.push_str(&disposition_header.render());
     }
@@ -134,6 +140,32 @@ fn part_headers(attachment: &Attachment, index: usize, attached: bool) -> Result
         out.push_str(&unstructured(name, value));
     }
     Ok(out)
+}
+
+/// A raw part brings its own headers: the builder writes none, and refuses
+/// the fields it would have written them from rather than drop them. In the
+/// wasm build the JS layer refuses them before calling the engine (see the
+/// module documentation of `mime`).
+#[cfg(not(target_arch = "wasm32"))]
+fn raw_part_headers(attachment: &Attachment, index: usize) -> Result<String, SmtpError> {
+    let described = attachment.filename.is_some()
+        || attachment.content_type.is_some()
+        || attachment.cid.is_some()
+        || attachment.disposition.is_some()
+        || !attachment.headers.is_empty();
+    if described {
+        return Err(SmtpError::input(
+            Phase::Data,
+            format!("attachment {index} is raw MIME, with fields that go inside it."),
+        )
+        .with_hint("write them as its headers."));
+    }
+    Ok(String::new())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn raw_part_headers(_: &Attachment, _: usize) -> Result<String, SmtpError> {
+    Ok(String::new())
 }
 
 /// `type/subtype`, optionally followed by `; parameters`. Multipart types
@@ -251,6 +283,7 @@ mod tests {
             disposition: None,
             content: AttachmentContent::Stream,
             headers: Vec::new(),
+            encoding: Default::default(),
         };
         let headers = attachment_headers(&nameless, 0).unwrap();
         assert!(headers.starts_with("Content-Type: application/octet-stream\r\n"));

@@ -62,6 +62,9 @@ pub struct TextEncoder {
     position: usize,
     /// Characters on the current output line (quoted-printable only).
     column: usize,
+    /// Binary quoted-printable: CR and LF are data, escaped as `=0D` and
+    /// `=0A`, not line ends (for parts that are not text/*).
+    binary: bool,
 }
 
 impl TextEncoder {
@@ -70,7 +73,27 @@ impl TextEncoder {
             encoding,
             position: 0,
             column: 0,
+            binary: false,
         }
+    }
+
+    /// Quoted-printable that keeps every byte as it is: CR and LF escaped.
+    pub fn binary() -> Self {
+        TextEncoder {
+            binary: true,
+            ..TextEncoder::new(TextEncoding::QuotedPrintable)
+        }
+    }
+
+    /// The next input byte to encode.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// The caller dropped the first `consumed` bytes of its input (already
+    /// encoded): positions count from the new start.
+    pub fn rebase(&mut self, consumed: usize) {
+        self.position -= consumed.min(self.position);
     }
 
     /// Encodes from where the last call stopped until `out` has grown by
@@ -78,9 +101,22 @@ impl TextEncoder {
     /// text is encoded. Line ends of any kind become CRLF; no line end is
     /// added after the last line (the boundary that follows brings its own).
     pub fn encode_some(&mut self, text: &[u8], out: &mut Vec<u8>, budget: usize) -> bool {
+        self.encode_until(text, text.len(), out, budget)
+    }
+
+    /// Like [`encode_some`](Self::encode_some), stopping at input byte `end`
+    /// (the bytes after it are only looked at, to know where lines end):
+    /// how a stream is encoded while its next chunk is not yet there.
+    pub fn encode_until(&mut self, text: &[u8], end: usize, out: &mut Vec<u8>, budget: usize) -> bool {
         let stop_at = out.len().saturating_add(budget);
-        while self.position < text.len() && out.len() < stop_at {
-            let consumed = match line_end_len(text, self.position) {
+        let end = end.min(text.len());
+        while self.position < end && out.len() < stop_at {
+            let line_end = if self.binary {
+                None
+            } else {
+                line_end_len(text, self.position)
+            };
+            let consumed = match line_end {
                 Some(len) => {
                     out.extend_from_slice(b"\r\n");
                     self.column = 0;
@@ -103,13 +139,13 @@ impl TextEncoder {
             };
             self.position += consumed;
         }
-        self.position >= text.len()
+        self.position >= end
     }
 
     fn encode_qp_byte(&mut self, text: &[u8], out: &mut Vec<u8>) {
         let byte = text[self.position];
         let next = self.position + 1;
-        let last_on_line = next == text.len() || line_end_len(text, next).is_some();
+        let last_on_line = next == text.len() || (!self.binary && line_end_len(text, next).is_some());
         // Trailing spaces and tabs would be stripped in transit, so they
         // are escaped; elsewhere they stay readable.
         let literal = match byte {

@@ -56,7 +56,7 @@ impl Entity {
                 BASE64.decode(flat).expect("valid base64")
             }
             "quoted-printable" => decode_qp(&self.body),
-            "7bit" => self.body.clone(),
+            "7bit" | "8bit" => self.body.clone(),
             other => panic!("unexpected transfer encoding {other}"),
         }
     }
@@ -1016,6 +1016,7 @@ fn alternatives_follow_text_and_html_in_one_multipart_alternative() {
         disposition: None,
         content: AttachmentContent::Bytes(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".to_vec()),
         headers: Vec::new(),
+        encoding: Default::default(),
     };
     let entity = parse(&build(MessageSpec {
         text: Some("plain".into()),
@@ -1085,4 +1086,272 @@ fn streamed_alternatives_are_numbered_after_the_attachments() {
     let entity = parse(&message);
     assert_eq!(entity.parts[0].parts[1].decoded(), b"calendar");
     assert_eq!(entity.parts[1].decoded(), b"attached");
+}
+
+// ---- transfer encodings chosen per part, raw parts, streamed bodies ------
+
+/// Builds with every streamed part pushed from `streams`, or returns the
+/// first error (from `new`, a push or an end).
+fn try_build_streaming(
+    spec: MessageSpec,
+    streams: &[(usize, &[u8])],
+    chunk: usize,
+) -> Result<Vec<u8>, crate::error::SmtpError> {
+    let mut builder = MessageBuilder::new(spec, RANDOM, NOW)?;
+    let mut positions = vec![0usize; streams.len()];
+    let mut message = Vec::new();
+    loop {
+        match builder.poll_output() {
+            Segment::Bytes(bytes) => message.extend_from_slice(&bytes),
+            Segment::NeedAttachment(index) => {
+                let slot = streams.iter().position(|(i, _)| *i == index).expect("a known stream");
+                let (data, at) = (streams[slot].1, positions[slot]);
+                if at == data.len() {
+                    builder.end_attachment(index)?;
+                } else {
+                    let end = (at + chunk).min(data.len());
+                    builder.push_attachment(index, &data[at..end])?;
+                    positions[slot] = end;
+                }
+            }
+            Segment::Done => return Ok(message),
+        }
+    }
+}
+
+fn one_part(content: AttachmentContent, content_type: &str, encoding: PartEncoding) -> MessageSpec {
+    MessageSpec {
+        text: Some("see attached".into()),
+        attachments: vec![
+            Attachment {
+                content,
+                ..Attachment::streamed("part")
+            }
+            .with_content_type(content_type)
+            .with_encoding(encoding),
+        ],
+        ..spec()
+    }
+}
+
+#[test]
+fn each_transfer_encoding_round_trips_in_hand_and_streamed_alike() {
+    let text = b"caf\xc3\xa9 = 1\r\nline two \r\n\r\nend".to_vec();
+    let binary = sample_bytes(3000);
+    let cases: [(&[u8], &str, PartEncoding, Vec<u8>); 5] = [
+        (
+            &binary,
+            "application/octet-stream",
+            PartEncoding::Base64,
+            binary.clone(),
+        ),
+        (&text, "text/plain", PartEncoding::QuotedPrintable, text.clone()),
+        // Outside text/*, CR and LF are data: kept, not made line ends.
+        (
+            &binary,
+            "application/octet-stream",
+            PartEncoding::QuotedPrintable,
+            binary.clone(),
+        ),
+        (
+            b"plain ascii\nlines",
+            "text/plain",
+            PartEncoding::SevenBit,
+            b"plain ascii\r\nlines".to_vec(),
+        ),
+        (&text, "text/plain", PartEncoding::EightBit, text.clone()),
+    ];
+    for (content, content_type, encoding, expected) in cases {
+        let in_hand = MessageBuilder::new(
+            one_part(AttachmentContent::Bytes(content.to_vec()), content_type, encoding),
+            RANDOM,
+            NOW,
+        )
+        .unwrap();
+        let eight_bit = in_hand.envelope().body_type == BodyType::EightBitMime;
+        assert_eq!(eight_bit, encoding == PartEncoding::EightBit, "{encoding:?}");
+        let size = in_hand.envelope().size;
+        let message = in_hand.into_vec().unwrap();
+        assert_eq!(size, Some(message.len() as u64), "{encoding:?}: exact size");
+        check_wire_format(&message, !eight_bit, 78);
+        for chunk in [1, 2, 7, 4096] {
+            let streamed = try_build_streaming(
+                one_part(AttachmentContent::Stream, content_type, encoding),
+                &[(0, content)],
+                chunk,
+            )
+            .unwrap();
+            assert_eq!(streamed, message, "{encoding:?} in chunks of {chunk}");
+        }
+        let part = &parse(&message).parts[1];
+        assert_eq!(part.header("Content-Transfer-Encoding"), Some(encoding.header_value()));
+        assert_eq!(part.decoded(), expected, "{encoding:?}");
+    }
+}
+
+#[test]
+fn seven_and_eight_bit_parts_refuse_what_would_not_survive() {
+    let long = vec![b'x'; 999];
+    let cases: [(&[u8], PartEncoding, &str); 5] = [
+        (b"caf\xc3\xa9", PartEncoding::SevenBit, "above 127"),
+        (&long, PartEncoding::SevenBit, "998"),
+        (&long, PartEncoding::EightBit, "998"),
+        (b"a\0b", PartEncoding::EightBit, "NUL"),
+        (
+            b"ok\r\n--=_wasmtp_0123456789abcdeffedcba9876543210_m--",
+            PartEncoding::SevenBit,
+            "boundaries",
+        ),
+    ];
+    for (content, encoding, problem) in cases {
+        let error = refused(one_part(
+            AttachmentContent::Bytes(content.to_vec()),
+            "text/plain",
+            encoding,
+        ));
+        assert!(error.message.contains(problem), "{encoding:?}: {}", error.message);
+        let streamed = try_build_streaming(
+            one_part(AttachmentContent::Stream, "text/plain", encoding),
+            &[(0, content)],
+            3,
+        );
+        let error = streamed.unwrap_err();
+        assert_eq!(error.code, ErrorCode::Input);
+        assert!(
+            error.message.contains(problem),
+            "{encoding:?} streamed: {}",
+            error.message
+        );
+    }
+    // 998 octets is the limit, not past it; a CR cut from its LF by a chunk end is one line end.
+    let edge = [vec![b'y'; 998], b"\r\n".to_vec(), vec![b'z'; 998]].concat();
+    let message = try_build_streaming(
+        one_part(AttachmentContent::Stream, "text/plain", PartEncoding::SevenBit),
+        &[(0, &edge)],
+        999,
+    )
+    .unwrap();
+    assert_eq!(parse(&message).parts[1].decoded(), edge);
+}
+
+fn raw_spec(content: AttachmentContent) -> MessageSpec {
+    MessageSpec {
+        text: Some("see attached".into()),
+        attachments: vec![
+            Attachment {
+                content,
+                filename: None,
+                ..Attachment::streamed("")
+            }
+            .with_encoding(PartEncoding::Raw),
+        ],
+        ..spec()
+    }
+}
+
+#[test]
+fn raw_parts_go_in_as_given_with_their_line_ends_made_crlf() {
+    let raw = b"Content-Type: text/plain; charset=us-ascii\nContent-Disposition: attachment;\n filename=\"r.txt\"\n\nhello\rraw\n".to_vec();
+    let in_hand = build(raw_spec(AttachmentContent::Bytes(raw.clone())));
+    for chunk in [1, 5, 4096] {
+        let streamed = try_build_streaming(raw_spec(AttachmentContent::Stream), &[(0, &raw)], chunk).unwrap();
+        assert_eq!(streamed, in_hand, "chunks of {chunk}");
+    }
+    let part = &parse(&in_hand).parts[1];
+    assert_eq!(
+        part.header("Content-Disposition"),
+        Some("attachment; filename=\"r.txt\"")
+    );
+    assert_eq!(part.body, b"hello\r\nraw\r\n");
+    // A raw part with 8-bit bytes in hand makes the message 8BITMIME.
+    let eight =
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\xc3\xa9".to_vec();
+    let builder = MessageBuilder::new(raw_spec(AttachmentContent::Bytes(eight)), RANDOM, NOW).unwrap();
+    assert_eq!(builder.envelope().body_type, BodyType::EightBitMime);
+}
+
+#[test]
+fn raw_parts_that_break_the_rules_are_refused() {
+    let cases: [(&[u8], &str); 5] = [
+        (b"Content-Type: text/plain\r\nno blank line", "not 'Name: value'"),
+        (b"Content-Type: text/plain", "no empty line"),
+        (b" continued first\r\n\r\nbody", "not 'Name: value'"),
+        (b"Subject: caf\xc3\xa9\r\n\r\nbody", "above 127"),
+        (
+            b"X: y\r\n\r\n--=_wasmtp_0123456789abcdeffedcba9876543210_m\r\nX: injected",
+            "boundaries",
+        ),
+    ];
+    for (raw, problem) in cases {
+        let error = try_build_streaming(raw_spec(AttachmentContent::Stream), &[(0, raw)], 4).unwrap_err();
+        assert!(
+            error.message.contains(problem),
+            "{:?}: {}",
+            String::from_utf8_lossy(raw),
+            error.message
+        );
+    }
+    // Streamed, its bytes cannot be looked at before MAIL FROM: 8-bit is refused.
+    let eight = b"Content-Type: text/plain\r\n\r\ncaf\xc3\xa9";
+    let error = try_build_streaming(raw_spec(AttachmentContent::Stream), &[(0, eight)], 64).unwrap_err();
+    assert!(error.message.contains("above 127"), "{}", error.message);
+    // Fields the raw part would contain are refused rather than dropped.
+    let mut described = raw_spec(AttachmentContent::Bytes(b"X: y\r\n\r\n".to_vec()));
+    described.attachments[0].filename = Some("r.txt".into());
+    assert!(refused(described).message.contains("raw MIME"));
+}
+
+#[test]
+fn streamed_bodies_go_quoted_printable_and_decode_back() {
+    let text = "Grüße, \u{1F600}\n".repeat(500);
+    let html = format!("<p>{}</p>", "x".repeat(2000));
+    let streamed_spec = || MessageSpec {
+        text_streamed: true,
+        html_streamed: true,
+        ..spec()
+    };
+    // Odd chunk sizes cut UTF-8 sequences and CRLF pairs.
+    for chunk in [1, 3, 1000] {
+        let message =
+            try_build_streaming(streamed_spec(), &[(0, text.as_bytes()), (1, html.as_bytes())], chunk).unwrap();
+        check_wire_format(&message, true, 78);
+        let entity = parse(&message);
+        assert_eq!(entity.shape(), "multipart/alternative[text/plain, text/html]");
+        assert_eq!(
+            entity.parts[0].header("Content-Transfer-Encoding"),
+            Some("quoted-printable")
+        );
+        assert_eq!(entity.parts[0].decoded(), normalize_line_ends(&text));
+        assert_eq!(entity.parts[1].decoded(), html.as_bytes());
+    }
+    let error = try_build_streaming(
+        MessageSpec {
+            text_streamed: true,
+            ..spec()
+        },
+        &[(0, b"ok \xff")],
+        2,
+    )
+    .unwrap_err();
+    assert!(
+        error.message.contains("not valid UTF-8 (at byte 3)"),
+        "{}",
+        error.message
+    );
+    let error = try_build_streaming(
+        MessageSpec {
+            text_streamed: true,
+            ..spec()
+        },
+        &[(0, b"cut \xc3")],
+        2,
+    )
+    .unwrap_err();
+    assert!(error.message.contains("not valid UTF-8"), "{}", error.message);
+    let both = MessageSpec {
+        text: Some("x".into()),
+        text_streamed: true,
+        ..spec()
+    };
+    assert_eq!(refused(both).code, ErrorCode::Input);
 }

@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{EngineError, WasmEnvelope};
 use crate::error::{Phase, SmtpError};
-use crate::mime::{Attachment, AttachmentContent, Disposition, MessageBuilder, MessageSpec, Segment};
+use crate::mime::{Attachment, AttachmentContent, Disposition, MessageBuilder, MessageSpec, PartEncoding, Segment};
 
 /// The fields of a structured message (`client.send({ from, to, ... })`).
 #[wasm_bindgen(js_name = MessageSpec)]
@@ -101,7 +101,10 @@ impl WasmMessageSpec {
     /// A field of the message that takes one text value: `"sender"` (an
     /// address), `"inReplyTo"` and `"reference"` (Message-IDs; each
     /// `reference` adds one), `"date"` (ms since the Unix epoch, as
-    /// decimal text). One entry point for these keeps the module small.
+    /// decimal text), `"stream"` (`"text"` or `"html"`: that body is pushed
+    /// through `MessageBuilder.pushAttachment`, numbered after every
+    /// attachment and alternative, text before html). One entry point for
+    /// these keeps the module small.
     #[wasm_bindgen(js_name = setField)]
     pub fn set_field(&mut self, name: &str, value: String) -> Result<(), EngineError> {
         let spec = &mut self.spec;
@@ -109,6 +112,8 @@ impl WasmMessageSpec {
             "sender" => spec.sender = Some(value),
             "inReplyTo" => spec.in_reply_to = Some(value),
             "reference" => spec.references.push(value),
+            "stream" if value == "text" => spec.text_streamed = true,
+            "stream" if value == "html" => spec.html_streamed = true,
             "date" => {
                 let ms = value.parse::<i64>().map_err(|_| {
                     SmtpError::input(Phase::Data, "the date is not a valid time.")
@@ -143,6 +148,10 @@ impl WasmMessageSpec {
 
     /// A header of part `index`, numbered as in `pushAttachment`: the
     /// attachments, then the alternatives (checked when the builder is made).
+    /// `Content-Transfer-Encoding` with `base64`, `quoted-printable`,
+    /// `7bit`, `8bit` or `raw` (a part given whole, its headers included)
+    /// chooses how the part is written instead (one entry point for both
+    /// keeps the module small; the JS side refuses that header from users).
     #[wasm_bindgen(js_name = addPartHeader)]
     pub fn add_part_header(&mut self, index: usize, name: String, value: String) {
         let attachments = self.spec.attachments.len();
@@ -151,7 +160,11 @@ impl WasmMessageSpec {
             Some(alternative) => self.spec.alternatives.get_mut(alternative),
         };
         if let Some(part) = part {
-            part.headers.push((name, value));
+            match PartEncoding::from_name(&value) {
+                Some(encoding) if name == "Content-Transfer-Encoding" => part.encoding = encoding,
+                // Any other Content-* header is refused when the builder is made.
+                _ => part.headers.push((name, value)),
+            }
         }
     }
 
@@ -197,6 +210,7 @@ impl WasmMessageSpec {
             disposition: None,
             content,
             headers: Vec::new(),
+            encoding: Default::default(),
         });
         self.spec.alternatives.len() - 1
     }
@@ -213,9 +227,9 @@ impl WasmMessageSpec {
             None => None,
             Some("inline") => Some(Disposition::Inline),
             Some("attachment") => Some(Disposition::Attachment),
-            Some(other) => {
+            Some(_) => {
                 return Err(
-                    SmtpError::input(Phase::Data, format!("contentDisposition \"{other}\" is not known."))
+                    SmtpError::input(Phase::Data, "an attachment's contentDisposition is not known.")
                         .with_hint("use \"inline\" or \"attachment\".")
                         .into(),
                 );
@@ -228,6 +242,7 @@ impl WasmMessageSpec {
             disposition,
             content,
             headers: Vec::new(),
+            encoding: Default::default(),
         });
         Ok(self.spec.attachments.len() - 1)
     }
