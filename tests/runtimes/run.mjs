@@ -325,6 +325,10 @@ const dns = await startDns([
   'mx-host=example.test,mx2.example.test,20',
   'host-record=mx1.example.test,127.0.0.2,::1',
   'txt-record=_mta-sts.example.test,"v=STSv1; id=2026"',
+  // One TXT record of two character-strings (a 2048-bit DKIM key is longer
+  // than one string's 255 octets), and a second record beside it.
+  `txt-record=long.example.test,"${'k'.repeat(250)}","${'e'.repeat(100)}"`,
+  'txt-record=long.example.test,"second"',
   'dns-rr=nullmx.test,15,000000',
   'mx-host=direct.test,mx.direct.test,10',
   'host-record=mx.direct.test,127.0.0.1',

@@ -337,13 +337,16 @@ export async function runSuite({ createClient, oauth2, ready, SmtpError, config,
       assert(JSON.stringify(nullMx) === '[{"exchange":"","priority":0}]', `null MX: ${JSON.stringify(nullMx)}`);
       const txt = await resolver.txt('_mta-sts.example.test');
       assert(txt.join() === 'v=STSv1; id=2026', `TXT ${JSON.stringify(txt)}`);
+      // A record's character-strings are joined; separate records stay apart.
+      const long = (await resolver.txt('long.example.test')).sort();
+      assert(long.length === 2 && long[0] === 'k'.repeat(250) + 'e'.repeat(100) && long[1] === 'second', `long TXT ${JSON.stringify(long.map((t) => t.length))}`);
       const a = await resolver.a('mx1.example.test');
       assert(a.join() === '127.0.0.2', `A ${JSON.stringify(a)}`);
       const aaaa = await resolver.aaaa('mx1.example.test');
       assert(aaaa.join() === '::1', `AAAA ${JSON.stringify(aaaa)}`);
       const missing = await resolver.mx('missing.test');
       assert(missing.length === 0, `NXDOMAIN ${JSON.stringify(missing)}`);
-      return `MX ${mx.map((r) => r.exchange).join(', ')}; null MX; TXT; A; AAAA; NXDOMAIN → []`;
+      return `MX ${mx.map((r) => r.exchange).join(', ')}; null MX; TXT (one of two strings); A; AAAA; NXDOMAIN → []`;
     };
     if (config.dns.server) await test('dns: the runtime resolver (dns.servers)', () => check(createResolver({ servers: [config.dns.server] })));
     // Direct delivery end to end: direct.test's MX is 127.0.0.1, on the plain server's port.

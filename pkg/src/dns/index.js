@@ -35,7 +35,7 @@ import { decodeResponse, encodeQuery, RCODE_NXDOMAIN, TYPES } from './wire.js';
 
 export const FIXED_TTL_SECONDS = 60;
 const CACHE_LIMIT = 1000;
-const QUERY_TIMEOUT_MS = 5000;
+export const QUERY_TIMEOUT_MS = 5000;
 /** Workers and the browser have no resolver of their own. */
 export const DEFAULT_DOH = 'https://cloudflare-dns.com/dns-query';
 const METHODS = ['mx', 'txt', 'a', 'aaaa'];
@@ -141,13 +141,23 @@ function dohLookup(url) {
       throw dnsError(name, type, `the DNS-over-HTTPS server ${url} could not be reached (${error?.message ?? error})`, error);
     }
     if (!response.ok) throw dnsError(name, type, `the DNS-over-HTTPS server ${url} answered HTTP ${response.status}`);
-    const answer = decodeResponse(new Uint8Array(await response.arrayBuffer()));
-    if (answer.rcode === RCODE_NXDOMAIN) return { values: [], ttl: FIXED_TTL_SECONDS };
-    if (answer.rcode !== 0) throw dnsError(name, type, `the DNS server answered ${RCODES[answer.rcode] ?? `RCODE ${answer.rcode}`}`);
-    const records = answer.answers.filter((r) => r.type === TYPES[type]);
-    const ttl = records.length ? Math.min(...records.map((r) => r.ttl)) : FIXED_TTL_SECONDS;
-    return { values: records.map((r) => r.data), ttl };
+    return answerFrom(name, type, new Uint8Array(await response.arrayBuffer()));
   };
+}
+
+/** The records of `type` in a wire-format answer, with their TTL; NXDOMAIN is none. */
+export function answerFrom(name, type, bytes) {
+  let answer;
+  try {
+    answer = decodeResponse(bytes);
+  } catch (error) {
+    throw dnsError(name, type, `the DNS answer could not be read (${error.message})`, error);
+  }
+  if (answer.rcode === RCODE_NXDOMAIN) return { values: [], ttl: FIXED_TTL_SECONDS };
+  if (answer.rcode !== 0) throw dnsError(name, type, `the DNS server answered ${RCODES[answer.rcode] ?? `RCODE ${answer.rcode}`}`);
+  const records = answer.answers.filter((r) => r.type === TYPES[type]);
+  const ttl = records.length ? Math.min(...records.map((r) => r.ttl)) : FIXED_TTL_SECONDS;
+  return { values: records.map((r) => r.data), ttl };
 }
 
 const RCODES = { 1: 'FORMERR', 2: 'SERVFAIL', 4: 'NOTIMP', 5: 'REFUSED' };

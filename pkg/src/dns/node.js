@@ -1,10 +1,11 @@
 // The resolver of Node and Bun: node:dns/promises, a Resolver per server
-// list. Lookups of A and AAAA carry TTLs; MX and TXT do not (node:dns has no
+// list (TXT on Bun: one query over TCP, dns/tcp.js). Lookups of A and AAAA carry TTLs; MX and TXT do not (node:dns has no
 // TTL for them), so those are cached for the fixed time of dns/index.js.
 // node:dns is imported on the first lookup, not with the entry (the bundle
 // in dist/ would otherwise load it at start-up).
 
-import { dnsError } from './index.js';
+import { dnsError, parseServer } from './index.js';
+import { tcpLookup } from './tcp.js';
 
 /** Codes node:dns uses for "no such name" and "no such data". */
 const EMPTY = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME']);
@@ -23,6 +24,10 @@ export async function nodeLookup() {
     return resolver;
   };
   return async (name, type, servers) => {
+    // Bun splits a TXT record into its character-strings (see dns/tcp.js).
+    if (type === 'TXT' && globalThis.Bun !== undefined) {
+      return tcpLookup(name, type, servers ?? dns.getServers().map(parseServer).filter(Boolean));
+    }
     const resolver = resolverFor(servers);
     try {
       switch (type) {
