@@ -6,23 +6,16 @@
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { atExit } from './at-exit.js';
+import { closedPort } from './ports.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const DNS = join(ROOT, 'tests', 'servers', 'dns');
 
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * Starts dnsmasq with `zone`: dnsmasq option lines (see start.sh), e.g.
@@ -45,9 +38,9 @@ export async function startDns(zone) {
     }
   };
   const unregister = atExit(stop);
-  // A port taken between freePort() and dnsmasq's bind: try another.
+  // A port taken between closedPort() and dnsmasq's bind: try another.
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = await closedPort();
     try {
       execFileSync('bash', [join(DNS, 'start.sh'), String(port), conf, pidFile], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 15_000 });
       return {

@@ -10,13 +10,14 @@
 
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 import { atExit } from './at-exit.js';
+import { closedPort } from './ports.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SCRIPTS = join(ROOT, 'tests', 'servers');
@@ -52,13 +53,6 @@ function killProcessGroup(pid) {
   }
 }
 
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Resolves with the first line the server sends on a new connection ('' on failure). */
 function greeting(port, timeoutMs = 2000) {
@@ -115,9 +109,9 @@ export async function startPostfix(certs) {
   // A free port can be taken between the probe and Postfix's bind: retry.
   for (let attempt = 0; attempt < 3; attempt++) {
     const dir = mkdtempSync(join(tmpdir(), 'wasmtp-postfix-'));
-    const port = await freePort();
-    let dataPort = await freePort();
-    while (dataPort === port) dataPort = await freePort();
+    const port = await closedPort();
+    let dataPort = await closedPort();
+    while (dataPort === port) dataPort = await closedPort();
     // Registered before start.sh runs: an exit in the middle still stops what started.
     const instance = new Postfix({ port, dataPort, dir });
     const out = await run(

@@ -199,10 +199,4 @@ export async function startSilentServer() {
 }
 
 /** A port nothing listens on. */
-export async function closedPort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { closedPort } from './ports.js';
