@@ -243,6 +243,7 @@ impl Hint {
 }
 
 impl From<&str> for Hint {
+    #[inline(never)]
     fn from(text: &str) -> Self {
         Hint::new(text)
     }
@@ -278,10 +279,18 @@ pub struct SmtpError {
 impl SmtpError {
     /// A new error; not retryable, nothing sent, no hint and no reply.
     pub fn new(code: ErrorCode, phase: Phase, message: impl Into<String>) -> Self {
+        SmtpError::with_message(code, phase, message.into())
+    }
+
+    // The builders below are called from some two hundred places; kept out
+    // of line (and not generic past the `.into()`), they exist once in the
+    // wasm module instead of being copied into every caller.
+    #[inline(never)]
+    fn with_message(code: ErrorCode, phase: Phase, message: String) -> Self {
         SmtpError {
             code,
             phase,
-            message: message.into(),
+            message,
             hint: None,
             reply: None,
             retryable: false,
@@ -292,21 +301,31 @@ impl SmtpError {
 
     /// An error caused by a server reply. A 4xx reply makes it retryable.
     pub fn from_reply(code: ErrorCode, phase: Phase, message: impl Into<String>, reply: &Reply) -> Self {
-        let mut err = SmtpError::new(code, phase, message);
+        SmtpError::caused_by(code, phase, message.into(), reply)
+    }
+
+    #[inline(never)]
+    fn caused_by(code: ErrorCode, phase: Phase, message: String, reply: &Reply) -> Self {
+        let mut err = SmtpError::with_message(code, phase, message);
         err.retryable = reply.is_transient();
         err.reply = Some(reply.clone());
         err
     }
 
     /// Sets the hint (and adds the options it names, for a [`Hint`]).
-    pub fn with_hint(mut self, hint: impl Into<Hint>) -> Self {
-        let Hint { text, fix } = hint.into();
+    pub fn with_hint(self, hint: impl Into<Hint>) -> Self {
+        self.set_hint(hint.into())
+    }
+
+    #[inline(never)]
+    fn set_hint(mut self, Hint { text, fix }: Hint) -> Self {
         self.hint = Some(text);
         self.fix.extend(fix);
         self
     }
 
     /// Adds an option the hint tells the user to change.
+    #[inline(never)]
     pub fn with_fix(mut self, fix: Fix) -> Self {
         self.fix.push(fix);
         self
