@@ -16,6 +16,7 @@ use super::{Attachment, AttachmentContent, MessageSpec};
 use crate::address::{Mailbox, parse_mailbox, parse_mailbox_list, quote};
 use crate::envelope::{BodyType, Envelope};
 use crate::error::{Phase, SmtpError};
+use std::collections::BinaryHeap;
 
 /// How much output one [`Segment::Bytes`] carries at most from content
 /// that is in hand (a streamed chunk comes out whole, however large).
@@ -589,15 +590,17 @@ fn parse_entries(entries: &[String]) -> Result<Vec<Mailbox>, SmtpError> {
 /// `comparable_address` compares them). Sorting rather than hashing: a
 /// hash set would bring hashing code into the wasm build for this alone,
 /// and a message may have 100,000 recipients, so no quadratic scan either.
+/// A heap sort (`BinaryHeap::into_sorted_vec`): a few hundred bytes of wasm,
+/// where the slice sorts' pattern-defeating quicksort takes kilobytes.
 fn first_of_each<'a>(addresses: &[&'a str]) -> Vec<&'a str> {
-    let keys: Vec<String> = addresses.iter().map(|a| comparable_address(a)).collect();
-    let mut order: Vec<usize> = (0..addresses.len()).collect();
-    // Ties broken by position: the first occurrence leads its run of equal keys.
-    order.sort_unstable_by(|&a, &b| keys[a].cmp(&keys[b]).then(a.cmp(&b)));
+    // (key, position): ties are broken by position, so the first occurrence
+    // leads its run of equal keys.
+    let keyed: Vec<(String, usize)> = addresses.iter().map(|a| comparable_address(a)).zip(0..).collect();
+    let sorted = BinaryHeap::from(keyed).into_sorted_vec();
     let mut keep = vec![true; addresses.len()];
-    for pair in order.windows(2) {
-        if keys[pair[0]] == keys[pair[1]] {
-            keep[pair[1]] = false;
+    for pair in sorted.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            keep[pair[1].1] = false;
         }
     }
     addresses
