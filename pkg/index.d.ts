@@ -859,6 +859,8 @@ export type FindingCode =
   | 'TLS_RPT_MISSING'
   | 'TLS_RPT_SYNTAX'
   | 'PORT_25_OPEN'
+  | 'EHLO_NAME'
+  | 'EHLO_NAME_SUSPECT'
   | 'PORT_25_BLOCKED';
 
 /** One observation, with what to do about it. */
@@ -959,6 +961,12 @@ export interface DomainDiagnoseOptions {
   /** For tests: the HTTPS port of the MTA-STS policy server instead of 443. */
   mtaStsPort?: number;
   /**
+   * The EHLO name direct delivery would use, judged as EHLO_NAME / EHLO_NAME_SUSPECT (default: what
+   * createClient sends without clientName: this machine's fully qualified name, else "localhost";
+   * not judged in a browser or on Workers, which never deliver directly).
+   */
+  clientName?: string;
+  /**
    * Fetches the MTA-STS policy instead of the built-in HTTPS GET over the transport (which verifies the
    * certificate for `host`); resolves with its text. In a browser the default is fetch(url).
    */
@@ -986,6 +994,8 @@ export interface DomainDiagnoseReport {
     dkimSelector: string | null;
     /** The port-25 probe of the first MX (or of the domain itself without MX); null with a null MX. */
     port25: { host: string; port: number; address: string | null; reachable: 'open' | 'refused' | 'timeout' | 'unresolved' | 'failed'; connectMs: number | null; detail: string | null } | null;
+    /** The EHLO name judged (clientName, or this runtime's default); null where none is judged. */
+    ehloName: string | null;
   };
 }
 

@@ -27,7 +27,7 @@ usage:
   wasmtp doctor   <host> [--port N ...] [--security MODE] [--user U] [--ca FILE] [--proxy URL] [--json] [-v] [--timeout MS]
                   probe 465, 587, 25 (and each --port) at once and explain what works, what does not and why;
                   --security applies to the --port ports. Exit status 1 when no working configuration is found.
-  wasmtp doctor   --domain D [--selector S | --file signed.eml] [--dns SERVER|DOH-URL] [--ca FILE] [--json]
+  wasmtp doctor   --domain D [--selector S | --file signed.eml] [--dns SERVER|DOH-URL] [--ca FILE] [--client-name NAME] [--json]
                   the sending domain's MX, SPF, DMARC, DKIM, MTA-STS and TLS-RPT, whether port 25 is reachable
                   from here, and the verdict: relay or direct. Exit status 1 when a finding is an error.
                   (--mx-port N and --mta-sts-port N replace 25 and 443: for tests)
@@ -559,7 +559,7 @@ const REACH = {
 /** `wasmtp doctor --domain D`: the domain's records, findings and the verdict; exit 1 when a finding is an error. */
 async function runDomainDoctor(values, extra) {
   if (extra.length > 0 || values.host !== undefined) throw new UsageError('give either a host (wasmtp doctor <host>) or --domain D, not both.');
-  const allowed = new Set(['domain', 'selector', 'file', 'dns', 'ca', 'json', 'timeout', 'mx-port', 'mta-sts-port', 'verbose']);
+  const allowed = new Set(['domain', 'selector', 'file', 'dns', 'ca', 'json', 'timeout', 'mx-port', 'mta-sts-port', 'client-name', 'verbose']);
   const other = Object.keys(values).find((k) => values[k] !== undefined && !allowed.has(k));
   if (other) throw new UsageError(`--${other} is not an option of wasmtp doctor --domain.`);
   if (values.selector !== undefined && values.file !== undefined) throw new UsageError('give --selector or --file (a signed message), not both.');
@@ -569,6 +569,7 @@ async function runDomainDoctor(values, extra) {
   if (values.ca !== undefined) options.tls = { ca: readText(values.ca, '--ca') };
   if (values['mx-port'] !== undefined) options.mxPort = parsePort(values['mx-port']);
   if (values['mta-sts-port'] !== undefined) options.mtaStsPort = parsePort(values['mta-sts-port']);
+  if (values['client-name'] !== undefined) options.clientName = values['client-name'];
   const timeouts = parseTimeout(values.timeout);
   if (timeouts) options.timeouts = { connect: timeouts.connect };
   const err = process.stderr;

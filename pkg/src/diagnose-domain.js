@@ -8,9 +8,10 @@
 import { createResolver } from './dns/index.js';
 import { loadEngine } from './engine.js';
 import { SmtpError } from './errors.js';
+import { effectiveClientName } from './options.js';
 import { monotonicNow as now } from './util.js';
 
-const OPTIONS = ['domain', 'dns', 'selector', 'message', 'tls', 'transport', 'timeouts', 'mxPort', 'mtaStsPort', 'fetchPolicy', 'onProgress'];
+const OPTIONS = ['domain', 'dns', 'selector', 'message', 'tls', 'transport', 'timeouts', 'mxPort', 'mtaStsPort', 'clientName', 'fetchPolicy', 'onProgress'];
 /** The port-25 probe and the policy fetch each get this long unless timeouts.connect says otherwise. */
 const PROBE_TIMEOUT_MS = 5000;
 /** RFC 8461 §3.2: a policy is small; anything bigger is not one. */
@@ -20,7 +21,7 @@ const MAX_TXT_ROUNDS = 12;
 
 /**
  * @param {object} options `{ domain, dns?, selector?, message?, tls?: { ca? }, transport?,
- *   timeouts?: { connect? }, mxPort?, mtaStsPort?, fetchPolicy?, onProgress? }` (see index.d.ts)
+ *   timeouts?: { connect? }, mxPort?, mtaStsPort?, clientName?, fetchPolicy?, onProgress? }` (see index.d.ts)
  * @param {object} defaultTransport the runtime's transport
  */
 export async function diagnoseDomain(options, defaultTransport) {
@@ -33,7 +34,7 @@ export async function diagnoseDomain(options, defaultTransport) {
     } catch {}
   };
   const doctor = new engine.DomainDoctor(opts.domain);
-  const records = { mx: null, txt: {}, mtaStsPolicy: null, port25: null, dkimSelector: null };
+  const records = { mx: null, txt: {}, mtaStsPolicy: null, port25: null, dkimSelector: null, ehloName: null };
   let diagnosis;
   try {
     const domain = doctor.domain;
@@ -87,6 +88,13 @@ export async function diagnoseDomain(options, defaultTransport) {
       doctor.setPort25(port25.host, port25.port, port25.reachable, port25.connectMs ?? 0, port25.detail ?? '');
     }
 
+    // The name direct delivery would announce (the engine judges it).
+    const ehloName = opts.clientName ?? (await effectiveClientName());
+    if (ehloName !== undefined) {
+      doctor.setEhloName(ehloName);
+      records.ehloName = ehloName;
+    }
+
     diagnosis = doctor.diagnose();
     return {
       domain,
@@ -128,6 +136,10 @@ function checkOptions(options, defaultTransport) {
   }
   const timeout = timeouts.connect ?? PROBE_TIMEOUT_MS;
   if (!Number.isFinite(timeout) || timeout <= 0) throw bad(`timeouts.connect ${timeout} is not a number of milliseconds.`, 'e.g. timeouts: { connect: 3000 }.');
+  const { clientName } = options;
+  if (clientName !== undefined && (typeof clientName !== 'string' || clientName.length === 0 || /[\s\x00-\x1f\x7f]/.test(clientName))) {
+    throw bad(`clientName ${JSON.stringify(clientName)} is not a host name.`, "pass the name this machine announces in EHLO, e.g. clientName: 'mail.example.com'.");
+  }
   for (const name of ['onProgress', 'fetchPolicy']) {
     if (options[name] !== undefined && typeof options[name] !== 'function') throw bad(`${name} must be a function.`, `pass a function, or leave ${name} out.`);
   }

@@ -212,6 +212,16 @@ export function setHostNameSource(source) {
 }
 
 /**
+ * The EHLO name a client on this runtime sends without clientName, or
+ * undefined where the runtime has no host name (Workers, a browser: they
+ * never deliver directly). "localhost" is the engine's own default.
+ */
+export async function effectiveClientName() {
+  if (hostNameSource === null) return undefined;
+  return (await defaultClientName()) ?? 'localhost';
+}
+
+/**
  * The EHLO name when clientName is not given: the machine's fully
  * qualified name when the runtime tells it (receivers score a bare
  * "localhost" as spam), otherwise undefined (the engine's default).

@@ -55,6 +55,9 @@ pub struct DomainFacts {
     /// The MTA-STS policy file, or why it could not be fetched; `None` until fetched.
     pub mta_sts_policy: Option<Result<String, String>>,
     pub port25: Option<Port25Probe>,
+    /// The name this machine would announce in EHLO when delivering
+    /// directly; `None`: not told, not judged.
+    pub ehlo_name: Option<String>,
 }
 
 impl DomainFacts {
@@ -66,6 +69,7 @@ impl DomainFacts {
             dkim_selector: None,
             mta_sts_policy: None,
             port25: None,
+            ehlo_name: None,
         }
     }
 
@@ -204,6 +208,7 @@ pub fn diagnose_domain(facts: &DomainFacts) -> DomainDiagnosis {
     judge_dkim(facts, &mut out);
     judge_mta_sts(facts, &mut out);
     judge_tls_rpt(facts, &mut out);
+    judge_ehlo_name(facts, &mut out);
     let verdict = judge_port25(facts, &mut out);
     DomainDiagnosis {
         findings: out.0,
@@ -673,6 +678,34 @@ fn judge_tls_rpt(facts: &DomainFacts, out: &mut Findings) {
     }
 }
 
+/// RFC 5321 §4.1.1.1 wants the client's fully qualified name in EHLO, and
+/// receivers check it: `localhost`, a bare host name or an address literal
+/// is a spam signal when a machine delivers directly (a relay does not care).
+fn judge_ehlo_name(facts: &DomainFacts, out: &mut Findings) {
+    let Some(name) = &facts.ehlo_name else { return };
+    let lower = name.to_ascii_lowercase();
+    let suspect = lower == "localhost"
+        || lower.ends_with(".localdomain")
+        || lower.ends_with(".local")
+        || lower.starts_with('[')
+        || !lower.trim_end_matches('.').contains('.');
+    if suspect {
+        out.add(
+            Severity::Warning,
+            FindingCode::EhloNameSuspect,
+            format!("delivering directly, this machine would announce itself in EHLO as \"{name}\", which receivers score as spam (not a public, fully qualified name)."),
+            Some("set clientName to this machine's public name, the one its reverse DNS (PTR) names and whose address SPF lists; through a relay it does not matter."),
+        );
+    } else {
+        out.add(
+            Severity::Ok,
+            FindingCode::EhloName,
+            format!("delivering directly, this machine announces itself in EHLO as \"{name}\"; its reverse DNS (PTR) should name it too."),
+            None,
+        );
+    }
+}
+
 fn judge_port25(facts: &DomainFacts, out: &mut Findings) -> Verdict {
     let relay = |reason: String| Verdict {
         mode: DeliveryMode::Relay,
@@ -951,5 +984,20 @@ mod tests {
         assert_eq!(d.verdict.mode, DeliveryMode::Relay);
         assert!(d.verdict.reason.contains("timed out"));
         assert_eq!(finding(&f, FindingCode::Port25Blocked).severity, Severity::Warning);
+    }
+
+    #[test]
+    fn the_ehlo_name_is_judged_when_known() {
+        let mut f = facts();
+        assert!(!codes(&f).iter().any(|c| c.starts_with("EHLO_NAME")));
+        for bad in ["localhost", "LOCALHOST", "build-box", "host.localdomain", "[192.0.2.1]"] {
+            f.ehlo_name = Some(bad.into());
+            let found = finding(&f, FindingCode::EhloNameSuspect);
+            assert_eq!(found.severity, Severity::Warning, "{bad}");
+            assert!(found.message.contains(bad), "{}", found.message);
+        }
+        f.ehlo_name = Some("mail.example.com".into());
+        assert_eq!(finding(&f, FindingCode::EhloName).severity, Severity::Ok);
+        assert!(!codes(&f).contains(&"EHLO_NAME_SUSPECT"));
     }
 }

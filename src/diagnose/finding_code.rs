@@ -161,6 +161,11 @@ finding_codes! {
     Port25Open = "PORT_25_OPEN",
     /// This machine cannot reach port 25 of the domain's MX: use a relay.
     Port25Blocked = "PORT_25_BLOCKED",
+    /// The name direct delivery announces in EHLO: a fully qualified name.
+    EhloName = "EHLO_NAME",
+    /// The EHLO name is `localhost`, an address literal or a name without a
+    /// dot: receivers score such a name as spam.
+    EhloNameSuspect = "EHLO_NAME_SUSPECT",
 }
 
 impl std::fmt::Display for FindingCode {

@@ -100,6 +100,12 @@ impl WasmDomainDoctor {
     /// How the TCP probe of `host:port` went: `reachability` is `"open"`
     /// (then `connectMs`), `"refused"`, `"timeout"`, `"unresolved"` or
     /// `"failed"` (then `detail`, the runtime's text).
+    /// The name direct delivery would announce in EHLO (judged by the engine).
+    #[wasm_bindgen(js_name = setEhloName)]
+    pub fn set_ehlo_name(&mut self, name: String) {
+        self.facts.ehlo_name = Some(name);
+    }
+
     #[wasm_bindgen(js_name = setPort25)]
     pub fn set_port25(&mut self, host: String, port: u16, reachability: &str, connect_ms: f64, detail: String) {
         let reachability = match reachability {

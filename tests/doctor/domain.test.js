@@ -25,6 +25,7 @@ function check(domain, extra = {}) {
     tls: { ca: fx.ca },
     mxPort: fx.mxPort,
     mtaStsPort: fx.policyPort,
+    clientName: 'mail.good.test',
     ...extra,
   });
 }
@@ -39,7 +40,7 @@ const find = (report, code) => {
 describe('diagnose({ domain })', { timeout: 60_000 }, () => {
   test('a domain in order: every record found, port 25 reachable, verdict direct', async () => {
     const r = await check('good.test');
-    assert.deepEqual(codes(r), ['MX_FOUND', 'SPF_FOUND', 'DMARC_FOUND', 'DMARC_ALIGNMENT', 'DKIM_FOUND', 'MTA_STS_FOUND', 'TLS_RPT_FOUND', 'PORT_25_OPEN']);
+    assert.deepEqual(codes(r), ['MX_FOUND', 'SPF_FOUND', 'DMARC_FOUND', 'DMARC_ALIGNMENT', 'DKIM_FOUND', 'MTA_STS_FOUND', 'TLS_RPT_FOUND', 'EHLO_NAME', 'PORT_25_OPEN']);
     assert.equal(r.ok, true);
     assert.match(find(r, 'MX_FOUND').message, /10 mx\.good\.test/);
     assert.match(find(r, 'SPF_FOUND').message, /\(2 DNS lookups\)/);
@@ -48,6 +49,25 @@ describe('diagnose({ domain })', { timeout: 60_000 }, () => {
     assert.match(find(r, 'MTA_STS_FOUND').message, /mode enforce, mx mx\.good\.test, max_age 86400 s/);
     assert.equal(r.verdict.mode, 'direct');
     assert.equal(r.records.port25.reachable, 'open');
+  });
+
+  test('the EHLO name direct delivery would send: localhost, a bare host name or an address literal is a warning', async () => {
+    for (const name of ['localhost', 'build-box', '[192.0.2.1]']) {
+      const r = await check('good.test', { clientName: name });
+      const f = find(r, 'EHLO_NAME_SUSPECT');
+      assert.equal(f.severity, 'warning');
+      assert.ok(f.message.includes(`"${name}"`), f.message);
+      assert.match(f.hint, /clientName/);
+      assert.equal(r.ok, true, 'a warning, not an error');
+    }
+    const good = await check('good.test', { clientName: 'mail.good.test' });
+    assert.equal(find(good, 'EHLO_NAME').severity, 'ok');
+    assert.equal(good.records.ehloName, 'mail.good.test');
+    // Left out: what createClient would send here (this machine's FQDN, else "localhost").
+    const unset = await check('good.test', { clientName: undefined });
+    assert.ok(typeof unset.records.ehloName === 'string' && unset.records.ehloName.length > 0);
+    assert.ok(codes(unset).some((c) => c === 'EHLO_NAME' || c === 'EHLO_NAME_SUSPECT'), codes(unset).join(', '));
+    await assert.rejects(check('good.test', { clientName: 'a b' }), (e) => e.code === 'EINPUT' && /clientName/.test(e.message));
   });
 
   test('MTA-STS: mx patterns that miss the MX, enforced (an error) and in testing (a warning)', async () => {
@@ -132,6 +152,12 @@ describe('diagnose({ domain })', { timeout: 60_000 }, () => {
 
 describe('wasmtp doctor --domain', { timeout: 60_000 }, () => {
   const common = () => ['--dns', fx.dns.server, '--ca', join(fx.dir, 'ca.pem'), '--mta-sts-port', String(fx.policyPort)];
+
+  test('--client-name: the EHLO name direct delivery would send is judged', async () => {
+    const { code, stdout, stderr } = await cli(['doctor', '--domain', 'good.test', '--selector', 'sel', '--mx-port', String(fx.mxPort), '--client-name', 'localhost', ...common()]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /EHLO_NAME_SUSPECT: .*"localhost"/);
+  });
 
   test('a domain in order: the report and the direct verdict, exit 0', async () => {
     const { code, stdout, stderr } = await cli(['doctor', '--domain', 'good.test', '--selector', 'sel', '--mx-port', String(fx.mxPort), ...common()]);
