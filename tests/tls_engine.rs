@@ -99,6 +99,13 @@ struct Server {
 }
 
 impl Server {
+    /// Whether anything past the handshake that matters reached the server.
+    fn got_credentials_or_mail(&self) -> bool {
+        self.commands
+            .iter()
+            .any(|c| c.starts_with("AUTH") || c.starts_with("MAIL"))
+    }
+
     fn new(config: Arc<ServerConfig>, implicit: bool) -> Self {
         Server {
             config,
@@ -393,12 +400,7 @@ fn a_wrong_pin_is_refused_before_anything_is_sent() {
     assert_eq!((err.code, err.phase), (ErrorCode::Cert, Phase::StartTls));
     assert!(err.message.contains("pinned"), "{err}");
     assert!(err.message.contains(&hex_fingerprint(&fingerprint(&pki.cert))), "{err}");
-    assert!(
-        !run.server
-            .commands
-            .iter()
-            .any(|c| c.starts_with("AUTH") || c.starts_with("MAIL"))
-    );
+    assert!(!run.server.got_credentials_or_mail());
 }
 
 #[test]
@@ -577,12 +579,7 @@ fn a_client_certificate_is_presented_when_the_server_requires_one() {
         Server::new(server_requiring_client_cert(&pki, &client_ca), false),
     );
     assert!(run.ready().is_none());
-    assert!(
-        !run.server
-            .commands
-            .iter()
-            .any(|c| c.starts_with("AUTH") || c.starts_with("MAIL"))
-    );
+    assert!(!run.server.got_credentials_or_mail());
 }
 
 #[test]
