@@ -627,7 +627,7 @@ export type DnsOptions = { servers: string[] } | { doh: string } | Resolver;
 
 /**
  * A caching resolver (see DnsOptions). Answers are kept for their TTL where
- * the runtime reports one (DoH: all types; node:dns: A and AAAA), otherwise,
+ * one is known (DoH, and Node, Bun and Deno, which ask the servers on the wire or through node:dns with TTLs), otherwise,
  * and for "no such name or record", for 60 seconds.
  */
 export function createResolver(options?: DnsOptions): Resolver;

@@ -9,6 +9,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
 import { createResolver, SmtpError } from '../src/index.js';
@@ -58,7 +61,7 @@ async function expectRecords(resolver) {
   assert.deepEqual(await resolver.txt('missing.test'), []);
 }
 
-test('node:dns with dns.servers: MX, TXT, A, AAAA, null MX, NODATA and NXDOMAIN', async () => {
+test('Node with dns.servers (MX and TXT on the wire, A and AAAA through node:dns): MX, TXT, A, AAAA, null MX, NODATA and NXDOMAIN', async () => {
   await expectRecords(createResolver({ servers: [dns.server] }));
 });
 
@@ -135,4 +138,89 @@ test('the wire format: malformed answers are errors, never hangs', () => {
   assert.throws(() => decodeResponse(loop), /pointer loop/);
   assert.throws(() => decodeResponse(Uint8Array.from([0, 0, 0x80, 0, 0, 0, 0, 1])), /truncated/);
   assert.throws(() => encodeQuery(`${'a'.repeat(64)}.test`, 1), /longer than 63/);
+});
+
+/**
+ * A name server on one port, UDP and TCP, that counts what it is asked:
+ * "ttl.test" MX with a TTL of 1 s; "big.test" TXT truncated over UDP (TC,
+ * no answers) and whole over TCP; "bad-id.test" answered over UDP with a
+ * wrong ID first (ignored by the client), then the right one.
+ */
+async function startWireServer() {
+  const counts = { udp: 0, tcp: 0 };
+  const big = ['x'.repeat(255), 'y'.repeat(255), 'z'.repeat(90)];
+  const label = (name) => Buffer.concat([...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const rr = (type, ttl, rdata) => {
+    const head = Buffer.alloc(12);
+    head.writeUInt16BE(0xc00c, 0); // the question's name
+    head.writeUInt16BE(type, 2);
+    head.writeUInt16BE(1, 4);
+    head.writeUInt32BE(ttl, 6);
+    head.writeUInt16BE(rdata.length, 10);
+    return Buffer.concat([head, rdata]);
+  };
+  const answer = (query, { tc = false, id } = {}) => {
+    let end = 12;
+    while (query[end] !== 0) end += query[end] + 1;
+    const question = query.subarray(12, end + 5);
+    const qname = [];
+    for (let i = 12; query[i] !== 0; i += query[i] + 1) qname.push(query.subarray(i + 1, i + 1 + query[i]).toString());
+    const name = qname.join('.');
+    const records = [];
+    if (name === 'ttl.test' || name === 'bad-id.test') {
+      const pref = Buffer.alloc(2);
+      pref.writeUInt16BE(10);
+      records.push(rr(15, 1, Buffer.concat([pref, label(`mx.${name}`)])));
+    }
+    if (name === 'big.test' && !tc) records.push(rr(16, 300, Buffer.concat(big.map((t) => Buffer.concat([Buffer.from([t.length]), Buffer.from(t)])))));
+    const header = Buffer.alloc(12);
+    header.writeUInt16BE(id ?? query.readUInt16BE(0), 0);
+    header.writeUInt16BE(0x8180 | (tc ? 0x0200 : 0), 2);
+    header.writeUInt16BE(1, 4);
+    header.writeUInt16BE(records.length, 6);
+    return { name, bytes: Buffer.concat([header, question, ...records]) };
+  };
+  const udp = createSocket('udp4');
+  udp.on('message', (query, from) => {
+    counts.udp += 1;
+    const { name } = answer(query);
+    if (name === 'bad-id.test') udp.send(answer(query, { id: query.readUInt16BE(0) ^ 0xffff }).bytes, from.port, from.address);
+    udp.send(answer(query, { tc: name === 'big.test' }).bytes, from.port, from.address);
+  });
+  await new Promise((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  const port = udp.address().port;
+  const tcp = createServer((socket) => {
+    counts.tcp += 1;
+    socket.once('data', (framed) => {
+      const { bytes } = answer(framed.subarray(2));
+      const length = Buffer.alloc(2);
+      length.writeUInt16BE(bytes.length);
+      socket.end(Buffer.concat([length, bytes]));
+    });
+  });
+  await new Promise((resolve) => tcp.listen(port, '127.0.0.1', resolve));
+  return {
+    port,
+    counts,
+    big: big.join(''),
+    close: () => new Promise((resolve) => udp.close(() => tcp.close(resolve))),
+  };
+}
+
+test('on the wire: each answer is cached for its own TTL, a truncated one is asked again over TCP, a wrong ID is ignored', async () => {
+  const server = await startWireServer();
+  try {
+    const resolver = createResolver({ servers: [`127.0.0.1:${server.port}`] });
+    assert.deepEqual(await resolver.mx('ttl.test'), [{ exchange: 'mx.ttl.test', priority: 10 }]);
+    assert.deepEqual(await resolver.mx('ttl.test'), [{ exchange: 'mx.ttl.test', priority: 10 }]);
+    assert.equal(server.counts.udp, 1, 'within the record\'s TTL (1 s) the cache answers');
+    await sleep(1100);
+    await resolver.mx('ttl.test');
+    assert.equal(server.counts.udp, 2, 'after its TTL the server is asked again');
+    assert.deepEqual(await resolver.txt('big.test'), [server.big], 'the whole record, over TCP');
+    assert.equal(server.counts.tcp, 1);
+    assert.deepEqual(await resolver.mx('bad-id.test'), [{ exchange: 'mx.bad-id.test', priority: 10 }]);
+  } finally {
+    await server.close();
+  }
 });

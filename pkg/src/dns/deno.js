@@ -1,12 +1,23 @@
-// The resolver of Deno: Deno.resolveDns (needs --allow-net). It gives no
-// TTLs, so answers are cached for the fixed time of dns/index.js. Deno asks
-// one name server per call: with several servers, the next is tried when one
+// The resolver of Deno. Every lookup goes on the wire (dns/stub.js, over
+// node:dgram and node:net) to the given servers or the system's (node:dns
+// getServers, which reads /etc/resolv.conf), so answers carry their TTLs.
+// Where the system's servers cannot be read (no --allow-read), it falls back
+// to Deno.resolveDns (needs --allow-net), which gives no TTLs: those answers
+// are cached for the fixed time of dns/index.js. Deno.resolveDns asks one
+// name server per call: with several servers, the next is tried when one
 // fails.
 
-import { dnsError } from './index.js';
+import { dnsError, parseServer } from './index.js';
+import { wireLookup } from './stub.js';
 
 export function denoLookup() {
+  let systemServers = null;
   return async (name, type, servers) => {
+    systemServers ??= import('node:dns')
+      .then((dns) => dns.getServers().map(parseServer).filter(Boolean))
+      .catch(() => []);
+    const wire = servers ?? (await systemServers);
+    if (wire.length > 0) return wireLookup(name, type, wire);
     const attempts = servers ?? [undefined];
     let last;
     for (const server of attempts) {

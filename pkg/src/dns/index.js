@@ -25,8 +25,10 @@
 //   a resolver object     called as is (its four methods are checked; what
 //                         it throws becomes EDNS unless it is an SmtpError)
 //
-// Answers are cached per resolver for their TTL where the runtime tells it
-// (DoH: every type; node:dns: A and AAAA), otherwise for 60 seconds
+// Answers are cached per resolver for their TTL: every answer read on the
+// wire carries it (DoH; dns/stub.js for MX and TXT on Node and Bun, every
+// type on Deno) and node:dns reports it for A and AAAA. Where none is known
+// (Deno.resolveDns, the fallback without /etc/resolv.conf) for 60 seconds
 // (FIXED_TTL_SECONDS); "no such data" for 60 seconds too. At most
 // CACHE_LIMIT entries, the oldest dropped first.
 

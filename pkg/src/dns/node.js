@@ -1,11 +1,12 @@
-// The resolver of Node and Bun: node:dns/promises, a Resolver per server
-// list (TXT on Bun: one query over TCP, dns/tcp.js). Lookups of A and AAAA carry TTLs; MX and TXT do not (node:dns has no
-// TTL for them), so those are cached for the fixed time of dns/index.js.
+// The resolver of Node and Bun. A and AAAA through node:dns/promises (a
+// Resolver per server list), which gives their TTLs; MX and TXT on the wire
+// (dns/stub.js) to the same servers, because node:dns gives no TTL for them
+// (and Bun's splits TXT records), so every answer is cached for its own TTL.
 // node:dns is imported on the first lookup, not with the entry (the bundle
 // in dist/ would otherwise load it at start-up).
 
 import { dnsError, parseServer } from './index.js';
-import { tcpLookup } from './tcp.js';
+import { wireLookup } from './stub.js';
 
 /** Codes node:dns uses for "no such name" and "no such data". */
 const EMPTY = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME']);
@@ -24,9 +25,9 @@ export async function nodeLookup() {
     return resolver;
   };
   return async (name, type, servers) => {
-    // Bun splits a TXT record into its character-strings (see dns/tcp.js).
-    if (type === 'TXT' && globalThis.Bun !== undefined) {
-      return tcpLookup(name, type, servers ?? dns.getServers().map(parseServer).filter(Boolean));
+    if (type === 'MX' || type === 'TXT') {
+      const wire = servers ?? dns.getServers().map(parseServer).filter(Boolean);
+      if (wire.length > 0) return wireLookup(name, type, wire);
     }
     const resolver = resolverFor(servers);
     try {
