@@ -68,9 +68,10 @@ const ZONE = [
   'mx-host=testing.test,mx.testing.test,10',
   'host-record=mta-sts.testing.test,127.0.0.1',
   txt('_mta-sts.testing.test', 'v=STSv1; id=7'),
-  // syntax.test: two SPF records.
+  // syntax.test: two SPF records, a DKIM key that is not base64.
   txt('syntax.test', 'v=spf1 -all'),
   txt('syntax.test', 'v=spf1 mx -all'),
+  txt('sel._domainkey.syntax.test', 'v=DKIM1; k=rsa; p=not*base64!'),
   // spfsyntax.test: a record that does not parse.
   txt('spfsyntax.test', 'v=spf1 ip4:300.0.0.1 -all'),
 ];

@@ -127,7 +127,12 @@ describe('diagnose({ domain })', { timeout: 60_000 }, () => {
   test('missing and broken records: SPF, DMARC, DKIM; the selector from a signed message', async () => {
     const none = await check('nothing.test', { selector: undefined });
     for (const code of ['MX_NONE', 'SPF_MISSING', 'DMARC_MISSING', 'DKIM_NOT_CHECKED', 'MTA_STS_MISSING', 'TLS_RPT_MISSING']) find(none, code);
-    assert.equal((await check('syntax.test')).findings.filter((f) => f.code === 'SPF_MULTIPLE').length, 1);
+    const syntax = await check('syntax.test');
+    assert.equal(syntax.findings.filter((f) => f.code === 'SPF_MULTIPLE').length, 1);
+    const unusableKey = find(syntax, 'DKIM_SYNTAX');
+    assert.equal(unusableKey.severity, 'error');
+    assert.match(unusableKey.message, /sel\._domainkey\.syntax\.test/);
+    assert.match(unusableKey.hint, /v=DKIM1; k=rsa; p=/);
     assert.match(find(await check('spfsyntax.test'), 'SPF_SYNTAX').message, /ip4:300\.0\.0\.1/);
     assert.equal(find(await check('good.test', { selector: 'other' }), 'DKIM_MISSING').severity, 'error');
     const message = 'DKIM-Signature: v=1; a=rsa-sha256; d=good.test; s=sel;\r\n h=from; bh=x; b=y\r\nFrom: a@good.test\r\n\r\nhi\r\n';
