@@ -17,32 +17,18 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
+import { atExit } from '../../pkg/test/helpers/at-exit.js';
+import { closedPort as freePort } from '../../pkg/test/helpers/ports.js';
+
 const HERE = dirname(fileURLToPath(import.meta.url));
-
-export async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Children still running, killed by PID if the test process exits first. */
-const children = new Set();
-process.once('exit', () => {
-  for (const child of children) {
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {}
-  }
-});
 
 function startChild(file, args, name) {
   const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
-  children.add(child);
+  // Killed by PID if the test process ends first.
+  const forget = atExit(() => process.kill(child.pid, 'SIGKILL'));
   const exited = new Promise((resolve) => child.once('exit', resolve));
   return {
     child,
@@ -52,7 +38,7 @@ function startChild(file, args, name) {
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
       await exited;
       clearTimeout(timer);
-      children.delete(child);
+      forget();
     },
     check() {
       if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}):\n${output}`);

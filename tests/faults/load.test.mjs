@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { startFakeServer } from '../kit/fake-server.mjs';
+import { seededRandom } from '../../pkg/test/helpers/random.js';
 import { client, settle, since, useSecretScanner } from '../kit/harness.mjs';
 import { respond } from '../kit/responder.mjs';
 
@@ -23,20 +24,8 @@ useSecretScanner();
 const COUNT = Number(process.env.LOAD_MESSAGES ?? 10_000);
 const SEED = Number(process.env.LOAD_SEED ?? 20_210_811);
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with LOAD_SEED. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test(`${COUNT} messages, pool of 4, 5% 4xx, connections dropped at random points: every message accounted for`, { timeout: 180_000 }, async (t) => {
-  const random = prng(SEED);
+  const random = seededRandom(SEED); // replay a failing run with LOAD_SEED
   const pick = (list) => list[Math.floor(random() * list.length)];
   const server = { stored: new Map(), transactions: 0, tempfails: 0, drops: { setup: 0, mail: 0, rcpt: 0, data: 0, body: 0, 'stored?': 0, final: 0 } };
 

@@ -186,16 +186,7 @@ export async function startChaosSmtp({ random = Math.random } = {}) {
 }
 
 /** A seeded PRNG (mulberry32): the same seed gives the same operations. */
-export function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../../pkg/test/helpers/random.js';
 
 const RECORD_DIRS = ['queue', 'active', 'sent', 'failed', 'unknown'];
 const HOME = { queued: 'queue', deferred: 'queue', sending: 'active', committing: 'active', sent: 'sent', failed: 'failed', unknown: 'unknown' };

@@ -36,6 +36,8 @@ done
 [ -n "$DIR" ] && [ -n "$PORT" ] || { echo "usage: start.sh --dir WORKDIR --port PORT [--users 'a b c']" >&2; exit 2; }
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../greet.sh
+source "$HERE/../greet.sh"
 DOVECOT=/usr/sbin/dovecot
 [ -x "$DOVECOT" ] && [ -x /usr/lib/dovecot/lmtp ] || {
     echo "start.sh: dovecot-core / dovecot-lmtpd are missing: run scripts/setup.sh (scripts/setup-mtas.sh installs them)" >&2; exit 3; }
@@ -127,10 +129,8 @@ fi
 PIDFILE="$DIR/run/master.pid"
 greeting=""
 for _ in $(seq 1 100); do
-    if [ -s "$PIDFILE" ] && { exec 3<>"/dev/tcp/127.0.0.1/$PORT"; } 2>/dev/null; then
-        IFS= read -r -t 3 greeting <&3 || true
-        printf 'QUIT\r\n' >&3 2>/dev/null || true
-        exec 3<&- 3>&-
+    if [ -s "$PIDFILE" ]; then
+        greeting="$(greet "$PORT")"
         case "$greeting" in 220*) break ;; esac
     fi
     sleep 0.1

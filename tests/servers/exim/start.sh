@@ -144,15 +144,8 @@ if ! "$EXIM" -C "$DIR/exim.conf" -bd -oP "$DIR/exim.pid" >>"$DIR/start.log" 2>&1
     echo "start.sh: exim -bd failed:" >&2; tail -n 30 "$DIR/start.log" "$DIR/log/paniclog" "$DIR/log/mainlog" 2>/dev/null >&2; exit 1
 fi
 
-greet() {
-    local port="$1" line=""
-    if { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
-        IFS= read -r -t 3 line <&3 || true
-        printf 'QUIT\r\n' >&3 2>/dev/null || true
-        exec 3<&- 3>&-
-    fi
-    printf '%s' "$line"
-}
+# shellcheck source=../greet.sh
+source "$HERE/../greet.sh"
 ok=0
 for _ in $(seq 1 100); do
     if [ -s "$DIR/exim.pid" ]; then

@@ -42,6 +42,8 @@ done
 [ -n "$DIR" ] && [ -n "$PORT" ] || { echo "usage: start.sh --dir WORKDIR --port PORT" >&2; exit 2; }
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../greet.sh
+source "$HERE/../greet.sh"
 ROOT="$(cd "$HERE/../../.." && pwd)"
 SMTPD="$ROOT/.tools/mta/root/usr/sbin/smtpd"
 [ -x "$SMTPD" ] || { echo "start.sh: $SMTPD is missing: run scripts/setup.sh (scripts/setup-mtas.sh unpacks OpenSMTPD)" >&2; exit 3; }
@@ -95,12 +97,8 @@ echo "$pid" > "$DIR/smtpd.pid"
 greeting=""
 for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || break
-    if { exec 3<>"/dev/tcp/127.0.0.1/$PORT"; } 2>/dev/null; then
-        IFS= read -r -t 3 greeting <&3 || true
-        printf 'QUIT\r\n' >&3 2>/dev/null || true
-        exec 3<&- 3>&-
-        case "$greeting" in 220*) break ;; esac
-    fi
+    greeting="$(greet "$PORT")"
+    case "$greeting" in 220*) break ;; esac
     sleep 0.1
 done
 case "$greeting" in

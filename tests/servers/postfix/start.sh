@@ -50,6 +50,8 @@ done
     echo "usage: start.sh --port PORT --dir WORKDIR --cert CERT --key KEY [--user u --password p]" >&2; exit 2; }
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../greet.sh
+source "$HERE/../greet.sh"
 for tool in /usr/sbin/postfix /usr/sbin/saslpasswd2 /usr/lib/postfix/sbin/pipe; do
     [ -x "$tool" ] || { echo "start.sh: $tool is missing: run scripts/setup.sh" >&2; exit 3; }
 done
@@ -183,10 +185,8 @@ fi
 PIDFILE="$QUEUE/pid/master.pid"
 greeting=""
 for _ in $(seq 1 100); do
-    if [ -s "$PIDFILE" ] && exec 3<>"/dev/tcp/127.0.0.1/$PORT" 2>/dev/null; then
-        IFS= read -r -t 3 greeting <&3 || true
-        printf 'QUIT\r\n' >&3 2>/dev/null || true
-        exec 3<&- 3>&-
+    if [ -s "$PIDFILE" ]; then
+        greeting="$(greet "$PORT")"
         case "$greeting" in 220*) break ;; esac
     fi
     sleep 0.1
