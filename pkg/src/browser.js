@@ -11,6 +11,7 @@ import { createClient as createClientWith } from './client.js';
 import { diagnose as diagnoseWith } from './diagnose.js';
 import { setWasmSource } from './engine.js';
 import { SmtpError } from './errors.js';
+import { setPolicyFetcher } from './mx/client.js';
 import { websocketTransport } from './transports/websocket.js';
 
 const wasmUrl = (name) => new URL(`../wasm/${name}`, import.meta.url);
@@ -21,6 +22,12 @@ setWasmSource('tls', tlsArtifact);
 setWasmSource('doctor', { glue: () => import('../wasm/wasmtp_doctor.js'), load: () => wasmUrl('wasmtp_doctor_bg.wasm') });
 setWasmSource('dkim', { glue: () => import('../wasm/wasmtp_dkim.js'), load: () => wasmUrl('wasmtp_dkim_bg.wasm') });
 setWasmSource('mx', { glue: () => import('../wasm/wasmtp_mx.js'), load: () => wasmUrl('wasmtp_mx_bg.wasm') });
+
+/** An MTA-STS policy through fetch() (the page has no TLS for raw sockets): no redirects, a time limit. */
+function fetchPolicy({ url }) {
+  return fetch(url, { redirect: 'error', signal: AbortSignal.timeout(10_000) }).then((r) => (r.status === 200 ? r.text() : Promise.reject(new Error(`HTTP ${r.status}`))));
+}
+setPolicyFetcher(fetchPolicy);
 
 /**
  * Creates a client; see index.d.ts. Needs `bridge` (a websockify URL, or a
@@ -58,7 +65,7 @@ function domainOptions(options) {
   return {
     ...rest,
     transport: rest.transport ?? websocketTransport({ url: bridge }),
-    fetchPolicy: rest.fetchPolicy ?? (({ url }) => fetch(url, { redirect: 'error' }).then((r) => (r.ok ? r.text() : Promise.reject(new Error(`HTTP ${r.status}`))))),
+    fetchPolicy: rest.fetchPolicy ?? fetchPolicy,
   };
 }
 

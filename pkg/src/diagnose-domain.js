@@ -9,13 +9,12 @@ import { createResolver } from './dns/index.js';
 import { loadEngine } from './engine.js';
 import { SmtpError } from './errors.js';
 import { effectiveClientName } from './options.js';
+import { addressOf, connectWithin, httpsGetPolicy, MAX_POLICY_BYTES, withTimeout } from './policy-fetch.js';
 import { monotonicNow as now } from './util.js';
 
 const OPTIONS = ['domain', 'dns', 'selector', 'message', 'tls', 'transport', 'timeouts', 'mxPort', 'mtaStsPort', 'clientName', 'fetchPolicy', 'onProgress'];
 /** The port-25 probe and the policy fetch each get this long unless timeouts.connect says otherwise. */
 const PROBE_TIMEOUT_MS = 5000;
-/** RFC 8461 §3.2: a policy is small; anything bigger is not one. */
-const MAX_POLICY_BYTES = 64 * 1024;
 /** SPF includes nest; evaluation stops at 10 lookups, the doctor looks a little further. */
 const MAX_TXT_ROUNDS = 12;
 
@@ -156,14 +155,6 @@ function selectorFromMessage(engine, message, domain) {
   return found && found[1] === domain ? found[0] : undefined;
 }
 
-/** The first IPv4 (then IPv6) address of `host` through the resolver; null when it has none. */
-async function address(resolver, host) {
-  const v4 = await resolver.a(host);
-  if (v4.length > 0) return v4[0];
-  const v6 = await resolver.aaaa(host);
-  return v6[0] ?? null;
-}
-
 /** One TCP connection to port 25 (or mxPort) of `host`, closed at once. */
 async function probePort25(host, resolver, opts, progress) {
   if (host === undefined) return null;
@@ -172,7 +163,7 @@ async function probePort25(host, resolver, opts, progress) {
   progress('port25', { host, port });
   let ip;
   try {
-    ip = await address(resolver, host);
+    ip = await addressOf(resolver, host);
   } catch (error) {
     return { ...result, detail: reason(error) };
   }
@@ -180,7 +171,7 @@ async function probePort25(host, resolver, opts, progress) {
   result.address = ip;
   const started = now();
   try {
-    const socket = await connectWithin(opts, { host: ip, port, tls: false, upgradable: false });
+    const socket = await connectWithin(opts.transport, { host: ip, port, tls: false, upgradable: false }, opts.timeout);
     socket.onData = () => {};
     socket.onClose = () => {};
     socket.close();
@@ -202,90 +193,21 @@ async function probePort25(host, resolver, opts, progress) {
  */
 async function fetchPolicy(domain, resolver, opts, progress) {
   const host = `mta-sts.${domain}`;
-  const path = '/.well-known/mta-sts.txt';
-  const url = `https://${host}${path}`;
+  const url = `https://${host}/.well-known/mta-sts.txt`;
   progress('mta-sts', { url });
   try {
-    const ip = await address(resolver, host);
-    if (!ip) return { error: `${host} does not resolve` };
-    const text = opts.fetchPolicy
-      ? await withTimeout(Promise.resolve(opts.fetchPolicy({ url, host, address: ip, port: opts.mtaStsPort })), opts.timeout, () => 'timeout')
-      : await httpsGet(opts, ip, host, path);
+    const address = await addressOf(resolver, host);
+    if (!address) return { error: `${host} does not resolve` };
+    if (!opts.fetchPolicy) {
+      return { text: await httpsGetPolicy({ transport: opts.transport, address, host, port: opts.mtaStsPort, ca: opts.ca, timeout: opts.timeout }) };
+    }
+    const text = await withTimeout(Promise.resolve(opts.fetchPolicy({ url, host, address, port: opts.mtaStsPort })), opts.timeout, () => 'timeout');
     if (typeof text !== 'string') return { error: 'fetchPolicy did not resolve with the policy text' };
     if (text.length > MAX_POLICY_BYTES) return { error: 'the policy is larger than 64 KiB' };
     return { text };
   } catch (error) {
     return { error: error === 'timeout' ? 'no answer in time' : reason(error) };
   }
-}
-
-/** A minimal HTTP/1.1 GET over the transport's TLS (Connection: close, no redirects: RFC 8461 §3.3). */
-async function httpsGet(opts, ip, host, path) {
-  const socket = await connectWithin(opts, { host: ip, port: opts.mtaStsPort, tls: true, upgradable: false, servername: host, ca: opts.ca, rejectUnauthorized: true });
-  const chunks = [];
-  let size = 0;
-  const done = new Promise((resolve, reject) => {
-    socket.onData = (bytes) => {
-      size += bytes.length;
-      if (size > MAX_POLICY_BYTES + 16 * 1024) {
-        socket.close();
-        reject(new Error('the answer is larger than 64 KiB'));
-      } else chunks.push(bytes.slice());
-    };
-    socket.onClose = (error) => (error ? reject(error) : resolve());
-  });
-  try {
-    await socket.write(new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n`));
-    await withTimeout(done, opts.timeout, () => 'timeout');
-  } finally {
-    socket.close();
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.length;
-  }
-  return httpBody(new TextDecoder().decode(all));
-}
-
-/** The body of a 200 answer (plain or chunked); anything else throws its status. */
-function httpBody(answer) {
-  const end = answer.indexOf('\r\n\r\n');
-  if (end < 0) throw new Error('the server closed the connection before a complete HTTP answer');
-  const [status, ...fields] = answer.slice(0, end).split('\r\n');
-  const code = /^HTTP\/1\.[01] (\d{3})/.exec(status)?.[1];
-  if (code !== '200') throw new Error(code ? `HTTP ${code}${code.startsWith('3') ? ' (MTA-STS does not follow redirects)' : ''}` : 'the answer is not HTTP');
-  const body = answer.slice(end + 4);
-  const chunked = fields.some((f) => /^transfer-encoding:\s*chunked/i.test(f));
-  if (!chunked) return body;
-  let out = '';
-  let rest = body;
-  for (;;) {
-    const line = rest.indexOf('\r\n');
-    const length = Number.parseInt(rest.slice(0, line), 16);
-    if (line < 0 || !Number.isFinite(length)) throw new Error('a broken chunked HTTP answer');
-    if (length === 0) return out;
-    out += rest.slice(line + 2, line + 2 + length);
-    rest = rest.slice(line + 2 + length + 2);
-  }
-}
-
-/** The transport's connect, given up after the time-out; a socket that opens later is closed at once. */
-function connectWithin(opts, args) {
-  const connecting = opts.transport.connect(args);
-  return withTimeout(connecting, opts.timeout, () => {
-    connecting.then(
-      (late) => late.close(),
-      () => {},
-    );
-    return 'timeout';
-  });
-}
-
-function withTimeout(promise, ms, value) {
-  let timer;
-  return Promise.race([promise, new Promise((_, reject) => (timer = setTimeout(() => reject(value()), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** The text a finding quotes for a failed lookup or fetch. */

@@ -9,7 +9,6 @@ import { access, constants, readFile } from 'node:fs/promises';
 
 import { setFileReader } from './body.js';
 import { setSystemResolver } from './dns/index.js';
-import { setPolicyFetcher } from './mx/client.js';
 import { createClient as createClientWith } from './client.js';
 import { memorySpool, setDkimSpool } from './dkim.js';
 import { loadEngine, setRandomSource, setWasmSource } from './engine.js';
@@ -57,10 +56,6 @@ setHostNameSource(() => import('node:os').then((os) => os.hostname()));
 setSystemResolver(() =>
   globalThis.Deno?.resolveDns ? import('./dns/deno.js').then((m) => m.denoLookup()) : import('./dns/node.js').then((m) => m.nodeLookup()),
 );
-
-// MTA-STS policies: node:https with the client's resolver on Node and Bun
-// (Deno: its fetch).
-if (!globalThis.Deno) setPolicyFetcher((request) => import('./mx/fetch-node.js').then((m) => m.nodeFetchPolicy(request)));
 
 // Node 18 has no global `crypto` (the TLS artifact's ring reads it too).
 // It is imported with the first wasm artifact rather than at start-up: no

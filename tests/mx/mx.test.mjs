@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { createClient, createOutbox, SmtpError, spoolStore } from '../../pkg/src/index.js';
+import { nodeTransport } from '../../pkg/src/transports/node.js';
 import { startDns } from '../../pkg/test/helpers/dns.js';
 import { freePortOn, makeCertificates, received, startBusy, startPolicyServer, startPostfixMx, startSilent, startSmtp } from './helpers.mjs';
 
@@ -260,6 +261,26 @@ test('MTA-STS enforce with a matching MX and a valid certificate: sent over TLS'
   const got = arrived(subject);
   assert.equal(got.length, 1);
   assert.equal(got[0].tls, true);
+});
+
+test('with a proxy, the MTA-STS policy goes the way the mail goes: every connection, the policy fetch included, is handed the proxy', async () => {
+  const connects = [];
+  // Records what each connection is asked for, then connects directly (the
+  // proxy itself is tested in tests/proxies).
+  const recording = {
+    supports: nodeTransport.supports,
+    connect(args) {
+      connects.push(args);
+      const { proxy: _proxy, ...direct } = args;
+      return nodeTransport.connect(direct);
+    },
+  };
+  const { result, error } = await send(['bob@enforce-good.test'], {}, { transport: recording, proxy: 'http://127.0.0.1:9' });
+  assert.ifError(error);
+  assert.equal(result.mtaSts[0].mode, 'enforce', 'the policy was fetched');
+  assert.equal(connects.filter((c) => c.servername === 'mta-sts.enforce-good.test').length, 1, 'one policy fetch, over the transport');
+  assert.ok(connects.length >= 2);
+  for (const c of connects) assert.deepEqual([c.proxy?.host, c.proxy?.port], ['127.0.0.1', 9], JSON.stringify(c));
 });
 
 test('MTA-STS testing, the MX has no STARTTLS: sent, and the failure reported', async () => {

@@ -19,6 +19,8 @@ import { createResolver } from '../dns/index.js';
 import { loadEngine } from '../engine.js';
 import { SmtpError } from '../errors.js';
 import { prepareMessageAsync } from '../message.js';
+import { normalizeOptions } from '../options.js';
+import { addressOf, httpsGetPolicy } from '../policy-fetch.js';
 import { isObject } from '../strict.js';
 import { closedClientError } from '../util.js';
 import { failure, mtaStsError, noHostError, noneAccepted, unreachableError } from './errors.js';
@@ -70,15 +72,15 @@ export function createMxClient(options, defaultTransport, runtime = {}) {
       hint: 'send through a relay instead: createClient({ host, port: 587, auth }) with your provider\'s smarthost (the domain doctor\'s verdict says the same).',
     });
   }
-  return new MxClient(opts, defaultTransport, runtime.fetchPolicy ?? policyFetcher ?? defaultFetchPolicy);
+  return new MxClient(opts, defaultTransport, runtime.fetchPolicy ?? policyFetcher);
 }
 
-let policyFetcher = null;
+let policyFetcher;
 
 /**
- * Set by the Node/Bun entry: how MTA-STS policies are fetched
- * ({ url, host, port, ca, resolver } → Promise<text>), see fetch-node.js.
- * Elsewhere the global fetch() is used (the runtime resolves the name).
+ * Set by the browser entry, whose bridge carries no TLS of its own: how
+ * MTA-STS policies are fetched ({ url, host, port, ca, resolver } →
+ * Promise<text>). Elsewhere they come over the transport (policy-fetch.js).
  */
 export function setPolicyFetcher(fetcher) {
   policyFetcher = fetcher;
@@ -96,10 +98,12 @@ class MxClient {
   #closing = false;
   #sending = new Set();
 
+  /** `fetchPolicy`: how MTA-STS policies are fetched; by default over the transport (policy-fetch.js), as the mail goes. */
   constructor(opts, transport, fetchPolicy) {
     this.#opts = opts;
     this.#transport = transport;
     this.#resolver = createResolver(opts.dns);
+    fetchPolicy ??= transportPolicyFetcher(normalizeOptions({ ...opts.rest, host: 'mx.invalid' }, transport));
     this.#policies = mtaStsPolicies({ resolver: this.#resolver, fetchPolicy, port: opts.policyPort, ca: opts.rest.tls?.ca });
   }
 
@@ -297,9 +301,18 @@ class MxClient {
   }
 }
 
-/** fetch() where the runtime has it; the Node/Deno/Bun entry passes a resolver-aware one. */
-async function defaultFetchPolicy({ url }) {
-  const response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(10_000) });
-  if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
-  return response.text();
+/** A policy is given this long (connecting, TLS and the answer each). */
+const POLICY_TIMEOUT_MS = 10_000;
+
+/**
+ * The MTA-STS policy fetch over the client's own transport, proxy and local
+ * address (relay: the relay client's options, normalized), the name through
+ * the client's resolver.
+ */
+function transportPolicyFetcher(relay) {
+  return async ({ host, port, ca, resolver }) => {
+    const address = await addressOf(resolver, host);
+    if (!address) throw new Error(`${host} has no A or AAAA record`);
+    return httpsGetPolicy({ transport: relay.transport, address, host, port, ca, network: relay.network, timeout: POLICY_TIMEOUT_MS });
+  };
 }
